@@ -1,0 +1,158 @@
+//! Error types. Every error names what was wrong (which id, which field, which Subscription) so
+//! that the input can be fixed, and none of them carries personal data whole.
+
+use crate::model::{EventKind, FolderId, ProfileId, SectionId, SubscriptionId};
+
+/// What is wrong with an id value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IdProblem {
+    /// The value is the empty string.
+    Empty,
+    /// The value is longer than the limit.
+    TooLong {
+        /// The value's length in bytes.
+        len: usize,
+        /// The limit in bytes.
+        max: usize,
+    },
+    /// The value holds a control character (such as CR, LF, TAB or NUL).
+    ControlCharacter {
+        /// Byte offset of the first control character.
+        position: usize,
+    },
+    /// The URL given holds no `subscription/<id>` path segments.
+    NotInUrl,
+}
+
+impl std::fmt::Display for IdProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Empty => f.write_str("it is empty"),
+            Self::TooLong { len, max } => write!(f, "it is {len} bytes long, the limit is {max}"),
+            Self::ControlCharacter { position } => {
+                write!(f, "it holds a control character at byte {position}")
+            }
+            Self::NotInUrl => f.write_str("the URL has no `subscription/<id>` path segment"),
+        }
+    }
+}
+
+/// An id value was rejected. The value itself is not repeated (a Profile id may be personal).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {kind}: {problem}")]
+pub struct IdError {
+    /// Which id type was being made, such as `"subscription id"`.
+    pub kind: &'static str,
+    /// What is wrong with the value.
+    pub problem: IdProblem,
+}
+
+/// A Profile attribute value (Email, Mobile, a custom attribute name) was rejected.
+///
+/// The rejected value is never repeated whole: it is personal data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttributeError {
+    /// The email address is not of the form `local@domain`.
+    #[error("invalid email address: {reason}")]
+    Email {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The mobile number cannot be read as an international number.
+    #[error("invalid mobile number: {reason}")]
+    Mobile {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A custom attribute name is empty, too long or holds a control character.
+    #[error("invalid attribute name: {reason}")]
+    Name {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
+/// A Section catalog (its Folders and Subscriptions) is inconsistent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CatalogError {
+    /// Two Folders of one Section share an id.
+    #[error("folder `{folder}` appears twice in section `{section}`")]
+    DuplicateFolder {
+        /// The Section.
+        section: SectionId,
+        /// The repeated Folder id.
+        folder: FolderId,
+    },
+    /// A Subscription is listed in two Folders (or twice in one), or in two Sections.
+    #[error("subscription `{subscription}` appears twice (in section `{section}`)")]
+    DuplicateSubscription {
+        /// The Section where the second listing was found.
+        section: SectionId,
+        /// The repeated Subscription id.
+        subscription: SubscriptionId,
+    },
+    /// Two Sections of a catalog share an id.
+    #[error("section `{section}` appears twice in the catalog")]
+    DuplicateSection {
+        /// The repeated Section id.
+        section: SectionId,
+    },
+}
+
+/// An opt-out event could not be applied to a Profile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApplyError {
+    /// The event belongs to another Profile.
+    #[error("event for profile `{event_profile}` applied to profile `{profile}`")]
+    ProfileMismatch {
+        /// The Profile the event names.
+        event_profile: ProfileId,
+        /// The Profile it was applied to.
+        profile: ProfileId,
+    },
+    /// The event belongs to another Section than the catalog given.
+    #[error(
+        "event of section `{event_section}` applied with the catalog of section `{catalog_section}`"
+    )]
+    SectionMismatch {
+        /// The Section the event names.
+        event_section: SectionId,
+        /// The Section of the catalog given.
+        catalog_section: SectionId,
+    },
+    /// The event's Subscription is not in the Section's catalog.
+    #[error("subscription `{subscription}` is not in the catalog of section `{section}`")]
+    UnknownSubscription {
+        /// The Subscription the event names.
+        subscription: SubscriptionId,
+        /// The Section whose catalog was searched.
+        section: SectionId,
+    },
+}
+
+/// An opt-out event's fields do not fit together (for example an Email - Unsubscribe without a
+/// Subscription). Raised when an event is read from JSON or another wire form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventError {
+    /// The kind needs a field that is missing.
+    #[error("an event of kind {kind} needs the field `{field}`")]
+    MissingField {
+        /// The event kind.
+        kind: EventKind,
+        /// The missing field.
+        field: &'static str,
+    },
+    /// The kind does not take a field that is present.
+    #[error("an event of kind {kind} does not take the field `{field}`")]
+    UnexpectedField {
+        /// The event kind.
+        kind: EventKind,
+        /// The field that must not be there.
+        field: &'static str,
+    },
+}

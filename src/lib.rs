@@ -1,0 +1,68 @@
+//! # optout-relay
+//!
+//! Relay every opt-out (unsubscribe, spam complaint, SMS STOP) from a marketing platform to the
+//! external systems that must honour it, in real time, with nothing lost.
+//!
+//! The crate models what a marketing-automation platform's "Listen node -> Webhook node" flow
+//! does, as a library a host embeds:
+//!
+//! - a pure domain model ([`Section`], [`Folder`], [`Subscription`], [`Profile`],
+//!   [`OptOutEvent`]) with the exact consent effect of each opt-out ([`Profile::apply`]);
+//!
+//! Everything is pure: no clock, no randomness, no network. Time is passed in.
+//!
+//! ## The three opt-outs and what they revoke
+//!
+//! | event | revokes |
+//! | --- | --- |
+//! | Email - Unsubscribe | email consent for the one Subscription the email was sent to |
+//! | SMS - Unsubscribe | SMS consent for the one Subscription the SMS was sent to |
+//! | Email - Abuse | email consent for every Subscription of the Section, recorded once as a section-level opt-out; SMS consent stays |
+//!
+//! ## Example
+//!
+//! ```
+//! use optout_relay::*;
+//!
+//! let (weekly, offers) = (SubscriptionId::new("123456")?, SubscriptionId::new("654321")?);
+//! let section = Section::new(
+//!     SectionId::new("sec-1")?,
+//!     [Folder::new(FolderId::new("news")?, [weekly.clone(), offers.clone()])],
+//! )?;
+//! let mut profile = Profile::new(ProfileId::new("p-1")?)
+//!     .with_email(Email::new("a+b@example.com")?)
+//!     .with_consent(weekly.clone(), Channel::Email)
+//!     .with_consent(offers.clone(), Channel::Email)
+//!     .with_consent(weekly.clone(), Channel::Sms);
+//!
+//! // A spam report opts the Profile out of email for the whole Section, once.
+//! let abuse: OptOutEvent = serde_json::from_str(r#"{
+//!     "id": "evt-2", "profile": "p-1", "section": "sec-1", "kind": "email_abuse",
+//!     "occurred_at": "2026-11-26T09:30:00Z", "origin": "communication"
+//! }"#)?;
+//! let effect = profile.apply(&abuse, &section)?;
+//! assert_eq!(effect.scope, OptOutScope::Section { section: SectionId::new("sec-1")? });
+//! assert_eq!(effect.revoked.len(), 2);
+//! assert!(!profile.is_opted_in(&offers, Channel::Email));
+//! assert!(profile.is_opted_in(&weekly, Channel::Sms)); // SMS consent is untouched
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
+
+pub mod error;
+pub mod model;
+
+pub use error::{ApplyError, AttributeError, CatalogError, EventError, IdError, IdProblem};
+pub use model::*;
+
+pub use http;
+pub use jiff;
+pub use jiff::Timestamp;
+pub use url;

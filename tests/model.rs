@@ -1,0 +1,680 @@
+//! The domain model: ids, catalog, profiles, events, consent effects and their JSON shapes.
+
+use optout_relay::*;
+use serde_json::json;
+
+fn sub(id: &str) -> SubscriptionId {
+    SubscriptionId::new(id).unwrap()
+}
+
+fn at(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+/// Section `sec-1` with two Folders (news: 111, 222; sms: 333) and Section `sec-2` (other: 999).
+fn catalog() -> Catalog {
+    let sec1 = Section::new(
+        SectionId::new("sec-1").unwrap(),
+        [
+            Folder::new(FolderId::new("news").unwrap(), [sub("111"), sub("222")]),
+            Folder::new(FolderId::new("sms").unwrap(), [sub("333")]),
+        ],
+    )
+    .unwrap();
+    let sec2 = Section::new(
+        SectionId::new("sec-2").unwrap(),
+        [Folder::new(FolderId::new("other").unwrap(), [sub("999")])],
+    )
+    .unwrap();
+    Catalog::new([sec1, sec2]).unwrap()
+}
+
+fn profile() -> Profile {
+    let mut p = Profile::new(ProfileId::new("p-1").unwrap())
+        .with_email(Email::new("a+b@example.com").unwrap())
+        .with_mobile(Mobile::new("+46701234567").unwrap());
+    for s in ["111", "222", "333", "999"] {
+        p = p
+            .with_consent(sub(s), Channel::Email)
+            .with_consent(sub(s), Channel::Sms);
+    }
+    p
+}
+
+fn unsubscribe(id: &str, s: &str) -> OptOutEvent {
+    OptOutEvent::email_unsubscribe(
+        EventId::new(id).unwrap(),
+        ProfileId::new("p-1").unwrap(),
+        SectionId::new("sec-1").unwrap(),
+        sub(s),
+        at("2026-11-26T09:30:00Z"),
+    )
+}
+
+fn abuse(id: &str) -> OptOutEvent {
+    OptOutEvent::email_abuse(
+        EventId::new(id).unwrap(),
+        ProfileId::new("p-1").unwrap(),
+        SectionId::new("sec-1").unwrap(),
+        at("2026-11-26T10:00:00Z"),
+    )
+}
+
+fn opted_out(event: &str, when: &str) -> ConsentState {
+    ConsentState::OptedOut {
+        event: Some(EventId::new(event).unwrap()),
+        at: Some(at(when)),
+    }
+}
+
+#[test]
+fn ids_accept_platform_values_and_reject_bad_ones() {
+    assert_eq!(SubscriptionId::new("123456").unwrap().as_str(), "123456");
+    assert_eq!(
+        SubscriptionId::from_audience_url("https://app.example.com/audience/subscription/123456")
+            .unwrap()
+            .as_str(),
+        "123456"
+    );
+    assert_eq!(
+        SubscriptionId::from_audience_url("https://app.example.com/subscription/42/edit?x=1#y")
+            .unwrap()
+            .as_str(),
+        "42"
+    );
+    assert_eq!(
+        SubscriptionId::from_audience_url("https://app.example.com/audience/123456"),
+        Err(IdError {
+            kind: "subscription id",
+            problem: IdProblem::NotInUrl
+        })
+    );
+    assert_eq!(
+        SubscriptionId::from_audience_url("https://app.example.com/subscription/"),
+        Err(IdError {
+            kind: "subscription id",
+            problem: IdProblem::NotInUrl
+        })
+    );
+
+    assert_eq!(
+        SectionId::new(""),
+        Err(IdError {
+            kind: "section id",
+            problem: IdProblem::Empty
+        })
+    );
+    assert_eq!(
+        FolderId::new("x".repeat(129)),
+        Err(IdError {
+            kind: "folder id",
+            problem: IdProblem::TooLong { len: 129, max: 128 }
+        })
+    );
+    assert!(FolderId::new("x".repeat(128)).is_ok());
+    assert_eq!(
+        EventId::new("evt\n1"),
+        Err(IdError {
+            kind: "event id",
+            problem: IdProblem::ControlCharacter { position: 3 }
+        })
+    );
+    assert_eq!(
+        ProfileId::new("p\u{0}"),
+        Err(IdError {
+            kind: "profile id",
+            problem: IdProblem::ControlCharacter { position: 1 }
+        })
+    );
+    assert_eq!(
+        ActivityId::new("a\u{7f}").unwrap_err().to_string(),
+        "invalid activity id: it holds a control character at byte 1"
+    );
+    assert_eq!(
+        IdError {
+            kind: "folder id",
+            problem: IdProblem::TooLong { len: 129, max: 128 }
+        }
+        .to_string(),
+        "invalid folder id: it is 129 bytes long, the limit is 128"
+    );
+    // Serde goes through the same validation.
+    let err = serde_json::from_str::<SubscriptionId>("\"\"").unwrap_err();
+    assert_eq!(err.to_string(), "invalid subscription id: it is empty");
+    assert_eq!(serde_json::to_string(&sub("123456")).unwrap(), "\"123456\"");
+}
+
+#[test]
+fn email_validation_and_masking() {
+    let email = Email::new("a+b@example.com").unwrap();
+    assert_eq!(email.as_str(), "a+b@example.com");
+    assert_eq!(email.to_string(), "a***@e***.com");
+    assert_eq!(format!("{email:?}"), "Email(\"a***@e***.com\")");
+    let cases = [
+        ("no-at.example.com", "invalid email address: has no `@`"),
+        (
+            "@example.com",
+            "invalid email address: has nothing before the `@`",
+        ),
+        (
+            "a@b@example.com",
+            "invalid email address: has more than one `@`",
+        ),
+        ("a@", "invalid email address: has no domain after the `@`"),
+        (
+            "a@example..com",
+            "invalid email address: has an empty label in its domain",
+        ),
+        (
+            "a @example.com",
+            "invalid email address: holds whitespace or a control character",
+        ),
+        (
+            " a@example.com",
+            "invalid email address: holds whitespace or a control character",
+        ),
+    ];
+    for (input, message) in cases {
+        assert_eq!(
+            Email::new(input).unwrap_err().to_string(),
+            message,
+            "{input:?}"
+        );
+    }
+    let long_local = format!("{}@example.com", "x".repeat(65));
+    assert_eq!(
+        Email::new(long_local).unwrap_err(),
+        AttributeError::Email {
+            reason: "has more than 64 bytes before the `@`"
+        }
+    );
+    let long = format!("a@{}.com", "x".repeat(260));
+    assert_eq!(
+        Email::new(long).unwrap_err(),
+        AttributeError::Email {
+            reason: "longer than 254 bytes"
+        }
+    );
+}
+
+#[test]
+fn mobile_normalization_and_masking() {
+    for input in [
+        "+46701234567",
+        "+46 70-123 45 67",
+        "0046 70 123 45 67",
+        "+46 (0)70.123.45.67",
+        " +46701234567 ",
+    ] {
+        assert_eq!(
+            Mobile::new(input).unwrap().as_str(),
+            "+46701234567",
+            "{input:?}"
+        );
+    }
+    let mobile = Mobile::new("+46701234567").unwrap();
+    assert_eq!(mobile.to_string(), "+46*******67");
+    assert_eq!(format!("{mobile:?}"), "Mobile(\"+46*******67\")");
+    let cases = [
+        (
+            "070 123 45 67",
+            "has no country code: write it as +<country code><number>",
+        ),
+        (
+            "+46 70 ABC",
+            "holds a character other than digits, spaces, `-`, `.`, `(` and `)`",
+        ),
+        ("+4670", "has fewer than 8 digits"),
+        ("+4670123456789012", "has more than 15 digits"),
+        ("+046701234567", "has a country code starting with 0"),
+    ];
+    for (input, reason) in cases {
+        assert_eq!(
+            Mobile::new(input).unwrap_err(),
+            AttributeError::Mobile { reason },
+            "{input:?}"
+        );
+    }
+    // Serde normalizes too.
+    let parsed: Mobile = serde_json::from_str("\"0046 70 123 45 67\"").unwrap();
+    assert_eq!(serde_json::to_string(&parsed).unwrap(), "\"+46701234567\"");
+}
+
+#[test]
+fn catalog_lookups() {
+    let catalog = catalog();
+    let sec1 = catalog.section(&SectionId::new("sec-1").unwrap()).unwrap();
+    assert_eq!(sec1.folder_of(&sub("333")).unwrap().as_str(), "sms");
+    assert_eq!(sec1.folder_of(&sub("999")), None);
+    assert!(sec1.contains(&sub("111")));
+    assert!(!sec1.contains(&sub("999")));
+    assert_eq!(
+        sec1.subscriptions()
+            .map(|s| s.id.as_str())
+            .collect::<Vec<_>>(),
+        ["111", "222", "333"]
+    );
+    assert_eq!(sec1.subscription_count(), 3);
+    let loc = catalog.locate(&sub("999")).unwrap();
+    assert_eq!(
+        (loc.section.as_str(), loc.folder.as_str()),
+        ("sec-2", "other")
+    );
+    assert_eq!(catalog.locate(&sub("404")), None);
+}
+
+#[test]
+fn catalog_rejects_duplicates() {
+    let news = FolderId::new("news").unwrap();
+    let sec = SectionId::new("sec-1").unwrap();
+    assert_eq!(
+        Section::new(
+            sec.clone(),
+            [
+                Folder::new(news.clone(), [sub("1")]),
+                Folder::new(news.clone(), [sub("2")])
+            ]
+        ),
+        Err(CatalogError::DuplicateFolder {
+            section: sec.clone(),
+            folder: news.clone()
+        })
+    );
+    assert_eq!(
+        Section::new(
+            sec.clone(),
+            [
+                Folder::new(news.clone(), [sub("1")]),
+                Folder::new(FolderId::new("b").unwrap(), [sub("1")])
+            ]
+        ),
+        Err(CatalogError::DuplicateSubscription {
+            section: sec.clone(),
+            subscription: sub("1")
+        })
+    );
+    let a = Section::new(sec.clone(), [Folder::new(news.clone(), [sub("1")])]).unwrap();
+    let b = Section::new(
+        SectionId::new("sec-2").unwrap(),
+        [Folder::new(news.clone(), [sub("1")])],
+    )
+    .unwrap();
+    assert_eq!(
+        Catalog::new([a.clone(), b]),
+        Err(CatalogError::DuplicateSubscription {
+            section: SectionId::new("sec-2").unwrap(),
+            subscription: sub("1")
+        })
+    );
+    assert_eq!(
+        Catalog::new([a.clone(), a]),
+        Err(CatalogError::DuplicateSection { section: sec })
+    );
+    // The same validation runs when a catalog is read from JSON.
+    let err = serde_json::from_value::<Section>(json!({
+        "id": "sec-1",
+        "folders": [{"id": "f", "subscriptions": [{"id": "1"}, {"id": "1"}]}]
+    }))
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "subscription `1` appears twice (in section `sec-1`)"
+    );
+}
+
+#[test]
+fn email_unsubscribe_from_a_leaves_b_subscribed() {
+    let catalog = catalog();
+    let sec1 = catalog.section(&SectionId::new("sec-1").unwrap()).unwrap();
+    let mut p = profile();
+    let effect = p.apply(&unsubscribe("evt-1", "111"), sec1).unwrap();
+    assert_eq!(
+        effect,
+        ConsentEffect {
+            event: EventId::new("evt-1").unwrap(),
+            scope: OptOutScope::Subscription {
+                section: SectionId::new("sec-1").unwrap(),
+                folder: FolderId::new("news").unwrap(),
+                subscription: sub("111"),
+            },
+            channel: Channel::Email,
+            revoked: vec![Revocation {
+                subscription: sub("111"),
+                was_opted_in: true
+            }],
+            status: EffectStatus::Changed,
+        }
+    );
+    assert_eq!(
+        p.consent(&sub("111"), Channel::Email),
+        Some(&opted_out("evt-1", "2026-11-26T09:30:00Z"))
+    );
+    assert!(p.is_opted_in(&sub("111"), Channel::Sms));
+    for s in ["222", "333", "999"] {
+        assert!(p.is_opted_in(&sub(s), Channel::Email), "{s}");
+    }
+    assert!(p.section_opt_outs.is_empty());
+
+    // Later, B: a second, separate opt-out.
+    let effect = p.apply(&unsubscribe("evt-2", "222"), sec1).unwrap();
+    assert_eq!(
+        effect.revoked,
+        vec![Revocation {
+            subscription: sub("222"),
+            was_opted_in: true
+        }]
+    );
+    assert!(!p.is_opted_in(&sub("222"), Channel::Email));
+    assert!(p.is_opted_in(&sub("333"), Channel::Email));
+}
+
+#[test]
+fn same_event_twice_changes_nothing_and_says_so() {
+    let catalog = catalog();
+    let sec1 = catalog.section(&SectionId::new("sec-1").unwrap()).unwrap();
+    let mut p = profile();
+    let event = unsubscribe("evt-1", "111");
+    assert_eq!(p.apply(&event, sec1).unwrap().status, EffectStatus::Changed);
+    let before = p.clone();
+    let again = p.apply(&event, sec1).unwrap();
+    assert_eq!(again.status, EffectStatus::AlreadyApplied);
+    assert!(again.revoked.is_empty());
+    assert!(!again.changed());
+    assert_eq!(p, before);
+
+    // Another event for the same opt-out: no change either, the first record is kept.
+    let other = p.apply(&unsubscribe("evt-9", "111"), sec1).unwrap();
+    assert_eq!(other.status, EffectStatus::AlreadyOptedOut);
+    assert_eq!(p, before);
+
+    // Abuse twice.
+    let event = abuse("evt-3");
+    assert_eq!(p.apply(&event, sec1).unwrap().status, EffectStatus::Changed);
+    let before = p.clone();
+    let again = p.apply(&event, sec1).unwrap();
+    assert_eq!(
+        (again.status, again.revoked.len()),
+        (EffectStatus::AlreadyApplied, 0)
+    );
+    assert_eq!(p, before);
+    let second_report = p.apply(&abuse("evt-4"), sec1).unwrap();
+    assert_eq!(
+        (second_report.status, second_report.revoked.len()),
+        (EffectStatus::AlreadyOptedOut, 0)
+    );
+    assert_eq!(p, before);
+}
+
+#[test]
+fn sms_unsubscribe_revokes_only_sms_for_that_subscription() {
+    let catalog = catalog();
+    let sec1 = catalog.section(&SectionId::new("sec-1").unwrap()).unwrap();
+    let mut p = profile();
+    let event = OptOutEvent::sms_unsubscribe(
+        EventId::new("evt-5").unwrap(),
+        ProfileId::new("p-1").unwrap(),
+        SectionId::new("sec-1").unwrap(),
+        sub("333"),
+        at("2026-11-26T11:00:00Z"),
+    );
+    let effect = p.apply(&event, sec1).unwrap();
+    assert_eq!(effect.channel, Channel::Sms);
+    assert_eq!(
+        effect.revoked,
+        vec![Revocation {
+            subscription: sub("333"),
+            was_opted_in: true
+        }]
+    );
+    assert_eq!(
+        p.consent(&sub("333"), Channel::Sms),
+        Some(&opted_out("evt-5", "2026-11-26T11:00:00Z"))
+    );
+    assert!(p.is_opted_in(&sub("333"), Channel::Email));
+    for s in ["111", "222", "999"] {
+        assert!(p.is_opted_in(&sub(s), Channel::Sms), "{s}");
+    }
+}
+
+#[test]
+fn abuse_revokes_all_email_in_the_section_only() {
+    let catalog = catalog();
+    let sec1 = catalog.section(&SectionId::new("sec-1").unwrap()).unwrap();
+    let mut p = profile();
+    // 222 already opted out earlier; 444 is in no consent record at all.
+    p.set_consent(
+        sub("222"),
+        Channel::Email,
+        opted_out("evt-0", "2026-01-01T00:00:00Z"),
+    );
+    let sec1 = &Section::new(
+        sec1.id().clone(),
+        sec1.folders()
+            .iter()
+            .cloned()
+            .chain([Folder::new(FolderId::new("new").unwrap(), [sub("444")])]),
+    )
+    .unwrap();
+    let effect = p.apply(&abuse("evt-3"), sec1).unwrap();
+    assert_eq!(
+        effect,
+        ConsentEffect {
+            event: EventId::new("evt-3").unwrap(),
+            scope: OptOutScope::Section {
+                section: SectionId::new("sec-1").unwrap()
+            },
+            channel: Channel::Email,
+            revoked: vec![
+                Revocation {
+                    subscription: sub("111"),
+                    was_opted_in: true
+                },
+                Revocation {
+                    subscription: sub("333"),
+                    was_opted_in: true
+                },
+                Revocation {
+                    subscription: sub("444"),
+                    was_opted_in: false
+                },
+            ],
+            status: EffectStatus::Changed,
+        }
+    );
+    let when = "2026-11-26T10:00:00Z";
+    for s in ["111", "333", "444"] {
+        assert_eq!(
+            p.consent(&sub(s), Channel::Email),
+            Some(&opted_out("evt-3", when)),
+            "{s}"
+        );
+    }
+    // The earlier opt-out keeps its own record.
+    assert_eq!(
+        p.consent(&sub("222"), Channel::Email),
+        Some(&opted_out("evt-0", "2026-01-01T00:00:00Z"))
+    );
+    // Another Section is untouched, and SMS consent everywhere is untouched.
+    assert!(p.is_opted_in(&sub("999"), Channel::Email));
+    for s in ["111", "222", "333", "999"] {
+        assert!(p.is_opted_in(&sub(s), Channel::Sms), "{s}");
+    }
+    // One section-level record.
+    assert_eq!(p.section_opt_outs.len(), 1);
+    assert_eq!(
+        p.section_opt_outs[&SectionId::new("sec-1").unwrap()],
+        SectionOptOut {
+            event: EventId::new("evt-3").unwrap(),
+            at: at(when)
+        }
+    );
+}
+
+#[test]
+fn events_that_do_not_fit_the_catalog_are_typed_errors() {
+    let catalog = catalog();
+    let sec1 = catalog.section(&SectionId::new("sec-1").unwrap()).unwrap();
+    let sec2 = catalog.section(&SectionId::new("sec-2").unwrap()).unwrap();
+    let mut p = profile();
+    let before = p.clone();
+    assert_eq!(
+        p.apply(&unsubscribe("evt-1", "999"), sec1),
+        Err(ApplyError::UnknownSubscription {
+            subscription: sub("999"),
+            section: SectionId::new("sec-1").unwrap()
+        })
+    );
+    assert_eq!(
+        p.apply(&abuse("evt-3"), sec2),
+        Err(ApplyError::SectionMismatch {
+            event_section: SectionId::new("sec-1").unwrap(),
+            catalog_section: SectionId::new("sec-2").unwrap(),
+        })
+    );
+    let mut other = Profile::new(ProfileId::new("p-2").unwrap());
+    assert_eq!(
+        other.apply(&abuse("evt-3"), sec1).unwrap_err().to_string(),
+        "event for profile `p-1` applied to profile `p-2`"
+    );
+    assert_eq!(p, before);
+}
+
+#[test]
+fn event_json_shape_round_trips() {
+    let event = unsubscribe("evt-1", "123456")
+        .with_activity(ActivityId::new("newsletter-2026-11").unwrap());
+    let value = serde_json::to_value(&event).unwrap();
+    assert_eq!(
+        value,
+        json!({
+            "id": "evt-1",
+            "profile": "p-1",
+            "section": "sec-1",
+            "kind": "email_unsubscribe",
+            "subscription": "123456",
+            "activity": "newsletter-2026-11",
+            "occurred_at": "2026-11-26T09:30:00Z",
+            "origin": "communication"
+        })
+    );
+    assert_eq!(serde_json::from_value::<OptOutEvent>(value).unwrap(), event);
+
+    let abuse = abuse("evt-3").with_origin(Origin::Api);
+    let text = serde_json::to_string(&abuse).unwrap();
+    assert_eq!(
+        text,
+        r#"{"id":"evt-3","profile":"p-1","section":"sec-1","kind":"email_abuse","occurred_at":"2026-11-26T10:00:00Z","origin":"api"}"#
+    );
+    assert_eq!(serde_json::from_str::<OptOutEvent>(&text).unwrap(), abuse);
+
+    // The platform's names are accepted as aliases.
+    let sms: OptOutEvent = serde_json::from_value(json!({
+        "id": "e", "profile": "p", "section": "s", "kind": "SMS - Unsubscribe",
+        "subscription": "1", "occurred_at": "2026-11-26T10:00:00+01:00", "origin": "file_import"
+    }))
+    .unwrap();
+    assert_eq!(sms.kind(), EventKind::SmsUnsubscribe);
+    assert_eq!(sms.occurred_at(), at("2026-11-26T09:00:00Z"));
+    assert_eq!(sms.origin(), Origin::FileImport);
+}
+
+#[test]
+fn malformed_events_are_rejected_with_the_reason() {
+    let base = json!({
+        "id": "e", "profile": "p", "section": "s", "kind": "email_unsubscribe",
+        "occurred_at": "2026-11-26T10:00:00Z", "origin": "communication"
+    });
+    let err = serde_json::from_value::<OptOutEvent>(base.clone()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "an event of kind Email - Unsubscribe needs the field `subscription`"
+    );
+
+    let mut abuse = base.clone();
+    abuse["kind"] = json!("email_abuse");
+    abuse["subscription"] = json!("1");
+    let err = serde_json::from_value::<OptOutEvent>(abuse).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "an event of kind Email - Abuse does not take the field `subscription`"
+    );
+
+    let mut bad_kind = base.clone();
+    bad_kind["kind"] = json!("email_bounce");
+    assert!(
+        serde_json::from_value::<OptOutEvent>(bad_kind)
+            .unwrap_err()
+            .to_string()
+            .starts_with("unknown variant `email_bounce`")
+    );
+
+    let mut bad_time = base.clone();
+    bad_time["subscription"] = json!("1");
+    bad_time["occurred_at"] = json!("yesterday");
+    assert!(serde_json::from_value::<OptOutEvent>(bad_time).is_err());
+
+    let mut unknown = base;
+    unknown["subscription"] = json!("1");
+    unknown["colour"] = json!("red");
+    assert!(
+        serde_json::from_value::<OptOutEvent>(unknown)
+            .unwrap_err()
+            .to_string()
+            .starts_with("unknown field `colour`")
+    );
+}
+
+#[test]
+fn profile_json_shape_round_trips_and_debug_is_masked() {
+    let mut p = Profile::new(ProfileId::new("p-1").unwrap())
+        .with_email(Email::new("a+b@example.com").unwrap())
+        .with_mobile(Mobile::new("+46 70 123 45 67").unwrap())
+        .with_attribute(AttributeName::new("first_name").unwrap(), "Ada")
+        .with_attribute(AttributeName::new("score").unwrap(), 42)
+        .with_consent(sub("111"), Channel::Email);
+    let catalog = catalog();
+    let sec1 = catalog.section(&SectionId::new("sec-1").unwrap()).unwrap();
+    assert!(p.apply(&abuse("evt-3"), sec1).unwrap().changed());
+    let value = serde_json::to_value(&p).unwrap();
+    assert_eq!(
+        value,
+        json!({
+            "id": "p-1",
+            "email": "a+b@example.com",
+            "mobile": "+46701234567",
+            "attributes": {"first_name": "Ada", "score": 42},
+            "consent": {
+                "111": {"email": {"status": "opted_out", "event": "evt-3", "at": "2026-11-26T10:00:00Z"}},
+                "222": {"email": {"status": "opted_out", "event": "evt-3", "at": "2026-11-26T10:00:00Z"}},
+                "333": {"email": {"status": "opted_out", "event": "evt-3", "at": "2026-11-26T10:00:00Z"}}
+            },
+            "section_opt_outs": {"sec-1": {"event": "evt-3", "at": "2026-11-26T10:00:00Z"}}
+        })
+    );
+    assert_eq!(serde_json::from_value::<Profile>(value).unwrap(), p);
+
+    let debug = format!("{p:?}");
+    for secret in ["a+b@example.com", "+46701234567", "Ada", "42"] {
+        assert!(!debug.contains(secret), "{secret} leaked in {debug}");
+    }
+    assert!(debug.contains("a***@e***.com"));
+    assert!(debug.contains("Text([masked, 3 chars])"));
+
+    let section_json = serde_json::to_value(sec1).unwrap();
+    assert_eq!(
+        section_json,
+        json!({"id": "sec-1", "folders": [
+            {"id": "news", "subscriptions": [{"id": "111"}, {"id": "222"}]},
+            {"id": "sms", "subscriptions": [{"id": "333"}]}
+        ]})
+    );
+    assert_eq!(
+        &serde_json::from_value::<Section>(section_json).unwrap(),
+        sec1
+    );
+    let catalog_json = serde_json::to_string(&catalog).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Catalog>(&catalog_json).unwrap(),
+        catalog
+    );
+}
