@@ -62,6 +62,11 @@ pub mod model;
 pub use error::{ApplyError, AttributeError, CatalogError, EventError, IdError, IdProblem};
 pub use model::*;
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use http;
 pub use jiff;
 pub use jiff::Timestamp;

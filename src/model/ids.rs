@@ -1,5 +1,5 @@
 //! Validated identifiers: [`SectionId`], [`FolderId`], [`SubscriptionId`], [`ProfileId`],
-//! [`ActivityId`] and [`EventId`].
+//! [`ActivityId`], [`EventId`] and [`FlowId`].
 //!
 //! Every id is a non-empty string of at most [`MAX_ID_LEN`] bytes without control characters.
 //! The platform's own ids (for example the `123456` of `/subscription/123456`) are valid as they
@@ -155,6 +155,11 @@ id_type!(
     /// The id of an Activity: one message (an email or SMS send) a Profile can opt out from.
     ActivityId,
     "activity id"
+);
+id_type!(
+    /// The id of a Flow (a Listen node and a Webhook node), unique among a host's flows.
+    FlowId,
+    "flow id"
 );
 id_type!(
     /// The id of one opt-out event. A re-delivered copy of an event carries the same id.

@@ -10,7 +10,9 @@ mod profile;
 pub use catalog::{Catalog, Folder, Location, Section, Subscription};
 pub use consent::{ConsentEffect, EffectStatus, OptOutScope, Revocation};
 pub use event::{EventKind, OptOutEvent, OptOutKind, Origin};
-pub use ids::{ActivityId, EventId, FolderId, MAX_ID_LEN, ProfileId, SectionId, SubscriptionId};
+pub use ids::{
+    ActivityId, EventId, FlowId, FolderId, MAX_ID_LEN, ProfileId, SectionId, SubscriptionId,
+};
 pub use profile::{
     AttributeName, AttributeValue, Channel, ChannelConsent, ConsentState, Email,
     MAX_ATTRIBUTE_NAME_LEN, MAX_EMAIL_LEN, Mobile, Profile, SectionOptOut,
