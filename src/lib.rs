@@ -58,9 +58,11 @@
 
 pub mod error;
 pub mod model;
+pub mod webhook;
 
 pub use error::{ApplyError, AttributeError, CatalogError, EventError, IdError, IdProblem};
 pub use model::*;
+pub use webhook::{WebhookMethod, WebhookNode};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
