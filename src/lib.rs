@@ -57,10 +57,12 @@
 )]
 
 pub mod error;
+pub mod lint;
 pub mod model;
 pub mod webhook;
 
 pub use error::{ApplyError, AttributeError, CatalogError, EventError, IdError, IdProblem};
+pub use lint::{Diagnostic, Severity};
 pub use model::*;
 pub use webhook::{WebhookMethod, WebhookNode};
 
