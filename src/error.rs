@@ -1,7 +1,7 @@
 //! Error types. Every error names what was wrong (which id, which field, which Subscription) so
 //! that the input can be fixed, and none of them carries personal data whole.
 
-use crate::model::{EventKind, FolderId, ProfileId, SectionId, SubscriptionId};
+use crate::model::{EventKind, FlowId, FolderId, ProfileId, SectionId, SubscriptionId};
 
 /// What is wrong with an id value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,4 +155,66 @@ pub enum EventError {
         /// The field that must not be there.
         field: &'static str,
     },
+}
+
+/// A Listen node or flow definition is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ListenError {
+    /// A Listen node takes no event kind.
+    #[error("a listen node must take at least one event kind")]
+    NoEventKind,
+    /// A narrowing set (`subscriptions`, `folders`, `activities`, `origins`) is present but
+    /// empty, which would match nothing. Leave it out to take any.
+    #[error("`{field}` is empty and would match nothing; leave it out to take any")]
+    EmptySet {
+        /// The field: `subscriptions`, `folders`, `activities` or `origins`.
+        field: &'static str,
+    },
+    /// An entry limit of zero entries, which would let nothing in.
+    #[error("an entry limit must allow at least 1 entry")]
+    ZeroEntries,
+    /// An entry-limit time window that is zero or negative.
+    #[error("an entry-limit window must be longer than zero")]
+    NonPositiveWindow,
+}
+
+/// A [`Router`](crate::Router) could not be built from the flows given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouterError {
+    /// Two flows share an id.
+    #[error("flow id `{flow}` is used by more than one flow")]
+    DuplicateFlow {
+        /// The repeated id.
+        flow: FlowId,
+    },
+    /// A flow narrows by a Folder that the catalog does not hold in the flow's Section, so the
+    /// flow could never match: every opt-out it was meant to take would be lost.
+    #[error(
+        "flow `{flow}` narrows by folder `{folder}`, which the catalog does not hold in section `{section}`"
+    )]
+    UnknownFolder {
+        /// The flow.
+        flow: FlowId,
+        /// The Folder.
+        folder: FolderId,
+        /// The flow's Section.
+        section: SectionId,
+    },
+}
+
+/// A flow file could not be read. Names the JSON path of the problem (such as
+/// `flows[2].listen.kinds[0]`) and where it is in the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message} (line {line}, column {column})")]
+pub struct FlowFileError {
+    /// The JSON path to the offending value, `.` for the whole document.
+    pub path: String,
+    /// What was wrong and what was expected.
+    pub message: String,
+    /// 1-based line of the problem, 0 when not known.
+    pub line: usize,
+    /// 1-based column of the problem, 0 when not known.
+    pub column: usize,
 }

@@ -8,6 +8,10 @@
 //!
 //! - a pure domain model ([`Section`], [`Folder`], [`Subscription`], [`Profile`],
 //!   [`OptOutEvent`]) with the exact consent effect of each opt-out ([`Profile::apply`]);
+//! - a Listen-node matcher: [`Flow`]s with a [`ListenNode`] and an [`EntryLimit`], an indexed
+//!   [`Router`] whose cost does not grow with the number of flows that cannot match, an
+//!   [`EntryLedger`] that never lets a re-delivered copy of an event enter twice, and
+//!   [`lint_flows`] for the platform's traps;
 //!
 //! Everything is pure: no clock, no randomness, no network. Time is passed in.
 //!
@@ -58,11 +62,20 @@
 
 pub mod error;
 pub mod lint;
+pub mod listen;
 pub mod model;
 pub mod webhook;
 
-pub use error::{ApplyError, AttributeError, CatalogError, EventError, IdError, IdProblem};
+pub use error::{
+    ApplyError, AttributeError, CatalogError, EventError, FlowFileError, IdError, IdProblem,
+    ListenError, RouterError,
+};
 pub use lint::{Diagnostic, Severity};
+pub use listen::{
+    ActivityMatch, EntryDecision, EntryLedger, EntryLimit, EntryRequest, Explanation,
+    FLOW_FILE_VERSION, Flow, FlowFile, FlowSettings, InMemoryLedger, ListenNode, ListenNodeBuilder,
+    Match, Refusal, Rejection, Router, Routing, SubscriptionMatch, Why, lint_flows,
+};
 pub use model::*;
 pub use webhook::{WebhookMethod, WebhookNode};
 

@@ -47,4 +47,10 @@ impl WebhookNode {
     pub fn url(&self) -> &Url {
         &self.url
     }
+
+    /// Webhook-side diagnostics for a flow taking `kinds`. (None yet in this skeleton.)
+    pub fn lint(&self, flow: &crate::FlowId, kinds: &[crate::EventKind]) -> Vec<crate::Diagnostic> {
+        let _ = (flow, kinds);
+        Vec::new()
+    }
 }

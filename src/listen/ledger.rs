@@ -1,0 +1,206 @@
+//! Entry bookkeeping: who entered which flow, when, with which event.
+
+use std::collections::HashMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::listen::EntryLimit;
+use crate::model::{EventId, FlowId, ProfileId};
+
+/// One would-be entry of a Profile into a flow, caused by one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryRequest<'a> {
+    /// The flow.
+    pub flow: &'a FlowId,
+    /// The Profile.
+    pub profile: &'a ProfileId,
+    /// The event; a re-delivered copy carries the same id.
+    pub event: &'a EventId,
+}
+
+/// What an [`EntryLedger`] decided about one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+#[non_exhaustive]
+#[must_use]
+pub enum EntryDecision {
+    /// The Profile entered; this is its `entry`-th entry into the flow (1-based, counted over
+    /// the ledger's whole memory).
+    Entered {
+        /// The entry's number.
+        entry: u32,
+    },
+    /// This very event already entered this flow (a re-delivered copy): not entered again.
+    AlreadyEntered,
+    /// The flow's entry limit refused the entry: `entries` earlier entries count against it.
+    LimitReached {
+        /// The flow's limit.
+        limit: EntryLimit,
+        /// How many entries counted against the limit.
+        entries: u32,
+    },
+}
+
+impl EntryDecision {
+    /// Whether the Profile entered.
+    pub fn entered(&self) -> bool {
+        matches!(self, Self::Entered { .. })
+    }
+}
+
+/// Entry bookkeeping for flows, behind one method so that a host can keep it anywhere (memory,
+/// a database row per flow and Profile, a key-value store).
+///
+/// [`try_enter`](Self::try_enter) must decide and record in one step: a re-delivered copy of an
+/// event already entered is [`EntryDecision::AlreadyEntered`] whatever the limit; otherwise the
+/// entry is refused with [`EntryDecision::LimitReached`] when the limit is reached (entries
+/// recorded at times `t` with `now - within < t <= now` count for a windowed limit), and recorded
+/// at `now` when it is entered. Refused entries are not recorded. Time is passed in, never read
+/// from a clock.
+pub trait EntryLedger {
+    /// Decides whether `request` may enter under `limit` at `now`, and records it if so.
+    fn try_enter(
+        &mut self,
+        request: EntryRequest<'_>,
+        limit: EntryLimit,
+        now: Timestamp,
+    ) -> EntryDecision;
+}
+
+impl<L: EntryLedger + ?Sized> EntryLedger for &mut L {
+    fn try_enter(
+        &mut self,
+        request: EntryRequest<'_>,
+        limit: EntryLimit,
+        now: Timestamp,
+    ) -> EntryDecision {
+        (**self).try_enter(request, limit, now)
+    }
+}
+
+/// One recorded entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Recorded {
+    event: EventId,
+    at: Timestamp,
+}
+
+/// The in-memory [`EntryLedger`]: every entry of every Profile into every flow.
+///
+/// Memory grows with the number of entries; [`prune`](Self::prune) forgets entries older than a
+/// cut-off (after which a re-delivered copy of a forgotten event is no longer recognised, and
+/// forgotten entries no longer count against a limit). Serializable, so that a host can persist
+/// it.
+///
+/// ```
+/// use optout_relay::*;
+///
+/// let mut ledger = InMemoryLedger::new();
+/// let (flow, profile, event) = (FlowId::new("f")?, ProfileId::new("p")?, EventId::new("e")?);
+/// let request = EntryRequest { flow: &flow, profile: &profile, event: &event };
+/// let now: Timestamp = "2026-11-26T09:00:00Z".parse()?;
+/// assert_eq!(ledger.try_enter(request, EntryLimit::Unlimited, now), EntryDecision::Entered { entry: 1 });
+/// assert_eq!(ledger.try_enter(request, EntryLimit::Unlimited, now), EntryDecision::AlreadyEntered);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InMemoryLedger {
+    flows: HashMap<FlowId, HashMap<ProfileId, Vec<Recorded>>>,
+}
+
+impl InMemoryLedger {
+    /// An empty ledger.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The number of entries recorded.
+    pub fn len(&self) -> usize {
+        self.flows
+            .values()
+            .flat_map(HashMap::values)
+            .map(Vec::len)
+            .sum()
+    }
+
+    /// Whether no entry is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    /// The number of entries of `profile` into `flow`.
+    pub fn entries(&self, flow: &FlowId, profile: &ProfileId) -> usize {
+        self.flows
+            .get(flow)
+            .and_then(|profiles| profiles.get(profile))
+            .map_or(0, Vec::len)
+    }
+
+    /// Forgets every entry recorded before `before`.
+    pub fn prune(&mut self, before: Timestamp) {
+        for profiles in self.flows.values_mut() {
+            for entries in profiles.values_mut() {
+                entries.retain(|e| e.at >= before);
+            }
+            profiles.retain(|_, entries| !entries.is_empty());
+        }
+        self.flows.retain(|_, profiles| !profiles.is_empty());
+    }
+}
+
+impl EntryLedger for InMemoryLedger {
+    fn try_enter(
+        &mut self,
+        request: EntryRequest<'_>,
+        limit: EntryLimit,
+        now: Timestamp,
+    ) -> EntryDecision {
+        let entries = match self
+            .flows
+            .get_mut(request.flow)
+            .and_then(|profiles| profiles.get_mut(request.profile))
+        {
+            Some(entries) => entries,
+            None => self
+                .flows
+                .entry(request.flow.clone())
+                .or_default()
+                .entry(request.profile.clone())
+                .or_default(),
+        };
+        if entries.iter().any(|e| &e.event == request.event) {
+            return EntryDecision::AlreadyEntered;
+        }
+        if let EntryLimit::AtMost {
+            entries: max,
+            within,
+        } = limit
+        {
+            let counted = match within {
+                None => entries.len(),
+                Some(window) => {
+                    let start = now.checked_sub(window).unwrap_or(Timestamp::MIN);
+                    entries
+                        .iter()
+                        .filter(|e| e.at > start && e.at <= now)
+                        .count()
+                }
+            };
+            let counted = u32::try_from(counted).unwrap_or(u32::MAX);
+            if counted >= max.get() {
+                return EntryDecision::LimitReached {
+                    limit,
+                    entries: counted,
+                };
+            }
+        }
+        entries.push(Recorded {
+            event: request.event.clone(),
+            at: now,
+        });
+        EntryDecision::Entered {
+            entry: u32::try_from(entries.len()).unwrap_or(u32::MAX),
+        }
+    }
+}

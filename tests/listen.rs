@@ -1,0 +1,936 @@
+//! Listen nodes, flows, entry limits, the router and the flow lints.
+
+use optout_relay::*;
+use serde_json::json;
+
+fn sub(id: &str) -> SubscriptionId {
+    SubscriptionId::new(id).unwrap()
+}
+fn section(id: &str) -> SectionId {
+    SectionId::new(id).unwrap()
+}
+fn flow_id(id: &str) -> FlowId {
+    FlowId::new(id).unwrap()
+}
+fn at(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+fn webhook(url: &str) -> WebhookNode {
+    WebhookNode::new(WebhookMethod::Post, url.parse().unwrap())
+}
+
+/// `sec-1`: folder news (111, 222), folder sms (333). `sec-2`: folder other (999).
+fn catalog() -> Catalog {
+    Catalog::new([
+        Section::new(
+            section("sec-1"),
+            [
+                Folder::new(FolderId::new("news").unwrap(), [sub("111"), sub("222")]),
+                Folder::new(FolderId::new("sms").unwrap(), [sub("333")]),
+            ],
+        )
+        .unwrap(),
+        Section::new(
+            section("sec-2"),
+            [Folder::new(FolderId::new("other").unwrap(), [sub("999")])],
+        )
+        .unwrap(),
+    ])
+    .unwrap()
+}
+
+fn flow(id: &str, listen: ListenNode) -> Flow {
+    Flow::new(
+        flow_id(id),
+        section("sec-1"),
+        listen,
+        webhook(&format!("https://example.com/{id}")),
+    )
+}
+
+fn event(id: &str, kind: EventKind, subscription: Option<&str>) -> OptOutEvent {
+    let kind = match (kind, subscription) {
+        (EventKind::EmailUnsubscribe, Some(s)) => OptOutKind::EmailUnsubscribe {
+            subscription: sub(s),
+        },
+        (EventKind::SmsUnsubscribe, Some(s)) => OptOutKind::SmsUnsubscribe {
+            subscription: sub(s),
+        },
+        (EventKind::EmailAbuse, None) => OptOutKind::EmailAbuse,
+        other => panic!("bad test event {other:?}"),
+    };
+    OptOutEvent::new(
+        EventId::new(id).unwrap(),
+        ProfileId::new("p-1").unwrap(),
+        section("sec-1"),
+        kind,
+        at("2026-11-26T09:00:00Z"),
+    )
+}
+
+fn matched(router: &Router, event: &OptOutEvent) -> Vec<String> {
+    router
+        .matches(event)
+        .iter()
+        .map(|m| m.flow.id.to_string())
+        .collect()
+}
+
+fn rejected(router: &Router, flow: &str, event: &OptOutEvent) -> Rejection {
+    match router.explain(&flow_id(flow), event).unwrap() {
+        Explanation::Rejected(r) => r,
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+#[test]
+fn listen_node_validation() {
+    assert_eq!(ListenNode::new([]), Err(ListenError::NoEventKind));
+    assert_eq!(
+        ListenNode::builder()
+            .kind(EventKind::EmailAbuse)
+            .only_origins([])
+            .build(),
+        Err(ListenError::EmptySet { field: "origins" })
+    );
+    let err = serde_json::from_value::<ListenNode>(
+        json!({"kinds": ["email_abuse"], "subscriptions": []}),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "`subscriptions` is empty and would match nothing; leave it out to take any"
+    );
+    let err = serde_json::from_value::<ListenNode>(json!({"kinds": []})).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "a listen node must take at least one event kind"
+    );
+    let node = ListenNode::new([EventKind::SmsUnsubscribe]).unwrap();
+    assert_eq!(
+        node.origins().iter().copied().collect::<Vec<_>>(),
+        [Origin::Communication]
+    );
+    assert_eq!(
+        serde_json::to_value(&node).unwrap(),
+        json!({"kinds": ["sms_unsubscribe"]})
+    );
+    assert_eq!(EntryLimit::at_most(0), Err(ListenError::ZeroEntries));
+    assert_eq!(
+        EntryLimit::at_most_within(1, jiff::SignedDuration::ZERO),
+        Err(ListenError::NonPositiveWindow)
+    );
+}
+
+#[test]
+fn each_criterion_alone() {
+    let flows = [
+        flow(
+            "any-unsub",
+            ListenNode::new([EventKind::EmailUnsubscribe]).unwrap(),
+        ),
+        flow("sms", ListenNode::new([EventKind::SmsUnsubscribe]).unwrap()),
+        flow("abuse", ListenNode::new([EventKind::EmailAbuse]).unwrap()),
+        flow(
+            "sub-111",
+            ListenNode::builder()
+                .kind(EventKind::EmailUnsubscribe)
+                .subscription(sub("111"))
+                .build()
+                .unwrap(),
+        ),
+        flow(
+            "folder-news",
+            ListenNode::builder()
+                .kind(EventKind::EmailUnsubscribe)
+                .folder(FolderId::new("news").unwrap())
+                .build()
+                .unwrap(),
+        ),
+        flow(
+            "activity-a",
+            ListenNode::builder()
+                .kind(EventKind::EmailUnsubscribe)
+                .activity(ActivityId::new("a").unwrap())
+                .build()
+                .unwrap(),
+        ),
+        flow(
+            "inactive",
+            ListenNode::new([EventKind::EmailUnsubscribe]).unwrap(),
+        )
+        .with_active(false),
+    ];
+    let router = Router::new(flows, &catalog()).unwrap();
+
+    let e111 = event("e1", EventKind::EmailUnsubscribe, Some("111"));
+    assert_eq!(
+        matched(&router, &e111),
+        ["any-unsub", "sub-111", "folder-news"]
+    );
+    let why = &router.matches(&e111)[1].why;
+    assert_eq!(
+        *why,
+        Why {
+            section: section("sec-1"),
+            kind: EventKind::EmailUnsubscribe,
+            origin: Origin::Communication,
+            subscription: SubscriptionMatch::Selected(sub("111")),
+            activity: ActivityMatch::Any,
+        }
+    );
+    assert_eq!(
+        why.to_string(),
+        "Email - Unsubscribe in section sec-1 through communication, subscription 111 selected, any activity"
+    );
+
+    let e222 = event("e2", EventKind::EmailUnsubscribe, Some("222"));
+    assert_eq!(matched(&router, &e222), ["any-unsub", "folder-news"]);
+    assert_eq!(
+        rejected(&router, "sub-111", &e222),
+        Rejection::Subscription {
+            subscription: sub("222")
+        }
+    );
+
+    let e333 = event("e3", EventKind::EmailUnsubscribe, Some("333"));
+    assert_eq!(matched(&router, &e333), ["any-unsub"]);
+    assert_eq!(
+        rejected(&router, "folder-news", &e333),
+        Rejection::Folder {
+            subscription: sub("333"),
+            folder: Some(FolderId::new("sms").unwrap())
+        }
+    );
+    assert_eq!(
+        rejected(&router, "folder-news", &e333).to_string(),
+        "subscription 333 is in folder sms, which the flow does not select"
+    );
+    assert_eq!(
+        rejected(&router, "activity-a", &e333),
+        Rejection::Activity { activity: None }
+    );
+    assert_eq!(
+        rejected(&router, "sms", &e333),
+        Rejection::Kind {
+            kind: EventKind::EmailUnsubscribe
+        }
+    );
+    assert_eq!(rejected(&router, "inactive", &e333), Rejection::Inactive);
+
+    let with_a = event("e4", EventKind::EmailUnsubscribe, Some("333"))
+        .with_activity(ActivityId::new("a").unwrap());
+    assert_eq!(matched(&router, &with_a), ["any-unsub", "activity-a"]);
+    assert_eq!(
+        router.matches(&with_a)[1].why.activity,
+        ActivityMatch::Selected(ActivityId::new("a").unwrap())
+    );
+    let with_b = event("e5", EventKind::EmailUnsubscribe, Some("333"))
+        .with_activity(ActivityId::new("b").unwrap());
+    assert_eq!(matched(&router, &with_b), ["any-unsub"]);
+    assert_eq!(
+        rejected(&router, "activity-a", &with_b),
+        Rejection::Activity {
+            activity: Some(ActivityId::new("b").unwrap())
+        }
+    );
+
+    let sms = event("e6", EventKind::SmsUnsubscribe, Some("333"));
+    assert_eq!(matched(&router, &sms), ["sms"]);
+    let abuse = event("e7", EventKind::EmailAbuse, None);
+    assert_eq!(matched(&router, &abuse), ["abuse"]);
+    assert!(router.explain(&flow_id("nope"), &abuse).is_none());
+    assert_eq!(
+        router.explain(&flow_id("abuse"), &abuse).unwrap(),
+        Explanation::Matches(Why {
+            section: section("sec-1"),
+            kind: EventKind::EmailAbuse,
+            origin: Origin::Communication,
+            subscription: SubscriptionMatch::SectionLevel,
+            activity: ActivityMatch::Any,
+        })
+    );
+}
+
+#[test]
+fn criteria_combined_and_several_kinds() {
+    let combined = ListenNode::builder()
+        .kind(EventKind::EmailUnsubscribe)
+        .kind(EventKind::SmsUnsubscribe)
+        .subscription(sub("111"))
+        .subscription(sub("333"))
+        .folder(FolderId::new("news").unwrap())
+        .activity(ActivityId::new("a").unwrap())
+        .origin(Origin::Api)
+        .build()
+        .unwrap();
+    let router = Router::new([flow("combined", combined)], &catalog()).unwrap();
+    let a = ActivityId::new("a").unwrap();
+    // 111 is selected and in news; both kinds; both origins.
+    for kind in [EventKind::EmailUnsubscribe, EventKind::SmsUnsubscribe] {
+        for origin in [Origin::Communication, Origin::Api] {
+            let e = event("e", kind, Some("111"))
+                .with_activity(a.clone())
+                .with_origin(origin);
+            assert_eq!(matched(&router, &e), ["combined"], "{kind:?} {origin:?}");
+        }
+    }
+    // 333 is selected but not in news: the Folder narrowing rejects it.
+    let e = event("e", EventKind::EmailUnsubscribe, Some("333")).with_activity(a.clone());
+    assert!(matched(&router, &e).is_empty());
+    assert_eq!(
+        rejected(&router, "combined", &e),
+        Rejection::Folder {
+            subscription: sub("333"),
+            folder: Some(FolderId::new("sms").unwrap())
+        }
+    );
+    // 222 is in news but not selected.
+    let e = event("e", EventKind::EmailUnsubscribe, Some("222")).with_activity(a.clone());
+    assert_eq!(
+        rejected(&router, "combined", &e),
+        Rejection::Subscription {
+            subscription: sub("222")
+        }
+    );
+    // File imports are not taken.
+    let e = event("e", EventKind::EmailUnsubscribe, Some("111"))
+        .with_activity(a)
+        .with_origin(Origin::FileImport);
+    assert!(matched(&router, &e).is_empty());
+    assert_eq!(
+        rejected(&router, "combined", &e),
+        Rejection::Origin {
+            origin: Origin::FileImport
+        }
+    );
+    // Abuse is not taken at all.
+    let e = event("e", EventKind::EmailAbuse, None);
+    assert_eq!(
+        rejected(&router, "combined", &e),
+        Rejection::Kind {
+            kind: EventKind::EmailAbuse
+        }
+    );
+}
+
+#[test]
+fn section_boundary() {
+    let router = Router::new(
+        [
+            flow("s1", ListenNode::new(EventKind::ALL).unwrap()),
+            Flow::new(
+                flow_id("s2"),
+                section("sec-2"),
+                ListenNode::new(EventKind::ALL).unwrap(),
+                webhook("https://e.com/"),
+            ),
+        ],
+        &catalog(),
+    )
+    .unwrap();
+    let in_s1 = event("e", EventKind::EmailAbuse, None);
+    assert_eq!(matched(&router, &in_s1), ["s1"]);
+    assert_eq!(
+        rejected(&router, "s2", &in_s1),
+        Rejection::Section {
+            flow: section("sec-2"),
+            event: section("sec-1")
+        }
+    );
+    let in_s3 = OptOutEvent::email_abuse(
+        EventId::new("e").unwrap(),
+        ProfileId::new("p").unwrap(),
+        section("sec-3"),
+        at("2026-11-26T09:00:00Z"),
+    );
+    assert!(matched(&router, &in_s3).is_empty());
+}
+
+#[test]
+fn abuse_ignores_subscription_and_folder_narrowing() {
+    let narrowed = ListenNode::builder()
+        .kind(EventKind::EmailAbuse)
+        .kind(EventKind::EmailUnsubscribe)
+        .subscription(sub("111"))
+        .folder(FolderId::new("news").unwrap())
+        .build()
+        .unwrap();
+    let router = Router::new([flow("narrowed", narrowed)], &catalog()).unwrap();
+    assert_eq!(
+        matched(&router, &event("e", EventKind::EmailAbuse, None)),
+        ["narrowed"]
+    );
+    assert_eq!(
+        router.matches(&event("e", EventKind::EmailAbuse, None))[0]
+            .why
+            .subscription,
+        SubscriptionMatch::SectionLevel
+    );
+    // The narrowing still applies to the unsubscribe kind.
+    assert!(
+        matched(
+            &router,
+            &event("e", EventKind::EmailUnsubscribe, Some("222"))
+        )
+        .is_empty()
+    );
+    // An Activity narrowing still applies to abuse.
+    let by_activity = ListenNode::builder()
+        .kind(EventKind::EmailAbuse)
+        .activity(ActivityId::new("a").unwrap())
+        .build()
+        .unwrap();
+    let router = Router::new([flow("by-activity", by_activity)], &catalog()).unwrap();
+    assert!(matched(&router, &event("e", EventKind::EmailAbuse, None)).is_empty());
+    let with_a =
+        event("e", EventKind::EmailAbuse, None).with_activity(ActivityId::new("a").unwrap());
+    assert_eq!(matched(&router, &with_a), ["by-activity"]);
+}
+
+#[test]
+fn origins_default_and_opt_in() {
+    let router = Router::new(
+        [
+            flow(
+                "default",
+                ListenNode::new([EventKind::EmailUnsubscribe]).unwrap(),
+            ),
+            flow(
+                "with-api",
+                ListenNode::builder()
+                    .kind(EventKind::EmailUnsubscribe)
+                    .origin(Origin::Api)
+                    .build()
+                    .unwrap(),
+            ),
+            flow(
+                "imports-only",
+                ListenNode::builder()
+                    .kind(EventKind::EmailUnsubscribe)
+                    .only_origins([Origin::FileImport])
+                    .build()
+                    .unwrap(),
+            ),
+        ],
+        &catalog(),
+    )
+    .unwrap();
+    let e = |origin| event("e", EventKind::EmailUnsubscribe, Some("111")).with_origin(origin);
+    assert_eq!(
+        matched(&router, &e(Origin::Communication)),
+        ["default", "with-api"]
+    );
+    assert_eq!(matched(&router, &e(Origin::Api)), ["with-api"]);
+    assert_eq!(matched(&router, &e(Origin::FileImport)), ["imports-only"]);
+    assert_eq!(
+        rejected(&router, "default", &e(Origin::Api)),
+        Rejection::Origin {
+            origin: Origin::Api
+        }
+    );
+}
+
+fn entered(routing: &Routing<'_>) -> Vec<(String, EntryDecision)> {
+    routing
+        .entered
+        .iter()
+        .map(|(m, d)| (m.flow.id.to_string(), *d))
+        .collect()
+}
+fn refused(routing: &Routing<'_>) -> Vec<(String, EntryDecision)> {
+    routing
+        .refused
+        .iter()
+        .map(|r| (r.flow.id.to_string(), r.decision))
+        .collect()
+}
+
+#[test]
+fn unlimited_lets_a_then_b_through_while_a_limit_of_one_drops_b() {
+    let listen = ListenNode::new([EventKind::EmailUnsubscribe]).unwrap();
+    let router = Router::new(
+        [
+            flow("unlimited", listen.clone()),
+            flow("once", listen).with_settings(FlowSettings::with_entry_limit(
+                EntryLimit::at_most(1).unwrap(),
+            )),
+        ],
+        &catalog(),
+    )
+    .unwrap();
+    let mut ledger = InMemoryLedger::new();
+    let a = event("evt-a", EventKind::EmailUnsubscribe, Some("111"));
+    let b = event("evt-b", EventKind::EmailUnsubscribe, Some("222"));
+    let first = router.route(&a, &mut ledger, at("2026-11-26T09:00:00Z"));
+    assert_eq!(
+        entered(&first),
+        [
+            ("unlimited".into(), EntryDecision::Entered { entry: 1 }),
+            ("once".into(), EntryDecision::Entered { entry: 1 })
+        ]
+    );
+    assert!(first.refused.is_empty());
+    let second = router.route(&b, &mut ledger, at("2026-12-03T09:00:00Z"));
+    assert_eq!(
+        entered(&second),
+        [("unlimited".into(), EntryDecision::Entered { entry: 2 })]
+    );
+    assert_eq!(
+        refused(&second),
+        [(
+            "once".into(),
+            EntryDecision::LimitReached {
+                limit: EntryLimit::at_most(1).unwrap(),
+                entries: 1
+            }
+        )]
+    );
+}
+
+#[test]
+fn at_most_n_within_a_window() {
+    let limit = EntryLimit::at_most_within(2, jiff::SignedDuration::from_hours(24)).unwrap();
+    let router = Router::new(
+        [flow(
+            "two-a-day",
+            ListenNode::new([EventKind::EmailUnsubscribe]).unwrap(),
+        )
+        .with_settings(FlowSettings::with_entry_limit(limit))],
+        &catalog(),
+    )
+    .unwrap();
+    let mut ledger = InMemoryLedger::new();
+    let go = |ledger: &mut InMemoryLedger, id: &str, now: &str| {
+        let e = event(id, EventKind::EmailUnsubscribe, Some("111"));
+        let routing = router.route(&e, ledger, at(now));
+        entered(&routing)
+            .into_iter()
+            .chain(refused(&routing))
+            .map(|(_, d)| d)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        go(&mut ledger, "e1", "2026-11-26T00:00:00Z"),
+        [EntryDecision::Entered { entry: 1 }]
+    );
+    assert_eq!(
+        go(&mut ledger, "e2", "2026-11-26T12:00:00Z"),
+        [EntryDecision::Entered { entry: 2 }]
+    );
+    assert_eq!(
+        go(&mut ledger, "e3", "2026-11-26T23:59:59Z"),
+        [EntryDecision::LimitReached { limit, entries: 2 }]
+    );
+    // Exactly 24 h after the first entry, it no longer counts: the window is (now - 24h, now].
+    assert_eq!(
+        go(&mut ledger, "e4", "2026-11-27T00:00:00Z"),
+        [EntryDecision::Entered { entry: 3 }]
+    );
+    assert_eq!(
+        go(&mut ledger, "e5", "2026-11-27T11:59:59Z"),
+        [EntryDecision::LimitReached { limit, entries: 2 }]
+    );
+    assert_eq!(
+        ledger.entries(&flow_id("two-a-day"), &ProfileId::new("p-1").unwrap()),
+        3
+    );
+    ledger.prune(at("2026-11-26T12:00:00Z"));
+    assert_eq!(ledger.len(), 2);
+}
+
+#[test]
+fn the_same_event_never_enters_twice() {
+    let router = Router::new(
+        [flow(
+            "unlimited",
+            ListenNode::new([EventKind::EmailAbuse]).unwrap(),
+        )],
+        &catalog(),
+    )
+    .unwrap();
+    let mut ledger = InMemoryLedger::new();
+    let abuse = event("evt-1", EventKind::EmailAbuse, None);
+    let first = router.route(&abuse, &mut ledger, at("2026-11-26T09:00:00Z"));
+    assert_eq!(
+        entered(&first),
+        [("unlimited".into(), EntryDecision::Entered { entry: 1 })]
+    );
+    for later in [
+        "2026-11-26T09:00:00Z",
+        "2026-11-27T09:00:00Z",
+        "2027-11-26T09:00:00Z",
+    ] {
+        let again = router.route(&abuse, &mut ledger, at(later));
+        assert!(again.entered.is_empty());
+        assert_eq!(
+            refused(&again),
+            [("unlimited".into(), EntryDecision::AlreadyEntered)]
+        );
+    }
+    // Another event of the same Profile still enters.
+    let other = router.route(
+        &event("evt-2", EventKind::EmailAbuse, None),
+        &mut ledger,
+        at("2026-11-28T09:00:00Z"),
+    );
+    assert_eq!(
+        entered(&other),
+        [("unlimited".into(), EntryDecision::Entered { entry: 2 })]
+    );
+    // The ledger survives a serde round trip (a host can persist it).
+    let saved = serde_json::to_string(&ledger).unwrap();
+    let mut restored: InMemoryLedger = serde_json::from_str(&saved).unwrap();
+    let again = router.route(&abuse, &mut restored, at("2026-11-29T09:00:00Z"));
+    assert_eq!(
+        refused(&again),
+        [("unlimited".into(), EntryDecision::AlreadyEntered)]
+    );
+}
+
+#[test]
+fn router_rejects_duplicate_ids_and_unknown_folders() {
+    let listen = ListenNode::new([EventKind::EmailAbuse]).unwrap();
+    assert_eq!(
+        Router::new([flow("f", listen.clone()), flow("f", listen)], &catalog()).unwrap_err(),
+        RouterError::DuplicateFlow { flow: flow_id("f") }
+    );
+    let by_folder = ListenNode::builder()
+        .kind(EventKind::EmailUnsubscribe)
+        .folder(FolderId::new("other").unwrap())
+        .build()
+        .unwrap();
+    let err = Router::new([flow("f", by_folder.clone())], &catalog()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "flow `f` narrows by folder `other`, which the catalog does not hold in section `sec-1`"
+    );
+    assert!(matches!(
+        Router::new([flow("f", by_folder)], &Catalog::default()),
+        Err(RouterError::UnknownFolder { .. })
+    ));
+}
+
+fn codes(diagnostics: &[Diagnostic]) -> Vec<(&'static str, String)> {
+    diagnostics
+        .iter()
+        .map(|d| (d.code, d.flow.to_string()))
+        .collect()
+}
+
+#[test]
+fn a_correct_flow_has_no_diagnostics() {
+    for kind in EventKind::ALL {
+        let f = flow("ok", ListenNode::new([kind]).unwrap());
+        assert!(f.lint().is_empty(), "{kind:?}");
+        assert!(lint_flows([&f]).is_empty());
+    }
+}
+
+#[test]
+fn lint_entry_limit() {
+    let limit = EntryLimit::at_most_within(1, jiff::SignedDuration::from_hours(24 * 7)).unwrap();
+    let f = flow(
+        "limited",
+        ListenNode::new([EventKind::EmailUnsubscribe]).unwrap(),
+    )
+    .with_settings(FlowSettings::with_entry_limit(limit));
+    let found = f.lint();
+    assert_eq!(
+        codes(&found),
+        [("entry_limit_loses_opt_outs", "limited".into())]
+    );
+    assert_eq!(found[0].severity, Severity::Warning);
+    assert_eq!(
+        found[0].to_string(),
+        "warning[entry_limit_loses_opt_outs] flow `limited`: entry limit is at most 1 entries within 168h: \
+         a Profile that opts out of one Subscription and later of another is forwarded only once, and the \
+         later opt-out is lost; set settings.entry_limit to \"unlimited\" (a re-delivered copy of one event \
+         never enters twice anyway)"
+    );
+}
+
+#[test]
+fn lint_narrowing_on_abuse() {
+    let abuse_only = flow(
+        "abuse",
+        ListenNode::builder()
+            .kind(EventKind::EmailAbuse)
+            .subscription(sub("111"))
+            .build()
+            .unwrap(),
+    );
+    let found = abuse_only.lint();
+    assert_eq!(
+        codes(&found),
+        [("narrowing_ignored_for_abuse", "abuse".into())]
+    );
+    assert!(
+        found[0]
+            .message
+            .ends_with("remove \"subscriptions\" and \"folders\" from the listen node")
+    );
+    let mixed = flow(
+        "mixed",
+        ListenNode::builder()
+            .kind(EventKind::EmailAbuse)
+            .kind(EventKind::EmailUnsubscribe)
+            .folder(FolderId::new("news").unwrap())
+            .build()
+            .unwrap(),
+    );
+    let found = mixed.lint();
+    assert_eq!(
+        codes(&found),
+        [("narrowing_ignored_for_abuse", "mixed".into())]
+    );
+    assert!(
+        found[0]
+            .message
+            .contains("move Email - Abuse to a flow of its own")
+    );
+    // An Activity narrowing on abuse is meaningful: no diagnostic.
+    let by_activity = flow(
+        "abuse-a",
+        ListenNode::builder()
+            .kind(EventKind::EmailAbuse)
+            .activity(ActivityId::new("a").unwrap())
+            .build()
+            .unwrap(),
+    );
+    assert!(by_activity.lint().is_empty());
+}
+
+#[test]
+fn lint_inactive_flow() {
+    let f = flow("off", ListenNode::new([EventKind::EmailAbuse]).unwrap()).with_active(false);
+    let found = f.lint();
+    assert_eq!(codes(&found), [("inactive_flow", "off".into())]);
+    assert_eq!(found[0].severity, Severity::Note);
+}
+
+#[test]
+fn lint_double_delivery() {
+    let same = |id: &str, listen: ListenNode| {
+        Flow::new(
+            flow_id(id),
+            section("sec-1"),
+            listen,
+            webhook("https://crm.example.com/optout?from=platform"),
+        )
+    };
+    let unsub = ListenNode::new([EventKind::EmailUnsubscribe]).unwrap();
+    let a = same("a", unsub.clone());
+    // Same endpoint (query aside), overlapping listeners: both flows are flagged, each naming the other.
+    let b = Flow::new(
+        flow_id("b"),
+        section("sec-1"),
+        ListenNode::new([EventKind::EmailUnsubscribe, EventKind::SmsUnsubscribe]).unwrap(),
+        webhook("https://crm.example.com/optout"),
+    );
+    let found = lint_flows([&a, &b]);
+    assert_eq!(
+        codes(&found),
+        [
+            ("double_delivery", "a".into()),
+            ("double_delivery", "b".into())
+        ]
+    );
+    assert_eq!(
+        found[0].message,
+        "flow `b` can take the same Email - Unsubscribe event and sends it to the same endpoint \
+         https://crm.example.com/optout: the receiver gets it twice under two webhook ids; merge the flows \
+         or make their listen nodes disjoint"
+    );
+    // Disjoint listeners: silent.
+    let only = |s: &str| {
+        ListenNode::builder()
+            .kind(EventKind::EmailUnsubscribe)
+            .subscription(sub(s))
+            .build()
+            .unwrap()
+    };
+    assert!(lint_flows([&same("x", only("111")), &same("y", only("222"))]).is_empty());
+    assert!(
+        lint_flows([
+            &same("x", unsub.clone()),
+            &same("y", ListenNode::new([EventKind::SmsUnsubscribe]).unwrap())
+        ])
+        .is_empty()
+    );
+    let api_only = ListenNode::builder()
+        .kind(EventKind::EmailUnsubscribe)
+        .only_origins([Origin::Api])
+        .build()
+        .unwrap();
+    assert!(lint_flows([&same("x", unsub.clone()), &same("y", api_only)]).is_empty());
+    // Abuse ignores Subscription narrowing, so two narrowed abuse flows still overlap.
+    let abuse = |s: &str| {
+        ListenNode::builder()
+            .kind(EventKind::EmailAbuse)
+            .subscription(sub(s))
+            .build()
+            .unwrap()
+    };
+    let found = lint_flows([&same("x", abuse("111")), &same("y", abuse("222"))]);
+    assert_eq!(
+        found.iter().filter(|d| d.code == "double_delivery").count(),
+        2,
+        "{found:#?}"
+    );
+    // Another endpoint, another Section or an inactive flow: silent.
+    let elsewhere = Flow::new(
+        flow_id("z"),
+        section("sec-1"),
+        unsub.clone(),
+        webhook("https://crm.example.com/other"),
+    );
+    assert!(lint_flows([&a, &elsewhere]).is_empty());
+    let other_section = Flow::new(
+        flow_id("z"),
+        section("sec-2"),
+        unsub.clone(),
+        webhook("https://crm.example.com/optout"),
+    );
+    assert!(lint_flows([&a, &other_section]).is_empty());
+    let off = same("z", unsub).with_active(false);
+    assert_eq!(
+        codes(&lint_flows([&a, &off])),
+        [("inactive_flow", "z".into())]
+    );
+}
+
+#[test]
+fn flow_files_round_trip() {
+    for name in ["email-unsubscribe", "email-abuse", "sms-unsubscribe"] {
+        let path = format!("{}/examples/flows/{name}.json", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let file = FlowFile::from_json(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(file.flows.len(), 1);
+        let written = file.to_json().unwrap();
+        assert_eq!(FlowFile::from_json(&written).unwrap(), file);
+        assert!(
+            lint_flows(&file.flows).is_empty(),
+            "{path}: {:?}",
+            lint_flows(&file.flows)
+        );
+        Router::new(file.flows, &catalog()).unwrap();
+    }
+    let limited =
+        FlowFile::new([
+            flow("f", ListenNode::new([EventKind::EmailUnsubscribe]).unwrap())
+                .with_name("Limited")
+                .with_settings(FlowSettings::with_entry_limit(
+                    EntryLimit::at_most_within(2, jiff::SignedDuration::from_hours(720)).unwrap(),
+                )),
+        ]);
+    let value: serde_json::Value = serde_json::from_str(&limited.to_json().unwrap()).unwrap();
+    assert_eq!(
+        value,
+        json!({"version": 1, "flows": [{
+            "id": "f", "name": "Limited", "section": "sec-1", "active": true,
+            "listen": {"kinds": ["email_unsubscribe"]},
+            "settings": {"entry_limit": {"at_most": {"entries": 2, "within": "PT720H"}}},
+            "webhook": {"method": "POST", "url": "https://example.com/f"}
+        }]})
+    );
+    assert_eq!(FlowFile::from_json(&value.to_string()).unwrap(), limited);
+    // The friendly duration form is accepted when reading.
+    let friendly = value.to_string().replace("PT720H", "720 hours");
+    assert_eq!(FlowFile::from_json(&friendly).unwrap(), limited);
+}
+
+#[test]
+fn malformed_flow_files_name_the_path() {
+    let ok = json!({"version": 1, "flows": [{
+        "id": "f", "section": "sec-1",
+        "listen": {"kinds": ["email_unsubscribe"]},
+        "webhook": {"url": "https://example.com/"}
+    }]});
+    assert!(FlowFile::from_json(&ok.to_string()).is_ok());
+    let broken = |patch: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = ok.clone();
+        patch(&mut v);
+        FlowFile::from_json(&serde_json::to_string_pretty(&v).unwrap()).unwrap_err()
+    };
+    let err = broken(&|v| v["flows"][0]["listen"]["kinds"][0] = json!("email_bounce"));
+    assert_eq!(err.path, "flows[0].listen.kinds[0]");
+    assert!(
+        err.message
+            .starts_with("unknown variant `email_bounce`, expected one of"),
+        "{}",
+        err.message
+    );
+    assert_eq!((err.line, err.column), (7, 24));
+
+    let err = broken(&|v| v["flows"][0]["section"] = json!(""));
+    assert_eq!(
+        (err.path.as_str(), err.message.as_str()),
+        ("flows[0].section", "invalid section id: it is empty")
+    );
+
+    let err = broken(&|v| {
+        v["flows"][0].as_object_mut().unwrap().remove("listen");
+    });
+    assert_eq!(
+        (err.path.as_str(), err.message.as_str()),
+        ("flows[0]", "missing field `listen`")
+    );
+
+    let err = broken(&|v| v["flows"][0]["colour"] = json!("red"));
+    assert_eq!(err.path, "flows[0].colour");
+    assert!(err.message.starts_with("unknown field `colour`"));
+
+    let err = broken(&|v| {
+        v["flows"][0]["settings"] = json!({"entry_limit": {"at_most": {"entries": 0}}})
+    });
+    assert_eq!(err.path, "flows[0].settings.entry_limit.at_most.entries");
+    assert_eq!(
+        err.message,
+        "invalid value: integer `0`, expected a nonzero u32"
+    );
+
+    let err = broken(&|v| {
+        v["flows"][0]["settings"] =
+            json!({"entry_limit": {"at_most": {"entries": 1, "within": "-PT1H"}}})
+    });
+    assert_eq!(
+        (err.path.as_str(), err.message.as_str()),
+        (
+            "flows[0].settings",
+            "an entry-limit window must be longer than zero"
+        )
+    );
+
+    let err = broken(&|v| v["flows"][0]["listen"]["activities"] = json!([]));
+    assert_eq!(err.path, "flows[0].listen");
+    assert_eq!(
+        err.message,
+        "`activities` is empty and would match nothing; leave it out to take any"
+    );
+
+    let err = broken(&|v| v["version"] = json!(2));
+    assert_eq!(
+        (err.path.as_str(), err.message.as_str()),
+        ("version", "unsupported flow-file version 2, expected 1")
+    );
+
+    let err = broken(&|v| {
+        let again = v["flows"][0].clone();
+        v["flows"].as_array_mut().unwrap().push(again);
+    });
+    assert_eq!(
+        (err.path.as_str(), err.message.as_str()),
+        ("flows[1].id", "flow id `f` is used by an earlier flow")
+    );
+
+    let err = FlowFile::from_json("{\"version\": 1, \"flows\": [").unwrap_err();
+    assert_eq!(err.message, "EOF while parsing a list");
+    let err = FlowFile::from_json("{\"version\": 1, \"flows\": []} trailing").unwrap_err();
+    assert_eq!(
+        (err.path.as_str(), err.message.as_str()),
+        (".", "trailing characters")
+    );
+    let err = FlowFile::from_json("").unwrap_err();
+    assert_eq!(err.message, "EOF while parsing a value");
+}

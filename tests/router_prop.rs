@@ -1,0 +1,199 @@
+//! The indexed router agrees with a naive check of every flow, on randomized flows and events.
+
+use std::collections::BTreeSet;
+
+use optout_relay::*;
+use proptest::prelude::*;
+
+const SUBSCRIPTIONS: [&str; 6] = ["s1", "s2", "s3", "s4", "s5", "s6"];
+const ACTIVITIES: [&str; 3] = ["a1", "a2", "a3"];
+
+/// sec-1: f1 (s1, s2), f2 (s3); sec-2: f3 (s4, s5). s6 is in no Folder.
+fn catalog() -> Catalog {
+    let sub = |s: &str| SubscriptionId::new(s).unwrap();
+    let folder = |f: &str, subs: &[&str]| {
+        Folder::new(FolderId::new(f).unwrap(), subs.iter().map(|s| sub(s)))
+    };
+    Catalog::new([
+        Section::new(
+            SectionId::new("sec-1").unwrap(),
+            [folder("f1", &["s1", "s2"]), folder("f2", &["s3"])],
+        )
+        .unwrap(),
+        Section::new(
+            SectionId::new("sec-2").unwrap(),
+            [folder("f3", &["s4", "s5"])],
+        )
+        .unwrap(),
+    ])
+    .unwrap()
+}
+
+fn subset<T: Clone + std::fmt::Debug + 'static>(all: Vec<T>) -> impl Strategy<Value = Vec<T>> {
+    let n = all.len();
+    proptest::collection::vec(any::<bool>(), n).prop_map(move |mask| {
+        all.iter()
+            .zip(mask)
+            .filter(|(_, keep)| *keep)
+            .map(|(v, _)| v.clone())
+            .collect()
+    })
+}
+
+fn optional_subset<T: Clone + std::fmt::Debug + 'static>(
+    all: Vec<T>,
+) -> impl Strategy<Value = Option<Vec<T>>> {
+    prop_oneof![
+        Just(None),
+        subset(all).prop_filter_map("non-empty", |v| (!v.is_empty()).then_some(Some(v)))
+    ]
+}
+
+fn flow_strategy(index: usize) -> impl Strategy<Value = Flow> {
+    let sections = prop_oneof![Just("sec-1"), Just("sec-2")];
+    (
+        sections,
+        subset(EventKind::ALL.to_vec()).prop_filter("a kind", |k| !k.is_empty()),
+        optional_subset(SUBSCRIPTIONS.to_vec()),
+        any::<bool>(),
+        optional_subset(ACTIVITIES.to_vec()),
+        subset(Origin::ALL.to_vec()).prop_filter("an origin", |o| !o.is_empty()),
+        proptest::bool::weighted(0.9),
+    )
+        .prop_flat_map(
+            move |(section, kinds, subs, by_folder, activities, origins, active)| {
+                let folders: Vec<&'static str> = if section == "sec-1" {
+                    vec!["f1", "f2"]
+                } else {
+                    vec!["f3"]
+                };
+                let folders = if by_folder {
+                    optional_subset(folders).boxed()
+                } else {
+                    Just(None).boxed()
+                };
+                folders.prop_map(move |folders| {
+                    let mut b = ListenNode::builder().only_origins(origins.clone());
+                    for k in &kinds {
+                        b = b.kind(*k);
+                    }
+                    for s in subs.iter().flatten() {
+                        b = b.subscription(SubscriptionId::new(*s).unwrap());
+                    }
+                    for f in folders.iter().flatten() {
+                        b = b.folder(FolderId::new(*f).unwrap());
+                    }
+                    for a in activities.iter().flatten() {
+                        b = b.activity(ActivityId::new(*a).unwrap());
+                    }
+                    Flow::new(
+                        FlowId::new(format!("flow-{index}")).unwrap(),
+                        SectionId::new(section).unwrap(),
+                        b.build().unwrap(),
+                        WebhookNode::new(
+                            WebhookMethod::Post,
+                            "https://example.com/".parse().unwrap(),
+                        ),
+                    )
+                    .with_active(active)
+                })
+            },
+        )
+}
+
+fn flows_strategy() -> impl Strategy<Value = Vec<Flow>> {
+    (0usize..40).prop_flat_map(|n| (0..n).map(flow_strategy).collect::<Vec<_>>())
+}
+
+fn event_strategy() -> impl Strategy<Value = OptOutEvent> {
+    (
+        prop_oneof![Just("sec-1"), Just("sec-2"), Just("sec-3")],
+        prop::sample::select(EventKind::ALL.to_vec()),
+        prop::sample::select(SUBSCRIPTIONS.to_vec()),
+        proptest::option::of(prop::sample::select(ACTIVITIES.to_vec())),
+        prop::sample::select(Origin::ALL.to_vec()),
+    )
+        .prop_map(|(section, kind, subscription, activity, origin)| {
+            let subscription = SubscriptionId::new(subscription).unwrap();
+            let kind = match kind {
+                EventKind::EmailUnsubscribe => OptOutKind::EmailUnsubscribe { subscription },
+                EventKind::SmsUnsubscribe => OptOutKind::SmsUnsubscribe { subscription },
+                _ => OptOutKind::EmailAbuse,
+            };
+            let mut event = OptOutEvent::new(
+                EventId::new("e").unwrap(),
+                ProfileId::new("p").unwrap(),
+                SectionId::new(section).unwrap(),
+                kind,
+                "2026-11-26T09:00:00Z".parse().unwrap(),
+            )
+            .with_origin(origin);
+            if let Some(a) = activity {
+                event = event.with_activity(ActivityId::new(a).unwrap());
+            }
+            event
+        })
+}
+
+/// The definition, written out without any index: does `flow` take `event`?
+fn naive_takes(flow: &Flow, event: &OptOutEvent, catalog: &Catalog) -> bool {
+    let listen = &flow.listen;
+    if !flow.active || &flow.section != event.section() || !listen.takes_kind(event.kind()) {
+        return false;
+    }
+    if !listen.takes_origin(event.origin()) {
+        return false;
+    }
+    if let Some(subscription) = event.subscription() {
+        if listen
+            .subscriptions()
+            .is_some_and(|set| !set.contains(subscription))
+        {
+            return false;
+        }
+        if let Some(folders) = listen.folders() {
+            let folder = catalog
+                .section(&flow.section)
+                .and_then(|s| s.folder_of(subscription));
+            if !folder.is_some_and(|f| folders.contains(f)) {
+                return false;
+            }
+        }
+    }
+    if let Some(activities) = listen.activities() {
+        if !event.activity().is_some_and(|a| activities.contains(a)) {
+            return false;
+        }
+    }
+    true
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn router_agrees_with_a_naive_scan(flows in flows_strategy(), events in proptest::collection::vec(event_strategy(), 1..20)) {
+        let catalog = catalog();
+        let router = Router::new(flows.clone(), &catalog).unwrap();
+        for event in &events {
+            let indexed: Vec<&FlowId> = router.matches(event).iter().map(|m| &m.flow.id).collect();
+            let naive: Vec<&FlowId> = flows.iter().filter(|f| naive_takes(f, event, &catalog)).map(|f| &f.id).collect();
+            prop_assert_eq!(&indexed, &naive);
+            // explain agrees too, flow by flow.
+            for flow in &flows {
+                let explained = matches!(router.explain(&flow.id, event), Some(Explanation::Matches(_)));
+                prop_assert_eq!(explained, naive.contains(&&flow.id), "explain disagrees for {}", flow.id);
+            }
+            // Routing with an unlimited ledger enters exactly the matches, once.
+            let mut ledger = InMemoryLedger::new();
+            let now: Timestamp = "2026-11-26T09:00:01Z".parse().unwrap();
+            let routing = router.route(event, &mut ledger, now);
+            let entered: BTreeSet<&FlowId> = routing.entered.iter().map(|(m, _)| &m.flow.id).collect();
+            prop_assert_eq!(entered.len(), naive.len());
+            prop_assert!(routing.refused.is_empty());
+            let again = router.route(event, &mut ledger, now);
+            prop_assert!(again.entered.is_empty());
+            prop_assert_eq!(again.refused.len(), naive.len());
+        }
+    }
+}
