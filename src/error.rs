@@ -218,3 +218,63 @@ pub struct FlowFileError {
     /// 1-based column of the problem, 0 when not known.
     pub column: usize,
 }
+
+/// A retry policy setting is out of range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// The schedule has no delay.
+    #[error("the retry schedule needs at least one delay")]
+    EmptySchedule,
+    /// A delay of the schedule is zero or negative.
+    #[error("retry delay {position} of the schedule must be longer than zero")]
+    NonPositiveDelay {
+        /// Its 0-based position in the schedule.
+        position: usize,
+    },
+    /// Jitter above 100 %.
+    #[error("jitter of {percent}% is out of range 0..=100")]
+    JitterOutOfRange {
+        /// The jitter given.
+        percent: u8,
+    },
+    /// `max_attempts` is zero.
+    #[error("max_attempts must be at least 1")]
+    ZeroAttempts,
+    /// A duration setting is zero or negative.
+    #[error("`{field}` must be longer than zero")]
+    NonPositiveDuration {
+        /// The setting: `max_age` or `retry_after_max`.
+        field: &'static str,
+    },
+}
+
+/// A `Retry-After` header value could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RetryAfterError {
+    /// The value is empty.
+    #[error("Retry-After is empty")]
+    Empty,
+    /// The value is longer than any valid one.
+    #[error("Retry-After is {len} bytes long, longer than any valid value")]
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// The value is neither delta-seconds nor an HTTP-date.
+    #[error("Retry-After is neither delta-seconds nor an HTTP-date")]
+    Malformed,
+}
+
+/// A stored delivery could not be restored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeliveryError {
+    /// The stored request is not a valid HTTP request.
+    #[error("the stored request is invalid: {reason}")]
+    InvalidRequest {
+        /// What is wrong with it.
+        reason: String,
+    },
+}

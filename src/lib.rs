@@ -60,15 +60,21 @@
     rust_2018_idioms
 )]
 
+pub mod delivery;
 pub mod error;
 pub mod lint;
 pub mod listen;
 pub mod model;
+pub mod transport;
 pub mod webhook;
 
+pub use delivery::{
+    Attempt, AttemptOutcome, DEFAULT_SCHEDULE, DeadLetterReason, Delivery, DeliveryState,
+    RetryPolicy, RetryPolicyBuilder, StatusClass, Step, parse_retry_after,
+};
 pub use error::{
-    ApplyError, AttributeError, CatalogError, EventError, FlowFileError, IdError, IdProblem,
-    ListenError, RouterError,
+    ApplyError, AttributeError, CatalogError, DeliveryError, EventError, FlowFileError, IdError,
+    IdProblem, ListenError, PolicyError, RetryAfterError, RouterError,
 };
 pub use lint::{Diagnostic, Severity};
 pub use listen::{
@@ -77,6 +83,10 @@ pub use listen::{
     Match, Refusal, Rejection, Router, Routing, SubscriptionMatch, Why, lint_flows,
 };
 pub use model::*;
+pub use transport::{
+    ClientFn, HttpClient, RecordingClient, ScriptedAnswer, TransportError, TransportErrorKind,
+    client_fn,
+};
 pub use webhook::{WebhookMethod, WebhookNode};
 
 /// The README's examples, compiled and run as doctests.

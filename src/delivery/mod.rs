@@ -1,0 +1,18 @@
+//! Delivery: the retry policy, the pure planner that turns an attempt's result into the next
+//! step, and the delivery record a host can persist.
+//!
+//! | answer | step |
+//! | --- | --- |
+//! | 2xx | delivered |
+//! | 408, 429, 5xx, and transport errors (connect, timeout, DNS, TLS, body, other) | retry at the next scheduled time (later if `Retry-After` says so, within bounds), until the attempts or the maximum age run out |
+//! | 410 Gone | dead letter, and the endpoint should be disabled |
+//! | 3xx (never followed), other 4xx, 1xx | dead letter with the status |
+//! | a blocked destination or an invalid request | dead letter |
+
+mod policy;
+mod record;
+mod retry_after;
+
+pub use policy::{DEFAULT_SCHEDULE, RetryPolicy, RetryPolicyBuilder, StatusClass};
+pub use record::{Attempt, AttemptOutcome, DeadLetterReason, Delivery, DeliveryState, Step};
+pub use retry_after::parse_retry_after;

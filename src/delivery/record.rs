@@ -1,0 +1,497 @@
+//! A delivery: one request to one endpoint, its attempts and what comes next, as plain serde
+//! data that a host can persist and resume.
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::delivery::{RetryPolicy, StatusClass, parse_retry_after};
+use crate::error::DeliveryError;
+use crate::model::{EventId, FlowId};
+use crate::transport::{TransportError, TransportErrorKind};
+
+/// What one attempt got back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AttemptOutcome {
+    /// A response arrived.
+    Response {
+        /// Its status code.
+        status: u16,
+        /// Its `Retry-After` header, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after: Option<String>,
+        /// The start of its body (lossy UTF-8), at most the policy's `response_body_limit`
+        /// bytes.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        body: String,
+        /// Whether `body` was cut short.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        body_truncated: bool,
+    },
+    /// No response arrived.
+    Error {
+        /// What failed.
+        kind: TransportErrorKind,
+        /// The transport's message.
+        message: String,
+    },
+}
+
+impl AttemptOutcome {
+    /// Records a response, keeping at most `body_limit` bytes of its body.
+    pub fn from_response(response: &http::Response<Vec<u8>>, body_limit: usize) -> Self {
+        let body = response.body();
+        let kept = &body[..body.len().min(body_limit)];
+        Self::Response {
+            status: response.status().as_u16(),
+            retry_after: response
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.chars().take(64).collect()),
+            body: String::from_utf8_lossy(kept).into_owned(),
+            body_truncated: kept.len() < body.len(),
+        }
+    }
+
+    /// Records a transport error.
+    pub fn from_error(error: &TransportError) -> Self {
+        Self::Error {
+            kind: error.kind(),
+            message: error.message().chars().take(512).collect(),
+        }
+    }
+}
+
+/// One attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub struct Attempt {
+    /// When it started.
+    pub started_at: Timestamp,
+    /// How long it took.
+    pub duration: SignedDuration,
+    /// What it got back.
+    pub outcome: AttemptOutcome,
+}
+
+/// Why a delivery was given up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DeadLetterReason {
+    /// The receiver answered with a status that retrying would not change (3xx, 4xx other than
+    /// 408, 410 and 429, or 1xx).
+    Rejected {
+        /// The status.
+        status: u16,
+    },
+    /// The receiver answered 410 Gone: the endpoint should be disabled.
+    Gone,
+    /// The transport failed in a way retrying would not change (such as a blocked destination).
+    NotRetryable {
+        /// What failed.
+        kind: TransportErrorKind,
+    },
+    /// Every attempt the policy allows failed.
+    AttemptsExhausted {
+        /// How many attempts were made.
+        attempts: u32,
+    },
+    /// The next attempt would be later than the policy's maximum age.
+    Expired {
+        /// When the next attempt would have been.
+        next_attempt_at: Timestamp,
+    },
+}
+
+impl std::fmt::Display for DeadLetterReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Rejected { status } => write!(f, "rejected with status {status}"),
+            Self::Gone => f.write_str("410 Gone: the endpoint should be disabled"),
+            Self::NotRetryable { kind } => write!(f, "{kind} error, not retryable"),
+            Self::AttemptsExhausted { attempts } => write!(f, "all {attempts} attempts failed"),
+            Self::Expired { next_attempt_at } => {
+                write!(
+                    f,
+                    "the next attempt ({next_attempt_at}) would exceed the maximum age"
+                )
+            }
+        }
+    }
+}
+
+impl DeadLetterReason {
+    /// Whether the endpoint should be disabled (the receiver answered 410 Gone).
+    pub fn disable_endpoint(&self) -> bool {
+        matches!(self, Self::Gone)
+    }
+}
+
+/// What happens next to a delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+#[non_exhaustive]
+#[must_use]
+pub enum Step {
+    /// The receiver accepted it (2xx).
+    Delivered,
+    /// Try again at this time.
+    RetryAt {
+        /// When.
+        at: Timestamp,
+    },
+    /// Given up.
+    DeadLetter {
+        /// Why.
+        reason: DeadLetterReason,
+    },
+}
+
+impl Step {
+    /// Whether this step ends the delivery.
+    pub fn is_terminal(&self) -> bool {
+        !matches!(self, Self::RetryAt { .. })
+    }
+}
+
+/// A request kept as plain data: method, URI, headers and body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+struct StoredRequest {
+    method: String,
+    uri: String,
+    headers: Vec<(String, Bytes)>,
+    body: Bytes,
+}
+
+/// Bytes kept as text when they are UTF-8, else as a list of numbers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Bytes {
+    Text(String),
+    Raw(Vec<u8>),
+}
+
+impl Bytes {
+    fn new(bytes: &[u8]) -> Self {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Self::Text(text.to_owned()),
+            Err(_) => Self::Raw(bytes.to_vec()),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Text(text) => text.as_bytes(),
+            Self::Raw(bytes) => bytes,
+        }
+    }
+}
+
+fn store(request: &http::Request<Vec<u8>>) -> StoredRequest {
+    StoredRequest {
+        method: request.method().as_str().to_owned(),
+        uri: request.uri().to_string(),
+        headers: request
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.as_str().to_owned(), Bytes::new(value.as_bytes())))
+            .collect(),
+        body: Bytes::new(request.body()),
+    }
+}
+
+fn restore(stored: &StoredRequest) -> Result<http::Request<Vec<u8>>, DeliveryError> {
+    let mut builder = http::Request::builder()
+        .method(stored.method.as_str())
+        .uri(stored.uri.as_str());
+    for (name, value) in &stored.headers {
+        builder = builder.header(name.as_str(), value.as_bytes());
+    }
+    builder
+        .body(stored.body.as_bytes().to_vec())
+        .map_err(|e| DeliveryError::InvalidRequest {
+            reason: e.to_string(),
+        })
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DeliveryState {
+    /// Waiting for its next attempt.
+    Pending {
+        /// When the next attempt is due.
+        next_attempt_at: Timestamp,
+    },
+    /// Accepted by the receiver.
+    Delivered {
+        /// When the accepting attempt ended.
+        at: Timestamp,
+    },
+    /// Given up.
+    DeadLettered {
+        /// When it was given up.
+        at: Timestamp,
+        /// Why.
+        reason: DeadLetterReason,
+    },
+}
+
+/// One webhook request on its way to one endpoint: the exact request, every attempt so far, and
+/// what comes next.
+///
+/// A delivery is plain serde data (see the JSON shape in the README): a host can persist it in
+/// its own store or queue after every step and resume it after a crash. Feeding it the result of
+/// an attempt and the time ([`record`](Self::record)) returns the next step; nothing inside reads
+/// a clock or picks a random number.
+///
+/// ```
+/// use optout_relay::*;
+///
+/// let request = http::Request::post("https://crm.example.com/optout").body(b"{}".to_vec())?;
+/// let created: Timestamp = "2026-11-26T09:00:00Z".parse()?;
+/// let mut delivery = Delivery::new("msg_1", FlowId::new("f")?, EventId::new("e")?, request, created);
+/// let policy = RetryPolicy::default();
+///
+/// let answer = http::Response::builder().status(503).body(Vec::new())?;
+/// let done: Timestamp = "2026-11-26T09:00:01Z".parse()?;
+/// let step = delivery.record(Ok(&answer), created, done, &policy, 20);
+/// assert_eq!(step, Step::RetryAt { at: "2026-11-26T09:00:06Z".parse()? });
+///
+/// let saved = serde_json::to_string(&delivery)?;
+/// let mut resumed: Delivery = serde_json::from_str(&saved)?;
+/// let ok = http::Response::builder().status(204).body(Vec::new())?;
+/// let later: Timestamp = "2026-11-26T09:00:06Z".parse()?;
+/// assert_eq!(resumed.record(Ok(&ok), later, later, &policy, 0), Step::Delivered);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "DeliveryData", into = "DeliveryData")]
+pub struct Delivery {
+    data: DeliveryData,
+    request: http::Request<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+struct DeliveryData {
+    webhook_id: String,
+    flow: FlowId,
+    event: EventId,
+    created_at: Timestamp,
+    request: StoredRequest,
+    attempts: Vec<Attempt>,
+    state: DeliveryState,
+}
+
+impl TryFrom<DeliveryData> for Delivery {
+    type Error = DeliveryError;
+
+    fn try_from(data: DeliveryData) -> Result<Self, Self::Error> {
+        let request = restore(&data.request)?;
+        Ok(Self { data, request })
+    }
+}
+
+impl From<Delivery> for DeliveryData {
+    fn from(delivery: Delivery) -> Self {
+        delivery.data
+    }
+}
+
+/// `http::Request` has no `PartialEq`; deliveries compare by their stored form, from which the
+/// request is rebuilt.
+impl PartialEq for Delivery {
+    fn eq(&self, other: &Self) -> bool {
+        self.data == other.data
+    }
+}
+
+impl Eq for Delivery {}
+
+impl Delivery {
+    /// A delivery of `request`, due at once (at `created_at`).
+    ///
+    /// `webhook_id` is the request's stable id (the `webhook-id` header the builder sets); it is
+    /// the same on every attempt and every re-delivery of the same event.
+    pub fn new(
+        webhook_id: impl Into<String>,
+        flow: FlowId,
+        event: EventId,
+        request: http::Request<Vec<u8>>,
+        created_at: Timestamp,
+    ) -> Self {
+        Self {
+            data: DeliveryData {
+                webhook_id: webhook_id.into(),
+                flow,
+                event,
+                created_at,
+                request: store(&request),
+                attempts: Vec::new(),
+                state: DeliveryState::Pending {
+                    next_attempt_at: created_at,
+                },
+            },
+            request,
+        }
+    }
+
+    /// The request's stable id.
+    pub fn webhook_id(&self) -> &str {
+        &self.data.webhook_id
+    }
+
+    /// The flow that sent it.
+    pub fn flow(&self) -> &FlowId {
+        &self.data.flow
+    }
+
+    /// The event it carries.
+    pub fn event(&self) -> &EventId {
+        &self.data.event
+    }
+
+    /// When it was created.
+    pub fn created_at(&self) -> Timestamp {
+        self.data.created_at
+    }
+
+    /// The exact request sent on every attempt.
+    pub fn request(&self) -> &http::Request<Vec<u8>> {
+        &self.request
+    }
+
+    /// Every attempt so far, in order.
+    pub fn attempts(&self) -> &[Attempt] {
+        &self.data.attempts
+    }
+
+    /// Where it stands.
+    pub fn state(&self) -> &DeliveryState {
+        &self.data.state
+    }
+
+    /// When the next attempt is due; `None` once delivered or dead-lettered.
+    pub fn next_attempt_at(&self) -> Option<Timestamp> {
+        match self.data.state {
+            DeliveryState::Pending { next_attempt_at } => Some(next_attempt_at),
+            _ => None,
+        }
+    }
+
+    /// Whether it is still pending.
+    pub fn is_pending(&self) -> bool {
+        self.next_attempt_at().is_some()
+    }
+
+    /// Records one attempt that started at `started_at` and ended at `now` with `result`, and
+    /// returns the next step (which is also kept in [`state`](Self::state)).
+    ///
+    /// `random` picks the jitter of a retry delay (see [`RetryPolicy::delay`]): pass a random
+    /// number, or a fixed one for exact times in tests.
+    ///
+    /// Recording an attempt on a delivery that is no longer pending changes nothing and returns
+    /// its terminal step again.
+    pub fn record(
+        &mut self,
+        result: Result<&http::Response<Vec<u8>>, &TransportError>,
+        started_at: Timestamp,
+        now: Timestamp,
+        policy: &RetryPolicy,
+        random: u64,
+    ) -> Step {
+        match &self.data.state {
+            DeliveryState::Delivered { .. } => return Step::Delivered,
+            DeliveryState::DeadLettered { reason, .. } => {
+                return Step::DeadLetter {
+                    reason: reason.clone(),
+                };
+            }
+            DeliveryState::Pending { .. } => {}
+        }
+        let outcome = match result {
+            Ok(response) => AttemptOutcome::from_response(response, policy.response_body_limit()),
+            Err(error) => AttemptOutcome::from_error(error),
+        };
+        self.data.attempts.push(Attempt {
+            started_at,
+            duration: now.duration_since(started_at),
+            outcome,
+        });
+        let step = self.next_step(result, now, policy, random);
+        self.data.state = match &step {
+            Step::Delivered => DeliveryState::Delivered { at: now },
+            Step::RetryAt { at } => DeliveryState::Pending {
+                next_attempt_at: *at,
+            },
+            Step::DeadLetter { reason } => DeliveryState::DeadLettered {
+                at: now,
+                reason: reason.clone(),
+            },
+        };
+        step
+    }
+
+    fn next_step(
+        &self,
+        result: Result<&http::Response<Vec<u8>>, &TransportError>,
+        now: Timestamp,
+        policy: &RetryPolicy,
+        random: u64,
+    ) -> Step {
+        let dead = |reason| Step::DeadLetter { reason };
+        let retry_after = match result {
+            Ok(response) => match StatusClass::of(response.status()) {
+                StatusClass::Success => return Step::Delivered,
+                StatusClass::Gone => return dead(DeadLetterReason::Gone),
+                StatusClass::Permanent => {
+                    return dead(DeadLetterReason::Rejected {
+                        status: response.status().as_u16(),
+                    });
+                }
+                StatusClass::Retryable => response
+                    .headers()
+                    .get(http::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| parse_retry_after(v, now).ok()),
+            },
+            Err(error) if !error.is_retryable() => {
+                return dead(DeadLetterReason::NotRetryable { kind: error.kind() });
+            }
+            Err(_) => None,
+        };
+        let attempts = u32::try_from(self.data.attempts.len()).unwrap_or(u32::MAX);
+        if attempts >= policy.max_attempts() {
+            return dead(DeadLetterReason::AttemptsExhausted { attempts });
+        }
+        let scheduled = now
+            .saturating_add(policy.delay(attempts, random))
+            .unwrap_or(Timestamp::MAX);
+        let at = match retry_after {
+            Some(asked) => {
+                let cap = now
+                    .saturating_add(policy.retry_after_max())
+                    .unwrap_or(Timestamp::MAX);
+                scheduled.max(asked.min(cap))
+            }
+            None => scheduled,
+        };
+        let deadline = self
+            .data
+            .created_at
+            .saturating_add(policy.max_age())
+            .unwrap_or(Timestamp::MAX);
+        if at > deadline {
+            return dead(DeadLetterReason::Expired {
+                next_attempt_at: at,
+            });
+        }
+        Step::RetryAt { at }
+    }
+}

@@ -1,0 +1,354 @@
+//! The HTTP-client trait the host plugs its transport into, a closure adapter, and a
+//! recording/scripted client for tests.
+//!
+//! The crate's currency is `http::Request<Vec<u8>>` in and `http::Response<Vec<u8>>` out. A
+//! response with any status (including 4xx and 5xx) is a response, not an error: the retry policy
+//! decides what it means. A [`TransportError`] is for when no response arrived.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// What failed when no response arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TransportErrorKind {
+    /// The connection could not be made (refused, reset, unreachable). Retried.
+    Connect,
+    /// No complete response within the time allowed. Retried.
+    Timeout,
+    /// The host name could not be resolved. Retried (DNS failures are often temporary).
+    Dns,
+    /// The TLS handshake failed. Retried (the receiver may be renewing its certificate).
+    Tls,
+    /// The response body could not be read (for example the connection closed mid-response).
+    /// Retried.
+    Body,
+    /// The destination is not allowed by the host's destination policy. Never retried.
+    Blocked,
+    /// The request itself cannot be sent (for example an invalid URL for this transport). Never
+    /// retried.
+    InvalidRequest,
+    /// Anything else. Retried.
+    Other,
+}
+
+impl TransportErrorKind {
+    /// Whether an attempt that failed this way is worth retrying.
+    pub fn is_retryable(self) -> bool {
+        !matches!(self, Self::Blocked | Self::InvalidRequest)
+    }
+
+    /// The wire name, such as `timeout`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Timeout => "timeout",
+            Self::Dns => "dns",
+            Self::Tls => "tls",
+            Self::Body => "body",
+            Self::Blocked => "blocked",
+            Self::InvalidRequest => "invalid_request",
+            Self::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for TransportErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// No response arrived: what failed, and a message for people.
+///
+/// The message must not hold personal data: adapters describe the failure (such as "connection
+/// refused"), never the request's URL, which may carry an email address in its query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{kind} error: {message}")]
+pub struct TransportError {
+    kind: TransportErrorKind,
+    message: String,
+}
+
+impl TransportError {
+    /// A transport error of `kind`.
+    pub fn new(kind: TransportErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// What failed.
+    pub fn kind(&self) -> TransportErrorKind {
+        self.kind
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether the attempt is worth retrying.
+    pub fn is_retryable(&self) -> bool {
+        self.kind.is_retryable()
+    }
+}
+
+/// An HTTP client: sends one request and returns the response, whatever its status.
+///
+/// Implement it over the HTTP library the host already uses. `&self`, `Send + Sync`, so one
+/// client serves many concurrent deliveries; store it as `Arc<dyn HttpClient>`.
+///
+/// ```
+/// use optout_relay::{HttpClient, TransportError};
+/// use optout_relay::http::{Request, Response};
+///
+/// struct AlwaysAccepted;
+///
+/// #[async_trait::async_trait]
+/// impl HttpClient for AlwaysAccepted {
+///     async fn send(&self, _request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, TransportError> {
+///         Ok(Response::builder().status(204).body(Vec::new()).expect("a valid response"))
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait HttpClient: Send + Sync {
+    /// Sends `request` and returns the response, or what failed when none arrived.
+    ///
+    /// Implementations must not follow redirects (a 3xx is returned as a response) and should
+    /// bound the time one attempt takes.
+    async fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, TransportError>;
+}
+
+#[async_trait]
+impl<C: HttpClient + ?Sized> HttpClient for Arc<C> {
+    async fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, TransportError> {
+        (**self).send(request).await
+    }
+}
+
+#[async_trait]
+impl<C: HttpClient + ?Sized> HttpClient for &C {
+    async fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, TransportError> {
+        (**self).send(request).await
+    }
+}
+
+/// An [`HttpClient`] made from a closure; see [`client_fn`].
+#[derive(Clone)]
+pub struct ClientFn<F> {
+    f: F,
+}
+
+impl<F> fmt::Debug for ClientFn<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientFn").finish_non_exhaustive()
+    }
+}
+
+/// Makes an [`HttpClient`] from an async closure.
+///
+/// ```
+/// use optout_relay::{client_fn, HttpClient};
+/// use optout_relay::http::{Request, Response};
+///
+/// let client = client_fn(|request: Request<Vec<u8>>| async move {
+///     assert_eq!(request.method(), "POST");
+///     Ok(Response::builder().status(200).body(b"ok".to_vec()).expect("a valid response"))
+/// });
+/// # let _: &dyn HttpClient = &client;
+/// ```
+pub fn client_fn<F, Fut>(f: F) -> ClientFn<F>
+where
+    F: Fn(http::Request<Vec<u8>>) -> Fut + Send + Sync,
+    Fut: Future<Output = Result<http::Response<Vec<u8>>, TransportError>> + Send,
+{
+    ClientFn { f }
+}
+
+#[async_trait]
+impl<F, Fut> HttpClient for ClientFn<F>
+where
+    F: Fn(http::Request<Vec<u8>>) -> Fut + Send + Sync,
+    Fut: Future<Output = Result<http::Response<Vec<u8>>, TransportError>> + Send,
+{
+    async fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, TransportError> {
+        (self.f)(request).await
+    }
+}
+
+/// One scripted answer of a [`RecordingClient`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ScriptedAnswer {
+    /// Answer with this status, headers and body.
+    Response {
+        /// The status code.
+        status: u16,
+        /// Response headers, in order.
+        headers: Vec<(String, String)>,
+        /// The body.
+        body: Vec<u8>,
+    },
+    /// Fail with this transport error.
+    Error(TransportError),
+}
+
+impl ScriptedAnswer {
+    /// A response with `status` and an empty body.
+    pub fn status(status: u16) -> Self {
+        Self::Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// A response with `status` and a `Retry-After` header.
+    pub fn retry_after(status: u16, value: impl Into<String>) -> Self {
+        Self::Response {
+            status,
+            headers: vec![("retry-after".into(), value.into())],
+            body: Vec::new(),
+        }
+    }
+
+    /// A transport error of `kind`.
+    pub fn error(kind: TransportErrorKind) -> Self {
+        Self::Error(TransportError::new(kind, format!("scripted {kind} error")))
+    }
+
+    fn answer(&self) -> Result<http::Response<Vec<u8>>, TransportError> {
+        match self {
+            Self::Error(error) => Err(error.clone()),
+            Self::Response {
+                status,
+                headers,
+                body,
+            } => {
+                let mut builder = http::Response::builder().status(*status);
+                for (name, value) in headers {
+                    builder = builder.header(name, value);
+                }
+                builder.body(body.clone()).map_err(|e| {
+                    TransportError::new(
+                        TransportErrorKind::Other,
+                        format!("invalid scripted response: {e}"),
+                    )
+                })
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Recorded {
+    script: VecDeque<ScriptedAnswer>,
+    requests: Vec<http::Request<Vec<u8>>>,
+}
+
+/// An [`HttpClient`] for tests: records every request and answers from a script, in order; once
+/// the script is used up it answers with the fallback (by default `200 OK`, empty body).
+///
+/// Clones share the same record and script.
+///
+/// ```
+/// use optout_relay::{HttpClient, RecordingClient, ScriptedAnswer};
+/// use optout_relay::http::Request;
+///
+/// # futures_executor_block_on(async {
+/// let client = RecordingClient::new().then(ScriptedAnswer::status(503));
+/// let request = || Request::post("https://example.com/").body(Vec::new()).unwrap();
+/// assert_eq!(client.send(request()).await.unwrap().status(), 503);
+/// assert_eq!(client.send(request()).await.unwrap().status(), 200);
+/// assert_eq!(client.requests().len(), 2);
+/// # });
+/// # fn futures_executor_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     let waker = std::task::Waker::noop();
+/// #     let mut cx = std::task::Context::from_waker(&waker);
+/// #     let mut f = std::pin::pin!(f);
+/// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RecordingClient {
+    inner: Arc<Mutex<Recorded>>,
+    fallback: ScriptedAnswer,
+}
+
+impl Default for RecordingClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RecordingClient {
+    /// A client that answers `200 OK` to everything.
+    pub fn new() -> Self {
+        Self {
+            inner: Arc::default(),
+            fallback: ScriptedAnswer::status(200),
+        }
+    }
+
+    /// Adds `answer` to the end of the script.
+    #[must_use]
+    pub fn then(self, answer: ScriptedAnswer) -> Self {
+        self.lock().script.push_back(answer);
+        self
+    }
+
+    /// Sets the answer given once the script is used up.
+    #[must_use]
+    pub fn otherwise(mut self, answer: ScriptedAnswer) -> Self {
+        self.fallback = answer;
+        self
+    }
+
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<http::Request<Vec<u8>>> {
+        self.lock().requests.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Recorded> {
+        // A panic while holding the lock leaves plain data behind; keep using it.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl HttpClient for RecordingClient {
+    async fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, TransportError> {
+        let answer = {
+            let mut recorded = self.lock();
+            recorded.requests.push(request);
+            recorded.script.pop_front()
+        };
+        answer.as_ref().unwrap_or(&self.fallback).answer()
+    }
+}

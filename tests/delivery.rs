@@ -1,0 +1,606 @@
+//! The retry planner, with exact times for every branch, and the delivery record's serde form.
+
+use optout_relay::jiff::SignedDuration;
+use optout_relay::*;
+use serde_json::json;
+
+fn at(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+fn response(status: u16) -> http::Response<Vec<u8>> {
+    http::Response::builder()
+        .status(status)
+        .body(Vec::new())
+        .unwrap()
+}
+
+fn with_retry_after(status: u16, value: &str) -> http::Response<Vec<u8>> {
+    http::Response::builder()
+        .status(status)
+        .header("retry-after", value)
+        .body(Vec::new())
+        .unwrap()
+}
+
+fn delivery() -> Delivery {
+    let request = http::Request::post(
+        "https://crm.example.com/optout?source=platform&email=a%2Bb%40example.com",
+    )
+    .header("content-type", "application/json")
+    .header("webhook-id", "msg_1")
+    .body(br#"{"email":"a+b@example.com"}"#.to_vec())
+    .unwrap();
+    Delivery::new(
+        "msg_1",
+        FlowId::new("f").unwrap(),
+        EventId::new("e").unwrap(),
+        request,
+        at("2026-11-26T09:00:00Z"),
+    )
+}
+
+/// No jitter, so that every time below is exact without picking `random`.
+fn flat_policy() -> RetryPolicy {
+    RetryPolicy::builder().jitter_percent(0).build().unwrap()
+}
+
+const T0: &str = "2026-11-26T09:00:00Z";
+const T1: &str = "2026-11-26T09:00:01Z";
+
+#[test]
+fn success_is_2xx_only() {
+    for status in [200, 201, 202, 204, 299] {
+        let mut d = delivery();
+        assert_eq!(
+            d.record(Ok(&response(status)), at(T0), at(T1), &flat_policy(), 0),
+            Step::Delivered,
+            "{status}"
+        );
+        assert_eq!(d.state(), &DeliveryState::Delivered { at: at(T1) });
+        assert_eq!(d.next_attempt_at(), None);
+    }
+}
+
+#[test]
+fn retryable_statuses_and_errors_follow_the_schedule() {
+    for status in [408, 429, 500, 502, 503, 504, 599] {
+        let mut d = delivery();
+        let step = d.record(Ok(&response(status)), at(T0), at(T1), &flat_policy(), 0);
+        assert_eq!(
+            step,
+            Step::RetryAt {
+                at: at("2026-11-26T09:00:06Z")
+            },
+            "{status}"
+        );
+        assert_eq!(d.next_attempt_at(), Some(at("2026-11-26T09:00:06Z")));
+    }
+    for kind in [
+        TransportErrorKind::Connect,
+        TransportErrorKind::Timeout,
+        TransportErrorKind::Dns,
+        TransportErrorKind::Tls,
+        TransportErrorKind::Body,
+        TransportErrorKind::Other,
+    ] {
+        let mut d = delivery();
+        let error = TransportError::new(kind, "failed");
+        let step = d.record(Err(&error), at(T0), at(T1), &flat_policy(), 0);
+        assert_eq!(
+            step,
+            Step::RetryAt {
+                at: at("2026-11-26T09:00:06Z")
+            },
+            "{kind:?}"
+        );
+        assert_eq!(
+            d.attempts()[0].outcome,
+            AttemptOutcome::Error {
+                kind,
+                message: "failed".into()
+            }
+        );
+    }
+}
+
+#[test]
+fn permanent_answers_are_dead_lettered_with_the_reason() {
+    for status in [
+        101, 301, 302, 303, 307, 308, 400, 401, 403, 404, 409, 413, 422,
+    ] {
+        let mut d = delivery();
+        let step = d.record(Ok(&response(status)), at(T0), at(T1), &flat_policy(), 0);
+        assert_eq!(
+            step,
+            Step::DeadLetter {
+                reason: DeadLetterReason::Rejected { status }
+            },
+            "{status}"
+        );
+        assert!(step.is_terminal());
+        assert_eq!(
+            d.state(),
+            &DeliveryState::DeadLettered {
+                at: at(T1),
+                reason: DeadLetterReason::Rejected { status }
+            }
+        );
+    }
+    let mut d = delivery();
+    let step = d.record(Ok(&response(410)), at(T0), at(T1), &flat_policy(), 0);
+    assert_eq!(
+        step,
+        Step::DeadLetter {
+            reason: DeadLetterReason::Gone
+        }
+    );
+    assert!(DeadLetterReason::Gone.disable_endpoint());
+    assert!(!DeadLetterReason::Rejected { status: 404 }.disable_endpoint());
+    for kind in [
+        TransportErrorKind::Blocked,
+        TransportErrorKind::InvalidRequest,
+    ] {
+        let mut d = delivery();
+        let step = d.record(
+            Err(&TransportError::new(kind, "no")),
+            at(T0),
+            at(T1),
+            &flat_policy(),
+            0,
+        );
+        assert_eq!(
+            step,
+            Step::DeadLetter {
+                reason: DeadLetterReason::NotRetryable { kind }
+            }
+        );
+    }
+}
+
+#[test]
+fn the_default_schedule_with_and_without_jitter() {
+    let policy = RetryPolicy::default();
+    let mut d = delivery();
+    let mut now = at(T0);
+    // random = 20 is the middle of 0..=40: no jitter at all.
+    let expected = ["PT5S", "PT5M", "PT30M", "PT2H", "PT5H", "PT10H", "PT10H"];
+    for wait in expected {
+        let step = d.record(Ok(&response(503)), now, now, &policy, 20);
+        let next = now
+            .checked_add(wait.parse::<SignedDuration>().unwrap())
+            .unwrap();
+        assert_eq!(
+            step,
+            Step::RetryAt { at: next },
+            "after {} attempts",
+            d.attempts().len()
+        );
+        now = next;
+    }
+    assert_eq!(now, at("2026-11-27T12:35:05Z"));
+    let step = d.record(Ok(&response(503)), now, now, &policy, 20);
+    assert_eq!(
+        step,
+        Step::DeadLetter {
+            reason: DeadLetterReason::AttemptsExhausted { attempts: 8 }
+        }
+    );
+    assert_eq!(d.attempts().len(), 8);
+
+    // Jitter bounds: +-20 %.
+    assert_eq!(policy.delay(1, 0), SignedDuration::from_secs(4));
+    assert_eq!(policy.delay(1, 40), SignedDuration::from_secs(6));
+    assert_eq!(policy.delay(1, 41), SignedDuration::from_secs(4));
+    assert_eq!(
+        policy.delay(3, 30),
+        SignedDuration::from_secs(30 * 60 * 110 / 100)
+    );
+    assert_eq!(policy.delay(7, 0), SignedDuration::from_hours(8));
+    // Past the schedule, the last delay repeats.
+    assert_eq!(policy.delay(100, 20), SignedDuration::from_hours(10));
+    let mut d = delivery();
+    assert_eq!(
+        d.record(Ok(&response(500)), at(T0), at(T0), &policy, 7),
+        Step::RetryAt {
+            at: at("2026-11-26T09:00:04.350Z")
+        }
+    );
+}
+
+#[test]
+fn retry_after_moves_the_next_attempt_later_within_bounds() {
+    let policy = flat_policy();
+    let case = |value: &str| {
+        let mut d = delivery();
+        d.record(
+            Ok(&with_retry_after(429, value)),
+            at(T0),
+            at(T1),
+            &policy,
+            0,
+        )
+    };
+    // Later than the 5 s schedule: honoured.
+    assert_eq!(
+        case("120"),
+        Step::RetryAt {
+            at: at("2026-11-26T09:02:01Z")
+        }
+    );
+    assert_eq!(
+        case("Thu, 26 Nov 2026 09:10:00 GMT"),
+        Step::RetryAt {
+            at: at("2026-11-26T09:10:00Z")
+        }
+    );
+    // Earlier than the schedule: the schedule wins (never sooner).
+    assert_eq!(
+        case("1"),
+        Step::RetryAt {
+            at: at("2026-11-26T09:00:06Z")
+        }
+    );
+    assert_eq!(
+        case("Thu, 26 Nov 2026 08:00:00 GMT"),
+        Step::RetryAt {
+            at: at("2026-11-26T09:00:06Z")
+        }
+    );
+    // Beyond the bound (1 h): clamped.
+    assert_eq!(
+        case("86400"),
+        Step::RetryAt {
+            at: at("2026-11-26T10:00:01Z")
+        }
+    );
+    assert_eq!(
+        case("99999999999999999999999"),
+        Step::RetryAt {
+            at: at("2026-11-26T10:00:01Z")
+        }
+    );
+    // Malformed: ignored.
+    assert_eq!(
+        case("soon"),
+        Step::RetryAt {
+            at: at("2026-11-26T09:00:06Z")
+        }
+    );
+    assert_eq!(
+        case("-5"),
+        Step::RetryAt {
+            at: at("2026-11-26T09:00:06Z")
+        }
+    );
+    // On 503 too.
+    let mut d = delivery();
+    assert_eq!(
+        d.record(Ok(&with_retry_after(503, "30")), at(T0), at(T1), &policy, 0),
+        Step::RetryAt {
+            at: at("2026-11-26T09:00:31Z")
+        }
+    );
+    assert_eq!(
+        d.attempts()[0].outcome,
+        AttemptOutcome::Response {
+            status: 503,
+            retry_after: Some("30".into()),
+            body: String::new(),
+            body_truncated: false
+        }
+    );
+}
+
+#[test]
+fn attempts_and_age_limits() {
+    let policy = RetryPolicy::builder()
+        .schedule([SignedDuration::from_secs(1), SignedDuration::from_secs(2)])
+        .jitter_percent(0)
+        .max_attempts(3)
+        .build()
+        .unwrap();
+    let mut d = delivery();
+    let fail = TransportError::new(TransportErrorKind::Connect, "connection refused");
+    assert_eq!(
+        d.record(Err(&fail), at(T0), at(T0), &policy, 0),
+        Step::RetryAt {
+            at: at("2026-11-26T09:00:01Z")
+        }
+    );
+    assert_eq!(
+        d.record(Err(&fail), at(T1), at(T1), &policy, 0),
+        Step::RetryAt {
+            at: at("2026-11-26T09:00:03Z")
+        }
+    );
+    let step = d.record(
+        Err(&fail),
+        at("2026-11-26T09:00:03Z"),
+        at("2026-11-26T09:00:03Z"),
+        &policy,
+        0,
+    );
+    assert_eq!(
+        step,
+        Step::DeadLetter {
+            reason: DeadLetterReason::AttemptsExhausted { attempts: 3 }
+        }
+    );
+    // A terminal delivery takes no more attempts.
+    let again = d.record(
+        Ok(&response(200)),
+        at("2026-11-26T09:00:04Z"),
+        at("2026-11-26T09:00:04Z"),
+        &policy,
+        0,
+    );
+    assert_eq!(again, step);
+    assert_eq!(d.attempts().len(), 3);
+
+    let young = RetryPolicy::builder()
+        .jitter_percent(0)
+        .max_age(SignedDuration::from_mins(10))
+        .build()
+        .unwrap();
+    let mut d = delivery();
+    assert_eq!(
+        d.record(Ok(&response(500)), at(T0), at(T0), &young, 0),
+        Step::RetryAt {
+            at: at("2026-11-26T09:00:05Z")
+        }
+    );
+    assert_eq!(
+        d.record(
+            Ok(&response(500)),
+            at("2026-11-26T09:00:05Z"),
+            at("2026-11-26T09:00:05Z"),
+            &young,
+            0
+        ),
+        Step::RetryAt {
+            at: at("2026-11-26T09:05:05Z")
+        }
+    );
+    // The next one would be 30 min later: past the 10 min age.
+    assert_eq!(
+        d.record(
+            Ok(&response(500)),
+            at("2026-11-26T09:05:05Z"),
+            at("2026-11-26T09:05:06Z"),
+            &young,
+            0
+        ),
+        Step::DeadLetter {
+            reason: DeadLetterReason::Expired {
+                next_attempt_at: at("2026-11-26T09:35:06Z")
+            }
+        }
+    );
+}
+
+#[test]
+fn response_bodies_are_kept_bounded() {
+    let policy = RetryPolicy::builder()
+        .response_body_limit(8)
+        .build()
+        .unwrap();
+    let mut d = delivery();
+    let long = http::Response::builder()
+        .status(500)
+        .body(b"internal server error".to_vec())
+        .unwrap();
+    let _ = d.record(Ok(&long), at(T0), at(T1), &policy, 0);
+    assert_eq!(
+        d.attempts()[0],
+        Attempt {
+            started_at: at(T0),
+            duration: SignedDuration::from_secs(1),
+            outcome: AttemptOutcome::Response {
+                status: 500,
+                retry_after: None,
+                body: "internal".into(),
+                body_truncated: true
+            },
+        }
+    );
+}
+
+#[test]
+fn a_delivery_round_trips_mid_retry_and_resumes() {
+    let policy = flat_policy();
+    let mut d = delivery();
+    let _ = d.record(Ok(&with_retry_after(503, "10")), at(T0), at(T1), &policy, 0);
+    let value = serde_json::to_value(&d).unwrap();
+    assert_eq!(
+        value,
+        json!({
+            "webhook_id": "msg_1",
+            "flow": "f",
+            "event": "e",
+            "created_at": "2026-11-26T09:00:00Z",
+            "request": {
+                "method": "POST",
+                "uri": "https://crm.example.com/optout?source=platform&email=a%2Bb%40example.com",
+                "headers": [["content-type", "application/json"], ["webhook-id", "msg_1"]],
+                "body": "{\"email\":\"a+b@example.com\"}"
+            },
+            "attempts": [{
+                "started_at": "2026-11-26T09:00:00Z",
+                "duration": "PT1S",
+                "outcome": {"type": "response", "status": 503, "retry_after": "10"}
+            }],
+            "state": {"state": "pending", "next_attempt_at": "2026-11-26T09:00:11Z"}
+        })
+    );
+    let mut resumed: Delivery = serde_json::from_value(value).unwrap();
+    assert_eq!(resumed, d);
+    let request = resumed.request();
+    assert_eq!(request.method(), "POST");
+    assert_eq!(
+        request.uri(),
+        "https://crm.example.com/optout?source=platform&email=a%2Bb%40example.com"
+    );
+    assert_eq!(request.headers()["webhook-id"], "msg_1");
+    assert_eq!(request.body(), br#"{"email":"a+b@example.com"}"#);
+    assert_eq!(
+        resumed.record(
+            Ok(&response(200)),
+            at("2026-11-26T09:00:11Z"),
+            at("2026-11-26T09:00:12Z"),
+            &policy,
+            0
+        ),
+        Step::Delivered
+    );
+    assert_eq!(resumed.attempts().len(), 2);
+
+    // Non-UTF-8 bodies survive too.
+    let binary = http::Request::put("http://127.0.0.1:1/")
+        .body(vec![0xff, 0x00, 0x80])
+        .unwrap();
+    let d = Delivery::new(
+        "msg_2",
+        FlowId::new("f").unwrap(),
+        EventId::new("e").unwrap(),
+        binary,
+        at(T0),
+    );
+    let text = serde_json::to_string(&d).unwrap();
+    let back: Delivery = serde_json::from_str(&text).unwrap();
+    assert_eq!(back.request().body(), &[0xff, 0x00, 0x80]);
+
+    // A corrupt stored request is a typed error.
+    let mut corrupt = serde_json::to_value(&d).unwrap();
+    corrupt["request"]["headers"] = json!([["bad header", "x"]]);
+    let err = serde_json::from_value::<Delivery>(corrupt).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("the stored request is invalid: "),
+        "{err}"
+    );
+}
+
+#[test]
+fn policy_validation_and_json() {
+    assert_eq!(
+        RetryPolicy::builder().schedule([]).build(),
+        Err(PolicyError::EmptySchedule)
+    );
+    assert_eq!(
+        RetryPolicy::builder()
+            .schedule([SignedDuration::from_secs(1), SignedDuration::ZERO])
+            .build(),
+        Err(PolicyError::NonPositiveDelay { position: 1 })
+    );
+    assert_eq!(
+        RetryPolicy::builder().jitter_percent(101).build(),
+        Err(PolicyError::JitterOutOfRange { percent: 101 })
+    );
+    assert_eq!(
+        RetryPolicy::builder().max_attempts(0).build(),
+        Err(PolicyError::ZeroAttempts)
+    );
+    assert_eq!(
+        RetryPolicy::builder().max_age(SignedDuration::ZERO).build(),
+        Err(PolicyError::NonPositiveDuration { field: "max_age" })
+    );
+    let value = serde_json::to_value(RetryPolicy::default()).unwrap();
+    assert_eq!(
+        value,
+        json!({
+            "schedule": ["PT5S", "PT5M", "PT30M", "PT2H", "PT5H", "PT10H", "PT10H"],
+            "jitter_percent": 20, "max_attempts": 8, "max_age": "PT72H",
+            "retry_after_max": "PT1H", "response_body_limit": 512
+        })
+    );
+    let short: RetryPolicy =
+        serde_json::from_value(json!({"schedule": ["PT1S"], "max_attempts": 2})).unwrap();
+    assert_eq!(short.schedule(), [SignedDuration::from_secs(1)]);
+    assert_eq!((short.max_attempts(), short.jitter_percent()), (2, 20));
+    let err = serde_json::from_value::<RetryPolicy>(json!({"jitter_percent": 150})).unwrap_err();
+    assert_eq!(err.to_string(), "jitter of 150% is out of range 0..=100");
+}
+
+#[test]
+fn retry_after_values() {
+    let now = at(T0);
+    assert_eq!(parse_retry_after("0", now).unwrap(), now);
+    assert_eq!(
+        parse_retry_after(" 60 ", now).unwrap(),
+        at("2026-11-26T09:01:00Z")
+    );
+    assert_eq!(
+        parse_retry_after("Thu, 26 Nov 2026 09:00:30 GMT", now).unwrap(),
+        at("2026-11-26T09:00:30Z")
+    );
+    // A date in the past means now.
+    assert_eq!(
+        parse_retry_after("Wed, 25 Nov 2026 09:00:00 GMT", now).unwrap(),
+        now
+    );
+    assert_eq!(parse_retry_after("", now), Err(RetryAfterError::Empty));
+    assert_eq!(
+        parse_retry_after("1.5", now),
+        Err(RetryAfterError::Malformed)
+    );
+    assert_eq!(
+        parse_retry_after("tomorrow", now),
+        Err(RetryAfterError::Malformed)
+    );
+    assert_eq!(
+        parse_retry_after(&"9".repeat(65), now),
+        Err(RetryAfterError::TooLong { len: 65 })
+    );
+    assert!(parse_retry_after(&"9".repeat(64), now).is_ok());
+}
+
+#[test]
+fn status_classes() {
+    let class = |s: u16| StatusClass::of(http::StatusCode::from_u16(s).unwrap());
+    assert_eq!(class(204), StatusClass::Success);
+    assert_eq!(class(429), StatusClass::Retryable);
+    assert_eq!(class(410), StatusClass::Gone);
+    assert_eq!(class(302), StatusClass::Permanent);
+    assert_eq!(class(100), StatusClass::Permanent);
+}
+
+#[tokio::test]
+async fn recording_client_and_client_fn() {
+    let client = RecordingClient::new()
+        .then(ScriptedAnswer::retry_after(503, "1"))
+        .then(ScriptedAnswer::error(TransportErrorKind::Timeout))
+        .otherwise(ScriptedAnswer::status(204));
+    let request = |n: u8| {
+        http::Request::post("http://127.0.0.1:9/")
+            .body(vec![n])
+            .unwrap()
+    };
+    let first = client.send(request(1)).await.unwrap();
+    assert_eq!(
+        (
+            first.status().as_u16(),
+            first.headers()["retry-after"].to_str().unwrap()
+        ),
+        (503, "1")
+    );
+    let second = client.send(request(2)).await.unwrap_err();
+    assert_eq!(second.kind(), TransportErrorKind::Timeout);
+    assert_eq!(second.to_string(), "timeout error: scripted timeout error");
+    assert_eq!(client.clone().send(request(3)).await.unwrap().status(), 204);
+    let bodies: Vec<Vec<u8>> = client
+        .requests()
+        .into_iter()
+        .map(|r| r.into_body())
+        .collect();
+    assert_eq!(bodies, [vec![1], vec![2], vec![3]]);
+
+    let echo = client_fn(|request: http::Request<Vec<u8>>| async move {
+        Ok(http::Response::builder()
+            .status(200)
+            .body(request.into_body())
+            .unwrap())
+    });
+    let shared: std::sync::Arc<dyn HttpClient> = std::sync::Arc::new(echo);
+    assert_eq!(shared.send(request(7)).await.unwrap().into_body(), [7]);
+}
