@@ -68,7 +68,7 @@ pub const DEFAULT_SCHEDULE: [SignedDuration; 7] = [
 /// {"schedule": ["PT5S", "PT5M"], "jitter_percent": 20, "max_attempts": 3,
 ///  "max_age": "PT72H", "retry_after_max": "PT1H", "response_body_limit": 512}
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "PolicyData", into = "PolicyData")]
 pub struct RetryPolicy {
     data: PolicyData,
@@ -135,14 +135,6 @@ impl TryFrom<PolicyData> for RetryPolicy {
 impl From<RetryPolicy> for PolicyData {
     fn from(policy: RetryPolicy) -> Self {
         policy.data
-    }
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            data: PolicyData::default(),
-        }
     }
 }
 
