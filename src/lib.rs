@@ -83,6 +83,8 @@ pub use listen::{
     Match, Refusal, Rejection, Router, Routing, SubscriptionMatch, Why, lint_flows,
 };
 pub use model::*;
+#[cfg(feature = "reqwest")]
+pub use transport::ReqwestClient;
 pub use transport::{
     ClientFn, HttpClient, RecordingClient, ScriptedAnswer, TransportError, TransportErrorKind,
     client_fn,

@@ -5,6 +5,11 @@
 //! response with any status (including 4xx and 5xx) is a response, not an error: the retry policy
 //! decides what it means. A [`TransportError`] is for when no response arrived.
 
+#[cfg(feature = "reqwest")]
+mod reqwest;
+#[cfg(feature = "reqwest")]
+pub use self::reqwest::{DEFAULT_BODY_LIMIT, DEFAULT_TIMEOUT, ReqwestClient, ReqwestClientBuilder};
+
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;

@@ -1,0 +1,208 @@
+//! The [`HttpClient`] over `reqwest` (feature `reqwest`; HTTPS with feature `rustls`).
+
+use std::error::Error as _;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::transport::{HttpClient, TransportError, TransportErrorKind};
+
+/// The default time one attempt may take, from connecting to the end of the response body.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The default number of response-body bytes read; the rest is not read.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// An [`HttpClient`] over `reqwest` that never follows redirects (a 3xx is returned as a
+/// response, and the retry policy treats it as a failure), bounds each attempt with a timeout,
+/// and reads at most a bounded number of response-body bytes.
+///
+/// Error messages never include the request URL (its query may carry an email address).
+///
+/// ```no_run
+/// use optout_relay::transport::ReqwestClient;
+/// use std::time::Duration;
+///
+/// let client = ReqwestClient::builder().timeout(Duration::from_secs(10)).build()?;
+/// # Ok::<(), optout_relay::TransportError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ReqwestClient {
+    client: reqwest::Client,
+    body_limit: usize,
+}
+
+/// Builds a [`ReqwestClient`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ReqwestClientBuilder {
+    timeout: Duration,
+    connect_timeout: Option<Duration>,
+    body_limit: usize,
+    resolve: Vec<(String, std::net::SocketAddr)>,
+}
+
+impl ReqwestClientBuilder {
+    /// The time one attempt may take, from connecting to the end of the response body
+    /// (default [`DEFAULT_TIMEOUT`]).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The time connecting may take (default: bounded by the whole timeout only).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// How many response-body bytes are read (default [`DEFAULT_BODY_LIMIT`]).
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// Resolves `domain` to `address` instead of asking DNS.
+    pub fn resolve(mut self, domain: impl Into<String>, address: std::net::SocketAddr) -> Self {
+        self.resolve.push((domain.into(), address));
+        self
+    }
+
+    /// Builds the client.
+    ///
+    /// # Errors
+    ///
+    /// A [`TransportError`] of kind [`TransportErrorKind::Other`] when `reqwest` cannot set up
+    /// its client (for example when no TLS backend can be initialised).
+    pub fn build(self) -> Result<ReqwestClient, TransportError> {
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(self.timeout);
+        if let Some(timeout) = self.connect_timeout {
+            builder = builder.connect_timeout(timeout);
+        }
+        for (domain, address) in &self.resolve {
+            builder = builder.resolve(domain, *address);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| TransportError::new(TransportErrorKind::Other, describe(&e)))?;
+        Ok(ReqwestClient {
+            client,
+            body_limit: self.body_limit,
+        })
+    }
+}
+
+impl ReqwestClient {
+    /// A builder with the defaults: 30 s per attempt, 64 KiB of body read, no redirects.
+    pub fn builder() -> ReqwestClientBuilder {
+        ReqwestClientBuilder {
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: None,
+            body_limit: DEFAULT_BODY_LIMIT,
+            resolve: Vec::new(),
+        }
+    }
+
+    /// A client with the defaults.
+    ///
+    /// # Errors
+    ///
+    /// See [`ReqwestClientBuilder::build`].
+    pub fn new() -> Result<Self, TransportError> {
+        Self::builder().build()
+    }
+}
+
+/// The error and its sources as one message, without the URL.
+fn describe(error: &reqwest::Error) -> String {
+    let mut message = String::new();
+    let mut source: Option<&dyn std::error::Error> = error.source();
+    message.push_str(if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else if error.is_body() || error.is_decode() {
+        "could not read the body"
+    } else if error.is_builder() {
+        "invalid request"
+    } else {
+        "request failed"
+    });
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+fn kind_of(error: &reqwest::Error, message: &str) -> TransportErrorKind {
+    let lower = message.to_ascii_lowercase();
+    if error.is_timeout() || lower.contains("timed out") {
+        TransportErrorKind::Timeout
+    } else if error.is_builder() {
+        TransportErrorKind::InvalidRequest
+    } else if lower.contains("dns error") || lower.contains("failed to lookup address") {
+        TransportErrorKind::Dns
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
+    {
+        TransportErrorKind::Tls
+    } else if error.is_connect() {
+        TransportErrorKind::Connect
+    } else if error.is_body()
+        || error.is_decode()
+        || lower.contains("connection closed")
+        || lower.contains("incomplete")
+    {
+        TransportErrorKind::Body
+    } else {
+        TransportErrorKind::Other
+    }
+}
+
+fn transport_error(error: &reqwest::Error) -> TransportError {
+    let message = describe(error);
+    TransportError::new(kind_of(error, &message), message)
+}
+
+#[async_trait]
+impl HttpClient for ReqwestClient {
+    async fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, TransportError> {
+        let request = reqwest::Request::try_from(request).map_err(|e| {
+            TransportError::new(
+                TransportErrorKind::InvalidRequest,
+                describe(&e.without_url()),
+            )
+        })?;
+        let mut response = self
+            .client
+            .execute(request)
+            .await
+            .map_err(|e| transport_error(&e.without_url()))?;
+        let mut builder = http::Response::builder()
+            .status(response.status())
+            .version(response.version());
+        if let Some(headers) = builder.headers_mut() {
+            *headers = std::mem::take(response.headers_mut());
+        }
+        let mut body = Vec::new();
+        while body.len() < self.body_limit {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = self.body_limit - body.len();
+                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                }
+                Ok(None) => break,
+                Err(e) => return Err(transport_error(&e.without_url())),
+            }
+        }
+        builder.body(body).map_err(|e| {
+            TransportError::new(TransportErrorKind::Other, format!("invalid response: {e}"))
+        })
+    }
+}
