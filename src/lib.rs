@@ -8,6 +8,11 @@
 //!
 //! - a pure domain model ([`Section`], [`Folder`], [`Subscription`], [`Profile`],
 //!   [`OptOutEvent`]) with the exact consent effect of each opt-out ([`Profile::apply`]);
+//! - the Webhook node ([`WebhookNode`]) and a pure request builder
+//!   ([`WebhookNode::build_request`]) that turns a Profile and an event into the exact
+//!   `http::Request<Vec<u8>>`: query (byte-compatible with the platform), form or JSON encoding,
+//!   a stable `webhook-id`, optional Standard Webhooks signatures (feature `signing`, on by
+//!   default), masked dry-run previews and lints ([`webhook`]);
 //!
 //! Everything is pure: no clock, no randomness, no network. Time is passed in.
 //!
@@ -62,9 +67,13 @@ pub mod model;
 pub mod webhook;
 
 pub use error::{ApplyError, AttributeError, CatalogError, EventError, IdError, IdProblem};
+pub use error::{RequestBuildError, WebhookConfigError};
 pub use lint::{Diagnostic, Severity};
 pub use model::*;
-pub use webhook::{WebhookMethod, WebhookNode};
+pub use webhook::{
+    Auth, Header, Param, ParamSource, Preview, Secret, SigningSecret, WebhookEncoding, WebhookId,
+    WebhookMethod, WebhookNode, WebhookNodeBuilder, WebhookRequest,
+};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

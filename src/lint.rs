@@ -45,6 +45,10 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}[{}] flow `{}`: {}", self.severity, self.code, self.flow, self.message)
+        write!(
+            f,
+            "{}[{}] flow `{}`: {}",
+            self.severity, self.code, self.flow, self.message
+        )
     }
 }
