@@ -21,6 +21,7 @@
 //! ```
 //! use optout_relay::WebhookNode;
 //!
+//! # #[cfg(feature = "signing")] {
 //! let node: WebhookNode = serde_json::from_str(r#"{
 //!   "method": "POST",
 //!   "url": "https://crm.example.com/optout?source=platform",
@@ -37,6 +38,7 @@
 //! }"#)?;
 //! assert_eq!(node.params().len(), 4);
 //! assert!(!format!("{node:?}").contains("s3cr3t")); // secrets print as [redacted]
+//! # }
 //! # Ok::<(), serde_json::Error>(())
 //! ```
 //!
