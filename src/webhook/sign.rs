@@ -92,12 +92,22 @@ impl Fnv1a128 {
 
 /// A validated Standard Webhooks signing secret: `whsec_` + base64 (standard alphabet, padded)
 /// of 24 to 64 bytes. `Debug` prints `[redacted]`.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct SigningSecret {
     text: Secret,
+    /// HMAC-SHA256 keyed with the decoded secret, cloned for each message.
     #[cfg(feature = "signing")]
-    key: Vec<u8>,
+    keyed: hmac_signing::HmacSha256,
 }
+
+impl PartialEq for SigningSecret {
+    fn eq(&self, other: &Self) -> bool {
+        // The keyed HMAC follows from the text.
+        self.text == other.text
+    }
+}
+
+impl Eq for SigningSecret {}
 
 impl fmt::Debug for SigningSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -136,7 +146,7 @@ mod hmac_signing {
     use crate::error::WebhookConfigError;
     use crate::webhook::node::Secret;
 
-    type HmacSha256 = Hmac<Sha256>;
+    pub(super) type HmacSha256 = Hmac<Sha256>;
 
     impl SigningSecret {
         /// Validates a `whsec_...` secret.
@@ -163,16 +173,16 @@ mod hmac_signing {
             if key.len() > MAX_SECRET_BYTES {
                 return Err("the key is longer than 64 bytes");
             }
+            let keyed = <HmacSha256 as Mac>::new_from_slice(&key)
+                .map_err(|_| "the key cannot key HMAC-SHA256")?;
             Ok(Self {
                 text: Secret::new(secret),
-                key,
+                keyed,
             })
         }
 
         fn mac(&self, id: &str, timestamp: i64, body: &[u8]) -> HmacSha256 {
-            // HMAC accepts keys of any length: this never fails.
-            let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.key)
-                .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+            let mut mac = self.keyed.clone();
             mac.update(id.as_bytes());
             mac.update(b".");
             mac.update(timestamp.to_string().as_bytes());
