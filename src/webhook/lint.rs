@@ -42,11 +42,13 @@ impl WebhookNode {
             .any(|k| matches!(k, EventKind::EmailUnsubscribe | EventKind::SmsUnsubscribe));
 
         if abuse {
+            // An optional Subscription in a flow that also takes Unsubscribe events is right:
+            // it is sent for those and left out for Email - Abuse.
             for param in self.params.iter().filter(|p| {
                 matches!(
                     p.source(),
                     ParamSource::SubscriptionId | ParamSource::FolderId
-                )
+                ) && !(p.is_optional() && unsubscribe)
             }) {
                 let (severity, consequence) = if param.is_optional() {
                     (

@@ -115,7 +115,7 @@
 //!
 //! | code | severity | when |
 //! | --- | --- | --- |
-//! | `abuse_sends_subscription` | error (warning if the parameter is optional) | the flow takes Email - Abuse and a parameter sends the `subscription_id` or `folder_id`, which a section-level opt-out has none of; it must send the Section |
+//! | `abuse_sends_subscription` | error (warning if the parameter is optional) | the flow takes Email - Abuse and a parameter sends the `subscription_id` or `folder_id`, which a section-level opt-out has none of; it must send the Section. An optional one in a flow that also takes Unsubscribe events is not flagged |
 //! | `abuse_without_section` | warning | the flow takes Email - Abuse and no parameter sends `section_id` |
 //! | `unsubscribe_without_subscription` | warning | the flow takes an Unsubscribe event and no parameter sends `subscription_id` |
 //! | `identifier_mismatch` | warning | an SMS flow identifies the Profile by Email only, or an email flow by Mobile only |
