@@ -278,3 +278,211 @@ pub enum DeliveryError {
         reason: String,
     },
 }
+
+/// A Webhook node's configuration was rejected (by [`crate::WebhookNodeBuilder::build`],
+/// [`crate::WebhookNode::new`] or when a node is read from JSON).
+///
+/// Every variant names what is wrong: which parameter, which header, which secret (by position).
+/// Header values, tokens, passwords and signing secrets are never repeated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WebhookConfigError {
+    /// The endpoint URL cannot be parsed.
+    #[error("invalid endpoint URL: {source}")]
+    InvalidUrl {
+        /// The parser's reason.
+        #[source]
+        source: url::ParseError,
+    },
+    /// The endpoint URL's scheme is not `http` or `https`.
+    #[error("endpoint URL scheme `{scheme}` is not supported: use https (or http)")]
+    UnsupportedScheme {
+        /// The scheme found.
+        scheme: String,
+    },
+    /// The endpoint URL carries a user name or password (`https://user:pass@host/`).
+    #[error(
+        "the endpoint URL carries credentials: remove them from the URL and use `auth` \
+         (bearer, basic or header) instead, which is redacted in logs and previews"
+    )]
+    CredentialsInUrl,
+    /// The endpoint URL has a `#fragment`, which is never sent over HTTP.
+    #[error("the endpoint URL has a `#` fragment, which HTTP never sends: remove it")]
+    FragmentInUrl,
+    /// The endpoint URL is longer than the limit.
+    #[error("the endpoint URL is {len} bytes long, the limit is {max}")]
+    UrlTooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit in bytes.
+        max: usize,
+    },
+    /// The `http` crate does not accept the endpoint URL as a request URI.
+    #[error("the endpoint URL is not a valid HTTP request URI: {reason}")]
+    UrlNotHttp {
+        /// The `http` crate's reason.
+        reason: String,
+    },
+    /// A parameter name is empty, too long or holds a control character.
+    #[error("invalid parameter name `{name}`: {reason}")]
+    InvalidParamName {
+        /// The name (control characters escaped, cut at the limit).
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Two parameters share a name.
+    #[error("parameter `{name}` is configured twice")]
+    DuplicateParam {
+        /// The repeated name.
+        name: String,
+    },
+    /// More parameters than the limit.
+    #[error("{count} parameters configured, the limit is {max}")]
+    TooManyParams {
+        /// How many were configured.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A header name is not a valid HTTP header name.
+    #[error("invalid header name `{name}`")]
+    InvalidHeaderName {
+        /// The name (control characters escaped, cut at the limit).
+        name: String,
+    },
+    /// A header value holds a CR, LF or another byte that is not visible ASCII, space or tab.
+    #[error("header `{name}`: the value {reason}")]
+    InvalidHeaderValue {
+        /// The header.
+        name: String,
+        /// What is wrong with the value (which is not repeated).
+        reason: &'static str,
+    },
+    /// A header the crate sets itself (such as `content-length`, `host`, `content-type`,
+    /// `authorization` or the `webhook-*` signature headers) was configured.
+    #[error("header `{name}` is set by the crate and cannot be configured: {hint}")]
+    ReservedHeader {
+        /// The header, lower case.
+        name: String,
+        /// What to do instead.
+        hint: &'static str,
+    },
+    /// Two headers share a name (names compare case-insensitively).
+    #[error("header `{name}` is configured twice")]
+    DuplicateHeader {
+        /// The repeated name, lower case.
+        name: String,
+    },
+    /// More headers than the limit.
+    #[error("{count} headers configured, the limit is {max}")]
+    TooManyHeaders {
+        /// How many were configured.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The method sends no body, but the encoding puts the parameters in one.
+    #[error(
+        "method {method} with encoding `{encoding}`: {method} requests carry no body; use \
+         encoding `query`, or the method POST, PUT or PATCH"
+    )]
+    BodyOnBodylessMethod {
+        /// The method (GET or DELETE).
+        method: crate::WebhookMethod,
+        /// The body encoding.
+        encoding: crate::WebhookEncoding,
+    },
+    /// The `auth` setting is invalid.
+    #[error("invalid auth ({scheme}): {reason}")]
+    InvalidAuth {
+        /// `bearer`, `basic` or `header`.
+        scheme: &'static str,
+        /// What is wrong (the secret is not repeated).
+        reason: &'static str,
+    },
+    /// A signing secret is not `whsec_` followed by the base64 of 24 to 64 bytes.
+    #[error("signing secret #{index}: {reason}")]
+    InvalidSigningSecret {
+        /// Its position in the list, from 0.
+        index: usize,
+        /// What is wrong (the secret is not repeated).
+        reason: &'static str,
+    },
+    /// More signing secrets than the limit.
+    #[error("{count} signing secrets configured, the limit is {max}")]
+    TooManySigningSecrets {
+        /// How many were configured.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Signing secrets were configured but the crate was built without its `signing` feature.
+    #[error(
+        "signing secrets are configured but optout-relay was built without the `signing` \
+         feature: enable it (it is on by default) rather than send unsigned requests"
+    )]
+    SigningUnavailable,
+}
+
+/// A Webhook request could not be built for this Profile and event
+/// ([`crate::WebhookNode::build_request`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestBuildError {
+    /// A required parameter's source has no value for this Profile or event.
+    #[error(
+        "parameter `{param}` (source {param_source}) has no value: {reason}; mark the \
+         parameter optional to leave it out instead"
+    )]
+    MissingValue {
+        /// The parameter name.
+        param: String,
+        /// The source it takes its value from.
+        param_source: crate::ParamSource,
+        /// Why there is no value.
+        reason: &'static str,
+    },
+    /// A parameter takes the Folder id, which only the Section's catalog knows.
+    #[error(
+        "parameter `{param}` (source folder_id) needs the Section's catalog: build the request \
+         with `build_request_in`"
+    )]
+    SectionNeeded {
+        /// The parameter name.
+        param: String,
+    },
+    /// The event belongs to another Profile than the one given.
+    #[error("event for profile `{event_profile}` built with profile `{profile}`")]
+    ProfileMismatch {
+        /// The Profile the event names.
+        event_profile: ProfileId,
+        /// The Profile given.
+        profile: ProfileId,
+    },
+    /// The event belongs to another Section than the catalog given.
+    #[error("event of section `{event_section}` built with the catalog of section `{section}`")]
+    SectionMismatch {
+        /// The Section the event names.
+        event_section: SectionId,
+        /// The Section of the catalog given.
+        section: SectionId,
+    },
+    /// With `query` encoding, the URL with its parameters is longer than the limit.
+    #[error(
+        "the request URL with its parameters is {len} bytes long, the limit is {max}: send \
+         fewer or shorter parameters, or use a body encoding (form or json)"
+    )]
+    UrlTooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit in bytes.
+        max: usize,
+    },
+    /// The `http` crate rejected the request (not expected: the configuration is validated).
+    #[error("the HTTP request could not be assembled: {reason}")]
+    Http {
+        /// The `http` crate's reason.
+        reason: String,
+    },
+}

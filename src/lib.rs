@@ -12,6 +12,11 @@
 //!   [`Router`] whose cost does not grow with the number of flows that cannot match, an
 //!   [`EntryLedger`] that never lets a re-delivered copy of an event enter twice, and
 //!   [`lint_flows`] for the platform's traps;
+//! - the Webhook node ([`WebhookNode`]) and a pure request builder
+//!   ([`WebhookNode::build_request`]) that turns a Profile and an event into the exact
+//!   `http::Request<Vec<u8>>`: query (byte-compatible with the platform), form or JSON encoding,
+//!   a stable `webhook-id`, optional Standard Webhooks signatures (feature `signing`, on by
+//!   default), masked dry-run previews and lints ([`webhook`]);
 //!
 //! Everything is pure: no clock, no randomness, no network. Time is passed in.
 //!
@@ -74,7 +79,8 @@ pub use delivery::{
 };
 pub use error::{
     ApplyError, AttributeError, CatalogError, DeliveryError, EventError, FlowFileError, IdError,
-    IdProblem, ListenError, PolicyError, RetryAfterError, RouterError,
+    IdProblem, ListenError, PolicyError, RequestBuildError, RetryAfterError, RouterError,
+    WebhookConfigError,
 };
 pub use lint::{Diagnostic, Severity};
 pub use listen::{
@@ -89,7 +95,10 @@ pub use transport::{
     ClientFn, HttpClient, RecordingClient, ScriptedAnswer, TransportError, TransportErrorKind,
     client_fn,
 };
-pub use webhook::{WebhookMethod, WebhookNode};
+pub use webhook::{
+    Auth, Header, Param, ParamSource, Preview, Secret, SigningSecret, WebhookEncoding, WebhookId,
+    WebhookMethod, WebhookNode, WebhookNodeBuilder, WebhookRequest,
+};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -15,8 +15,31 @@ fn flow_id(id: &str) -> FlowId {
 fn at(s: &str) -> Timestamp {
     s.parse().unwrap()
 }
-fn webhook(url: &str) -> WebhookNode {
-    WebhookNode::new(WebhookMethod::Post, url.parse().unwrap())
+/// A Webhook node that sends what a receiver needs for every kind `listen` takes, so that it
+/// raises no webhook lint of its own.
+fn webhook_for(listen: &ListenNode, url: &str) -> WebhookNode {
+    let takes = |k| listen.takes_kind(k);
+    let mut node = WebhookNode::builder(url);
+    if takes(EventKind::EmailUnsubscribe) || takes(EventKind::EmailAbuse) {
+        node = node.param("email", ParamSource::Email);
+    }
+    if takes(EventKind::SmsUnsubscribe) {
+        node = node.param("mobile", ParamSource::Mobile);
+    }
+    if takes(EventKind::EmailUnsubscribe) || takes(EventKind::SmsUnsubscribe) {
+        node = if takes(EventKind::EmailAbuse) {
+            node.optional_param("subscription", ParamSource::SubscriptionId)
+        } else {
+            node.param("subscription", ParamSource::SubscriptionId)
+        };
+    }
+    if takes(EventKind::EmailAbuse) {
+        node = node.param("section", ParamSource::SectionId);
+    }
+    if listen.kinds().len() > 1 {
+        node = node.param("kind", ParamSource::EventKind);
+    }
+    node.build().unwrap()
 }
 
 /// `sec-1`: folder news (111, 222), folder sms (333). `sec-2`: folder other (999).
@@ -40,12 +63,12 @@ fn catalog() -> Catalog {
 }
 
 fn flow(id: &str, listen: ListenNode) -> Flow {
-    Flow::new(
-        flow_id(id),
-        section("sec-1"),
-        listen,
-        webhook(&format!("https://example.com/{id}")),
-    )
+    flow_to(id, "sec-1", listen, &format!("https://example.com/{id}"))
+}
+
+fn flow_to(id: &str, in_section: &str, listen: ListenNode, url: &str) -> Flow {
+    let webhook = webhook_for(&listen, url);
+    Flow::new(flow_id(id), section(in_section), listen, webhook)
 }
 
 fn event(id: &str, kind: EventKind, subscription: Option<&str>) -> OptOutEvent {
@@ -319,11 +342,11 @@ fn section_boundary() {
     let router = Router::new(
         [
             flow("s1", ListenNode::new(EventKind::ALL).unwrap()),
-            Flow::new(
-                flow_id("s2"),
-                section("sec-2"),
+            flow_to(
+                "s2",
+                "sec-2",
                 ListenNode::new(EventKind::ALL).unwrap(),
-                webhook("https://e.com/"),
+                "https://e.com/",
             ),
         ],
         &catalog(),
@@ -712,21 +735,21 @@ fn lint_inactive_flow() {
 #[test]
 fn lint_double_delivery() {
     let same = |id: &str, listen: ListenNode| {
-        Flow::new(
-            flow_id(id),
-            section("sec-1"),
+        flow_to(
+            id,
+            "sec-1",
             listen,
-            webhook("https://crm.example.com/optout?from=platform"),
+            "https://crm.example.com/optout?from=platform",
         )
     };
     let unsub = ListenNode::new([EventKind::EmailUnsubscribe]).unwrap();
     let a = same("a", unsub.clone());
     // Same endpoint (query aside), overlapping listeners: both flows are flagged, each naming the other.
-    let b = Flow::new(
-        flow_id("b"),
-        section("sec-1"),
+    let b = flow_to(
+        "b",
+        "sec-1",
         ListenNode::new([EventKind::EmailUnsubscribe, EventKind::SmsUnsubscribe]).unwrap(),
-        webhook("https://crm.example.com/optout"),
+        "https://crm.example.com/optout",
     );
     let found = lint_flows([&a, &b]);
     assert_eq!(
@@ -779,18 +802,13 @@ fn lint_double_delivery() {
         "{found:#?}"
     );
     // Another endpoint, another Section or an inactive flow: silent.
-    let elsewhere = Flow::new(
-        flow_id("z"),
-        section("sec-1"),
-        unsub.clone(),
-        webhook("https://crm.example.com/other"),
-    );
+    let elsewhere = flow_to("z", "sec-1", unsub.clone(), "https://crm.example.com/other");
     assert!(lint_flows([&a, &elsewhere]).is_empty());
-    let other_section = Flow::new(
-        flow_id("z"),
-        section("sec-2"),
+    let other_section = flow_to(
+        "z",
+        "sec-2",
         unsub.clone(),
-        webhook("https://crm.example.com/optout"),
+        "https://crm.example.com/optout",
     );
     assert!(lint_flows([&a, &other_section]).is_empty());
     let off = same("z", unsub).with_active(false);
@@ -805,6 +823,16 @@ fn flow_files_round_trip() {
     for name in ["email-unsubscribe", "email-abuse", "sms-unsubscribe"] {
         let path = format!("{}/examples/flows/{name}.json", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap();
+        if cfg!(not(feature = "signing")) && text.contains("signing_secrets") {
+            // Without the `signing` feature a signed flow is refused, never sent unsigned.
+            let err = FlowFile::from_json(&text).unwrap_err();
+            assert_eq!(err.path, "flows[0].webhook");
+            assert!(
+                err.message.contains("without the `signing` feature"),
+                "{err}"
+            );
+            continue;
+        }
         let file = FlowFile::from_json(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
         assert_eq!(file.flows.len(), 1);
         let written = file.to_json().unwrap();
@@ -831,7 +859,13 @@ fn flow_files_round_trip() {
             "id": "f", "name": "Limited", "section": "sec-1", "active": true,
             "listen": {"kinds": ["email_unsubscribe"]},
             "settings": {"entry_limit": {"at_most": {"entries": 2, "within": "PT720H"}}},
-            "webhook": {"method": "POST", "url": "https://example.com/f"}
+            "webhook": {
+                "method": "POST", "url": "https://example.com/f", "encoding": "query",
+                "params": [
+                    {"name": "email", "source": "email"},
+                    {"name": "subscription", "source": "subscription_id"}
+                ]
+            }
         }]})
     );
     assert_eq!(FlowFile::from_json(&value.to_string()).unwrap(), limited);

@@ -93,7 +93,8 @@ fn flow_strategy(index: usize) -> impl Strategy<Value = Flow> {
                         WebhookNode::new(
                             WebhookMethod::Post,
                             "https://example.com/".parse().unwrap(),
-                        ),
+                        )
+                        .unwrap(),
                     )
                     .with_active(active)
                 })

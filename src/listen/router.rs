@@ -286,7 +286,10 @@ fn origin_slot(origin: Origin) -> usize {
 ///     FlowId::new("unsubscribes")?,
 ///     SectionId::new("sec-1")?,
 ///     ListenNode::new([EventKind::EmailUnsubscribe])?,
-///     WebhookNode::new(WebhookMethod::Post, "https://crm.example.com/optout".parse()?),
+///     WebhookNode::builder("https://crm.example.com/optout")
+///         .param("email", ParamSource::Email)
+///         .param("subscription", ParamSource::SubscriptionId)
+///         .build()?,
 /// );
 /// let router = Router::new([flow], &Catalog::default())?;
 /// let event = OptOutEvent::email_unsubscribe(

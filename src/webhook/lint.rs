@@ -1,0 +1,204 @@
+//! Lints of a Webhook node against the event kinds its flow listens for.
+
+use url::Host;
+
+use crate::lint::{Diagnostic, Severity};
+use crate::model::{EventKind, FlowId};
+use crate::webhook::WebhookNode;
+use crate::webhook::node::WebhookEncoding;
+use crate::webhook::params::ParamSource;
+
+impl WebhookNode {
+    /// Checks this node against the event kinds its flow's listener takes. The codes, in the
+    /// order they are reported, are listed in the [module docs](crate::webhook#lints).
+    ///
+    /// ```
+    /// use optout_relay::*;
+    ///
+    /// let node = WebhookNode::builder("https://crm.example.com/optout")
+    ///     .param("email", ParamSource::Email)
+    ///     .param("subscription", ParamSource::SubscriptionId)
+    ///     .build()?;
+    /// let flow = FlowId::new("abuse")?;
+    /// let codes: Vec<_> = node.lint(&flow, &[EventKind::EmailAbuse]).iter().map(|d| d.code).collect();
+    /// assert_eq!(codes, ["abuse_sends_subscription", "abuse_without_section"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn lint(&self, flow: &FlowId, kinds: &[EventKind]) -> Vec<Diagnostic> {
+        let mut out = Vec::new();
+        let mut report = |code, severity, message: String| {
+            out.push(Diagnostic {
+                code,
+                severity,
+                flow: flow.clone(),
+                message,
+            });
+        };
+        let has = |wanted: &ParamSource| self.params.iter().any(|p| p.source() == wanted);
+        let abuse = kinds.contains(&EventKind::EmailAbuse);
+        let unsubscribe = kinds
+            .iter()
+            .any(|k| matches!(k, EventKind::EmailUnsubscribe | EventKind::SmsUnsubscribe));
+
+        if abuse {
+            // An optional Subscription in a flow that also takes Unsubscribe events is right:
+            // it is sent for those and left out for Email - Abuse.
+            for param in self.params.iter().filter(|p| {
+                matches!(
+                    p.source(),
+                    ParamSource::SubscriptionId | ParamSource::FolderId
+                ) && !(p.is_optional() && unsubscribe)
+            }) {
+                let (severity, consequence) = if param.is_optional() {
+                    (
+                        Severity::Warning,
+                        "it is left out of every Email - Abuse request",
+                    )
+                } else {
+                    (
+                        Severity::Error,
+                        "every Email - Abuse request fails to build, so no spam complaint is \
+                         forwarded",
+                    )
+                };
+                report(
+                    "abuse_sends_subscription",
+                    severity,
+                    format!(
+                        "parameter `{}` sends the {}, but an Email - Abuse event opts out of the \
+                         whole Section and has none: {consequence}; send the Section \
+                         (source section_id){}",
+                        param.name(),
+                        param.source(),
+                        if unsubscribe {
+                            " and mark this parameter optional"
+                        } else {
+                            " instead"
+                        }
+                    ),
+                );
+            }
+            if !has(&ParamSource::SectionId) {
+                report(
+                    "abuse_without_section",
+                    Severity::Warning,
+                    "the flow takes Email - Abuse but sends no section_id: the receiver cannot \
+                     tell that the Profile opted out of every Subscription of the Section; add a \
+                     parameter such as `section` with source section_id"
+                        .to_owned(),
+                );
+            }
+        }
+
+        if unsubscribe && !has(&ParamSource::SubscriptionId) {
+            report(
+                "unsubscribe_without_subscription",
+                Severity::Warning,
+                "the flow takes an Unsubscribe event but sends no subscription_id: the receiver \
+                 cannot tell which Subscription the Profile left; add a parameter such as \
+                 `subscription` with source subscription_id"
+                    .to_owned(),
+            );
+        }
+
+        let identifies = |source: &ParamSource| {
+            self.params
+                .iter()
+                .any(|p| p.source() == source || matches!(p.source(), ParamSource::Attribute(_)))
+                || has(&ParamSource::ProfileId)
+        };
+        if kinds.contains(&EventKind::SmsUnsubscribe)
+            && has(&ParamSource::Email)
+            && !identifies(&ParamSource::Mobile)
+        {
+            report(
+                "identifier_mismatch",
+                Severity::Warning,
+                "the flow takes SMS - Unsubscribe but identifies the Profile by Email only: a \
+                 Profile known by its Mobile may have no Email; send the Mobile (source mobile)"
+                    .to_owned(),
+            );
+        }
+        if kinds
+            .iter()
+            .any(|k| matches!(k, EventKind::EmailUnsubscribe | EventKind::EmailAbuse))
+            && has(&ParamSource::Mobile)
+            && !identifies(&ParamSource::Email)
+        {
+            report(
+                "identifier_mismatch",
+                Severity::Warning,
+                "the flow takes an Email event but identifies the Profile by Mobile only: a \
+                 Profile known by its Email may have no Mobile; send the Email (source email)"
+                    .to_owned(),
+            );
+        }
+
+        if !self.params.iter().any(|p| p.source().identifies_profile()) {
+            report(
+                "no_identifier",
+                Severity::Error,
+                "no parameter identifies the Profile (email, mobile, profile_id or a custom \
+                 attribute): the receiver cannot tell who opted out"
+                    .to_owned(),
+            );
+        }
+
+        let mut distinct: Vec<EventKind> = kinds.to_vec();
+        distinct.sort();
+        distinct.dedup();
+        let told_apart = has(&ParamSource::EventKind)
+            || self.encoding == WebhookEncoding::JsonEnvelope
+            || (!abuse && has(&ParamSource::Channel));
+        if distinct.len() > 1 && !told_apart {
+            report(
+                "kind_not_sent",
+                Severity::Warning,
+                "the flow takes several event kinds but sends nothing that tells them apart: add \
+                 a parameter with source event_kind (or use the json_envelope encoding)"
+                    .to_owned(),
+            );
+        }
+
+        if self.is_signed() && self.encoding == WebhookEncoding::Query {
+            report(
+                "signed_query_encoding",
+                Severity::Warning,
+                "the node signs its requests but sends the parameters in the query string: the \
+                 signature covers only the (empty) body, so the Email, Subscription and every \
+                 other parameter can be changed without breaking it; use the form, json or \
+                 json_envelope encoding"
+                    .to_owned(),
+            );
+        }
+
+        if self.url.scheme() == "http" && !is_loopback(&self.url) {
+            report(
+                "plain_http",
+                Severity::Warning,
+                format!(
+                    "the endpoint uses plain http to `{}`: personal data and credentials cross \
+                     the network unencrypted; use https",
+                    self.url.host_str().unwrap_or_default()
+                ),
+            );
+        }
+
+        out
+    }
+}
+
+/// Whether the URL's host is `localhost` (or a `.localhost` name), 127.0.0.0/8 or `::1`.
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(Host::Domain(domain)) => {
+            let domain = domain.trim_end_matches('.');
+            domain.eq_ignore_ascii_case("localhost")
+                || domain.to_ascii_lowercase().ends_with(".localhost")
+        }
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}

@@ -1,0 +1,367 @@
+//! Profile-data parameters: a name the receiver understands and the source of its value.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{RequestBuildError, WebhookConfigError};
+use crate::model::{AttributeName, AttributeValue, OptOutEvent, Profile, Section};
+
+/// The longest parameter name accepted, in bytes.
+pub const MAX_PARAM_NAME_LEN: usize = 128;
+
+/// Where a parameter's value comes from: the Profile, the event, or the Section's catalog.
+///
+/// In JSON a source is a snake_case string (`"email"`, `"subscription_id"`), or
+/// `{"attribute": "<name>"}` for a custom attribute.
+///
+/// | source | value | absent when |
+/// | --- | --- | --- |
+/// | `email` | the Profile's Email | the Profile has no Email |
+/// | `mobile` | the Profile's Mobile, `+` and digits | the Profile has no Mobile |
+/// | `{"attribute": name}` | the custom attribute (text, number or boolean) | the Profile has no such attribute |
+/// | `profile_id` | the Profile's id | never |
+/// | `subscription_id` | the Subscription opted out from | Email - Abuse (section-level) |
+/// | `folder_id` | the Folder of that Subscription (needs the Section's catalog) | Email - Abuse, or the Subscription is not in the catalog |
+/// | `section_id` | the Section of the event | never |
+/// | `event_kind` | `email_unsubscribe`, `email_abuse` or `sms_unsubscribe` | never |
+/// | `channel` | `email` or `sms` | never |
+/// | `event_id` | the event's id | never |
+/// | `activity_id` | the Activity (message) opted out from | the event names no Activity |
+/// | `occurred_at` | when it happened, RFC 3339 (`2026-11-26T09:30:00Z`) | never |
+/// | `origin` | `communication`, `api` or `file_import` | never |
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ParamSource {
+    /// The Profile's Email attribute.
+    Email,
+    /// The Profile's Mobile attribute.
+    Mobile,
+    /// A custom Profile attribute.
+    Attribute(AttributeName),
+    /// The Profile's id.
+    ProfileId,
+    /// The Subscription opted out from (absent for Email - Abuse).
+    SubscriptionId,
+    /// The Folder of the Subscription opted out from (needs the Section's catalog).
+    FolderId,
+    /// The Section the event happened in.
+    SectionId,
+    /// The event kind's wire name.
+    EventKind,
+    /// The channel's wire name (`email` or `sms`).
+    Channel,
+    /// The event's id.
+    EventId,
+    /// The Activity (message) opted out from.
+    ActivityId,
+    /// When the opt-out happened, RFC 3339.
+    OccurredAt,
+    /// Where the opt-out came from.
+    Origin,
+}
+
+impl ParamSource {
+    /// Whether the value is personal data (Email, Mobile, custom attributes), masked in
+    /// previews.
+    pub fn is_personal(&self) -> bool {
+        matches!(self, Self::Email | Self::Mobile | Self::Attribute(_))
+    }
+
+    /// Whether the value identifies the Profile to the receiver (Email, Mobile, the Profile id
+    /// or a custom attribute such as a CRM id).
+    pub fn identifies_profile(&self) -> bool {
+        matches!(
+            self,
+            Self::Email | Self::Mobile | Self::ProfileId | Self::Attribute(_)
+        )
+    }
+}
+
+impl fmt::Display for ParamSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Email => "email",
+            Self::Mobile => "mobile",
+            Self::Attribute(name) => return write!(f, "attribute `{name}`"),
+            Self::ProfileId => "profile_id",
+            Self::SubscriptionId => "subscription_id",
+            Self::FolderId => "folder_id",
+            Self::SectionId => "section_id",
+            Self::EventKind => "event_kind",
+            Self::Channel => "channel",
+            Self::EventId => "event_id",
+            Self::ActivityId => "activity_id",
+            Self::OccurredAt => "occurred_at",
+            Self::Origin => "origin",
+        })
+    }
+}
+
+/// One Profile-data parameter: the name the receiver understands, the source of its value, and
+/// whether it may be left out when the source has no value.
+///
+/// JSON: `{"name": "email", "source": "email"}`, with `"optional": true` to leave the parameter
+/// out (rather than fail) when its source has no value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub struct Param {
+    name: String,
+    source: ParamSource,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    optional: bool,
+}
+
+impl Param {
+    /// A required parameter.
+    ///
+    /// # Errors
+    ///
+    /// [`WebhookConfigError::InvalidParamName`] when the name is empty, longer than
+    /// [`MAX_PARAM_NAME_LEN`] bytes or holds a control character.
+    pub fn new(name: impl Into<String>, source: ParamSource) -> Result<Self, WebhookConfigError> {
+        let name = name.into();
+        validate_name(&name)?;
+        Ok(Self {
+            name,
+            source,
+            optional: false,
+        })
+    }
+
+    /// An optional parameter: left out when its source has no value.
+    ///
+    /// # Errors
+    ///
+    /// As [`Param::new`].
+    pub fn optional(
+        name: impl Into<String>,
+        source: ParamSource,
+    ) -> Result<Self, WebhookConfigError> {
+        Ok(Self {
+            optional: true,
+            ..Self::new(name, source)?
+        })
+    }
+
+    /// The parameter name the receiver reads.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The source of its value.
+    pub fn source(&self) -> &ParamSource {
+        &self.source
+    }
+
+    /// Whether it is left out when the source has no value.
+    pub fn is_optional(&self) -> bool {
+        self.optional
+    }
+
+    /// Checks the name (used when a node is read from JSON).
+    pub(crate) fn validate(&self) -> Result<(), WebhookConfigError> {
+        validate_name(&self.name)
+    }
+}
+
+/// A name for an error message: control characters escaped, cut at the limit.
+pub(crate) fn printable(name: &str) -> String {
+    name.chars()
+        .take(MAX_PARAM_NAME_LEN)
+        .flat_map(char::escape_debug)
+        .collect()
+}
+
+fn validate_name(name: &str) -> Result<(), WebhookConfigError> {
+    let reason = if name.is_empty() {
+        "it is empty"
+    } else if name.len() > MAX_PARAM_NAME_LEN {
+        "it is longer than 128 bytes"
+    } else if name.chars().any(char::is_control) {
+        "it holds a control character"
+    } else {
+        return Ok(());
+    };
+    Err(WebhookConfigError::InvalidParamName {
+        name: printable(name),
+        reason,
+    })
+}
+
+/// A resolved parameter value.
+#[derive(Clone, PartialEq)]
+pub(crate) enum Value {
+    /// Text; personal when `masked` is set (the masked text).
+    Text {
+        text: String,
+        masked: Option<String>,
+    },
+    /// A JSON number or boolean from a custom attribute (always personal).
+    Json(serde_json::Value),
+}
+
+/// The text form masked custom attributes show.
+const MASKED: &str = "[masked]";
+
+impl Value {
+    fn plain(text: impl Into<String>) -> Self {
+        Self::Text {
+            text: text.into(),
+            masked: None,
+        }
+    }
+
+    /// The text sent in a query string or form.
+    pub(crate) fn text(&self, masked: bool) -> String {
+        match self {
+            Self::Text { text, masked: mask } => match (masked, mask) {
+                (true, Some(mask)) => mask.clone(),
+                _ => text.clone(),
+            },
+            Self::Json(_) if masked => MASKED.to_owned(),
+            Self::Json(value) => value.to_string(),
+        }
+    }
+
+    /// The JSON value sent in a JSON body.
+    pub(crate) fn json(&self, masked: bool) -> serde_json::Value {
+        match self {
+            Self::Json(value) if !masked => value.clone(),
+            Self::Json(_) => serde_json::Value::String(MASKED.to_owned()),
+            Self::Text { .. } => serde_json::Value::String(self.text(masked)),
+        }
+    }
+}
+
+/// A parameter with its value, ready to encode.
+#[derive(Clone)]
+pub(crate) struct Resolved {
+    pub(crate) name: String,
+    pub(crate) source: ParamSource,
+    pub(crate) value: Value,
+}
+
+/// What a source needs to resolve.
+pub(crate) struct Inputs<'a> {
+    pub(crate) profile: &'a Profile,
+    pub(crate) event: &'a OptOutEvent,
+    pub(crate) section: Option<&'a Section>,
+}
+
+/// Resolves every parameter in order; optional ones without a value are left out.
+pub(crate) fn resolve(
+    params: &[Param],
+    inputs: &Inputs<'_>,
+) -> Result<Vec<Resolved>, RequestBuildError> {
+    let mut resolved = Vec::with_capacity(params.len());
+    for param in params {
+        match resolve_one(&param.source, inputs) {
+            Ok(value) => resolved.push(Resolved {
+                name: param.name.clone(),
+                source: param.source.clone(),
+                value,
+            }),
+            Err(Absent::Section) => {
+                return Err(RequestBuildError::SectionNeeded {
+                    param: param.name.clone(),
+                });
+            }
+            Err(Absent::Value(_)) if param.optional => {}
+            Err(Absent::Value(reason)) => {
+                return Err(RequestBuildError::MissingValue {
+                    param: param.name.clone(),
+                    param_source: param.source.clone(),
+                    reason,
+                });
+            }
+        }
+    }
+    Ok(resolved)
+}
+
+enum Absent {
+    /// No value for this Profile or event.
+    Value(&'static str),
+    /// The source needs the Section's catalog, which was not given.
+    Section,
+}
+
+fn resolve_one(source: &ParamSource, inputs: &Inputs<'_>) -> Result<Value, Absent> {
+    let Inputs {
+        profile,
+        event,
+        section,
+    } = inputs;
+    Ok(match source {
+        ParamSource::Email => {
+            let email = profile
+                .email
+                .as_ref()
+                .ok_or(Absent::Value("the Profile has no Email"))?;
+            Value::Text {
+                text: email.as_str().to_owned(),
+                masked: Some(email.masked()),
+            }
+        }
+        ParamSource::Mobile => {
+            let mobile = profile
+                .mobile
+                .as_ref()
+                .ok_or(Absent::Value("the Profile has no Mobile"))?;
+            Value::Text {
+                text: mobile.as_str().to_owned(),
+                masked: Some(mobile.masked()),
+            }
+        }
+        ParamSource::Attribute(name) => match profile.attribute(name.as_str()) {
+            None => return Err(Absent::Value("the Profile has no such attribute")),
+            Some(AttributeValue::Text(text)) => Value::Text {
+                text: text.clone(),
+                masked: Some(MASKED.to_owned()),
+            },
+            Some(AttributeValue::Number(number)) => {
+                Value::Json(serde_json::Value::Number(number.clone()))
+            }
+            Some(AttributeValue::Bool(flag)) => Value::Json(serde_json::Value::Bool(*flag)),
+        },
+        ParamSource::ProfileId => Value::plain(profile.id.as_str()),
+        ParamSource::SubscriptionId => Value::plain(
+            event
+                .subscription()
+                .ok_or(Absent::Value(
+                    "an Email - Abuse event concerns the whole Section and has no Subscription \
+                     (send section_id)",
+                ))?
+                .as_str(),
+        ),
+        ParamSource::FolderId => {
+            let section = section.ok_or(Absent::Section)?;
+            let subscription = event.subscription().ok_or(Absent::Value(
+                "an Email - Abuse event concerns the whole Section and has no Folder \
+                 (send section_id)",
+            ))?;
+            Value::plain(
+                section
+                    .folder_of(subscription)
+                    .ok_or(Absent::Value(
+                        "the event's Subscription is in no Folder of the Section's catalog",
+                    ))?
+                    .as_str(),
+            )
+        }
+        ParamSource::SectionId => Value::plain(event.section().as_str()),
+        ParamSource::EventKind => Value::plain(event.kind().as_str()),
+        ParamSource::Channel => Value::plain(event.channel().as_str()),
+        ParamSource::EventId => Value::plain(event.id().as_str()),
+        ParamSource::ActivityId => Value::plain(
+            event
+                .activity()
+                .ok_or(Absent::Value("the event names no Activity"))?
+                .as_str(),
+        ),
+        ParamSource::OccurredAt => Value::plain(event.occurred_at().to_string()),
+        ParamSource::Origin => Value::plain(event.origin().as_str()),
+    })
+}

@@ -1,0 +1,144 @@
+//! Dry-run previews of a built request: a `curl` command and a readable summary.
+
+use std::fmt;
+
+use crate::webhook::build::WebhookRequest;
+
+/// A dry-run view of a [`WebhookRequest`]: [`Preview::curl`] gives a copy-pasteable `curl`
+/// command, [`Preview::summary`] (and `Display`) a readable summary.
+///
+/// From [`WebhookRequest::preview`], personal data (Email, Mobile, custom attribute values) and
+/// credentials (the `authorization` header or the API-key header) are masked: `a***@e***.com`,
+/// `+46*******67`, `[masked]`, `Bearer [redacted]`. The signature, computed over the real body,
+/// is shown as is (it reveals nothing). From [`WebhookRequest::preview_unmasked`], everything is
+/// shown and the `curl` command sends exactly the built request.
+///
+/// Use it instead of testing against a public request bin with real personal data.
+#[derive(Debug, Clone, Copy)]
+pub struct Preview<'a> {
+    request: &'a WebhookRequest,
+    masked: bool,
+}
+
+impl<'a> Preview<'a> {
+    pub(crate) fn new(request: &'a WebhookRequest, masked: bool) -> Self {
+        Self { request, masked }
+    }
+
+    /// Whether personal data and secrets are masked.
+    pub fn is_masked(&self) -> bool {
+        self.masked
+    }
+
+    fn uri(&self) -> String {
+        if self.masked {
+            self.request.masked_uri.clone()
+        } else {
+            self.request.request.uri().to_string()
+        }
+    }
+
+    fn body(&self) -> String {
+        let body = if self.masked {
+            &self.request.masked_body
+        } else {
+            self.request.request.body()
+        };
+        String::from_utf8_lossy(body).into_owned()
+    }
+
+    fn headers(&self) -> Vec<(String, String)> {
+        if self.masked {
+            self.request.masked_headers.clone()
+        } else {
+            self.request
+                .request
+                .headers()
+                .iter()
+                .map(|(name, value)| {
+                    (
+                        name.as_str().to_owned(),
+                        String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                    )
+                })
+                .collect()
+        }
+    }
+
+    /// The request as a `curl` command, one option per line, every argument single-quoted for
+    /// a POSIX shell:
+    ///
+    /// ```text
+    /// curl --request POST 'https://crm.example.com/optout' \
+    ///   --header 'content-type: application/json' \
+    ///   --header 'webhook-id: msg_...' \
+    ///   --data-binary '{"email":"a+b@example.com"}'
+    /// ```
+    ///
+    /// `--data-binary` is present only when the body is not empty.
+    pub fn curl(&self) -> String {
+        let mut out = format!(
+            "curl --request {} {}",
+            self.request.request.method(),
+            shell_quote(&self.uri())
+        );
+        for (name, value) in self.headers() {
+            out.push_str(" \\\n  --header ");
+            out.push_str(&shell_quote(&format!("{name}: {value}")));
+        }
+        let body = self.body();
+        if !body.is_empty() {
+            out.push_str(" \\\n  --data-binary ");
+            out.push_str(&shell_quote(&body));
+        }
+        out
+    }
+
+    /// A readable summary: the request line, the headers, the body, and each parameter with
+    /// its value and source.
+    ///
+    /// ```text
+    /// POST https://crm.example.com/optout?email=a***%40e***.com
+    /// webhook-id: msg_...
+    /// (no body)
+    /// parameters:
+    ///   email = a***@e***.com  (from email)
+    /// ```
+    pub fn summary(&self) -> String {
+        let mut out = format!("{} {}\n", self.request.request.method(), self.uri());
+        for (name, value) in self.headers() {
+            out.push_str(&format!("{name}: {value}\n"));
+        }
+        let body = self.body();
+        if body.is_empty() {
+            out.push_str("(no body)\n");
+        } else {
+            out.push_str(&format!("body:\n{body}\n"));
+        }
+        if self.request.params.is_empty() {
+            out.push_str("parameters: none\n");
+        } else {
+            out.push_str("parameters:\n");
+            for param in &self.request.params {
+                out.push_str(&format!(
+                    "  {} = {}  (from {})\n",
+                    param.name,
+                    param.value.text(self.masked),
+                    param.source
+                ));
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Display for Preview<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.summary())
+    }
+}
+
+/// Quotes `text` for a POSIX shell: `'...'`, each `'` written `'\''`.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
