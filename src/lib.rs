@@ -77,6 +77,10 @@ pub use delivery::{
     Attempt, AttemptOutcome, DEFAULT_SCHEDULE, DeadLetterReason, Delivery, DeliveryState,
     RetryPolicy, RetryPolicyBuilder, StatusClass, Step, parse_retry_after,
 };
+#[cfg(feature = "tokio")]
+pub use delivery::{
+    FlowEntry, FlowResult, Outcome, Stopped, Submitted, Worker, WorkerBuilder, WorkerStopped,
+};
 pub use error::{
     ApplyError, AttributeError, CatalogError, DeliveryError, EventError, FlowFileError, IdError,
     IdProblem, ListenError, PolicyError, RequestBuildError, RetryAfterError, RouterError,

@@ -219,3 +219,61 @@ fn a_signed_node_round_trips_through_json() {
     assert_eq!(serde_json::from_str::<WebhookNode>(&json).unwrap(), node);
     assert!(!format!("{node:?}").contains("C2FVsBQ"));
 }
+
+#[test]
+fn a_retry_is_signed_anew_with_the_same_webhook_id() {
+    let node = signed_node(&[SECRET, SECRET_2]);
+    let built_at: Timestamp = "2026-11-26T09:30:05Z".parse().unwrap();
+    let mut request = node
+        .build_request(&flow(), &profile(), &unsubscribe(), built_at)
+        .unwrap()
+        .into_request();
+    let original = header(&request, "webhook-signature").to_owned();
+    // Hours later, the retry gets the attempt's time and a fresh signature that verifies now.
+    let now = Timestamp::now();
+    node.sign_request(&mut request, now);
+    assert_eq!(header(&request, "webhook-id"), ID_EVT_1);
+    assert_eq!(
+        header(&request, "webhook-timestamp"),
+        now.as_second().to_string()
+    );
+    let resigned = header(&request, "webhook-signature").to_owned();
+    assert_ne!(resigned, original);
+    assert_eq!(resigned.split(' ').count(), 2);
+    let secret = SigningSecret::new(SECRET).unwrap();
+    assert_eq!(
+        resigned.split(' ').next().unwrap(),
+        secret.sign(ID_EVT_1, now.as_second(), request.body())
+    );
+    for key in [SECRET, SECRET_2] {
+        standardwebhooks::Webhook::new(key)
+            .unwrap()
+            .verify(request.body(), request.headers())
+            .unwrap();
+    }
+    // Exactly one timestamp and one signature header remain.
+    assert_eq!(
+        request
+            .headers()
+            .get_all("webhook-timestamp")
+            .iter()
+            .count(),
+        1
+    );
+    assert_eq!(
+        request
+            .headers()
+            .get_all("webhook-signature")
+            .iter()
+            .count(),
+        1
+    );
+    // An unsigned node leaves a request alone.
+    let unsigned = WebhookNode::builder("https://crm.example.com/optout")
+        .param("email", ParamSource::Email)
+        .build()
+        .unwrap();
+    let before = request.headers().clone();
+    unsigned.sign_request(&mut request, now);
+    assert_eq!(request.headers(), &before);
+}

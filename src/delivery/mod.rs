@@ -12,7 +12,13 @@
 mod policy;
 mod record;
 mod retry_after;
+#[cfg(feature = "tokio")]
+mod worker;
 
 pub use policy::{DEFAULT_SCHEDULE, RetryPolicy, RetryPolicyBuilder, StatusClass};
 pub use record::{Attempt, AttemptOutcome, DeadLetterReason, Delivery, DeliveryState, Step};
 pub use retry_after::parse_retry_after;
+#[cfg(feature = "tokio")]
+pub use worker::{
+    FlowEntry, FlowResult, Outcome, Stopped, Submitted, Worker, WorkerBuilder, WorkerStopped,
+};

@@ -381,6 +381,11 @@ impl Router {
         &self.flows
     }
 
+    /// The catalog the router was built with.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
     /// The flow with this id.
     pub fn flow(&self, id: &FlowId) -> Option<&Flow> {
         self.flows.iter().find(|f| &f.id == id)

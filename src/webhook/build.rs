@@ -155,6 +155,37 @@ impl WebhookNode {
         self.build(flow, profile, event, Some(section), now)
     }
 
+    /// Signs `request` (built by this node) anew for an attempt at `now`: sets
+    /// `webhook-timestamp` to `now` and recomputes `webhook-signature` over the same id and body.
+    /// Receivers accept timestamps within minutes of their clock, so a retry hours later must
+    /// carry a fresh signature; the `webhook-id` stays the same. Does nothing when the node does
+    /// not sign or the request has no `webhook-id`.
+    pub fn sign_request(&self, request: &mut http::Request<Vec<u8>>, now: Timestamp) {
+        if !self.is_signed() {
+            return;
+        }
+        let Some(id) = request
+            .headers()
+            .get("webhook-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+        else {
+            return;
+        };
+        let timestamp = now.as_second();
+        #[cfg(feature = "signing")]
+        let signature =
+            crate::webhook::sign::signature_header(&self.signing, &id, timestamp, request.body());
+        let headers = request.headers_mut();
+        headers.insert("webhook-timestamp", http::HeaderValue::from(timestamp));
+        #[cfg(feature = "signing")]
+        if let Ok(value) = http::HeaderValue::from_str(&signature) {
+            headers.insert("webhook-signature", value);
+        }
+        #[cfg(not(feature = "signing"))]
+        let _ = id;
+    }
+
     fn build(
         &self,
         flow: &FlowId,
