@@ -5,8 +5,8 @@ use optout_relay::*;
 use serde_json::json;
 
 const FLOW: &str = "crm-unsubscribes";
-const ID_EVT_1: &str = "msg_b110658e97060591fe3eab2c0bd0aad8";
-const ID_EVT_2: &str = "msg_b110658e9a060591fe3eab2c0bd0ae89";
+const ID_EVT_1: &str = "msg_f602f46a34bde42fbf025123344f856d";
+const ID_EVT_2: &str = "msg_363859072f37b60038d83f3fcf43ef71";
 
 fn flow() -> FlowId {
     FlowId::new(FLOW).unwrap()
@@ -737,7 +737,7 @@ fn the_webhook_id_is_stable_per_flow_and_event() {
             &EventId::new("evt-1").unwrap()
         )
         .as_str(),
-        "msg_1f2fd06e2bd1a3a65712978790ac5134"
+        "msg_f1fbf8ee0ca9ee11dc8edc4b8247ffe7"
     );
     // The same on a retry at another time and on a re-delivered copy of the event.
     let node = article_node();

@@ -6,7 +6,7 @@ use optout_relay::*;
 
 const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 const SECRET_2: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-const ID_EVT_1: &str = "msg_b110658e97060591fe3eab2c0bd0aad8";
+const ID_EVT_1: &str = "msg_f602f46a34bde42fbf025123344f856d";
 
 fn flow() -> FlowId {
     FlowId::new("crm-unsubscribes").unwrap()
@@ -102,7 +102,7 @@ fn a_signed_request_is_exact() {
     );
     assert_eq!(
         header(&request, "webhook-signature"),
-        "v1,nxgdEJzagXKKM/EehoFLU2sg/ljiCQGz+S69qyKexVE="
+        "v1,4ALZFZe7c+GA6h45QJujtGg5PzWUVCBv0hWCDrE3z1o="
     );
 }
 

@@ -464,6 +464,20 @@ impl WebhookNode {
         }
     }
 
+    /// The same node sending to another endpoint (a staging receiver, a local test server),
+    /// with everything else unchanged.
+    ///
+    /// # Errors
+    ///
+    /// The URL errors of [`WebhookConfigError`], as for [`WebhookNode::new`].
+    pub fn with_url(&self, url: Url) -> Result<Self, WebhookConfigError> {
+        validate_url(&url)?;
+        Ok(Self {
+            url,
+            ..self.clone()
+        })
+    }
+
     /// The HTTP method.
     pub fn method(&self) -> WebhookMethod {
         self.method

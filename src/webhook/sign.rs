@@ -23,7 +23,10 @@ pub const MAX_SECRET_BYTES: usize = 64;
 ///
 /// The 32 hex digits are FNV-1a-128 (offset basis `0x6c62272e07bb014262b821756295c58d`, prime
 /// `2^88 + 0x13b`) over the bytes `optout-relay/webhook-id/v1`, `0x00`, the flow id, `0x00`, the
-/// event id (ids hold no control characters, so the `0x00` separators are unambiguous). FNV is
+/// event id (ids hold no control characters, so the `0x00` separators are unambiguous), then
+/// finalized so that every input bit affects every output digit (FNV alone leaves ids of similar
+/// events looking alike): with `hi`/`lo` the high and low 64 bits and `mix` the SplitMix64
+/// finalizer, `lo = mix(lo ^ rotate_left(hi, 32))`, then `hi = mix(hi ^ lo)`. FNV is
 /// not a cryptographic hash: the id is for de-duplication, not for authenticity (that is what the
 /// signature is for). It needs no dependency, so it is identical without the `signing` feature.
 ///
@@ -31,7 +34,7 @@ pub const MAX_SECRET_BYTES: usize = 64;
 /// use optout_relay::{EventId, FlowId, WebhookId};
 ///
 /// let id = WebhookId::derive(&FlowId::new("crm-unsubscribes")?, &EventId::new("evt-1")?);
-/// assert_eq!(id.as_str(), "msg_b110658e97060591fe3eab2c0bd0aad8");
+/// assert_eq!(id.as_str(), "msg_f602f46a34bde42fbf025123344f856d");
 /// # Ok::<(), optout_relay::IdError>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -46,10 +49,10 @@ impl WebhookId {
         hash.write(flow.as_str().as_bytes());
         hash.write(&[0]);
         hash.write(event.as_str().as_bytes());
-        Self(format!("msg_{:032x}", hash.finish()))
+        Self(format!("msg_{:032x}", finalize(hash.finish())))
     }
 
-    /// The id, such as `msg_b110658e97060591fe3eab2c0bd0aad8`.
+    /// The id, such as `msg_f602f46a34bde42fbf025123344f856d`.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -65,6 +68,22 @@ impl fmt::Display for WebhookId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// The SplitMix64 finalizer: a bijection of `u64` with full avalanche.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Spreads every bit of a FNV-1a-128 state over the whole result.
+fn finalize(hash: u128) -> u128 {
+    let hi = (hash >> 64) as u64;
+    let lo = hash as u64;
+    let lo = mix(lo ^ hi.rotate_left(32));
+    let hi = mix(hi ^ lo);
+    (u128::from(hi) << 64) | u128::from(lo)
 }
 
 /// FNV-1a with a 128-bit state (<http://www.isthe.com/chongo/tech/comp/fnv/>).
