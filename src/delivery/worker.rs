@@ -4,6 +4,11 @@
 //! The rules live in the pure parts ([`Router`], [`WebhookNode`](crate::WebhookNode),
 //! [`Delivery::record`]); the worker only drives them with the clock, timers and the
 //! [`HttpClient`].
+//!
+//! With the `tracing` feature the worker emits spans `optout.route` (per event) and
+//! `optout.send` (per attempt) and events for each flow's entry and each attempt's next step.
+//! Their fields are ids, kinds, statuses and times: never Email, Mobile, attribute values, URLs or
+//! bodies.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -446,6 +451,15 @@ impl<L: EntryLedger + Send + 'static> Engine<L> {
     }
 
     fn submit(&mut self, event: &OptOutEvent, profile: &Profile, now: Timestamp) -> Submitted {
+        #[cfg(feature = "tracing")]
+        let _span = tracing::info_span!(
+            "optout.route",
+            event = %event.id(),
+            kind = event.kind().as_str(),
+            section = %event.section(),
+            origin = event.origin().as_str(),
+        )
+        .entered();
         let router = Arc::clone(&self.router);
         let section = router.catalog().section(event.section());
         let mut flows = Vec::new();
@@ -484,6 +498,18 @@ impl<L: EntryLedger + Send + 'static> Engine<L> {
                     }
                 }
             };
+            #[cfg(feature = "tracing")]
+            match &result {
+                FlowResult::Entered { webhook_id } => {
+                    tracing::info!(flow = %flow.id, webhook_id = %webhook_id, "entered");
+                }
+                FlowResult::Refused(decision) => {
+                    tracing::info!(flow = %flow.id, decision = ?decision, "not entered");
+                }
+                FlowResult::NotBuilt(error) => {
+                    tracing::warn!(flow = %flow.id, error = %error, "request not built");
+                }
+            }
             flows.push(FlowEntry {
                 flow: flow.id.clone(),
                 result,
@@ -511,11 +537,24 @@ impl<L: EntryLedger + Send + 'static> Engine<L> {
                 flow.webhook.sign_request(&mut request, now);
             }
             let client = Arc::clone(&self.client);
-            let handle = self.tasks.spawn(async move {
+            let attempt = async move {
                 let started = Timestamp::now();
+                #[cfg(feature = "tracing")]
+                tracing::debug!("attempt started");
                 let result = client.send(request).await;
                 (started, Timestamp::now(), result)
-            });
+            };
+            #[cfg(feature = "tracing")]
+            let attempt = tracing::Instrument::instrument(
+                attempt,
+                tracing::info_span!(
+                    "optout.send",
+                    flow = %delivery.flow(),
+                    webhook_id = delivery.webhook_id(),
+                    attempt = delivery.attempts().len() + 1,
+                ),
+            );
+            let handle = self.tasks.spawn(attempt);
             self.in_flight.insert(handle.id(), delivery);
         }
     }
@@ -541,6 +580,18 @@ impl<L: EntryLedger + Send + 'static> Engine<L> {
             ended,
             &self.policy,
             self.jitter.next(),
+        );
+        #[cfg(feature = "tracing")]
+        tracing::info!(
+            flow = %delivery.flow(),
+            webhook_id = delivery.webhook_id(),
+            attempts = delivery.attempts().len(),
+            outcome = ?delivery.attempts().last().map(|a| match &a.outcome {
+                crate::delivery::AttemptOutcome::Response { status, .. } => status.to_string(),
+                crate::delivery::AttemptOutcome::Error { kind, .. } => kind.to_string(),
+            }),
+            step = ?step,
+            "attempt recorded"
         );
         match step {
             Step::Delivered => {
