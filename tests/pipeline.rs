@@ -105,13 +105,22 @@ fn headers(r: &Received) -> Vec<(&str, &str)> {
         .collect()
 }
 
+/// Method, encoding, expected request target, expected body, expected content type.
+type Case = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [u8],
+    Option<&'static str>,
+);
+
 #[tokio::test]
 async fn each_encoding_arrives_byte_exact() {
     assert_eq!(
         WebhookId::derive(&FlowId::new("f").unwrap(), &EventId::new("evt-1").unwrap()).as_str(),
         ID
     );
-    let cases: [(&str, &str, &str, &[u8], Option<&str>); 6] = [
+    let cases: [Case; 6] = [
         ("GET", "query", "/optout?source=platform&tag=a%20b&", b"", None),
         ("POST", "query", "/optout?source=platform&tag=a%20b&", b"", None),
         ("DELETE", "query", "/optout?source=platform&tag=a%20b&", b"", None),
