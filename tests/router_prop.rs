@@ -180,6 +180,13 @@ proptest! {
             let indexed: Vec<&FlowId> = router.matches(event).iter().map(|m| &m.flow.id).collect();
             let naive: Vec<&FlowId> = flows.iter().filter(|f| naive_takes(f, event, &catalog)).map(|f| &f.id).collect();
             prop_assert_eq!(&indexed, &naive);
+            // Each match says why, exactly as explain does from the flow's definition.
+            for found in router.matches(event) {
+                prop_assert_eq!(
+                    router.explain(&found.flow.id, event),
+                    Some(Explanation::Matches(found.why.clone()))
+                );
+            }
             // explain agrees too, flow by flow.
             for flow in &flows {
                 let explained = matches!(router.explain(&flow.id, event), Some(Explanation::Matches(_)));

@@ -235,12 +235,29 @@ impl ActivityIndex {
         }
     }
 
-    fn collect(&self, activity: Option<&ActivityId>, out: &mut Vec<u32>) {
-        out.extend_from_slice(&self.any);
+    /// Adds the flows taking `activity`, noting how each was found.
+    fn collect(&self, activity: Option<&ActivityId>, by_subscription: bool, out: &mut Vec<Hit>) {
+        let hit = |by_activity| {
+            move |&position: &u32| Hit {
+                position,
+                by_subscription,
+                by_activity,
+            }
+        };
+        out.extend(self.any.iter().map(hit(false)));
         if let Some(flows) = activity.and_then(|a| self.by_activity.get(a)) {
-            out.extend_from_slice(flows);
+            out.extend(flows.iter().map(hit(true)));
         }
     }
+}
+
+/// A flow found in the index, and through which narrowing: enough to say why it matched
+/// without reading the flow.
+#[derive(Debug, Clone, Copy)]
+struct Hit {
+    position: u32,
+    by_subscription: bool,
+    by_activity: bool,
 }
 
 /// Flow indices for one (Section, event kind, origin).
@@ -394,27 +411,36 @@ impl Router {
     /// Every flow whose Listen node takes `event`, in flow order, with why. Entry limits are not
     /// consulted (see [`route`](Self::route)).
     pub fn matches(&self, event: &OptOutEvent) -> Vec<Match<'_>> {
-        let mut positions = Vec::new();
+        let mut hits = Vec::new();
         if let Some(buckets) = self.index.get(event.section()) {
             let bucket = &buckets[kind_slot(event.kind()) * ORIGINS + origin_slot(event.origin())];
             let activity = event.activity();
-            bucket.any_subscription.collect(activity, &mut positions);
+            bucket.any_subscription.collect(activity, false, &mut hits);
             if let Some(by_activity) = event
                 .subscription()
                 .and_then(|s| bucket.by_subscription.get(s))
             {
-                by_activity.collect(activity, &mut positions);
+                by_activity.collect(activity, true, &mut hits);
             }
         }
-        positions.sort_unstable();
-        positions
-            .into_iter()
-            .map(|position| {
-                let flow = &self.flows[position as usize];
-                Match {
-                    why: why(flow, event),
-                    flow,
-                }
+        hits.sort_unstable_by_key(|hit| hit.position);
+        hits.into_iter()
+            .map(|hit| Match {
+                flow: &self.flows[hit.position as usize],
+                why: Why {
+                    section: event.section().clone(),
+                    kind: event.kind(),
+                    origin: event.origin(),
+                    subscription: match event.subscription() {
+                        None => SubscriptionMatch::SectionLevel,
+                        Some(s) if hit.by_subscription => SubscriptionMatch::Selected(s.clone()),
+                        Some(_) => SubscriptionMatch::Any,
+                    },
+                    activity: match event.activity() {
+                        Some(a) if hit.by_activity => ActivityMatch::Selected(a.clone()),
+                        _ => ActivityMatch::Any,
+                    },
+                },
             })
             .collect()
     }

@@ -4,7 +4,7 @@
 //! Every id is a non-empty string of at most [`MAX_ID_LEN`] bytes without control characters.
 //! The platform's own ids (for example the `123456` of `/subscription/123456`) are valid as they
 //! are. Each id type is distinct, so a [`SubscriptionId`] can never be passed where a
-//! [`SectionId`] is expected.
+//! [`SectionId`] is expected. Ids are reference-counted: cloning one never allocates.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -40,7 +40,7 @@ macro_rules! id_type {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
         #[serde(try_from = "String", into = "String")]
-        pub struct $name(Box<str>);
+        pub struct $name(std::sync::Arc<str>);
 
         impl $name {
             /// The name of this id type, as it appears in errors.
@@ -55,7 +55,7 @@ macro_rules! id_type {
             pub fn new(value: impl Into<String>) -> Result<Self, IdError> {
                 let value = value.into();
                 validate(Self::KIND, &value)?;
-                Ok(Self(value.into_boxed_str()))
+                Ok(Self(std::sync::Arc::from(value)))
             }
 
             /// The id as a string slice.
@@ -102,7 +102,7 @@ macro_rules! id_type {
 
         impl From<$name> for String {
             fn from(id: $name) -> String {
-                id.0.into_string()
+                id.0.as_ref().to_owned()
             }
         }
 
