@@ -62,6 +62,12 @@ macro_rules! id_type {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// The id, shared (no copy).
+            #[allow(dead_code, reason = "not every id type is sent as a parameter")]
+            pub(crate) fn shared(&self) -> std::sync::Arc<str> {
+                std::sync::Arc::clone(&self.0)
+            }
         }
 
         impl fmt::Debug for $name {

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -75,7 +76,7 @@ pub const MAX_EMAIL_LEN: usize = 254;
 /// ```
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Email(Box<str>);
+pub struct Email(Arc<str>);
 
 impl Email {
     /// Validates an email address.
@@ -110,12 +111,17 @@ impl Email {
         if domain.split('.').any(str::is_empty) {
             return fail("has an empty label in its domain");
         }
-        Ok(Self(value.into_boxed_str()))
+        Ok(Self(Arc::from(value)))
     }
 
     /// The whole address. Personal data: do not log it.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The address, shared (no copy).
+    pub(crate) fn shared(&self) -> Arc<str> {
+        Arc::clone(&self.0)
     }
 
     /// The address masked for logs and previews: first character of the local part, first
@@ -156,7 +162,7 @@ impl TryFrom<String> for Email {
 
 impl From<Email> for String {
     fn from(email: Email) -> Self {
-        email.0.into_string()
+        email.0.as_ref().to_owned()
     }
 }
 
@@ -189,7 +195,7 @@ impl std::str::FromStr for Email {
 /// ```
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Mobile(Box<str>);
+pub struct Mobile(Arc<str>);
 
 impl Mobile {
     /// Validates and normalizes a mobile number.
@@ -234,12 +240,17 @@ impl Mobile {
         if normalized.as_bytes()[1] == b'0' {
             return fail("has a country code starting with 0");
         }
-        Ok(Self(normalized.into_boxed_str()))
+        Ok(Self(Arc::from(normalized)))
     }
 
     /// The normalized number, `+` and digits. Personal data: do not log it.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The number, shared (no copy).
+    pub(crate) fn shared(&self) -> Arc<str> {
+        Arc::clone(&self.0)
     }
 
     /// The number masked for logs and previews: `+`, the first two and the last two digits.
@@ -277,7 +288,7 @@ impl TryFrom<String> for Mobile {
 
 impl From<Mobile> for String {
     fn from(mobile: Mobile) -> Self {
-        mobile.0.into_string()
+        mobile.0.as_ref().to_owned()
     }
 }
 

@@ -1,15 +1,18 @@
 //! The pure request builder: (node, flow, Profile, event, now) -> the exact HTTP request.
 
 use std::fmt;
+use std::sync::Arc;
 
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use jiff::Timestamp;
 use url::form_urlencoded;
 
 use crate::error::RequestBuildError;
-use crate::model::{FlowId, OptOutEvent, Profile, Section};
+use crate::model::{EventKind, FlowId, OptOutEvent, Profile, Section};
 use crate::webhook::WebhookNode;
 use crate::webhook::node::WebhookEncoding;
-use crate::webhook::params::{Inputs, Resolved, resolve};
+use crate::webhook::params::{Inputs, Param, Resolved, resolve};
 use crate::webhook::preview::Preview;
 use crate::webhook::sign::WebhookId;
 
@@ -28,11 +31,23 @@ pub const MAX_REQUEST_URL_LEN: usize = 8192;
 pub struct WebhookRequest {
     pub(crate) request: http::Request<Vec<u8>>,
     pub(crate) id: WebhookId,
-    pub(crate) masked_uri: String,
-    pub(crate) masked_body: Vec<u8>,
-    /// Every header, in order, with credential values masked.
-    pub(crate) masked_headers: Vec<(String, String)>,
-    pub(crate) params: Vec<Resolved>,
+    /// What a masked preview needs to render the request again with personal data masked; kept
+    /// small so that building pays nothing for previews that are never asked for.
+    pub(crate) preview: PreviewData,
+}
+
+/// The parts of a build that a preview re-renders.
+#[derive(Clone)]
+pub(crate) struct PreviewData {
+    pub(crate) params: Arc<[Param]>,
+    pub(crate) resolved: Vec<Resolved>,
+    pub(crate) encoding: WebhookEncoding,
+    /// The length of the URI before the query-encoded parameters.
+    pub(crate) uri_prefix: usize,
+    pub(crate) kind: EventKind,
+    pub(crate) occurred_at: Timestamp,
+    /// The credentials header and the value masked previews show.
+    pub(crate) auth: Option<(http::HeaderName, &'static str)>,
 }
 
 impl WebhookRequest {
@@ -68,7 +83,7 @@ impl fmt::Debug for WebhookRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookRequest")
             .field("method", self.request.method())
-            .field("uri", &self.masked_uri)
+            .field("uri", &self.preview().uri())
             .field("webhook_id", &self.id)
             .finish_non_exhaustive()
     }
@@ -200,7 +215,7 @@ impl WebhookNode {
                 profile: profile.id.clone(),
             });
         }
-        let params = resolve(
+        let resolved = resolve(
             &self.params,
             &Inputs {
                 profile,
@@ -210,8 +225,18 @@ impl WebhookNode {
         )?;
         let id = WebhookId::derive(flow, event.id());
 
-        let (uri, body) = self.encode(&params, event, false);
-        let (masked_uri, masked_body) = self.encode(&params, event, true);
+        let mut uri = String::with_capacity(self.url.as_str().len() + 64 * resolved.len());
+        let mut body = Vec::new();
+        let uri_prefix = encode(
+            &self.url,
+            self.encoding,
+            &self.params,
+            &resolved,
+            (event.kind(), event.occurred_at()),
+            false,
+            &mut uri,
+            &mut body,
+        );
         if uri.len() > MAX_REQUEST_URL_LEN {
             return Err(RequestBuildError::UrlTooLong {
                 len: uri.len(),
@@ -220,121 +245,162 @@ impl WebhookNode {
         }
 
         // Header order: static headers, credentials, content-type, the Standard Webhooks ones.
-        let mut headers: Vec<(String, String)> = Vec::new();
-        let mut masked_headers: Vec<(String, String)> = Vec::new();
-        for header in &self.headers {
-            let pair = (
-                header.name().to_ascii_lowercase(),
-                header.value().to_owned(),
-            );
-            headers.push(pair.clone());
-            masked_headers.push(pair);
+        let mut headers = HeaderMap::with_capacity(self.prepared.headers.len() + 5);
+        for (name, value) in &self.prepared.headers {
+            headers.append(name.clone(), value.clone());
         }
-        if let Some((name, value)) = self.auth.header() {
-            masked_headers.push((name.clone(), self.auth.masked_value().to_owned()));
-            headers.push((name, value));
+        if let Some((name, value, _)) = &self.prepared.auth {
+            headers.append(name.clone(), value.clone());
         }
-        let mut webhook_headers = Vec::new();
         if let Some(content_type) = self.encoding.content_type() {
-            webhook_headers.push(("content-type".to_owned(), content_type.to_owned()));
+            headers.append(CONTENT_TYPE, HeaderValue::from_static(content_type));
         }
-        webhook_headers.push(("webhook-id".to_owned(), id.as_str().to_owned()));
+        headers.append(
+            HeaderName::from_static("webhook-id"),
+            HeaderValue::from_str(id.as_str()).map_err(http_error)?,
+        );
         if self.is_signed() {
             let timestamp = now.as_second();
-            webhook_headers.push(("webhook-timestamp".to_owned(), timestamp.to_string()));
+            headers.append(
+                HeaderName::from_static("webhook-timestamp"),
+                HeaderValue::from(timestamp),
+            );
             #[cfg(feature = "signing")]
-            webhook_headers.push((
-                "webhook-signature".to_owned(),
-                crate::webhook::sign::signature_header(
+            headers.append(
+                HeaderName::from_static("webhook-signature"),
+                HeaderValue::try_from(crate::webhook::sign::signature_header(
                     &self.signing,
                     id.as_str(),
                     timestamp,
                     &body,
-                ),
-            ));
+                ))
+                .map_err(http_error)?,
+            );
         }
-        headers.extend(webhook_headers.iter().cloned());
-        masked_headers.extend(webhook_headers);
 
-        let mut builder = http::Request::builder()
-            .method(self.method.to_http())
-            .uri(uri.as_str());
-        for (name, value) in &headers {
-            builder = builder.header(name.as_str(), value.as_str());
-        }
-        let request = builder
-            .body(body)
-            .map_err(|error| RequestBuildError::Http {
-                reason: error.to_string(),
-            })?;
+        let mut request = http::Request::new(body);
+        *request.method_mut() = self.method.to_http();
+        *request.uri_mut() = http::Uri::try_from(uri).map_err(http_error)?;
+        *request.headers_mut() = headers;
 
         Ok(WebhookRequest {
             request,
             id,
-            masked_uri,
-            masked_body,
-            masked_headers,
-            params,
+            preview: PreviewData {
+                params: Arc::clone(&self.params),
+                resolved,
+                encoding: self.encoding,
+                uri_prefix,
+                kind: event.kind(),
+                occurred_at: event.occurred_at(),
+                auth: self
+                    .prepared
+                    .auth
+                    .as_ref()
+                    .map(|(name, _, masked)| (name.clone(), *masked)),
+            },
         })
     }
+}
 
-    /// The request URL and body for these parameters, masked or not.
-    fn encode(&self, params: &[Resolved], event: &OptOutEvent, masked: bool) -> (String, Vec<u8>) {
-        let base = self.url.as_str();
-        match self.encoding {
-            WebhookEncoding::Query => {
-                let query = form(params, masked);
-                let uri = if query.is_empty() {
-                    base.to_owned()
-                } else {
-                    let separator = match self.url.query() {
-                        None => "?",
-                        Some(q) if q.is_empty() || q.ends_with('&') => "",
-                        Some(_) => "&",
-                    };
-                    format!("{base}{separator}{query}")
-                };
-                (uri, Vec::new())
-            }
-            WebhookEncoding::Form => (base.to_owned(), form(params, masked).into_bytes()),
-            WebhookEncoding::Json => (base.to_owned(), json_object(params, masked).into_bytes()),
-            WebhookEncoding::JsonEnvelope => {
-                let body = format!(
-                    "{{\"type\":{},\"timestamp\":{},\"data\":{}}}",
-                    json_string(&format!("opt_out.{}", event.kind().as_str())),
-                    json_string(&event.occurred_at().to_string()),
-                    json_object(params, masked)
-                );
-                (base.to_owned(), body.into_bytes())
-            }
+fn http_error(error: impl fmt::Display) -> RequestBuildError {
+    RequestBuildError::Http {
+        reason: error.to_string(),
+    }
+}
+
+/// Writes the request URI into `uri` and the body into `body` for these parameters, masked or
+/// not; returns the length of the URI before the query-encoded parameters.
+#[allow(clippy::too_many_arguments)]
+fn encode(
+    url: &url::Url,
+    encoding: WebhookEncoding,
+    params: &[Param],
+    resolved: &[Resolved],
+    event: (EventKind, Timestamp),
+    masked: bool,
+    uri: &mut String,
+    body: &mut Vec<u8>,
+) -> usize {
+    uri.push_str(url.as_str());
+    if encoding == WebhookEncoding::Query && !resolved.is_empty() {
+        match url.query() {
+            None => uri.push('?'),
+            Some(q) if q.is_empty() || q.ends_with('&') => {}
+            Some(_) => uri.push('&'),
+        }
+        let prefix = uri.len();
+        form(params, resolved, masked, uri);
+        return prefix;
+    }
+    encode_body(encoding, params, resolved, event, masked, body);
+    uri.len()
+}
+
+/// Writes the body for these parameters (none for `query`), masked or not.
+pub(crate) fn encode_body(
+    encoding: WebhookEncoding,
+    params: &[Param],
+    resolved: &[Resolved],
+    (kind, occurred_at): (EventKind, Timestamp),
+    masked: bool,
+    body: &mut Vec<u8>,
+) {
+    match encoding {
+        WebhookEncoding::Query => {}
+        WebhookEncoding::Form => {
+            let mut text = String::with_capacity(64 * resolved.len());
+            form(params, resolved, masked, &mut text);
+            *body = text.into_bytes();
+        }
+        WebhookEncoding::Json => {
+            body.reserve(64 * resolved.len());
+            json_object(params, resolved, masked, body);
+        }
+        WebhookEncoding::JsonEnvelope => {
+            body.reserve(96 + 64 * resolved.len());
+            body.extend_from_slice(b"{\"type\":\"opt_out.");
+            body.extend_from_slice(kind.as_str().as_bytes());
+            body.extend_from_slice(b"\",\"timestamp\":\"");
+            body.extend_from_slice(occurred_at.to_string().as_bytes());
+            body.extend_from_slice(b"\",\"data\":");
+            json_object(params, resolved, masked, body);
+            body.push(b'}');
         }
     }
 }
 
-/// `name=value&...`, each name and value through `form_urlencoded::byte_serialize`.
-fn form(params: &[Resolved], masked: bool) -> String {
-    let mut serializer = form_urlencoded::Serializer::new(String::new());
-    for param in params {
-        serializer.append_pair(&param.name, &param.value.text(masked));
-    }
-    serializer.finish()
-}
-
-/// A flat JSON object of the parameters, in their configured order.
-fn json_object(params: &[Resolved], masked: bool) -> String {
-    let mut out = String::from("{");
-    for (i, param) in params.iter().enumerate() {
+/// Appends `name=value&...` to `out`, each name and value through
+/// `form_urlencoded::byte_serialize`.
+pub(crate) fn form(params: &[Param], resolved: &[Resolved], masked: bool, out: &mut String) {
+    for (i, param) in resolved.iter().enumerate() {
         if i > 0 {
-            out.push(',');
+            out.push('&');
         }
-        out.push_str(&json_string(&param.name));
-        out.push(':');
-        out.push_str(&param.value.json(masked).to_string());
+        let spec = &params[param.param];
+        out.extend(form_urlencoded::byte_serialize(spec.name().as_bytes()));
+        out.push('=');
+        let value = if masked && spec.source().is_personal() {
+            param.value.masked_text(spec.source())
+        } else {
+            param.value.text()
+        };
+        out.extend(form_urlencoded::byte_serialize(value.as_bytes()));
     }
-    out.push('}');
-    out
 }
 
-fn json_string(text: &str) -> String {
-    serde_json::Value::String(text.to_owned()).to_string()
+/// Appends a flat JSON object of the parameters, in their configured order, to `out`.
+fn json_object(params: &[Param], resolved: &[Resolved], masked: bool, out: &mut Vec<u8>) {
+    out.push(b'{');
+    for (i, param) in resolved.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let spec = &params[param.param];
+        // Writing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, spec.name());
+        out.push(b':');
+        param.value.write_json(spec.source(), masked, out);
+    }
+    out.push(b'}');
 }

@@ -406,11 +406,67 @@ fn validate_header_value(lower: &str, value: &str) -> Result<(), WebhookConfigEr
 pub struct WebhookNode {
     pub(crate) method: WebhookMethod,
     pub(crate) url: Url,
-    pub(crate) params: Vec<Param>,
+    pub(crate) params: std::sync::Arc<[Param]>,
     pub(crate) headers: Vec<Header>,
     pub(crate) encoding: WebhookEncoding,
     pub(crate) auth: Auth,
     pub(crate) signing: Vec<SigningSecret>,
+    /// The static headers and the credentials, parsed once for every request built.
+    pub(crate) prepared: Prepared,
+}
+
+/// Header names and values checked once, when the node is built, and cloned into each request
+/// (a clone shares the bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Prepared {
+    /// The static headers, names lower-cased, in order.
+    pub(crate) headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// The credentials header, its value marked sensitive, and the value masked previews show.
+    pub(crate) auth: Option<(http::HeaderName, http::HeaderValue, &'static str)>,
+}
+
+impl Prepared {
+    fn new(headers: &[Header], auth: &Auth) -> Result<Self, WebhookConfigError> {
+        let invalid = |name: &str| WebhookConfigError::InvalidHeaderName {
+            name: printable(name),
+        };
+        let mut prepared = Vec::with_capacity(headers.len());
+        for header in headers {
+            let lower = header.name().to_ascii_lowercase();
+            let name =
+                http::HeaderName::from_bytes(lower.as_bytes()).map_err(|_| invalid(&lower))?;
+            let value = http::HeaderValue::from_str(header.value()).map_err(|_| {
+                WebhookConfigError::InvalidHeaderValue {
+                    name: lower.clone(),
+                    reason: "holds a byte that is not visible ASCII, space or tab",
+                }
+            })?;
+            prepared.push((name, value));
+        }
+        let auth = match auth.header() {
+            None => None,
+            Some((name, value)) => {
+                let header =
+                    http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid(&name))?;
+                let mut value = http::HeaderValue::from_str(&value).map_err(|_| {
+                    WebhookConfigError::InvalidAuth {
+                        scheme: match auth {
+                            Auth::Bearer { .. } => "bearer",
+                            Auth::Basic { .. } => "basic",
+                            _ => "header",
+                        },
+                        reason: "the header value holds a byte that is not visible ASCII",
+                    }
+                })?;
+                value.set_sensitive(true);
+                Some((header, value, auth.masked_value()))
+            }
+        };
+        Ok(Self {
+            headers: prepared,
+            auth,
+        })
+    }
 }
 
 impl WebhookNode {
@@ -425,11 +481,15 @@ impl WebhookNode {
         Ok(Self {
             method,
             url,
-            params: Vec::new(),
+            params: std::sync::Arc::from([]),
             headers: Vec::new(),
             encoding: WebhookEncoding::Query,
             auth: Auth::None,
             signing: Vec::new(),
+            prepared: Prepared {
+                headers: Vec::new(),
+                auth: None,
+            },
         })
     }
 
@@ -719,14 +779,16 @@ impl TryFrom<NodeSpec> for WebhookNode {
             .map(|(index, secret)| SigningSecret::for_node(index, secret))
             .collect::<Result<Vec<_>, _>>()?;
 
+        let prepared = Prepared::new(&spec.headers, &spec.auth)?;
         Ok(Self {
             method: spec.method,
             url,
-            params: spec.params,
+            params: spec.params.into(),
             headers: spec.headers,
             encoding: spec.encoding,
             auth: spec.auth,
             signing,
+            prepared,
         })
     }
 }
@@ -737,7 +799,7 @@ impl From<WebhookNode> for NodeSpec {
             method: node.method,
             url: node.url.into(),
             encoding: node.encoding,
-            params: node.params,
+            params: node.params.to_vec(),
             headers: node.headers,
             auth: node.auth,
             signing_secrets: node.signing.iter().map(SigningSecret::secret).collect(),

@@ -1,11 +1,13 @@
 //! Profile-data parameters: a name the receiver understands and the source of its value.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{RequestBuildError, WebhookConfigError};
-use crate::model::{AttributeName, AttributeValue, OptOutEvent, Profile, Section};
+use crate::model::{AttributeName, AttributeValue, Email, Mobile, OptOutEvent, Profile, Section};
 
 /// The longest parameter name accepted, in bytes.
 pub const MAX_PARAM_NAME_LEN: usize = 128;
@@ -190,15 +192,17 @@ fn validate_name(name: &str) -> Result<(), WebhookConfigError> {
     })
 }
 
-/// A resolved parameter value.
-#[derive(Clone, PartialEq)]
+/// A resolved parameter value. Ids, Email and Mobile are shared with the event and the Profile,
+/// names of kinds are static: resolving them copies nothing.
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Value {
-    /// Text; personal when `masked` is set (the masked text).
-    Text {
-        text: String,
-        masked: Option<String>,
-    },
-    /// A JSON number or boolean from a custom attribute (always personal).
+    /// Text written for this request.
+    Text(String),
+    /// Text shared with the Profile or the event.
+    Shared(Arc<str>),
+    /// A fixed name, such as an event kind.
+    Static(&'static str),
+    /// A JSON number or boolean from a custom attribute.
     Json(serde_json::Value),
 }
 
@@ -206,40 +210,49 @@ pub(crate) enum Value {
 const MASKED: &str = "[masked]";
 
 impl Value {
-    fn plain(text: impl Into<String>) -> Self {
-        Self::Text {
-            text: text.into(),
-            masked: None,
-        }
-    }
-
     /// The text sent in a query string or form.
-    pub(crate) fn text(&self, masked: bool) -> String {
+    pub(crate) fn text(&self) -> Cow<'_, str> {
         match self {
-            Self::Text { text, masked: mask } => match (masked, mask) {
-                (true, Some(mask)) => mask.clone(),
-                _ => text.clone(),
-            },
-            Self::Json(_) if masked => MASKED.to_owned(),
-            Self::Json(value) => value.to_string(),
+            Self::Text(text) => Cow::Borrowed(text),
+            Self::Shared(text) => Cow::Borrowed(text),
+            Self::Static(text) => Cow::Borrowed(text),
+            Self::Json(value) => Cow::Owned(value.to_string()),
         }
     }
 
-    /// The JSON value sent in a JSON body.
-    pub(crate) fn json(&self, masked: bool) -> serde_json::Value {
-        match self {
-            Self::Json(value) if !masked => value.clone(),
-            Self::Json(_) => serde_json::Value::String(MASKED.to_owned()),
-            Self::Text { .. } => serde_json::Value::String(self.text(masked)),
+    /// The text a masked preview shows for a value of `source`: Email and Mobile masked as their
+    /// `Display` does, custom attributes as `[masked]`, everything else as sent.
+    pub(crate) fn masked_text(&self, source: &ParamSource) -> Cow<'_, str> {
+        match (source, self) {
+            (ParamSource::Email, _) => Cow::Owned(
+                Email::new(self.text().into_owned())
+                    .map_or_else(|_| MASKED.to_owned(), |e| e.masked()),
+            ),
+            (ParamSource::Mobile, _) => Cow::Owned(
+                Mobile::new(self.text()).map_or_else(|_| MASKED.to_owned(), |m| m.masked()),
+            ),
+            (ParamSource::Attribute(_), _) => Cow::Borrowed(MASKED),
+            _ => self.text(),
         }
+    }
+
+    /// Writes the value as JSON: text as a string, numbers and booleans as they are; masked, a
+    /// string as [`Value::masked_text`] gives it.
+    pub(crate) fn write_json(&self, source: &ParamSource, masked: bool, out: &mut Vec<u8>) {
+        // Writing a string or a number into a Vec cannot fail.
+        let _ = match (self, masked && source.is_personal()) {
+            (_, true) => serde_json::to_writer(&mut *out, self.masked_text(source).as_ref()),
+            (Self::Json(value), false) => serde_json::to_writer(&mut *out, value),
+            (_, false) => serde_json::to_writer(&mut *out, self.text().as_ref()),
+        };
     }
 }
 
-/// A parameter with its value, ready to encode.
-#[derive(Clone)]
+/// A parameter with its value, ready to encode: the position of its [`Param`] in the node's
+/// list, and the value.
+#[derive(Debug, Clone)]
 pub(crate) struct Resolved {
-    pub(crate) name: String,
-    pub(crate) source: ParamSource,
+    pub(crate) param: usize,
     pub(crate) value: Value,
 }
 
@@ -256,11 +269,10 @@ pub(crate) fn resolve(
     inputs: &Inputs<'_>,
 ) -> Result<Vec<Resolved>, RequestBuildError> {
     let mut resolved = Vec::with_capacity(params.len());
-    for param in params {
+    for (index, param) in params.iter().enumerate() {
         match resolve_one(&param.source, inputs) {
             Ok(value) => resolved.push(Resolved {
-                name: param.name.clone(),
-                source: param.source.clone(),
+                param: index,
                 value,
             }),
             Err(Absent::Section) => {
@@ -300,41 +312,32 @@ fn resolve_one(source: &ParamSource, inputs: &Inputs<'_>) -> Result<Value, Absen
                 .email
                 .as_ref()
                 .ok_or(Absent::Value("the Profile has no Email"))?;
-            Value::Text {
-                text: email.as_str().to_owned(),
-                masked: Some(email.masked()),
-            }
+            Value::Shared(email.shared())
         }
         ParamSource::Mobile => {
             let mobile = profile
                 .mobile
                 .as_ref()
                 .ok_or(Absent::Value("the Profile has no Mobile"))?;
-            Value::Text {
-                text: mobile.as_str().to_owned(),
-                masked: Some(mobile.masked()),
-            }
+            Value::Shared(mobile.shared())
         }
         ParamSource::Attribute(name) => match profile.attribute(name.as_str()) {
             None => return Err(Absent::Value("the Profile has no such attribute")),
-            Some(AttributeValue::Text(text)) => Value::Text {
-                text: text.clone(),
-                masked: Some(MASKED.to_owned()),
-            },
+            Some(AttributeValue::Text(text)) => Value::Text(text.clone()),
             Some(AttributeValue::Number(number)) => {
                 Value::Json(serde_json::Value::Number(number.clone()))
             }
             Some(AttributeValue::Bool(flag)) => Value::Json(serde_json::Value::Bool(*flag)),
         },
-        ParamSource::ProfileId => Value::plain(profile.id.as_str()),
-        ParamSource::SubscriptionId => Value::plain(
+        ParamSource::ProfileId => Value::Shared(profile.id.shared()),
+        ParamSource::SubscriptionId => Value::Shared(
             event
                 .subscription()
                 .ok_or(Absent::Value(
                     "an Email - Abuse event concerns the whole Section and has no Subscription \
                      (send section_id)",
                 ))?
-                .as_str(),
+                .shared(),
         ),
         ParamSource::FolderId => {
             let section = section.ok_or(Absent::Section)?;
@@ -342,26 +345,26 @@ fn resolve_one(source: &ParamSource, inputs: &Inputs<'_>) -> Result<Value, Absen
                 "an Email - Abuse event concerns the whole Section and has no Folder \
                  (send section_id)",
             ))?;
-            Value::plain(
+            Value::Shared(
                 section
                     .folder_of(subscription)
                     .ok_or(Absent::Value(
                         "the event's Subscription is in no Folder of the Section's catalog",
                     ))?
-                    .as_str(),
+                    .shared(),
             )
         }
-        ParamSource::SectionId => Value::plain(event.section().as_str()),
-        ParamSource::EventKind => Value::plain(event.kind().as_str()),
-        ParamSource::Channel => Value::plain(event.channel().as_str()),
-        ParamSource::EventId => Value::plain(event.id().as_str()),
-        ParamSource::ActivityId => Value::plain(
+        ParamSource::SectionId => Value::Shared(event.section().shared()),
+        ParamSource::EventKind => Value::Static(event.kind().as_str()),
+        ParamSource::Channel => Value::Static(event.channel().as_str()),
+        ParamSource::EventId => Value::Shared(event.id().shared()),
+        ParamSource::ActivityId => Value::Shared(
             event
                 .activity()
                 .ok_or(Absent::Value("the event names no Activity"))?
-                .as_str(),
+                .shared(),
         ),
-        ParamSource::OccurredAt => Value::plain(event.occurred_at().to_string()),
-        ParamSource::Origin => Value::plain(event.origin().as_str()),
+        ParamSource::OccurredAt => Value::Text(event.occurred_at().to_string()),
+        ParamSource::Origin => Value::Static(event.origin().as_str()),
     })
 }

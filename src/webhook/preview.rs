@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use crate::webhook::build::WebhookRequest;
+use crate::webhook::build::{WebhookRequest, encode_body, form};
+use crate::webhook::node::WebhookEncoding;
 
 /// A dry-run view of a [`WebhookRequest`]: [`Preview::curl`] gives a copy-pasteable `curl`
 /// command, [`Preview::summary`] (and `Display`) a readable summary.
@@ -30,39 +31,49 @@ impl<'a> Preview<'a> {
         self.masked
     }
 
-    fn uri(&self) -> String {
-        if self.masked {
-            self.request.masked_uri.clone()
-        } else {
-            self.request.request.uri().to_string()
+    /// The request URI, masked when the preview is.
+    pub(crate) fn uri(&self) -> String {
+        let real = self.request.request.uri().to_string();
+        let data = &self.request.preview;
+        if !self.masked || data.encoding != WebhookEncoding::Query || data.resolved.is_empty() {
+            return real;
         }
+        let mut uri = real.get(..data.uri_prefix).unwrap_or_default().to_owned();
+        form(&data.params, &data.resolved, true, &mut uri);
+        uri
     }
 
     fn body(&self) -> String {
-        let body = if self.masked {
-            &self.request.masked_body
-        } else {
-            self.request.request.body()
-        };
-        String::from_utf8_lossy(body).into_owned()
+        if !self.masked {
+            return String::from_utf8_lossy(self.request.request.body()).into_owned();
+        }
+        let data = &self.request.preview;
+        let mut body = Vec::new();
+        encode_body(
+            data.encoding,
+            &data.params,
+            &data.resolved,
+            (data.kind, data.occurred_at),
+            true,
+            &mut body,
+        );
+        String::from_utf8_lossy(&body).into_owned()
     }
 
     fn headers(&self) -> Vec<(String, String)> {
-        if self.masked {
-            self.request.masked_headers.clone()
-        } else {
-            self.request
-                .request
-                .headers()
-                .iter()
-                .map(|(name, value)| {
-                    (
-                        name.as_str().to_owned(),
-                        String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                    )
-                })
-                .collect()
-        }
+        let masked_auth = self.request.preview.auth.as_ref().filter(|_| self.masked);
+        self.request
+            .request
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                let value = match masked_auth {
+                    Some((auth, masked)) if auth == name => (*masked).to_owned(),
+                    _ => String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                };
+                (name.as_str().to_owned(), value)
+            })
+            .collect()
     }
 
     /// The request as a `curl` command, one option per line, every argument single-quoted for
@@ -115,16 +126,23 @@ impl<'a> Preview<'a> {
         } else {
             out.push_str(&format!("body:\n{body}\n"));
         }
-        if self.request.params.is_empty() {
+        let data = &self.request.preview;
+        if data.resolved.is_empty() {
             out.push_str("parameters: none\n");
         } else {
             out.push_str("parameters:\n");
-            for param in &self.request.params {
+            for resolved in &data.resolved {
+                let param = &data.params[resolved.param];
+                let value = if self.masked && param.source().is_personal() {
+                    resolved.value.masked_text(param.source())
+                } else {
+                    resolved.value.text()
+                };
                 out.push_str(&format!(
                     "  {} = {}  (from {})\n",
-                    param.name,
-                    param.value.text(self.masked),
-                    param.source
+                    param.name(),
+                    value,
+                    param.source()
                 ));
             }
         }

@@ -49,7 +49,14 @@ impl WebhookId {
         hash.write(flow.as_str().as_bytes());
         hash.write(&[0]);
         hash.write(event.as_str().as_bytes());
-        Self(format!("msg_{:032x}", finalize(hash.finish())))
+        let digest = finalize(hash.finish());
+        let mut id = String::with_capacity(36);
+        id.push_str("msg_");
+        for shift in (0..32).rev() {
+            let nibble = ((digest >> (shift * 4)) & 0xf) as u32;
+            id.push(char::from_digit(nibble, 16).unwrap_or('0'));
+        }
+        Self(id)
     }
 
     /// The id, such as `msg_f602f46a34bde42fbf025123344f856d`.
