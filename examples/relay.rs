@@ -124,7 +124,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             event.profile(),
             event.origin()
         );
-        let submitted = worker.submit(event, profile).await?;
+        let submitted = worker.submit(&event, &profile).await?;
         if submitted.flows.is_empty() {
             println!("  {label}: enters no flow");
         }

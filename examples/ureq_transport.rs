@@ -98,7 +98,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             SubscriptionId::new(subscription)?,
             Timestamp::now(),
         );
-        let submitted = worker.submit(event, profile.clone()).await?;
+        let submitted = worker.submit(&event, &profile.clone()).await?;
         println!("{id}: entered {} flow(s)", submitted.flows.len());
     }
     for _ in 0..2 {

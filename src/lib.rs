@@ -79,7 +79,8 @@ pub use delivery::{
 };
 #[cfg(feature = "tokio")]
 pub use delivery::{
-    FlowEntry, FlowResult, Outcome, Stopped, Submitted, Worker, WorkerBuilder, WorkerStopped,
+    FlowEntry, FlowResult, Outcome, Stopped, Stopper, Submitted, Worker, WorkerBuilder,
+    WorkerStopped,
 };
 pub use error::{
     ApplyError, AttributeError, CatalogError, DeliveryError, EventError, FlowFileError, IdError,

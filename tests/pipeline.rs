@@ -75,7 +75,7 @@ fn fast() -> RetryPolicy {
 
 async fn one(router: Arc<Router>, policy: RetryPolicy) -> Outcome {
     let (worker, mut outcomes) = Worker::builder(router, client()).policy(policy).start();
-    let submitted = worker.submit(event("evt-1"), profile()).await.unwrap();
+    let submitted = worker.submit(&event("evt-1"), &profile()).await.unwrap();
     assert!(
         matches!(submitted.flows[0].result, FlowResult::Entered { .. }),
         "{submitted:?}"

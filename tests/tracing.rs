@@ -57,7 +57,10 @@ async fn spans_and_events_hold_no_personal_data() {
         SubscriptionId::new("200001").unwrap(),
         "2026-11-26T10:00:00Z".parse().unwrap(),
     );
-    let _ = worker.submit(event.clone(), profile.clone()).await.unwrap();
+    let _ = worker
+        .submit(&event.clone(), &profile.clone())
+        .await
+        .unwrap();
     assert!(matches!(
         outcomes.recv().await.unwrap(),
         Outcome::Delivered(_)
@@ -71,7 +74,7 @@ async fn spans_and_events_hold_no_personal_data() {
         SubscriptionId::new("200001").unwrap(),
         "2026-11-26T10:00:00Z".parse().unwrap(),
     );
-    let _ = worker.submit(other, no_mobile).await.unwrap();
+    let _ = worker.submit(&other, &no_mobile).await.unwrap();
     let _ = worker.shutdown().await;
 
     let log = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();

@@ -76,7 +76,7 @@ async fn events_are_routed_built_sent_and_reported() {
         .policy(fast_policy())
         .start();
     let submitted = worker
-        .submit(unsubscribe("evt-1"), profile())
+        .submit(&unsubscribe("evt-1"), &profile())
         .await
         .unwrap();
     let ids = entered(&submitted);
@@ -119,7 +119,7 @@ async fn events_are_routed_built_sent_and_reported() {
 
     // A re-delivered copy of the same event enters nothing again.
     let again = worker
-        .submit(unsubscribe("evt-1"), profile())
+        .submit(&unsubscribe("evt-1"), &profile())
         .await
         .unwrap();
     assert!(
@@ -131,7 +131,10 @@ async fn events_are_routed_built_sent_and_reported() {
     );
     // A Profile without an Email cannot be built for: reported, not entered.
     let no_email = Profile::new(ProfileId::new("p-1").unwrap());
-    let report = worker.submit(unsubscribe("evt-2"), no_email).await.unwrap();
+    let report = worker
+        .submit(&unsubscribe("evt-2"), &no_email)
+        .await
+        .unwrap();
     assert!(
         report.flows.iter().all(|e| matches!(
             e.result,
@@ -141,12 +144,57 @@ async fn events_are_routed_built_sent_and_reported() {
     );
     // ... so it can be submitted again once fixed.
     let fixed = worker
-        .submit(unsubscribe("evt-2"), profile())
+        .submit(&unsubscribe("evt-2"), &profile())
         .await
         .unwrap();
     assert_eq!(entered(&fixed).len(), 2);
+    for _ in 0..2 {
+        assert!(matches!(next(&mut outcomes).await, Outcome::Delivered(_)));
+    }
     let stopped = worker.shutdown().await;
     assert!(stopped.pending.is_empty());
+    assert_eq!(stopped.ledger.len(), 4);
+}
+
+#[tokio::test]
+async fn a_stop_hands_back_deliveries_that_wait_for_room_and_those_in_flight() {
+    // A client that never answers keeps the single slot busy.
+    let hanging = client_fn(|_request: http::Request<Vec<u8>>| async {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        Ok(http::Response::new(Vec::new()))
+    });
+    let (worker, mut outcomes) = Worker::builder(router(), Arc::new(hanging))
+        .max_in_flight(1)
+        .start();
+    let worker = Arc::new(worker);
+    let stopper = worker.stopper();
+    // The event enters two flows: the first delivery takes the slot, the second waits for room.
+    let submitting = {
+        let worker = Arc::clone(&worker);
+        tokio::spawn(async move { worker.submit(&unsubscribe("evt-1"), &profile()).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!submitting.is_finished(), "submit waits for room");
+    stopper.stop();
+    let refused = submitting.await.unwrap().unwrap_err();
+    assert_eq!(refused.pending.len(), 1);
+    assert_eq!(refused.pending[0].flow().as_str(), "warehouse");
+    // Once stopped, new events are handed back at once, with the deliveries made for them.
+    let late = worker
+        .submit(&unsubscribe("evt-2"), &profile())
+        .await
+        .unwrap_err();
+    assert_eq!(late.pending.len(), 2);
+    assert_eq!(
+        late.to_string(),
+        "the worker has stopped (2 deliveries handed back)"
+    );
+    let worker = Arc::try_unwrap(worker).unwrap();
+    let stopped = worker.abort().await;
+    let flows: Vec<&str> = stopped.pending.iter().map(|d| d.flow().as_str()).collect();
+    assert_eq!(flows, ["crm"], "the attempt in flight is handed back too");
+    assert!(outcomes.try_recv().is_err());
+    // Nothing was lost: every entered delivery is in one of the three hand-backs.
     assert_eq!(stopped.ledger.len(), 4);
 }
 
@@ -160,7 +208,7 @@ async fn a_503_is_retried_and_a_410_dead_lettered() {
         .policy(fast_policy())
         .start();
     let _ = worker
-        .submit(unsubscribe("evt-1"), profile())
+        .submit(&unsubscribe("evt-1"), &profile())
         .await
         .unwrap();
     let outcome = next(&mut outcomes).await;
@@ -183,7 +231,7 @@ async fn a_503_is_retried_and_a_410_dead_lettered() {
         "retried after {gap:?}"
     );
     let _ = worker
-        .submit(unsubscribe("evt-2"), profile())
+        .submit(&unsubscribe("evt-2"), &profile())
         .await
         .unwrap();
     assert!(matches!(next(&mut outcomes).await, Outcome::Delivered(_)));
@@ -204,7 +252,7 @@ async fn shutdown_hands_back_pending_deliveries_that_resume_elsewhere() {
         .policy(slow.clone())
         .start();
     let submitted = worker
-        .submit(unsubscribe("evt-1"), profile())
+        .submit(&unsubscribe("evt-1"), &profile())
         .await
         .unwrap();
     let ids: Vec<String> = entered(&submitted).into_iter().map(|(_, id)| id).collect();
@@ -284,7 +332,7 @@ async fn abort_hands_back_attempts_in_flight() {
     });
     let (worker, mut outcomes) = Worker::builder(router(), Arc::new(hanging)).start();
     let submitted = worker
-        .submit(unsubscribe("evt-1"), profile())
+        .submit(&unsubscribe("evt-1"), &profile())
         .await
         .unwrap();
     assert_eq!(entered(&submitted).len(), 2);
@@ -323,7 +371,7 @@ async fn in_flight_attempts_are_bounded() {
         tokio::spawn(async move {
             for i in 0..10 {
                 let _ = worker
-                    .submit(unsubscribe(&format!("evt-{i}")), profile())
+                    .submit(&unsubscribe(&format!("evt-{i}")), &profile())
                     .await
                     .unwrap();
             }

@@ -270,16 +270,41 @@ pub enum DeliveryState {
 /// assert_eq!(resumed.record(Ok(&ok), later, later, &policy, 0), Step::Delivered);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(try_from = "DeliveryData", into = "DeliveryData")]
+#[derive(Debug, Clone)]
 pub struct Delivery {
     data: DeliveryData,
     request: http::Request<Vec<u8>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+/// Everything but the request, which is kept as an `http::Request` and turned into plain data
+/// only when the delivery is serialized.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct DeliveryData {
+    webhook_id: String,
+    flow: FlowId,
+    event: EventId,
+    created_at: Timestamp,
+    attempts: Vec<Attempt>,
+    state: DeliveryState,
+}
+
+/// The serialized form of a [`Delivery`].
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+struct WireOut<'a> {
+    webhook_id: &'a str,
+    flow: &'a FlowId,
+    event: &'a EventId,
+    created_at: Timestamp,
+    request: StoredRequest,
+    attempts: &'a [Attempt],
+    state: &'a DeliveryState,
+}
+
+/// The serialized form of a [`Delivery`], read back.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+struct WireIn {
     webhook_id: String,
     flow: FlowId,
     event: EventId,
@@ -289,26 +314,43 @@ struct DeliveryData {
     state: DeliveryState,
 }
 
-impl TryFrom<DeliveryData> for Delivery {
-    type Error = DeliveryError;
-
-    fn try_from(data: DeliveryData) -> Result<Self, Self::Error> {
-        let request = restore(&data.request)?;
-        Ok(Self { data, request })
+impl Serialize for Delivery {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        WireOut {
+            webhook_id: &self.data.webhook_id,
+            flow: &self.data.flow,
+            event: &self.data.event,
+            created_at: self.data.created_at,
+            request: store(&self.request),
+            attempts: &self.data.attempts,
+            state: &self.data.state,
+        }
+        .serialize(serializer)
     }
 }
 
-impl From<Delivery> for DeliveryData {
-    fn from(delivery: Delivery) -> Self {
-        delivery.data
+impl<'de> Deserialize<'de> for Delivery {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let wire = WireIn::deserialize(deserializer)?;
+        let request = restore(&wire.request).map_err(serde::de::Error::custom)?;
+        Ok(Self {
+            data: DeliveryData {
+                webhook_id: wire.webhook_id,
+                flow: wire.flow,
+                event: wire.event,
+                created_at: wire.created_at,
+                attempts: wire.attempts,
+                state: wire.state,
+            },
+            request,
+        })
     }
 }
 
-/// `http::Request` has no `PartialEq`; deliveries compare by their stored form, from which the
-/// request is rebuilt.
+/// `http::Request` has no `PartialEq`; deliveries compare requests by their stored form.
 impl PartialEq for Delivery {
     fn eq(&self, other: &Self) -> bool {
-        self.data == other.data
+        self.data == other.data && store(&self.request) == store(&other.request)
     }
 }
 
@@ -332,7 +374,6 @@ impl Delivery {
                 flow,
                 event,
                 created_at,
-                request: store(&request),
                 attempts: Vec::new(),
                 state: DeliveryState::Pending {
                     next_attempt_at: created_at,

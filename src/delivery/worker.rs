@@ -11,12 +11,14 @@
 //! bodies.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
-use std::sync::Arc;
+use std::collections::BinaryHeap;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
 
 use jiff::Timestamp;
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinSet;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use crate::delivery::{Delivery, DeliveryState, RetryPolicy, Step};
 use crate::error::RequestBuildError;
@@ -82,10 +84,15 @@ impl Outcome {
     }
 }
 
-/// The worker stopped.
+/// The worker has stopped: the event or delivery was not taken. Deliveries already made for the
+/// event (its entry is recorded in the ledger) are handed back here so that nothing is lost:
+/// persist them, or resume them in another worker.
 #[derive(Debug, thiserror::Error)]
-#[error("the worker has stopped")]
-pub struct WorkerStopped;
+#[error("the worker has stopped ({} deliveries handed back)", pending.len())]
+pub struct WorkerStopped {
+    /// Deliveries built for the event but not taken.
+    pub pending: Vec<Delivery>,
+}
 
 /// What a stopped worker hands back: every delivery not yet delivered or dead-lettered, as
 /// serializable state, and its entry ledger.
@@ -96,15 +103,6 @@ pub struct Stopped<L> {
     pub pending: Vec<Delivery>,
     /// The entry ledger.
     pub ledger: L,
-}
-
-enum Command {
-    Submit {
-        event: OptOutEvent,
-        profile: Box<Profile>,
-        reply: oneshot::Sender<Submitted>,
-    },
-    Resume(Box<Delivery>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,14 +156,14 @@ impl<L: EntryLedger + Send + 'static> WorkerBuilder<L> {
         self
     }
 
-    /// The most attempts in flight at once (default 64, at least 1). New events are taken only
-    /// while there is room, so memory stays bounded however fast events arrive.
+    /// The most attempts in flight at once (default 64, at least 1). [`Worker::submit`] waits
+    /// while there is no room, so memory stays bounded however fast events arrive.
     pub fn max_in_flight(mut self, max: usize) -> Self {
-        self.max_in_flight = max.max(1);
+        self.max_in_flight = max.clamp(1, Semaphore::MAX_PERMITS);
         self
     }
 
-    /// The seed of the jitter source (default 0): the same seed gives the same jitter sequence.
+    /// The seed of the jitter source (default 0).
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
         self
@@ -184,34 +182,49 @@ impl<L: EntryLedger + Send + 'static> WorkerBuilder<L> {
     ///
     /// When called outside a tokio runtime.
     pub fn start(self) -> (Worker<L>, mpsc::UnboundedReceiver<Outcome>) {
-        let (commands, command_rx) = mpsc::channel(16);
         let (outcomes, outcome_rx) = mpsc::unbounded_channel();
-        let (stop, stop_rx) = oneshot::channel();
-        let mut engine = Engine {
-            router: self.router,
+        (self.start_with_sink(Sink::Channel(outcomes)), outcome_rx)
+    }
+
+    /// Starts the worker on the current tokio runtime, calling `on_outcome` with every
+    /// [`Outcome`], in the task of the attempt that ended the delivery (keep it short: store the
+    /// outcome or hand it on; it must not block).
+    ///
+    /// # Panics
+    ///
+    /// When called outside a tokio runtime.
+    pub fn start_with_callback(
+        self,
+        on_outcome: impl Fn(Outcome) + Send + Sync + 'static,
+    ) -> Worker<L> {
+        self.start_with_sink(Sink::Callback(Box::new(on_outcome)))
+    }
+
+    fn start_with_sink(self, outcomes: Sink) -> Worker<L> {
+        let (retries, retry_rx) = mpsc::unbounded_channel();
+        let (stop, stop_rx) = watch::channel(None);
+        let shared = Arc::new(Shared {
+            router: Arc::clone(&self.router),
             client: self.client,
-            ledger: self.ledger,
             policy: self.policy,
+            jitter: AtomicU64::new(self.seed),
+            permits: Arc::new(Semaphore::new(self.max_in_flight)),
             max_in_flight: self.max_in_flight,
-            jitter: SplitMix64(self.seed),
-            queue: BinaryHeap::new(),
-            sequence: 0,
-            in_flight: HashMap::new(),
-            tasks: JoinSet::new(),
             outcomes,
-        };
+            retries,
+            stop: stop_rx,
+            handed_back: Mutex::new(Vec::new()),
+        });
         for delivery in self.resume {
-            engine.enqueue(delivery);
+            shared.retry(delivery);
         }
-        let task = tokio::spawn(engine.run(command_rx, stop_rx));
-        (
-            Worker {
-                commands,
-                stop: Some(stop),
-                task,
-            },
-            outcome_rx,
-        )
+        let scheduler = tokio::spawn(Arc::clone(&shared).schedule(retry_rx));
+        Worker {
+            shared,
+            ledger: Mutex::new(self.ledger),
+            stop: Arc::new(stop),
+            scheduler,
+        }
     }
 }
 
@@ -219,12 +232,40 @@ impl<L: EntryLedger + Send + 'static> WorkerBuilder<L> {
 /// retries; every delivery ends as exactly one [`Outcome`], and [`shutdown`](Self::shutdown)
 /// hands back every delivery still pending.
 ///
-/// Each attempt of a signed flow is signed anew with the time of the attempt (receivers accept
-/// timestamps within minutes of their clock); the `webhook-id` stays the same.
+/// Routing, building and the first attempt start in the task that calls
+/// [`submit`](Self::submit), so that several tasks can submit in parallel; each attempt runs in
+/// a task of its own, at most `max_in_flight` at once; one scheduler task holds the deliveries
+/// waiting for a retry and starts them when they are due.
+///
+/// Each attempt of a signed flow carries a signature made within the second it is sent
+/// (receivers accept timestamps within minutes of their clock); the `webhook-id` stays the same.
 pub struct Worker<L> {
-    commands: mpsc::Sender<Command>,
-    stop: Option<oneshot::Sender<StopMode>>,
-    task: tokio::task::JoinHandle<Stopped<L>>,
+    shared: Arc<Shared>,
+    ledger: Mutex<L>,
+    stop: Arc<watch::Sender<Option<StopMode>>>,
+    scheduler: tokio::task::JoinHandle<()>,
+}
+
+/// Stops a [`Worker`] from anywhere (a signal handler, another task) while other tasks may still
+/// be submitting: from then on [`Worker::submit`] and [`Worker::resume`] hand their deliveries
+/// back in [`WorkerStopped`], attempts in flight finish, and nothing new starts. Collect what is
+/// pending with [`Worker::shutdown`].
+#[derive(Debug, Clone)]
+pub struct Stopper {
+    stop: Arc<watch::Sender<Option<StopMode>>>,
+}
+
+impl Stopper {
+    /// Stops taking events and starting attempts.
+    pub fn stop(&self) {
+        self.stop.send_if_modified(|mode| {
+            let changed = mode.is_none();
+            if changed {
+                *mode = Some(StopMode::Drain);
+            }
+            changed
+        });
+    }
 }
 
 impl<L> std::fmt::Debug for Worker<L> {
@@ -251,206 +292,52 @@ impl Worker<InMemoryLedger> {
     }
 }
 
-impl<L: Send + 'static> Worker<L> {
-    /// Routes `event` (of `profile`) and starts a delivery for every flow it enters. Waits while
-    /// the worker is at its in-flight limit.
+impl<L: EntryLedger + Send + 'static> Worker<L> {
+    /// Routes `event` (of `profile`), builds the request of every flow it matches, records the
+    /// entries, and starts the deliveries. Waits while the worker is at its in-flight limit.
     ///
     /// # Errors
     ///
-    /// [`WorkerStopped`] when the worker has stopped (the event was not taken).
+    /// [`WorkerStopped`] when the worker is stopping or stopped; it holds the deliveries already
+    /// made for this event (their entries are recorded), so that they are not lost.
     pub async fn submit(
         &self,
-        event: OptOutEvent,
-        profile: Profile,
+        event: &OptOutEvent,
+        profile: &Profile,
     ) -> Result<Submitted, WorkerStopped> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(Command::Submit {
-                event,
-                profile: Box::new(profile),
-                reply,
-            })
-            .await
-            .map_err(|_| WorkerStopped)?;
-        answer.await.map_err(|_| WorkerStopped)
+        let (submitted, deliveries) = self.route_and_build(event, profile, Timestamp::now());
+        let mut deliveries = deliveries.into_iter();
+        while let Some(delivery) = deliveries.next() {
+            if let Err(refused) = self.shared.launch(delivery).await {
+                let mut pending = vec![refused];
+                pending.extend(deliveries);
+                return Err(WorkerStopped { pending });
+            }
+        }
+        Ok(submitted)
     }
 
-    /// Carries on with a delivery handed back by an earlier worker.
+    /// Carries on with a delivery handed back by an earlier worker, at its next attempt time.
     ///
     /// # Errors
     ///
-    /// [`WorkerStopped`] when the worker has stopped (the delivery was not taken).
+    /// [`WorkerStopped`] (holding the delivery) when the worker is stopping or stopped.
     pub async fn resume(&self, delivery: Delivery) -> Result<(), WorkerStopped> {
-        self.commands
-            .send(Command::Resume(Box::new(delivery)))
-            .await
-            .map_err(|_| WorkerStopped)
-    }
-
-    /// Stops taking events, lets the attempts in flight finish (their outcomes are sent), and
-    /// hands back every delivery still waiting for a retry.
-    pub async fn shutdown(self) -> Stopped<L> {
-        self.stop_with(StopMode::Drain).await
-    }
-
-    /// Stops at once: attempts in flight are abandoned and handed back as pending with the rest
-    /// (an abandoned attempt may have reached the receiver; resuming sends it again with the same
-    /// `webhook-id`, which the receiver de-duplicates).
-    pub async fn abort(self) -> Stopped<L> {
-        self.stop_with(StopMode::Abort).await
-    }
-
-    async fn stop_with(mut self, mode: StopMode) -> Stopped<L> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(mode);
-        }
-        match (&mut self.task).await {
-            Ok(stopped) => stopped,
-            // The engine does not panic on input; a panic here is a bug worth surfacing.
-            Err(error) => std::panic::resume_unwind(error.into_panic()),
-        }
-    }
-}
-
-/// A small, fast, seedable random source for jitter (SplitMix64).
-#[derive(Debug, Clone)]
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
-/// A delivery waiting in the queue, ordered by due time, then by arrival.
-struct Queued {
-    due: Timestamp,
-    sequence: u64,
-    delivery: Delivery,
-}
-
-impl PartialEq for Queued {
-    fn eq(&self, other: &Self) -> bool {
-        (self.due, self.sequence) == (other.due, other.sequence)
-    }
-}
-impl Eq for Queued {}
-impl PartialOrd for Queued {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Queued {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.due, self.sequence).cmp(&(other.due, other.sequence))
-    }
-}
-
-type AttemptResult = (
-    Timestamp,
-    Timestamp,
-    Result<http::Response<Vec<u8>>, TransportError>,
-);
-
-struct Engine<L> {
-    router: Arc<Router>,
-    client: Arc<dyn HttpClient>,
-    ledger: L,
-    policy: RetryPolicy,
-    max_in_flight: usize,
-    jitter: SplitMix64,
-    queue: BinaryHeap<Reverse<Queued>>,
-    sequence: u64,
-    in_flight: HashMap<tokio::task::Id, Delivery>,
-    tasks: JoinSet<AttemptResult>,
-    outcomes: mpsc::UnboundedSender<Outcome>,
-}
-
-impl<L: EntryLedger + Send + 'static> Engine<L> {
-    async fn run(
-        mut self,
-        mut commands: mpsc::Receiver<Command>,
-        mut stop: oneshot::Receiver<StopMode>,
-    ) -> Stopped<L> {
-        let mut taking = true;
-        loop {
-            let now = Timestamp::now();
-            self.start_due(now);
-            let due_waiting = self.queue.peek().is_some_and(|Reverse(q)| q.due <= now);
-            let room = self.in_flight.len() < self.max_in_flight && !due_waiting;
-            let sleep = self.queue.peek().map(|Reverse(q)| {
-                std::time::Duration::try_from(q.due.duration_since(now)).unwrap_or_default()
+        if self.shared.stopping().is_some() {
+            return Err(WorkerStopped {
+                pending: vec![delivery],
             });
-            tokio::select! {
-                biased;
-                mode = &mut stop, if taking => {
-                    match mode.unwrap_or(StopMode::Drain) {
-                        StopMode::Abort => return self.stopped(),
-                        StopMode::Drain => {
-                            taking = false;
-                            commands.close();
-                        }
-                    }
-                }
-                Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
-                    self.finish(joined);
-                }
-                command = commands.recv(), if taking && room => {
-                    match command {
-                        Some(Command::Submit { event, profile, reply }) => {
-                            let submitted = self.submit(&event, &profile, now);
-                            let _ = reply.send(submitted);
-                        }
-                        Some(Command::Resume(delivery)) => self.enqueue(*delivery),
-                        // Every handle is gone: nobody can stop the worker any more, so drain.
-                        None => taking = false,
-                    }
-                }
-                () = sleep_for(sleep), if sleep.is_some() && self.in_flight.len() < self.max_in_flight => {}
-            }
-            if !taking && self.tasks.is_empty() {
-                return self.stopped();
-            }
         }
+        self.shared.retry(delivery);
+        Ok(())
     }
 
-    fn stopped(mut self) -> Stopped<L> {
-        self.tasks.abort_all();
-        let mut pending: Vec<Delivery> = self.in_flight.drain().map(|(_, d)| d).collect();
-        pending.extend(self.queue.drain().map(|Reverse(q)| q.delivery));
-        pending.sort_by(|a, b| {
-            (a.next_attempt_at(), a.webhook_id()).cmp(&(b.next_attempt_at(), b.webhook_id()))
-        });
-        Stopped {
-            pending,
-            ledger: self.ledger,
-        }
-    }
-
-    fn enqueue(&mut self, delivery: Delivery) {
-        match delivery.state() {
-            DeliveryState::Pending { next_attempt_at } => {
-                self.sequence += 1;
-                self.queue.push(Reverse(Queued {
-                    due: *next_attempt_at,
-                    sequence: self.sequence,
-                    delivery,
-                }));
-            }
-            DeliveryState::Delivered { .. } => {
-                let _ = self.outcomes.send(Outcome::Delivered(delivery));
-            }
-            DeliveryState::DeadLettered { .. } => {
-                let _ = self.outcomes.send(Outcome::DeadLettered(delivery));
-            }
-        }
-    }
-
-    fn submit(&mut self, event: &OptOutEvent, profile: &Profile, now: Timestamp) -> Submitted {
+    fn route_and_build(
+        &self,
+        event: &OptOutEvent,
+        profile: &Profile,
+        now: Timestamp,
+    ) -> (Submitted, Vec<Delivery>) {
         #[cfg(feature = "tracing")]
         let _span = tracing::info_span!(
             "optout.route",
@@ -460,9 +347,10 @@ impl<L: EntryLedger + Send + 'static> Engine<L> {
             origin = event.origin().as_str(),
         )
         .entered();
-        let router = Arc::clone(&self.router);
+        let router = &self.shared.router;
         let section = router.catalog().section(event.section());
         let mut flows = Vec::new();
+        let mut deliveries = Vec::new();
         for found in router.matches(event) {
             let flow = found.flow;
             let built = match section {
@@ -479,13 +367,15 @@ impl<L: EntryLedger + Send + 'static> Engine<L> {
                         profile: event.profile(),
                         event: event.id(),
                     };
-                    match self
+                    let decision = self
                         .ledger
-                        .try_enter(request, flow.settings.entry_limit, now)
-                    {
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .try_enter(request, flow.settings.entry_limit, now);
+                    match decision {
                         EntryDecision::Entered { .. } => {
                             let webhook_id = built.webhook_id().as_str().to_owned();
-                            self.enqueue(Delivery::new(
+                            deliveries.push(Delivery::new(
                                 webhook_id.clone(),
                                 flow.id.clone(),
                                 event.id().clone(),
@@ -515,71 +405,210 @@ impl<L: EntryLedger + Send + 'static> Engine<L> {
                 result,
             });
         }
-        Submitted {
-            event: event.id().clone(),
-            flows,
+        (
+            Submitted {
+                event: event.id().clone(),
+                flows,
+            },
+            deliveries,
+        )
+    }
+
+    /// A handle that stops the worker while other tasks may still be submitting.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            stop: Arc::clone(&self.stop),
         }
     }
 
-    /// Starts every due delivery there is room for.
-    fn start_due(&mut self, now: Timestamp) {
-        while self.in_flight.len() < self.max_in_flight {
-            match self.queue.peek() {
-                Some(Reverse(q)) if q.due <= now => {}
-                _ => return,
+    /// Stops taking events, lets the attempts in flight finish (their outcomes are sent), and
+    /// hands back every delivery still waiting, with the ledger.
+    pub async fn shutdown(self) -> Stopped<L> {
+        self.stop_with(StopMode::Drain).await
+    }
+
+    /// Stops at once: attempts in flight are abandoned and handed back as pending with the rest
+    /// (an abandoned attempt may have reached the receiver; resuming sends it again with the same
+    /// `webhook-id`, which the receiver de-duplicates).
+    pub async fn abort(self) -> Stopped<L> {
+        self.stop_with(StopMode::Abort).await
+    }
+
+    async fn stop_with(self, mode: StopMode) -> Stopped<L> {
+        // Abort overrides an earlier Drain; Drain does not override Abort.
+        self.stop.send_if_modified(|current| {
+            let changed = *current != Some(StopMode::Abort) && *current != Some(mode);
+            if changed {
+                *current = Some(mode);
             }
-            let Some(Reverse(queued)) = self.queue.pop() else {
-                return;
-            };
-            let delivery = queued.delivery;
-            let mut request = delivery.request().clone();
-            if let Some(flow) = self.router.flow(delivery.flow()) {
-                flow.webhook.sign_request(&mut request, now);
+            changed
+        });
+        // The scheduler hands back what waits for a retry and ends.
+        if let Err(error) = self.scheduler.await {
+            if error.is_panic() {
+                std::panic::resume_unwind(error.into_panic());
             }
-            let client = Arc::clone(&self.client);
-            let attempt = async move {
-                let started = Timestamp::now();
-                #[cfg(feature = "tracing")]
-                tracing::debug!("attempt started");
-                let result = client.send(request).await;
-                (started, Timestamp::now(), result)
-            };
-            #[cfg(feature = "tracing")]
-            let attempt = tracing::Instrument::instrument(
-                attempt,
-                tracing::info_span!(
-                    "optout.send",
-                    flow = %delivery.flow(),
-                    webhook_id = delivery.webhook_id(),
-                    attempt = delivery.attempts().len() + 1,
-                ),
-            );
-            let handle = self.tasks.spawn(attempt);
-            self.in_flight.insert(handle.id(), delivery);
+        }
+        // Every attempt holds a permit: when all are back, no attempt is running.
+        let max = u32::try_from(self.shared.max_in_flight).unwrap_or(u32::MAX);
+        let _all = self.shared.permits.acquire_many(max).await;
+        let mut pending = std::mem::take(
+            &mut *self
+                .shared
+                .handed_back
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        pending.sort_by(|a, b| {
+            (a.next_attempt_at(), a.webhook_id()).cmp(&(b.next_attempt_at(), b.webhook_id()))
+        });
+        Stopped {
+            pending,
+            ledger: self
+                .ledger
+                .into_inner()
+                .unwrap_or_else(PoisonError::into_inner),
+        }
+    }
+}
+
+/// Where outcomes go: a channel the host reads, or a callback the worker calls.
+enum Sink {
+    Channel(mpsc::UnboundedSender<Outcome>),
+    Callback(Box<dyn Fn(Outcome) + Send + Sync>),
+}
+
+impl Sink {
+    fn send(&self, outcome: Outcome) {
+        match self {
+            // The host may have dropped the receiver: it no longer wants outcomes.
+            Self::Channel(channel) => {
+                let _ = channel.send(outcome);
+            }
+            Self::Callback(callback) => callback(outcome),
+        }
+    }
+}
+
+/// What the worker's tasks share.
+struct Shared {
+    router: Arc<Router>,
+    client: Arc<dyn HttpClient>,
+    policy: RetryPolicy,
+    /// SplitMix64 state for jitter.
+    jitter: AtomicU64,
+    permits: Arc<Semaphore>,
+    max_in_flight: usize,
+    outcomes: Sink,
+    /// Deliveries waiting for a retry, to the scheduler.
+    retries: mpsc::UnboundedSender<Delivery>,
+    stop: watch::Receiver<Option<StopMode>>,
+    /// Deliveries handed back while stopping.
+    handed_back: Mutex<Vec<Delivery>>,
+}
+
+impl Shared {
+    fn stopping(&self) -> Option<StopMode> {
+        *self.stop.borrow()
+    }
+
+    fn hand_back(&self, delivery: Delivery) {
+        self.handed_back
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(delivery);
+    }
+
+    /// Queues `delivery` for its next attempt time (the scheduler starts it then).
+    fn retry(&self, delivery: Delivery) {
+        if self.stopping().is_some() {
+            return self.hand_back(delivery);
+        }
+        if let Err(refused) = self.retries.send(delivery) {
+            self.hand_back(refused.0);
         }
     }
 
-    fn finish(&mut self, joined: Result<(tokio::task::Id, AttemptResult), tokio::task::JoinError>) {
-        let (id, (started, ended, result)) = match joined {
-            Ok(done) => done,
-            Err(error) => {
-                let now = Timestamp::now();
-                let failure = TransportError::new(
-                    TransportErrorKind::Other,
-                    "the transport panicked or was cancelled",
-                );
-                (error.id(), (now, now, Err(failure)))
+    /// Waits for room, then starts the delivery's attempt. Gives the delivery back when the
+    /// worker is stopping.
+    async fn launch(self: &Arc<Self>, delivery: Delivery) -> Result<(), Delivery> {
+        let permit = match Arc::clone(&self.permits).try_acquire_owned() {
+            Ok(permit) => Ok(permit),
+            Err(_) => {
+                let mut stop = self.stop.clone();
+                tokio::select! {
+                    permit = Arc::clone(&self.permits).acquire_owned() => permit,
+                    _ = stop.wait_for(Option::is_some) => return Err(delivery),
+                }
             }
         };
-        let Some(mut delivery) = self.in_flight.remove(&id) else {
-            return;
+        match permit {
+            Ok(permit) if self.stopping().is_none() => {
+                tokio::spawn(Arc::clone(self).attempt(delivery, permit));
+                Ok(())
+            }
+            _ => Err(delivery),
+        }
+    }
+
+    fn next_random(&self) -> u64 {
+        let state = self
+            .jitter
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+            .wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// One attempt: sign for now, send, record, then the outcome or the retry queue.
+    async fn attempt(self: Arc<Self>, mut delivery: Delivery, permit: OwnedSemaphorePermit) {
+        let mut request = delivery.request().clone();
+        let started = Timestamp::now();
+        if let Some(flow) = self.router.flow(delivery.flow()) {
+            flow.webhook.sign_request(&mut request, started);
+        }
+        let send = async {
+            #[cfg(feature = "tracing")]
+            tracing::debug!("attempt started");
+            let mut sending = self.client.send(request);
+            // A panicking transport is a failed attempt, not a lost delivery.
+            std::future::poll_fn(|cx| {
+                match std::panic::catch_unwind(AssertUnwindSafe(|| sending.as_mut().poll(cx))) {
+                    Ok(poll) => poll,
+                    Err(_) => Poll::Ready(Err(TransportError::new(
+                        TransportErrorKind::Other,
+                        "the transport panicked",
+                    ))),
+                }
+            })
+            .await
+        };
+        #[cfg(feature = "tracing")]
+        let send = tracing::Instrument::instrument(
+            send,
+            tracing::info_span!(
+                "optout.send",
+                flow = %delivery.flow(),
+                webhook_id = delivery.webhook_id(),
+                attempt = delivery.attempts().len() + 1,
+            ),
+        );
+        let mut stop = self.stop.clone();
+        let result = tokio::select! {
+            result = send => result,
+            _ = stop.wait_for(|mode| *mode == Some(StopMode::Abort)) => {
+                drop(permit);
+                return self.hand_back(delivery);
+            }
         };
         let step = delivery.record(
             result.as_ref(),
             started,
-            ended,
+            Timestamp::now(),
             &self.policy,
-            self.jitter.next(),
+            self.next_random(),
         );
         #[cfg(feature = "tracing")]
         tracing::info!(
@@ -595,13 +624,94 @@ impl<L: EntryLedger + Send + 'static> Engine<L> {
         );
         match step {
             Step::Delivered => {
-                let _ = self.outcomes.send(Outcome::Delivered(delivery));
+                self.outcomes.send(Outcome::Delivered(delivery));
             }
             Step::DeadLetter { .. } => {
-                let _ = self.outcomes.send(Outcome::DeadLettered(delivery));
+                self.outcomes.send(Outcome::DeadLettered(delivery));
             }
-            Step::RetryAt { .. } => self.enqueue(delivery),
+            Step::RetryAt { .. } => self.retry(delivery),
         }
+        drop(permit);
+    }
+
+    /// The scheduler: holds deliveries waiting for a retry and launches each when it is due.
+    async fn schedule(self: Arc<Self>, mut retries: mpsc::UnboundedReceiver<Delivery>) {
+        let mut queue: BinaryHeap<Reverse<Queued>> = BinaryHeap::new();
+        let mut sequence = 0u64;
+        let mut stop = self.stop.clone();
+        loop {
+            let now = Timestamp::now();
+            while queue.peek().is_some_and(|Reverse(q)| q.due <= now) {
+                let Some(Reverse(queued)) = queue.pop() else {
+                    break;
+                };
+                if let Err(delivery) = self.launch(queued.delivery).await {
+                    self.hand_back(delivery);
+                }
+            }
+            let sleep = queue.peek().map(|Reverse(q)| {
+                std::time::Duration::try_from(q.due.duration_since(now)).unwrap_or_default()
+            });
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(Option::is_some) => break,
+                delivery = retries.recv() => match delivery {
+                    Some(delivery) => {
+                        let due = delivery.next_attempt_at();
+                        match due {
+                            Some(due) => {
+                                sequence += 1;
+                                queue.push(Reverse(Queued { due, sequence, delivery }));
+                            }
+                            None => self.finished(delivery),
+                        }
+                    }
+                    None => break,
+                },
+                () = sleep_for(sleep), if sleep.is_some() => {}
+            }
+        }
+        // Stopping: everything waiting is handed back, including what is still in the channel.
+        retries.close();
+        while let Ok(delivery) = retries.try_recv() {
+            self.hand_back(delivery);
+        }
+        for Reverse(queued) in queue {
+            self.hand_back(queued.delivery);
+        }
+    }
+
+    /// A resumed delivery that had already ended: report its outcome again.
+    fn finished(&self, delivery: Delivery) {
+        let outcome = match delivery.state() {
+            DeliveryState::Delivered { .. } => Outcome::Delivered(delivery),
+            _ => Outcome::DeadLettered(delivery),
+        };
+        self.outcomes.send(outcome);
+    }
+}
+
+/// A delivery waiting in the queue, ordered by due time, then by arrival.
+struct Queued {
+    due: Timestamp,
+    sequence: u64,
+    delivery: Delivery,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        (self.due, self.sequence) == (other.due, other.sequence)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Queued {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.due, self.sequence).cmp(&(other.due, other.sequence))
     }
 }
 

@@ -1,6 +1,6 @@
 //! Entry bookkeeping: who entered which flow, when, with which event.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -86,12 +86,41 @@ struct Recorded {
     at: Timestamp,
 }
 
+/// The entries of one flow: per Profile, oldest first, and every event id for de-duplication.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    from = "HashMap<ProfileId, Vec<Recorded>>",
+    into = "HashMap<ProfileId, Vec<Recorded>>"
+)]
+struct FlowEntries {
+    profiles: HashMap<ProfileId, Vec<Recorded>>,
+    events: HashSet<EventId>,
+}
+
+impl From<HashMap<ProfileId, Vec<Recorded>>> for FlowEntries {
+    fn from(profiles: HashMap<ProfileId, Vec<Recorded>>) -> Self {
+        let events = profiles
+            .values()
+            .flatten()
+            .map(|r| r.event.clone())
+            .collect();
+        Self { profiles, events }
+    }
+}
+
+impl From<FlowEntries> for HashMap<ProfileId, Vec<Recorded>> {
+    fn from(entries: FlowEntries) -> Self {
+        entries.profiles
+    }
+}
+
 /// The in-memory [`EntryLedger`]: every entry of every Profile into every flow.
 ///
-/// Memory grows with the number of entries; [`prune`](Self::prune) forgets entries older than a
-/// cut-off (after which a re-delivered copy of a forgotten event is no longer recognised, and
-/// forgotten entries no longer count against a limit). Serializable, so that a host can persist
-/// it.
+/// A re-delivered copy of an event is recognised in constant time; a windowed limit counts the
+/// entries of that one Profile. Memory grows with the number of entries;
+/// [`prune`](Self::prune) forgets entries older than a cut-off (after which a re-delivered copy
+/// of a forgotten event is no longer recognised, and forgotten entries no longer count against a
+/// limit). Serializable, so that a host can persist it.
 ///
 /// ```
 /// use optout_relay::*;
@@ -106,7 +135,7 @@ struct Recorded {
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InMemoryLedger {
-    flows: HashMap<FlowId, HashMap<ProfileId, Vec<Recorded>>>,
+    flows: HashMap<FlowId, FlowEntries>,
 }
 
 impl InMemoryLedger {
@@ -117,11 +146,7 @@ impl InMemoryLedger {
 
     /// The number of entries recorded.
     pub fn len(&self) -> usize {
-        self.flows
-            .values()
-            .flat_map(HashMap::values)
-            .map(Vec::len)
-            .sum()
+        self.flows.values().map(|f| f.events.len()).sum()
     }
 
     /// Whether no entry is recorded.
@@ -133,19 +158,26 @@ impl InMemoryLedger {
     pub fn entries(&self, flow: &FlowId, profile: &ProfileId) -> usize {
         self.flows
             .get(flow)
-            .and_then(|profiles| profiles.get(profile))
+            .and_then(|f| f.profiles.get(profile))
             .map_or(0, Vec::len)
     }
 
     /// Forgets every entry recorded before `before`.
     pub fn prune(&mut self, before: Timestamp) {
-        for profiles in self.flows.values_mut() {
+        for flow in self.flows.values_mut() {
+            let FlowEntries { profiles, events } = flow;
             for entries in profiles.values_mut() {
-                entries.retain(|e| e.at >= before);
+                entries.retain(|e| {
+                    let keep = e.at >= before;
+                    if !keep {
+                        events.remove(&e.event);
+                    }
+                    keep
+                });
             }
             profiles.retain(|_, entries| !entries.is_empty());
         }
-        self.flows.retain(|_, profiles| !profiles.is_empty());
+        self.flows.retain(|_, flow| !flow.profiles.is_empty());
     }
 }
 
@@ -156,22 +188,17 @@ impl EntryLedger for InMemoryLedger {
         limit: EntryLimit,
         now: Timestamp,
     ) -> EntryDecision {
-        let entries = match self
-            .flows
-            .get_mut(request.flow)
-            .and_then(|profiles| profiles.get_mut(request.profile))
-        {
-            Some(entries) => entries,
-            None => self
-                .flows
-                .entry(request.flow.clone())
-                .or_default()
-                .entry(request.profile.clone())
-                .or_default(),
+        let flow = match self.flows.get_mut(request.flow) {
+            Some(flow) => flow,
+            None => self.flows.entry(request.flow.clone()).or_default(),
         };
-        if entries.iter().any(|e| &e.event == request.event) {
+        if flow.events.contains(request.event) {
             return EntryDecision::AlreadyEntered;
         }
+        let entries = match flow.profiles.get_mut(request.profile) {
+            Some(entries) => entries,
+            None => flow.profiles.entry(request.profile.clone()).or_default(),
+        };
         if let EntryLimit::AtMost {
             entries: max,
             within,
@@ -199,6 +226,7 @@ impl EntryLedger for InMemoryLedger {
             event: request.event.clone(),
             at: now,
         });
+        flow.events.insert(request.event.clone());
         EntryDecision::Entered {
             entry: u32::try_from(entries.len()).unwrap_or(u32::MAX),
         }

@@ -330,6 +330,8 @@ pub struct Router {
     selected: Vec<Option<BTreeSet<SubscriptionId>>>,
     index: HashMap<SectionId, [Bucket; KINDS * ORIGINS]>,
     catalog: Catalog,
+    /// Flow id -> position in `flows`.
+    positions: HashMap<FlowId, usize>,
 }
 
 impl Router {
@@ -345,9 +347,9 @@ impl Router {
         catalog: &Catalog,
     ) -> Result<Self, RouterError> {
         let flows: Vec<Flow> = flows.into_iter().collect();
-        let mut ids = std::collections::HashSet::with_capacity(flows.len());
-        for flow in &flows {
-            if !ids.insert(&flow.id) {
+        let mut positions = HashMap::with_capacity(flows.len());
+        for (position, flow) in flows.iter().enumerate() {
+            if positions.insert(flow.id.clone(), position).is_some() {
                 return Err(RouterError::DuplicateFlow {
                     flow: flow.id.clone(),
                 });
@@ -390,6 +392,7 @@ impl Router {
             selected,
             index,
             catalog: catalog.clone(),
+            positions,
         })
     }
 
@@ -405,7 +408,9 @@ impl Router {
 
     /// The flow with this id.
     pub fn flow(&self, id: &FlowId) -> Option<&Flow> {
-        self.flows.iter().find(|f| &f.id == id)
+        self.positions
+            .get(id)
+            .map(|&position| &self.flows[position])
     }
 
     /// Every flow whose Listen node takes `event`, in flow order, with why. Entry limits are not
@@ -477,7 +482,7 @@ impl Router {
     /// Whether `event` matches the flow `flow`, and if not, the first criterion that rejects it.
     /// `None` when no flow has that id. Entry limits are not consulted.
     pub fn explain(&self, flow: &FlowId, event: &OptOutEvent) -> Option<Explanation> {
-        let position = self.flows.iter().position(|f| &f.id == flow)?;
+        let position = *self.positions.get(flow)?;
         let flow = &self.flows[position];
         Some(explain(
             flow,

@@ -174,7 +174,7 @@ impl WebhookNode {
     /// `webhook-timestamp` to `now` and recomputes `webhook-signature` over the same id and body.
     /// Receivers accept timestamps within minutes of their clock, so a retry hours later must
     /// carry a fresh signature; the `webhook-id` stays the same. Does nothing when the node does
-    /// not sign or the request has no `webhook-id`.
+    /// not sign, the request has no `webhook-id`, or it is already signed for this second.
     pub fn sign_request(&self, request: &mut http::Request<Vec<u8>>, now: Timestamp) {
         if !self.is_signed() {
             return;
@@ -188,6 +188,15 @@ impl WebhookNode {
             return;
         };
         let timestamp = now.as_second();
+        let current = request
+            .headers()
+            .get("webhook-timestamp")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<i64>().ok());
+        if current == Some(timestamp) {
+            // Signed within this very second already (the first attempt, right after building).
+            return;
+        }
         #[cfg(feature = "signing")]
         let signature =
             crate::webhook::sign::signature_header(&self.signing, &id, timestamp, request.body());
