@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 
 use jiff::Timestamp;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use std::collections::VecDeque;
+
+use tokio::sync::{Notify, mpsc, watch};
 
 use crate::delivery::{Delivery, DeliveryState, RetryPolicy, Step};
 use crate::error::RequestBuildError;
@@ -159,7 +161,7 @@ impl<L: EntryLedger + Send + 'static> WorkerBuilder<L> {
     /// The most attempts in flight at once (default 64, at least 1). [`Worker::submit`] waits
     /// while there is no room, so memory stays bounded however fast events arrive.
     pub fn max_in_flight(mut self, max: usize) -> Self {
-        self.max_in_flight = max.clamp(1, Semaphore::MAX_PERMITS);
+        self.max_in_flight = max.clamp(1, 1 << 16);
         self
     }
 
@@ -208,8 +210,10 @@ impl<L: EntryLedger + Send + 'static> WorkerBuilder<L> {
             client: self.client,
             policy: self.policy,
             jitter: AtomicU64::new(self.seed),
-            permits: Arc::new(Semaphore::new(self.max_in_flight)),
-            max_in_flight: self.max_in_flight,
+            ready: Mutex::new(VecDeque::with_capacity(self.max_in_flight)),
+            capacity: self.max_in_flight,
+            work: Notify::new(),
+            space: Notify::new(),
             outcomes,
             retries,
             stop: stop_rx,
@@ -219,11 +223,15 @@ impl<L: EntryLedger + Send + 'static> WorkerBuilder<L> {
             shared.retry(delivery);
         }
         let scheduler = tokio::spawn(Arc::clone(&shared).schedule(retry_rx));
+        let lanes = (0..self.max_in_flight)
+            .map(|_| tokio::spawn(Arc::clone(&shared).lane()))
+            .collect();
         Worker {
             shared,
             ledger: Mutex::new(self.ledger),
             stop: Arc::new(stop),
             scheduler,
+            lanes,
         }
     }
 }
@@ -232,10 +240,11 @@ impl<L: EntryLedger + Send + 'static> WorkerBuilder<L> {
 /// retries; every delivery ends as exactly one [`Outcome`], and [`shutdown`](Self::shutdown)
 /// hands back every delivery still pending.
 ///
-/// Routing, building and the first attempt start in the task that calls
-/// [`submit`](Self::submit), so that several tasks can submit in parallel; each attempt runs in
-/// a task of its own, at most `max_in_flight` at once; one scheduler task holds the deliveries
-/// waiting for a retry and starts them when they are due.
+/// Routing and building happen in the task that calls [`submit`](Self::submit), so that several
+/// tasks can submit in parallel; the deliveries go into a ready queue of `max_in_flight` places
+/// (submit waits while it is full), from which `max_in_flight` sender tasks take them, one
+/// attempt each at a time; one scheduler task holds the deliveries waiting for a retry and puts
+/// them in the ready queue when they are due.
 ///
 /// Each attempt of a signed flow carries a signature made within the second it is sent
 /// (receivers accept timestamps within minutes of their clock); the `webhook-id` stays the same.
@@ -244,6 +253,7 @@ pub struct Worker<L> {
     ledger: Mutex<L>,
     stop: Arc<watch::Sender<Option<StopMode>>>,
     scheduler: tokio::task::JoinHandle<()>,
+    lanes: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// Stops a [`Worker`] from anywhere (a signal handler, another task) while other tasks may still
@@ -449,9 +459,25 @@ impl<L: EntryLedger + Send + 'static> Worker<L> {
                 std::panic::resume_unwind(error.into_panic());
             }
         }
-        // Every attempt holds a permit: when all are back, no attempt is running.
-        let max = u32::try_from(self.shared.max_in_flight).unwrap_or(u32::MAX);
-        let _all = self.shared.permits.acquire_many(max).await;
+        // The sender tasks end after their attempt in flight (or at once on abort).
+        for lane in self.lanes {
+            if let Err(error) = lane.await {
+                if error.is_panic() {
+                    std::panic::resume_unwind(error.into_panic());
+                }
+            }
+        }
+        // What still waits in the ready queue is pending too.
+        let waiting: Vec<Delivery> = self
+            .shared
+            .ready
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+            .collect();
+        for delivery in waiting {
+            self.shared.hand_back(delivery);
+        }
         let mut pending = std::mem::take(
             &mut *self
                 .shared
@@ -497,8 +523,14 @@ struct Shared {
     policy: RetryPolicy,
     /// SplitMix64 state for jitter.
     jitter: AtomicU64,
-    permits: Arc<Semaphore>,
-    max_in_flight: usize,
+    /// Deliveries due now, waiting for a sender task.
+    ready: Mutex<VecDeque<Delivery>>,
+    /// The places in `ready`, and the number of sender tasks.
+    capacity: usize,
+    /// Wakes a sender task when a delivery is ready.
+    work: Notify,
+    /// Wakes the tasks waiting for a place in `ready` when it is half empty.
+    space: Notify,
     outcomes: Sink,
     /// Deliveries waiting for a retry, to the scheduler.
     retries: mpsc::UnboundedSender<Delivery>,
@@ -529,25 +561,66 @@ impl Shared {
         }
     }
 
-    /// Waits for room, then starts the delivery's attempt. Gives the delivery back when the
-    /// worker is stopping.
-    async fn launch(self: &Arc<Self>, delivery: Delivery) -> Result<(), Delivery> {
-        let permit = match Arc::clone(&self.permits).try_acquire_owned() {
-            Ok(permit) => Ok(permit),
-            Err(_) => {
-                let mut stop = self.stop.clone();
-                tokio::select! {
-                    permit = Arc::clone(&self.permits).acquire_owned() => permit,
-                    _ = stop.wait_for(Option::is_some) => return Err(delivery),
+    /// Waits for a place in the ready queue and puts the delivery there. Gives the delivery back
+    /// when the worker is stopping.
+    async fn launch(&self, delivery: Delivery) -> Result<(), Delivery> {
+        let mut stop = self.stop.clone();
+        loop {
+            if self.stopping().is_some() {
+                return Err(delivery);
+            }
+            let space = self.space.notified();
+            tokio::pin!(space);
+            // Registered before looking, so that a wake between the look and the wait is kept.
+            space.as_mut().enable();
+            {
+                let mut ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
+                if ready.len() < self.capacity {
+                    ready.push_back(delivery);
+                    drop(ready);
+                    self.work.notify_one();
+                    return Ok(());
                 }
             }
-        };
-        match permit {
-            Ok(permit) if self.stopping().is_none() => {
-                tokio::spawn(Arc::clone(self).attempt(delivery, permit));
-                Ok(())
+            tokio::select! {
+                () = &mut space => {}
+                _ = stop.wait_for(Option::is_some) => return Err(delivery),
             }
-            _ => Err(delivery),
+        }
+    }
+
+    /// A sender task: takes ready deliveries one at a time and makes their attempt, until the
+    /// worker stops.
+    async fn lane(self: Arc<Self>) {
+        let mut stop = self.stop.clone();
+        let half = self.capacity / 2;
+        loop {
+            if self.stopping().is_some() {
+                return;
+            }
+            let work = self.work.notified();
+            tokio::pin!(work);
+            work.as_mut().enable();
+            let next = {
+                let mut ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
+                let next = ready.pop_front();
+                (next, ready.len())
+            };
+            match next {
+                (Some(delivery), left) => {
+                    if left == half {
+                        // Wake the submitters once per half queue, not once per delivery.
+                        self.space.notify_waiters();
+                    }
+                    self.attempt(delivery).await;
+                }
+                (None, _) => {
+                    tokio::select! {
+                        () = &mut work => {}
+                        _ = stop.wait_for(Option::is_some) => return,
+                    }
+                }
+            }
         }
     }
 
@@ -563,7 +636,7 @@ impl Shared {
     }
 
     /// One attempt: sign for now, send, record, then the outcome or the retry queue.
-    async fn attempt(self: Arc<Self>, mut delivery: Delivery, permit: OwnedSemaphorePermit) {
+    async fn attempt(&self, mut delivery: Delivery) {
         let mut request = delivery.request().clone();
         let started = Timestamp::now();
         if let Some(flow) = self.router.flow(delivery.flow()) {
@@ -599,7 +672,6 @@ impl Shared {
         let result = tokio::select! {
             result = send => result,
             _ = stop.wait_for(|mode| *mode == Some(StopMode::Abort)) => {
-                drop(permit);
                 return self.hand_back(delivery);
             }
         };
@@ -631,7 +703,6 @@ impl Shared {
             }
             Step::RetryAt { .. } => self.retry(delivery),
         }
-        drop(permit);
     }
 
     /// The scheduler: holds deliveries waiting for a retry and launches each when it is due.
