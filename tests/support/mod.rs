@@ -52,11 +52,20 @@ impl Answer {
     }
 }
 
-#[derive(Debug)]
+/// Decides the answer to each request.
+pub type Responder = Box<dyn FnMut(&Received) -> Answer + Send>;
+
 struct State {
-    script: VecDeque<Answer>,
-    fallback: Answer,
+    respond: Responder,
     received: Vec<Received>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("received", &self.received.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The server; stops when dropped.
@@ -78,13 +87,21 @@ impl Drop for TestServer {
 impl TestServer {
     /// Starts a server on 127.0.0.1 with a free port answering `fallback` once `script` is used.
     pub async fn start(script: impl IntoIterator<Item = Answer>, fallback: Answer) -> Self {
+        let mut script: VecDeque<Answer> = script.into_iter().collect();
+        Self::start_with(Box::new(move |_| {
+            script.pop_front().unwrap_or_else(|| fallback.clone())
+        }))
+        .await
+    }
+
+    /// Starts a server on 127.0.0.1 answering each request as `respond` decides.
+    pub async fn start_with(respond: Responder) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1");
         let addr = listener.local_addr().expect("local addr");
         let state = Arc::new(Mutex::new(State {
-            script: script.into_iter().collect(),
-            fallback,
+            respond,
             received: Vec::new(),
         }));
         let shared = state.clone();
@@ -157,14 +174,15 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Resu
         buffer.drain(..body_start + length);
         let answer = {
             let mut state = state.lock().unwrap();
-            state.received.push(Received {
+            let received = Received {
                 method,
                 target,
                 headers,
                 body,
-            });
-            let fallback = state.fallback.clone();
-            state.script.pop_front().unwrap_or(fallback)
+            };
+            let answer = (state.respond)(&received);
+            state.received.push(received);
+            answer
         };
         if !answer_with(&mut stream, answer).await? {
             return Ok(());
