@@ -102,6 +102,7 @@ async fn through_the_crate_with(
     let worker = {
         let (delivered, done) = (Arc::clone(&delivered), Arc::clone(&done));
         Worker::builder(router, client)
+            .destination_policy(DestinationPolicy::default().allow_loopback())
             .max_in_flight(CONCURRENCY)
             .start_with_callback(move |outcome| {
                 assert!(
@@ -180,6 +181,7 @@ fn pipeline(c: &mut Criterion) {
     let router = router(addr);
     let client = Arc::new(
         ReqwestClient::builder()
+            .destination_policy(DestinationPolicy::default().allow_loopback())
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap(),

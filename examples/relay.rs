@@ -102,9 +102,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .max_attempts(4)
         .build()?;
     let client = ReqwestClient::builder()
+        .destination_policy(DestinationPolicy::default().allow_loopback())
         .timeout(Duration::from_secs(10))
         .build()?;
     let (worker, mut outcomes) = Worker::builder(router, Arc::new(client))
+        .destination_policy(DestinationPolicy::default().allow_loopback())
         .policy(policy)
         .seed(7)
         .start();

@@ -86,7 +86,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         flows.push(Flow { webhook, ..flow });
     }
     let router = Arc::new(Router::new(flows, &Catalog::default())?);
-    let (worker, mut outcomes) = Worker::builder(router, Arc::new(UreqClient::new())).start();
+    let (worker, mut outcomes) = Worker::builder(router, Arc::new(UreqClient::new()))
+        .destination_policy(DestinationPolicy::default().allow_loopback())
+        .start();
 
     let profile =
         Profile::new(ProfileId::new("p-ada")?).with_email(Email::new("ada+news@example.com")?);

@@ -97,8 +97,8 @@ pub use model::*;
 #[cfg(feature = "reqwest")]
 pub use transport::ReqwestClient;
 pub use transport::{
-    ClientFn, HttpClient, RecordingClient, ScriptedAnswer, TransportError, TransportErrorKind,
-    client_fn,
+    BlockReason, Cidr, CidrError, ClientFn, DestinationPolicy, HttpClient, RecordingClient,
+    ScriptedAnswer, TransportError, TransportErrorKind, client_fn,
 };
 pub use webhook::{
     Auth, Header, Param, ParamSource, Preview, Secret, SigningSecret, WebhookEncoding, WebhookId,

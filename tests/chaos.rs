@@ -92,6 +92,7 @@ fn policy() -> RetryPolicy {
 fn client() -> Arc<ReqwestClient> {
     Arc::new(
         ReqwestClient::builder()
+            .destination_policy(DestinationPolicy::default().allow_loopback())
             .timeout(Duration::from_millis(300))
             .build()
             .unwrap(),
@@ -140,6 +141,7 @@ async fn collect(
 async fn every_entered_event_ends_exactly_once_under_faults() {
     let (server, receiver) = faulty_receiver(30, 7).await;
     let (worker, mut outcomes) = Worker::builder(router(&server), client())
+        .destination_policy(DestinationPolicy::default().allow_loopback())
         .policy(policy())
         .max_in_flight(64)
         .seed(11)
@@ -209,6 +211,7 @@ async fn every_entered_event_ends_exactly_once_under_faults() {
 async fn a_crash_mid_way_resumes_from_serialized_state_without_loss() {
     let (server, receiver) = faulty_receiver(30, 99).await;
     let (worker, mut outcomes) = Worker::builder(router(&server), client())
+        .destination_policy(DestinationPolicy::default().allow_loopback())
         .policy(policy())
         .max_in_flight(32)
         .start();
@@ -243,6 +246,7 @@ async fn a_crash_mid_way_resumes_from_serialized_state_without_loss() {
 
     // A new worker carries on; re-delivered copies of the same events enter nothing again.
     let (worker, mut outcomes) = Worker::builder(router(&server), client())
+        .destination_policy(DestinationPolicy::default().allow_loopback())
         .policy(policy())
         .ledger(ledger)
         .resume(pending)

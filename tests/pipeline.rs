@@ -58,6 +58,7 @@ fn event(id: &str) -> OptOutEvent {
 fn client() -> Arc<ReqwestClient> {
     Arc::new(
         ReqwestClient::builder()
+            .destination_policy(DestinationPolicy::default().allow_loopback())
             .timeout(Duration::from_millis(300))
             .build()
             .unwrap(),
@@ -74,7 +75,10 @@ fn fast() -> RetryPolicy {
 }
 
 async fn one(router: Arc<Router>, policy: RetryPolicy) -> Outcome {
-    let (worker, mut outcomes) = Worker::builder(router, client()).policy(policy).start();
+    let (worker, mut outcomes) = Worker::builder(router, client())
+        .destination_policy(DestinationPolicy::default().allow_loopback())
+        .policy(policy)
+        .start();
     let submitted = worker.submit(&event("evt-1"), &profile()).await.unwrap();
     assert!(
         matches!(submitted.flows[0].result, FlowResult::Entered { .. }),

@@ -11,6 +11,7 @@ use support::{Answer, TestServer};
 
 fn client() -> ReqwestClient {
     ReqwestClient::builder()
+        .destination_policy(DestinationPolicy::default().allow_loopback())
         .timeout(Duration::from_millis(500))
         .build()
         .unwrap()
@@ -175,7 +176,11 @@ async fn gone_and_server_errors_are_classified() {
 #[tokio::test]
 async fn response_bodies_are_read_up_to_the_limit() {
     let server = TestServer::start([], Answer::Status(200, vec![], vec![b'x'; 100_000])).await;
-    let c = ReqwestClient::builder().body_limit(1000).build().unwrap();
+    let c = ReqwestClient::builder()
+        .destination_policy(DestinationPolicy::default().allow_loopback())
+        .body_limit(1000)
+        .build()
+        .unwrap();
     let response = c.send(post(&server.url("/big"), b"{}")).await.unwrap();
     assert_eq!(response.body().len(), 1000);
 }

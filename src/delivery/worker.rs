@@ -26,7 +26,9 @@ use crate::delivery::{Delivery, DeliveryState, RetryPolicy, Step};
 use crate::error::RequestBuildError;
 use crate::listen::{EntryDecision, EntryLedger, EntryRequest, InMemoryLedger, Router};
 use crate::model::{EventId, FlowId, OptOutEvent, Profile};
-use crate::transport::{HttpClient, TransportError, TransportErrorKind};
+use crate::transport::{
+    BlockReason, DestinationPolicy, HttpClient, TransportError, TransportErrorKind,
+};
 
 /// What became of one event in one flow it matched, as reported by [`Worker::submit`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +127,7 @@ pub struct WorkerBuilder<L> {
     max_in_flight: usize,
     seed: u64,
     resume: Vec<Delivery>,
+    destinations: DestinationPolicy,
 }
 
 impl<L> std::fmt::Debug for WorkerBuilder<L> {
@@ -149,7 +152,19 @@ impl<L: EntryLedger + Send + 'static> WorkerBuilder<L> {
             max_in_flight: self.max_in_flight,
             seed: self.seed,
             resume: self.resume,
+            destinations: self.destinations,
         }
+    }
+
+    /// The destination policy checked before every attempt, whatever the transport (default:
+    /// the strict [`DestinationPolicy::default`]). A refused destination is dead-lettered at once
+    /// ([`DeadLetterReason::NotRetryable`](crate::DeadLetterReason::NotRetryable) with
+    /// [`TransportErrorKind::Blocked`]). The worker judges IP literals and `localhost`; a
+    /// transport such as [`ReqwestClient`](crate::transport::ReqwestClient) also judges what
+    /// host names resolve to.
+    pub fn destination_policy(mut self, policy: DestinationPolicy) -> Self {
+        self.destinations = policy;
+        self
     }
 
     /// The retry policy (default [`RetryPolicy::default`]).
@@ -209,6 +224,7 @@ impl<L: EntryLedger + Send + 'static> WorkerBuilder<L> {
             router: Arc::clone(&self.router),
             client: self.client,
             policy: self.policy,
+            destinations: self.destinations,
             jitter: AtomicU64::new(self.seed),
             ready: Mutex::new(VecDeque::with_capacity(self.max_in_flight)),
             capacity: self.max_in_flight,
@@ -298,6 +314,7 @@ impl Worker<InMemoryLedger> {
             max_in_flight: 64,
             seed: 0,
             resume: Vec::new(),
+            destinations: DestinationPolicy::default(),
         }
     }
 }
@@ -521,6 +538,7 @@ struct Shared {
     router: Arc<Router>,
     client: Arc<dyn HttpClient>,
     policy: RetryPolicy,
+    destinations: DestinationPolicy,
     /// SplitMix64 state for jitter.
     jitter: AtomicU64,
     /// Deliveries due now, waiting for a sender task.
@@ -638,6 +656,10 @@ impl Shared {
     /// One attempt: sign for now, send, record, then the outcome or the retry queue.
     async fn attempt(&self, mut delivery: Delivery) {
         let mut request = delivery.request().clone();
+        let blocked = request
+            .uri()
+            .host()
+            .and_then(|host| self.destinations.check_host(host).err());
         let started = Timestamp::now();
         if let Some(flow) = self.router.flow(delivery.flow()) {
             flow.webhook.sign_request(&mut request, started);
@@ -670,6 +692,14 @@ impl Shared {
         );
         let mut stop = self.stop.clone();
         let result = tokio::select! {
+            biased;
+            () = std::future::ready(()), if blocked.is_some() => Err(TransportError::new(
+                TransportErrorKind::Blocked,
+                format!(
+                    "refused by the destination policy: the destination is {}",
+                    blocked.unwrap_or(BlockReason::NoAllowedAddress)
+                ),
+            )),
             result = send => result,
             _ = stop.wait_for(|mode| *mode == Some(StopMode::Abort)) => {
                 return self.hand_back(delivery);

@@ -5,7 +5,52 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::transport::{HttpClient, TransportError, TransportErrorKind};
+use crate::transport::{
+    BlockReason, DestinationPolicy, HttpClient, TransportError, TransportErrorKind,
+};
+
+/// The words that mark a refusal by the destination policy in a resolver error.
+const BLOCKED: &str = "blocked by the destination policy";
+
+/// Resolves host names and keeps only the addresses the destination policy allows, so that the
+/// client connects only to vetted addresses.
+#[derive(Debug)]
+struct PolicyResolver {
+    policy: DestinationPolicy,
+}
+
+/// The resolved addresses the policy allows; the reason of the first one when none is allowed.
+fn vet(
+    policy: &DestinationPolicy,
+    resolved: Vec<std::net::SocketAddr>,
+) -> Result<Vec<std::net::SocketAddr>, BlockReason> {
+    let first_refusal = resolved.first().and_then(|a| policy.check_ip(a.ip()).err());
+    let allowed: Vec<std::net::SocketAddr> = resolved
+        .into_iter()
+        .filter(|a| policy.check_ip(a.ip()).is_ok())
+        .collect();
+    if allowed.is_empty() {
+        return Err(first_refusal.unwrap_or(BlockReason::NoAllowedAddress));
+    }
+    Ok(allowed)
+}
+
+impl reqwest::dns::Resolve for PolicyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.policy.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            if let Err(reason) = policy.check_host(&host) {
+                return Err(format!("{BLOCKED}: {reason}").into());
+            }
+            let resolved: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed = vet(&policy, resolved)
+                .map_err(|reason| format!("{BLOCKED}: the name resolves to {reason}"))?;
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
 
 /// The default time one attempt may take, from connecting to the end of the response body.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -15,7 +60,9 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 
 /// An [`HttpClient`] over `reqwest` that never follows redirects (a 3xx is returned as a
 /// response, and the retry policy treats it as a failure), bounds each attempt with a timeout,
-/// and reads at most a bounded number of response-body bytes.
+/// reads at most a bounded number of response-body bytes, uses no proxy, and connects only to
+/// addresses its [`DestinationPolicy`] allows (checked for IP literals, and for every address a
+/// host name resolves to).
 ///
 /// Error messages never include the request URL (its query may carry an email address).
 ///
@@ -30,6 +77,7 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 pub struct ReqwestClient {
     client: reqwest::Client,
     body_limit: usize,
+    policy: DestinationPolicy,
 }
 
 /// Builds a [`ReqwestClient`].
@@ -40,6 +88,7 @@ pub struct ReqwestClientBuilder {
     connect_timeout: Option<Duration>,
     body_limit: usize,
     resolve: Vec<(String, std::net::SocketAddr)>,
+    policy: DestinationPolicy,
 }
 
 impl ReqwestClientBuilder {
@@ -62,7 +111,16 @@ impl ReqwestClientBuilder {
         self
     }
 
-    /// Resolves `domain` to `address` instead of asking DNS.
+    /// The destination policy (default: the strict [`DestinationPolicy::default`], which refuses
+    /// loopback, private, link-local and other non-global addresses, as literals and as what a
+    /// host name resolves to).
+    pub fn destination_policy(mut self, policy: DestinationPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Resolves `domain` to `address` instead of asking DNS (the address is checked against the
+    /// destination policy when the client is built).
     pub fn resolve(mut self, domain: impl Into<String>, address: std::net::SocketAddr) -> Self {
         self.resolve.push((domain.into(), address));
         self
@@ -73,10 +131,24 @@ impl ReqwestClientBuilder {
     /// # Errors
     ///
     /// A [`TransportError`] of kind [`TransportErrorKind::Other`] when `reqwest` cannot set up
-    /// its client (for example when no TLS backend can be initialised).
+    /// its client (for example when no TLS backend can be initialised), of kind
+    /// [`TransportErrorKind::Blocked`] when a [`resolve`](Self::resolve) override names an
+    /// address the destination policy refuses.
     pub fn build(self) -> Result<ReqwestClient, TransportError> {
+        for (domain, address) in &self.resolve {
+            if let Err(reason) = self.policy.check_ip(address.ip()) {
+                return Err(TransportError::new(
+                    TransportErrorKind::Blocked,
+                    format!("{BLOCKED}: `{domain}` is set to resolve to {reason}"),
+                ));
+            }
+        }
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(PolicyResolver {
+                policy: self.policy.clone(),
+            })
             .timeout(self.timeout);
         if let Some(timeout) = self.connect_timeout {
             builder = builder.connect_timeout(timeout);
@@ -90,6 +162,7 @@ impl ReqwestClientBuilder {
         Ok(ReqwestClient {
             client,
             body_limit: self.body_limit,
+            policy: self.policy,
         })
     }
 }
@@ -102,6 +175,7 @@ impl ReqwestClient {
             connect_timeout: None,
             body_limit: DEFAULT_BODY_LIMIT,
             resolve: Vec::new(),
+            policy: DestinationPolicy::default(),
         }
     }
 
@@ -140,7 +214,9 @@ fn describe(error: &reqwest::Error) -> String {
 
 fn kind_of(error: &reqwest::Error, message: &str) -> TransportErrorKind {
     let lower = message.to_ascii_lowercase();
-    if error.is_timeout() || lower.contains("timed out") {
+    if lower.contains(BLOCKED) {
+        TransportErrorKind::Blocked
+    } else if error.is_timeout() || lower.contains("timed out") {
         TransportErrorKind::Timeout
     } else if error.is_builder() {
         TransportErrorKind::InvalidRequest
@@ -173,6 +249,15 @@ impl HttpClient for ReqwestClient {
         &self,
         request: http::Request<Vec<u8>>,
     ) -> Result<http::Response<Vec<u8>>, TransportError> {
+        // IP literals never reach the resolver: judge them here.
+        if let Some(host) = request.uri().host() {
+            if let Err(reason) = self.policy.check_host(host) {
+                return Err(TransportError::new(
+                    TransportErrorKind::Blocked,
+                    format!("{BLOCKED}: the destination is {reason}"),
+                ));
+            }
+        }
         let request = reqwest::Request::try_from(request).map_err(|e| {
             TransportError::new(
                 TransportErrorKind::InvalidRequest,
@@ -204,5 +289,41 @@ impl HttpClient for ReqwestClient {
         builder.body(body).map_err(|e| {
             TransportError::new(TransportErrorKind::Other, format!("invalid response: {e}"))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(list: &[&str]) -> Vec<std::net::SocketAddr> {
+        list.iter()
+            .map(|a| a.parse().expect("a socket address"))
+            .collect()
+    }
+
+    #[test]
+    fn resolved_addresses_are_vetted_one_by_one() {
+        let strict = DestinationPolicy::default();
+        // A name that resolves to a public and a private address: only the public one is used.
+        assert_eq!(
+            vet(&strict, addrs(&["10.0.0.7:0", "93.184.216.34:0"])),
+            Ok(addrs(&["93.184.216.34:0"]))
+        );
+        // Only refused addresses: the first one's reason.
+        assert_eq!(
+            vet(&strict, addrs(&["169.254.169.254:0", "127.0.0.1:0"])),
+            Err(BlockReason::LinkLocal)
+        );
+        assert_eq!(
+            vet(&strict, addrs(&["[::ffff:127.0.0.1]:0"])),
+            Err(BlockReason::Loopback)
+        );
+        assert_eq!(vet(&strict, Vec::new()), Err(BlockReason::NoAllowedAddress));
+        let dev = DestinationPolicy::default().allow_loopback();
+        assert_eq!(
+            vet(&dev, addrs(&["127.0.0.1:0"])),
+            Ok(addrs(&["127.0.0.1:0"]))
+        );
     }
 }
