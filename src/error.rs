@@ -516,7 +516,7 @@ pub enum VerifyError {
     InvalidTimestamp,
     /// `webhook-timestamp` is further in the past than the tolerance: a replay, or a sender whose
     /// clock is far behind.
-    #[error("the webhook was signed {age} ago, longer than the tolerance of {tolerance}")]
+    #[error("the webhook was signed {age:#} ago, longer than the tolerance of {tolerance:#}")]
     TooOld {
         /// How long before `now` it was signed.
         age: jiff::SignedDuration,
@@ -526,7 +526,7 @@ pub enum VerifyError {
     /// `webhook-timestamp` is further in the future than the tolerance: a sender whose clock is
     /// far ahead.
     #[error(
-        "the webhook is timestamped {ahead} in the future, more than the tolerance of {tolerance}"
+        "the webhook is timestamped {ahead:#} in the future, more than the tolerance of {tolerance:#}"
     )]
     TooNew {
         /// How far after `now` it is timestamped.
