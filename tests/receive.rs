@@ -181,6 +181,7 @@ fn round_trip_every_encoding_and_every_kind_gives_the_original_values() {
 }
 
 #[test]
+#[cfg(feature = "signing")] // relay.json's SMS flow signs
 fn a_minimal_node_round_trips_with_the_kind_from_the_flow() {
     // relay.json's three flows: no event_kind parameter; the kind comes from the listen node
     // (or the envelope's type).
