@@ -486,3 +486,147 @@ pub enum RequestBuildError {
         reason: String,
     },
 }
+
+/// An incoming webhook failed Standard Webhooks verification
+/// ([`crate::receive::Verifier::verify`], feature `signing`).
+///
+/// No variant says which secret came close, or repeats a signature: an attacker learns nothing
+/// but "rejected, and why in general terms". Answer all of them with `401` (or `400` for the
+/// malformed ones).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// A Standard Webhooks header is absent.
+    #[error("the `{name}` header is missing")]
+    MissingHeader {
+        /// `webhook-id`, `webhook-timestamp` or `webhook-signature`.
+        name: &'static str,
+    },
+    /// A Standard Webhooks header is present but unusable (empty, not visible ASCII, sent more
+    /// than once, or, for `webhook-signature`, holding no `v1,` signature or too many).
+    #[error("the `{name}` header {reason}")]
+    MalformedHeader {
+        /// `webhook-id`, `webhook-timestamp` or `webhook-signature`.
+        name: &'static str,
+        /// What is wrong with it (the value is not repeated).
+        reason: &'static str,
+    },
+    /// `webhook-timestamp` is not a whole number of seconds since the Unix epoch.
+    #[error("the `webhook-timestamp` header is not a number of seconds since 1970-01-01T00:00:00Z")]
+    InvalidTimestamp,
+    /// `webhook-timestamp` is further in the past than the tolerance: a replay, or a sender whose
+    /// clock is far behind.
+    #[error("the webhook was signed {age:#} ago, longer than the tolerance of {tolerance:#}")]
+    TooOld {
+        /// How long before `now` it was signed.
+        age: jiff::SignedDuration,
+        /// The tolerance.
+        tolerance: jiff::SignedDuration,
+    },
+    /// `webhook-timestamp` is further in the future than the tolerance: a sender whose clock is
+    /// far ahead.
+    #[error(
+        "the webhook is timestamped {ahead:#} in the future, more than the tolerance of {tolerance:#}"
+    )]
+    TooNew {
+        /// How far after `now` it is timestamped.
+        ahead: jiff::SignedDuration,
+        /// The tolerance.
+        tolerance: jiff::SignedDuration,
+    },
+    /// No signature in `webhook-signature` is a valid signature of this id, timestamp and body
+    /// by any of the secrets (or no secret is configured).
+    #[error("no signature matches: the body, id or timestamp was changed, or the secret differs")]
+    NoMatchingSignature,
+}
+
+/// An incoming opt-out webhook could not be turned into an [`crate::OptOutNotice`]
+/// ([`crate::NoticeParser::parse`]).
+///
+/// Every variant names the parameter (as the parser's mapping names it) and what is wrong.
+/// Values are never repeated: they may be personal data. Answer them with `400`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NoticeError {
+    /// The `content-type` header names another media type than the encoding's.
+    #[error("content-type `{found}` does not fit encoding `{encoding}`: expected `{expected}`")]
+    ContentType {
+        /// The parser's encoding.
+        encoding: crate::WebhookEncoding,
+        /// The media type the encoding expects.
+        expected: &'static str,
+        /// The media type found (escaped, cut at 64 characters).
+        found: String,
+    },
+    /// The body is not what the encoding expects (not JSON, not a JSON object, an envelope
+    /// without a `data` object).
+    #[error("the {encoding} body is malformed: {reason}")]
+    MalformedBody {
+        /// The parser's encoding.
+        encoding: crate::WebhookEncoding,
+        /// What is wrong (no value is repeated).
+        reason: String,
+    },
+    /// A required parameter is absent.
+    #[error("parameter `{param}` (source {param_source}) is missing")]
+    MissingParameter {
+        /// The parameter name.
+        param: String,
+        /// What it carries.
+        param_source: crate::ParamSource,
+    },
+    /// The event kind needs a parameter that is absent (the Subscription of an unsubscribe, the
+    /// Section of a spam complaint).
+    #[error(
+        "an {kind} opt-out needs parameter `{param}` (source {param_source}), which is missing"
+    )]
+    MissingForKind {
+        /// The event kind.
+        kind: crate::EventKind,
+        /// The parameter name.
+        param: String,
+        /// What it carries.
+        param_source: crate::ParamSource,
+    },
+    /// The event kind needs a value that no parameter of the mapping carries.
+    #[error("an {kind} opt-out needs its {param_source}, and no parameter is mapped to it")]
+    NotMapped {
+        /// The event kind.
+        kind: crate::EventKind,
+        /// The source no parameter carries.
+        param_source: crate::ParamSource,
+    },
+    /// A parameter is sent more than once with different values.
+    #[error("parameter `{param}` is sent more than once with different values")]
+    Repeated {
+        /// The parameter name.
+        param: String,
+    },
+    /// A parameter disagrees with another one, with the envelope, or with the parser's fixed
+    /// kind.
+    #[error("parameter `{param}` disagrees with {with}")]
+    Conflict {
+        /// The parameter name.
+        param: String,
+        /// What it disagrees with, such as "`type`" or "the fixed kind Email - Unsubscribe".
+        with: String,
+    },
+    /// A parameter's value is invalid.
+    #[error("parameter `{param}`: {reason}")]
+    InvalidValue {
+        /// The parameter name.
+        param: String,
+        /// What is wrong (the value is not repeated).
+        reason: String,
+    },
+    /// Nothing says which opt-out this is: no `event_kind` parameter, no envelope `type`, no
+    /// fixed kind.
+    #[error(
+        "the event kind is unknown: map an event_kind parameter, use the json_envelope encoding, \
+         or give the parser a fixed kind"
+    )]
+    UnknownKind,
+    /// Nothing identifies the Profile: no Email, Mobile, Profile id or custom attribute arrived.
+    #[error("no parameter identifies the profile (email, mobile, profile_id or an attribute)")]
+    NoIdentifier,
+}

@@ -17,6 +17,10 @@
 //!   `http::Request<Vec<u8>>`: query (byte-compatible with the platform), form or JSON encoding,
 //!   a stable `webhook-id`, optional Standard Webhooks signatures (feature `signing`, on by
 //!   default), masked dry-run previews and lints ([`webhook`]);
+//! - the receiving side ([`receive`]): Standard Webhooks verification with key rotation and a
+//!   timestamp tolerance ([`Verifier`], feature `signing`), and a parser that turns an incoming
+//!   request into a typed [`OptOutNotice`] from the same Webhook node the sender used
+//!   ([`NoticeParser`]);
 //!
 //! Everything is pure: no clock, no randomness, no network. Time is passed in.
 //!
@@ -70,6 +74,7 @@ pub mod error;
 pub mod lint;
 pub mod listen;
 pub mod model;
+pub mod receive;
 pub mod transport;
 pub mod webhook;
 
@@ -84,8 +89,8 @@ pub use delivery::{
 };
 pub use error::{
     ApplyError, AttributeError, CatalogError, DeliveryError, EventError, FlowFileError, IdError,
-    IdProblem, ListenError, PolicyError, RequestBuildError, RetryAfterError, RouterError,
-    WebhookConfigError,
+    IdProblem, ListenError, NoticeError, PolicyError, RequestBuildError, RetryAfterError,
+    RouterError, VerifyError, WebhookConfigError,
 };
 pub use lint::{Diagnostic, Severity};
 pub use listen::{
@@ -94,6 +99,9 @@ pub use listen::{
     Match, Refusal, Rejection, Router, Routing, SubscriptionMatch, Why, lint_flows,
 };
 pub use model::*;
+pub use receive::{NoticeParser, NoticeParserBuilder, NoticeScope, OptOutNotice};
+#[cfg(feature = "signing")]
+pub use receive::{VerifiedWebhook, Verifier};
 #[cfg(feature = "reqwest")]
 pub use transport::ReqwestClient;
 pub use transport::{
