@@ -399,6 +399,8 @@ async fn run_demo(flows: &[Flow], base: &str) -> Result<(), Box<dyn std::error::
     let router = Arc::new(Router::new(retargeted.clone(), &input.catalog)?);
     let client = Arc::new(
         ReqwestClient::builder()
+            // The demo talks to itself on 127.0.0.1: allow loopback explicitly.
+            .destination_policy(DestinationPolicy::default().allow_loopback())
             .timeout(Duration::from_secs(10))
             .build()?,
     );
@@ -407,6 +409,7 @@ async fn run_demo(flows: &[Flow], base: &str) -> Result<(), Box<dyn std::error::
         .max_attempts(3)
         .build()?;
     let (worker, mut outcomes) = Worker::builder(router, client.clone())
+        .destination_policy(DestinationPolicy::default().allow_loopback())
         .policy(policy)
         .seed(7)
         .start();
