@@ -3,6 +3,9 @@
 //! holds at most `max_in_flight` deliveries, so the peak must not grow with the number of
 //! events.
 //!
+//! The outcome channel is bounded (`outcome_capacity`): by default it is unbounded, and unread
+//! outcomes then take memory in proportion to how far the host's reading lags.
+//!
 //! The entry ledger is the one part that remembers every event (to recognise re-delivered
 //! copies); the worker run uses a ledger that keeps nothing, and a last run measures what
 //! `InMemoryLedger` costs per entry.
@@ -75,6 +78,8 @@ async fn run<L: EntryLedger + Send + 'static>(
     let (worker, mut outcomes) = Worker::builder(router, instant)
         .ledger(ledger)
         .max_in_flight(64)
+        // Outcomes the host has not read yet wait in a bounded channel.
+        .outcome_capacity(1024)
         .start();
     let expected = to - from;
     let counter = tokio::spawn(async move {

@@ -84,7 +84,7 @@ pub use delivery::{
 };
 #[cfg(feature = "tokio")]
 pub use delivery::{
-    FlowEntry, FlowResult, Outcome, Stopped, Stopper, Submitted, Worker, WorkerBuilder,
+    FlowEntry, FlowResult, Outcome, Outcomes, Stopped, Stopper, Submitted, Worker, WorkerBuilder,
     WorkerStopped,
 };
 pub use error::{

@@ -124,11 +124,7 @@ fn event(i: usize) -> (OptOutEvent, Profile) {
 }
 
 /// Reads outcomes until `expected` have arrived (or the time runs out).
-async fn collect(
-    outcomes: &mut tokio::sync::mpsc::UnboundedReceiver<Outcome>,
-    expected: usize,
-    into: &mut Vec<Outcome>,
-) {
+async fn collect(outcomes: &mut Outcomes, expected: usize, into: &mut Vec<Outcome>) {
     while into.len() < expected {
         match tokio::time::timeout(Duration::from_secs(60), outcomes.recv()).await {
             Ok(Some(outcome)) => into.push(outcome),
@@ -228,7 +224,7 @@ async fn a_crash_mid_way_resumes_from_serialized_state_without_loss() {
     tokio::time::sleep(Duration::from_millis(150)).await;
     let crashed = worker.abort().await;
     let mut ended = Vec::new();
-    while let Ok(outcome) = outcomes.try_recv() {
+    while let Some(outcome) = outcomes.try_recv() {
         ended.push(outcome);
     }
     assert!(!crashed.pending.is_empty(), "the crash left work behind");

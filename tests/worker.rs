@@ -51,7 +51,7 @@ fn fast_policy() -> RetryPolicy {
         .unwrap()
 }
 
-async fn next(outcomes: &mut tokio::sync::mpsc::UnboundedReceiver<Outcome>) -> Outcome {
+async fn next(outcomes: &mut Outcomes) -> Outcome {
     tokio::time::timeout(Duration::from_secs(10), outcomes.recv())
         .await
         .expect("an outcome in time")
@@ -212,7 +212,7 @@ async fn a_stop_hands_back_deliveries_that_wait_for_room_and_those_in_flight() {
     let stopped = worker.abort().await;
     // The attempt in flight and the delivery in the ready queue are handed back too.
     assert_eq!(flows(&stopped.pending), pair("evt-1"));
-    assert!(outcomes.try_recv().is_err());
+    assert!(outcomes.try_recv().is_none());
     // Nothing was lost: every entered delivery is in one of the three hand-backs.
     assert_eq!(stopped.ledger.len(), 6);
 }
@@ -281,7 +281,7 @@ async fn shutdown_hands_back_pending_deliveries_that_resume_elsewhere() {
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
     let stopped = worker.shutdown().await;
-    assert!(outcomes.try_recv().is_err(), "nothing ended");
+    assert!(outcomes.try_recv().is_none(), "nothing ended");
     assert_eq!(stopped.pending.len(), 2);
     for d in &stopped.pending {
         assert!(ids.contains(&d.webhook_id().to_owned()));
@@ -303,7 +303,7 @@ async fn shutdown_hands_back_pending_deliveries_that_resume_elsewhere() {
     assert!(healthy.requests().is_empty());
     let stopped = worker.abort().await;
     assert_eq!(stopped.pending.len(), 2);
-    assert!(outcomes.try_recv().is_err());
+    assert!(outcomes.try_recv().is_none());
     // A re-delivered event is still recognised by the handed-back ledger.
     let mut ledger = stopped.ledger;
     let flow = FlowId::new("crm").unwrap();
@@ -364,7 +364,7 @@ async fn abort_hands_back_attempts_in_flight() {
             .iter()
             .all(|d| d.attempts().is_empty() && d.is_pending())
     );
-    assert!(outcomes.try_recv().is_err());
+    assert!(outcomes.try_recv().is_none());
 }
 
 #[tokio::test]
@@ -408,4 +408,35 @@ async fn in_flight_attempts_are_bounded() {
     }
     submitter.await.unwrap();
     assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 10);
+}
+
+#[tokio::test]
+async fn a_bounded_outcome_channel_holds_the_worker_back_until_the_host_reads() {
+    let only_crm = Arc::new(Router::new(flows().into_iter().take(1), &Catalog::default()).unwrap());
+    let (worker, mut outcomes) = Worker::builder(only_crm, Arc::new(RecordingClient::new()))
+        .max_in_flight(1)
+        .outcome_capacity(2)
+        .start();
+    let worker = Arc::new(worker);
+    let submitting = {
+        let worker = Arc::clone(&worker);
+        tokio::spawn(async move {
+            for i in 0..10 {
+                let _ = worker
+                    .submit(&unsubscribe(&format!("evt-{i}")), &profile())
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Two outcomes wait, one sender holds the third, one delivery waits in the ready queue,
+    // and the submitter waits for room: nothing more moves until the host reads.
+    assert!(!submitting.is_finished());
+    for _ in 0..10 {
+        assert!(matches!(next(&mut outcomes).await, Outcome::Delivered(_)));
+    }
+    submitting.await.unwrap();
+    let worker = Arc::try_unwrap(worker).unwrap();
+    assert!(worker.shutdown().await.pending.is_empty());
 }

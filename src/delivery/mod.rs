@@ -20,6 +20,6 @@ pub use record::{Attempt, AttemptOutcome, DeadLetterReason, Delivery, DeliverySt
 pub use retry_after::parse_retry_after;
 #[cfg(feature = "tokio")]
 pub use worker::{
-    FlowEntry, FlowResult, Outcome, Stopped, Stopper, Submitted, Worker, WorkerBuilder,
+    FlowEntry, FlowResult, Outcome, Outcomes, Stopped, Stopper, Submitted, Worker, WorkerBuilder,
     WorkerStopped,
 };

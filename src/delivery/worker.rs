@@ -128,6 +128,7 @@ pub struct WorkerBuilder<L> {
     seed: u64,
     resume: Vec<Delivery>,
     destinations: DestinationPolicy,
+    outcome_capacity: Option<usize>,
 }
 
 impl<L> std::fmt::Debug for WorkerBuilder<L> {
@@ -153,6 +154,7 @@ impl<L: EntryLedger + Send + 'static> WorkerBuilder<L> {
             seed: self.seed,
             resume: self.resume,
             destinations: self.destinations,
+            outcome_capacity: self.outcome_capacity,
         }
     }
 
@@ -192,15 +194,39 @@ impl<L: EntryLedger + Send + 'static> WorkerBuilder<L> {
         self
     }
 
-    /// Starts the worker on the current tokio runtime. Returns the handle and the stream of
-    /// [`Outcome`]s (unbounded, so that no outcome is ever dropped: read it).
+    /// Bounds the [`Outcomes`] channel to `capacity` waiting outcomes (at least 1). By default
+    /// it is unbounded: outcomes the host has not read yet take memory, but nothing ever waits
+    /// for the host. Bounded, memory stays flat however slowly the host reads, and the sender
+    /// tasks (and so [`Worker::submit`]) wait while it is full: the host must then read outcomes
+    /// while it submits, or it waits for ever.
+    pub fn outcome_capacity(mut self, capacity: usize) -> Self {
+        self.outcome_capacity = Some(capacity.max(1));
+        self
+    }
+
+    /// Starts the worker on the current tokio runtime. Returns the handle and the channel of
+    /// [`Outcome`]s, one per delivery (drop it to ignore outcomes).
     ///
     /// # Panics
     ///
     /// When called outside a tokio runtime.
-    pub fn start(self) -> (Worker<L>, mpsc::UnboundedReceiver<Outcome>) {
-        let (outcomes, outcome_rx) = mpsc::unbounded_channel();
-        (self.start_with_sink(Sink::Channel(outcomes)), outcome_rx)
+    pub fn start(self) -> (Worker<L>, Outcomes) {
+        match self.outcome_capacity {
+            Some(capacity) => {
+                let (outcomes, receiver) = mpsc::channel(capacity);
+                (
+                    self.start_with_sink(Sink::Bounded(outcomes)),
+                    Outcomes::Bounded(receiver),
+                )
+            }
+            None => {
+                let (outcomes, receiver) = mpsc::unbounded_channel();
+                (
+                    self.start_with_sink(Sink::Unbounded(outcomes)),
+                    Outcomes::Unbounded(receiver),
+                )
+            }
+        }
     }
 
     /// Starts the worker on the current tokio runtime, calling `on_outcome` with every
@@ -315,6 +341,7 @@ impl Worker<InMemoryLedger> {
             seed: 0,
             resume: Vec::new(),
             destinations: DestinationPolicy::default(),
+            outcome_capacity: None,
         }
     }
 }
@@ -517,18 +544,34 @@ impl<L: EntryLedger + Send + 'static> Worker<L> {
 
 /// Where outcomes go: a channel the host reads, or a callback the worker calls.
 enum Sink {
-    Channel(mpsc::UnboundedSender<Outcome>),
+    Unbounded(mpsc::UnboundedSender<Outcome>),
+    Bounded(mpsc::Sender<Outcome>),
     Callback(Box<dyn Fn(Outcome) + Send + Sync>),
 }
 
-impl Sink {
-    fn send(&self, outcome: Outcome) {
+/// The [`Outcome`] of every delivery, from [`WorkerBuilder::start`].
+#[derive(Debug)]
+pub enum Outcomes {
+    /// The default: never makes the worker wait.
+    Unbounded(mpsc::UnboundedReceiver<Outcome>),
+    /// From [`WorkerBuilder::outcome_capacity`].
+    Bounded(mpsc::Receiver<Outcome>),
+}
+
+impl Outcomes {
+    /// The next outcome; `None` once the worker has stopped and every outcome was read.
+    pub async fn recv(&mut self) -> Option<Outcome> {
         match self {
-            // The host may have dropped the receiver: it no longer wants outcomes.
-            Self::Channel(channel) => {
-                let _ = channel.send(outcome);
-            }
-            Self::Callback(callback) => callback(outcome),
+            Self::Unbounded(receiver) => receiver.recv().await,
+            Self::Bounded(receiver) => receiver.recv().await,
+        }
+    }
+
+    /// The next outcome if one is waiting.
+    pub fn try_recv(&mut self) -> Option<Outcome> {
+        match self {
+            Self::Unbounded(receiver) => receiver.try_recv().ok(),
+            Self::Bounded(receiver) => receiver.try_recv().ok(),
         }
     }
 }
@@ -725,13 +768,40 @@ impl Shared {
             "attempt recorded"
         );
         match step {
-            Step::Delivered => {
-                self.outcomes.send(Outcome::Delivered(delivery));
-            }
-            Step::DeadLetter { .. } => {
-                self.outcomes.send(Outcome::DeadLettered(delivery));
-            }
+            Step::Delivered => self.report(Outcome::Delivered(delivery)).await,
+            Step::DeadLetter { .. } => self.report(Outcome::DeadLettered(delivery)).await,
             Step::RetryAt { .. } => self.retry(delivery),
+        }
+    }
+
+    /// Hands an outcome to the host, waiting while the channel is full. On abort, a delivery
+    /// whose outcome cannot be reported is handed back (its state says how it ended), so that
+    /// nothing is lost.
+    async fn report(&self, outcome: Outcome) {
+        let channel = match &self.outcomes {
+            Sink::Callback(callback) => return callback(outcome),
+            // The host may have dropped the receiver: it no longer wants outcomes.
+            Sink::Unbounded(channel) => return drop(channel.send(outcome)),
+            Sink::Bounded(channel) => channel,
+        };
+        let outcome = match channel.try_send(outcome) {
+            Ok(()) => return,
+            // The host dropped the receiver: it no longer wants outcomes.
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+            Err(mpsc::error::TrySendError::Full(outcome)) => outcome,
+        };
+        let permit = {
+            let mut stop = self.stop.clone();
+            tokio::select! {
+                permit = channel.reserve() => permit,
+                _ = stop.wait_for(|mode| *mode == Some(StopMode::Abort)) => {
+                    let (Outcome::Delivered(delivery) | Outcome::DeadLettered(delivery)) = outcome;
+                    return self.hand_back(delivery);
+                }
+            }
+        };
+        if let Ok(permit) = permit {
+            permit.send(outcome);
         }
     }
 
@@ -753,23 +823,27 @@ impl Shared {
             let sleep = queue.peek().map(|Reverse(q)| {
                 std::time::Duration::try_from(q.due.duration_since(now)).unwrap_or_default()
             });
-            tokio::select! {
+            let received = tokio::select! {
                 biased;
                 _ = stop.wait_for(Option::is_some) => break,
                 delivery = retries.recv() => match delivery {
-                    Some(delivery) => {
-                        let due = delivery.next_attempt_at();
-                        match due {
-                            Some(due) => {
-                                sequence += 1;
-                                queue.push(Reverse(Queued { due, sequence, delivery }));
-                            }
-                            None => self.finished(delivery),
-                        }
-                    }
+                    Some(delivery) => Some(delivery),
                     None => break,
                 },
-                () = sleep_for(sleep), if sleep.is_some() => {}
+                () = sleep_for(sleep), if sleep.is_some() => None,
+            };
+            if let Some(delivery) = received {
+                match delivery.next_attempt_at() {
+                    Some(due) => {
+                        sequence += 1;
+                        queue.push(Reverse(Queued {
+                            due,
+                            sequence,
+                            delivery,
+                        }));
+                    }
+                    None => self.finished(delivery).await,
+                }
             }
         }
         // Stopping: everything waiting is handed back, including what is still in the channel.
@@ -783,12 +857,12 @@ impl Shared {
     }
 
     /// A resumed delivery that had already ended: report its outcome again.
-    fn finished(&self, delivery: Delivery) {
+    async fn finished(&self, delivery: Delivery) {
         let outcome = match delivery.state() {
             DeliveryState::Delivered { .. } => Outcome::Delivered(delivery),
             _ => Outcome::DeadLettered(delivery),
         };
-        self.outcomes.send(outcome);
+        self.report(outcome).await;
     }
 }
 
