@@ -21,8 +21,15 @@
 //!   timestamp tolerance ([`Verifier`], feature `signing`), and a parser that turns an incoming
 //!   request into a typed [`OptOutNotice`] from the same Webhook node the sender used
 //!   ([`NoticeParser`]);
+//! - delivery: the [`HttpClient`] trait hosts plug their transport into ([`client_fn`],
+//!   [`RecordingClient`] for tests, `ReqwestClient` with feature `reqwest`), a pure retry
+//!   planner ([`RetryPolicy`], [`Delivery::record`]) whose state is plain serde data, a
+//!   [`DestinationPolicy`] (SSRF guard), and an async `Worker` (feature `tokio`) that routes,
+//!   builds, sends and retries, and hands back every pending delivery when it stops.
 //!
-//! Everything is pure: no clock, no randomness, no network. Time is passed in.
+//! Everything left of the transport is pure: no clock, no randomness, no network; time and
+//! random numbers are passed in, so every decision is testable to the millisecond. The worker
+//! and the reqwest transport are the thin impure shell around it.
 //!
 //! ## The three opt-outs and what they revoke
 //!
