@@ -5,7 +5,7 @@
 //! response with any status (including 4xx and 5xx) is a response, not an error: the retry policy
 //! decides what it means. A [`TransportError`] is for when no response arrived.
 
-mod destination;
+pub mod destination;
 pub use destination::{BlockReason, Cidr, CidrError, DestinationPolicy};
 
 #[cfg(feature = "reqwest")]
