@@ -18,7 +18,7 @@
 //!   a stable `webhook-id`, optional Standard Webhooks signatures (feature `signing`, on by
 //!   default), masked dry-run previews and lints ([`webhook`]);
 //! - the receiving side ([`receive`]): Standard Webhooks verification with key rotation and a
-//!   timestamp tolerance ([`Verifier`], feature `signing`), and a parser that turns an incoming
+//!   timestamp tolerance (`Verifier`, feature `signing`), and a parser that turns an incoming
 //!   request into a typed [`OptOutNotice`] from the same Webhook node the sender used
 //!   ([`NoticeParser`]);
 //! - delivery: the [`HttpClient`] trait hosts plug their transport into ([`client_fn`],
