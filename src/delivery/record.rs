@@ -270,10 +270,29 @@ pub enum DeliveryState {
 /// assert_eq!(resumed.record(Ok(&ok), later, later, &policy, 0), Step::Delivered);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone)]
+///
+/// `Debug` shows the method, webhook id, flow, event, creation time, the number of attempts and
+/// the state, never the request's URI, headers or body (they hold personal data and
+/// credentials) nor the receiver's response bodies kept in the attempts: use
+/// [`Delivery::request`] and [`Delivery::attempts`] for those.
+#[derive(Clone)]
 pub struct Delivery {
     data: DeliveryData,
     request: http::Request<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("method", self.request.method())
+            .field("webhook_id", &self.data.webhook_id)
+            .field("flow", &self.data.flow)
+            .field("event", &self.data.event)
+            .field("created_at", &self.data.created_at)
+            .field("attempts", &self.data.attempts.len())
+            .field("state", &self.data.state)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Everything but the request, which is kept as an `http::Request` and turned into plain data
