@@ -43,6 +43,15 @@ impl AttemptOutcome {
     pub fn from_response(response: &http::Response<Vec<u8>>, body_limit: usize) -> Self {
         let body = response.body();
         let kept = &body[..body.len().min(body_limit)];
+        let mut text = String::from_utf8_lossy(kept).into_owned();
+        // Each byte that is not UTF-8 became a 3-byte U+FFFD: cut again, at a character
+        // boundary, so that the record holds at most `body_limit` bytes whatever was received.
+        let mut end = text.len().min(body_limit);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let recut = end < text.len();
+        text.truncate(end);
         Self::Response {
             status: response.status().as_u16(),
             retry_after: response
@@ -50,8 +59,8 @@ impl AttemptOutcome {
                 .get(http::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .map(|v| v.chars().take(64).collect()),
-            body: String::from_utf8_lossy(kept).into_owned(),
-            body_truncated: kept.len() < body.len(),
+            body: text,
+            body_truncated: kept.len() < body.len() || recut,
         }
     }
 

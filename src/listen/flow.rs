@@ -247,7 +247,11 @@ impl FlowFile {
         let mut deserializer = serde_json::Deserializer::from_str(text);
         let file: FlowFile =
             serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-                let path = err.path().to_string();
+                let mut path = err.path().to_string();
+                if path.is_empty() {
+                    // A key `""` at the top level: serde_path_to_error writes it as nothing.
+                    path = ".".to_owned();
+                }
                 let inner = err.into_inner();
                 let mut message = redact_strings(&strip_position(&inner.to_string()));
                 if path.split('.').any(|segment| segment == "auth") {
