@@ -940,3 +940,23 @@ fn fuzz_flow_file_empty_key_at_the_top_names_a_path() {
     }
     check_flow_file("{\"\"method\":   \"POST\", \"url\": \"https://crm.example.coversion\": 1}");
 }
+
+/// `fuzz/event`: a custom attribute number with more digits than an `f64` holds read back as
+/// another number once written (serde_json's default float parsing may be off by one unit in
+/// the last place); the crate now parses floats exactly (`serde_json/float_roundtrip`), so a
+/// Profile written and read again is the same Profile, and the request sends the same value.
+#[test]
+fn fuzz_event_long_attribute_numbers_round_trip() {
+    for number in [
+        "11111111111111111911111111111111111111111111111111110000000000000000000000000000891532894984237512.5",
+        "0.30000000000000004",
+        "2.2250738585072011e-308",
+        "9007199254740993.5",
+    ] {
+        let json = format!(r#"{{"id": "p-1", "attributes": {{"n": {number}}}}}"#);
+        let profile: Profile = serde_json::from_str(&json).unwrap();
+        let written = serde_json::to_string(&profile).unwrap();
+        let again: Profile = serde_json::from_str(&written).unwrap();
+        assert_eq!(again, profile, "{number}");
+    }
+}
