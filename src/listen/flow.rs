@@ -242,7 +242,9 @@ impl FlowFile {
     ///
     /// [`FlowFileError`] naming the JSON path of the first problem (malformed JSON, a missing or
     /// unknown field, a wrong type, an invalid id or setting, an unsupported version or a
-    /// repeated flow id) and its line and column.
+    /// repeated flow id) and its line and column. The message never repeats a string value
+    /// found in the file (it may be a token, a password or a signing secret written in the
+    /// wrong place), nor, under `auth`, an unknown variant name.
     pub fn from_json(text: &str) -> Result<Self, FlowFileError> {
         let mut deserializer = serde_json::Deserializer::from_str(text);
         let file: FlowFile =
