@@ -43,6 +43,15 @@ impl AttemptOutcome {
     pub fn from_response(response: &http::Response<Vec<u8>>, body_limit: usize) -> Self {
         let body = response.body();
         let kept = &body[..body.len().min(body_limit)];
+        let mut text = String::from_utf8_lossy(kept).into_owned();
+        // Each byte that is not UTF-8 became a 3-byte U+FFFD: cut again, at a character
+        // boundary, so that the record holds at most `body_limit` bytes whatever was received.
+        let mut end = text.len().min(body_limit);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let recut = end < text.len();
+        text.truncate(end);
         Self::Response {
             status: response.status().as_u16(),
             retry_after: response
@@ -50,8 +59,8 @@ impl AttemptOutcome {
                 .get(http::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .map(|v| v.chars().take(64).collect()),
-            body: String::from_utf8_lossy(kept).into_owned(),
-            body_truncated: kept.len() < body.len(),
+            body: text,
+            body_truncated: kept.len() < body.len() || recut,
         }
     }
 
@@ -270,10 +279,29 @@ pub enum DeliveryState {
 /// assert_eq!(resumed.record(Ok(&ok), later, later, &policy, 0), Step::Delivered);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone)]
+///
+/// `Debug` shows the method, webhook id, flow, event, creation time, the number of attempts and
+/// the state, never the request's URI, headers or body (they hold personal data and
+/// credentials) nor the receiver's response bodies kept in the attempts: use
+/// [`Delivery::request`] and [`Delivery::attempts`] for those.
+#[derive(Clone)]
 pub struct Delivery {
     data: DeliveryData,
     request: http::Request<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("method", self.request.method())
+            .field("webhook_id", &self.data.webhook_id)
+            .field("flow", &self.data.flow)
+            .field("event", &self.data.event)
+            .field("created_at", &self.data.created_at)
+            .field("attempts", &self.data.attempts.len())
+            .field("state", &self.data.state)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Everything but the request, which is kept as an `http::Request` and turned into plain data

@@ -242,23 +242,33 @@ impl FlowFile {
     ///
     /// [`FlowFileError`] naming the JSON path of the first problem (malformed JSON, a missing or
     /// unknown field, a wrong type, an invalid id or setting, an unsupported version or a
-    /// repeated flow id) and its line and column.
+    /// repeated flow id) and its line and column. The message never repeats a string value
+    /// found in the file (it may be a token, a password or a signing secret written in the
+    /// wrong place), nor, under `auth`, an unknown variant name.
     pub fn from_json(text: &str) -> Result<Self, FlowFileError> {
         let mut deserializer = serde_json::Deserializer::from_str(text);
         let file: FlowFile =
             serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-                let path = err.path().to_string();
+                let mut path = err.path().to_string();
+                if path.is_empty() {
+                    // A key `""` at the top level: serde_path_to_error writes it as nothing.
+                    path = ".".to_owned();
+                }
                 let inner = err.into_inner();
+                let mut message = redact_strings(&strip_position(&inner.to_string()));
+                if path.split('.').any(|segment| segment == "auth") {
+                    message = redact_variant(&message);
+                }
                 FlowFileError {
                     path,
-                    message: strip_position(&inner.to_string()),
+                    message,
                     line: inner.line(),
                     column: inner.column(),
                 }
             })?;
         deserializer.end().map_err(|err| FlowFileError {
             path: ".".into(),
-            message: strip_position(&err.to_string()),
+            message: redact_strings(&strip_position(&err.to_string())),
             line: err.line(),
             column: err.column(),
         })?;
@@ -301,6 +311,51 @@ impl FlowFile {
 fn strip_position(message: &str) -> String {
     match message.rfind(" at line ") {
         Some(index) => message[..index].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// serde quotes a string it did not expect (`invalid type: string "...", expected ...`): in a
+/// flow file that string may be a bearer token, a password or a signing secret written where a
+/// structure belongs, so the error says `a string` instead. serde writes the string with Rust's
+/// `{:?}` escaping, so the closing quote is the first one not preceded by a backslash.
+fn redact_strings(message: &str) -> String {
+    const QUOTED: &str = "string \"";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find(QUOTED) {
+        out.push_str(&rest[..start]);
+        out.push_str("a string");
+        let quoted = &rest[start + QUOTED.len()..];
+        let mut escaped = false;
+        let mut end = quoted.len();
+        for (index, c) in quoted.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => {
+                    end = index + 1;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        rest = &quoted[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Under `auth`, serde's `unknown variant `...`` is what was written instead of `bearer`,
+/// `basic` or `header`: quite possibly the token itself (`"auth": "s3cr3t"`). The error keeps
+/// the list of expected variants and drops the value.
+fn redact_variant(message: &str) -> String {
+    const UNKNOWN: &str = "unknown variant `";
+    match message.strip_prefix(UNKNOWN) {
+        Some(rest) => match rest.find("`, expected") {
+            Some(end) => format!("unknown variant{}", &rest[end + 1..]),
+            None => "unknown variant".to_owned(),
+        },
         None => message.to_owned(),
     }
 }

@@ -269,7 +269,7 @@ impl ScriptedAnswer {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Recorded {
     script: VecDeque<ScriptedAnswer>,
     requests: Vec<http::Request<Vec<u8>>>,
@@ -298,10 +298,25 @@ struct Recorded {
 /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+///
+/// `Debug` shows how many requests were recorded and answers remain scripted, never the
+/// requests themselves (they hold personal data and credentials): use
+/// [`RecordingClient::requests`].
+#[derive(Clone)]
 pub struct RecordingClient {
     inner: Arc<Mutex<Recorded>>,
     fallback: ScriptedAnswer,
+}
+
+impl fmt::Debug for RecordingClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let recorded = self.lock();
+        f.debug_struct("RecordingClient")
+            .field("requests", &recorded.requests.len())
+            .field("scripted", &recorded.script.len())
+            .field("fallback", &self.fallback)
+            .finish()
+    }
 }
 
 impl Default for RecordingClient {
