@@ -678,3 +678,23 @@ async fn worker_results_and_outcomes_are_masked() {
     check_debug("Submitted (not built)", &submitted);
     check_debug("RecordingClient (after a worker)", &client);
 }
+
+#[test]
+fn attempt_records_do_not_print_a_response_body_that_echoes_personal_data() {
+    let echo = format!("{{\"stored\":\"{EMAIL}\",\"mobile\":\"{MOBILE}\"}}");
+    let response = http::Response::builder()
+        .status(422)
+        .body(echo.clone().into_bytes())
+        .unwrap();
+    let outcome = AttemptOutcome::from_response(&response, 512);
+    // The record keeps the text (it is data for the host), but Debug does not print it.
+    assert!(matches!(&outcome, AttemptOutcome::Response { body, .. } if *body == echo));
+    check_debug("AttemptOutcome echoing the request", &outcome);
+    assert_eq!(
+        format!("{outcome:?}"),
+        format!(
+            "Response {{ status: 422, retry_after: None, body_bytes: {}, body_truncated: false }}",
+            echo.len()
+        )
+    );
+}

@@ -10,7 +10,10 @@ use crate::model::{EventId, FlowId};
 use crate::transport::{TransportError, TransportErrorKind};
 
 /// What one attempt got back.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `Debug` shows the response body's length, not its text: a receiver may echo the personal data
+/// it was sent. The text is in the field (and in the serialized record).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum AttemptOutcome {
@@ -36,6 +39,30 @@ pub enum AttemptOutcome {
         /// The transport's message.
         message: String,
     },
+}
+
+impl std::fmt::Debug for AttemptOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Response {
+                status,
+                retry_after,
+                body,
+                body_truncated,
+            } => f
+                .debug_struct("Response")
+                .field("status", status)
+                .field("retry_after", retry_after)
+                .field("body_bytes", &body.len())
+                .field("body_truncated", body_truncated)
+                .finish(),
+            Self::Error { kind, message } => f
+                .debug_struct("Error")
+                .field("kind", kind)
+                .field("message", message)
+                .finish(),
+        }
+    }
 }
 
 impl AttemptOutcome {

@@ -371,7 +371,7 @@ impl std::borrow::Borrow<str> for AttributeName {
 pub enum AttributeValue {
     /// A boolean.
     Bool(bool),
-    /// A number, kept exactly as written.
+    /// A number, as JSON reads it (exactly: `0.1` stays `0.1`; `1.50` is written back `1.5`).
     Number(serde_json::Number),
     /// Text.
     Text(String),
