@@ -131,7 +131,7 @@ mod lint;
 mod node;
 mod params;
 mod preview;
-mod sign;
+pub(crate) mod sign;
 
 pub use build::{MAX_REQUEST_URL_LEN, WebhookRequest};
 pub use node::{

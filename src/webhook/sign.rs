@@ -77,8 +77,9 @@ impl fmt::Display for WebhookId {
     }
 }
 
-/// The SplitMix64 finalizer: a bijection of `u64` with full avalanche.
-fn mix(mut z: u64) -> u64 {
+/// The SplitMix64 finalizer: a bijection of `u64` with full avalanche. Also the worker's jitter
+/// source, over a SplitMix64 counter.
+pub(crate) fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
