@@ -82,6 +82,8 @@ pub mod lint;
 pub mod listen;
 pub mod model;
 pub mod receive;
+pub mod relay;
+pub mod store;
 pub mod transport;
 pub mod webhook;
 
@@ -90,10 +92,7 @@ pub use delivery::{
     RetryPolicy, RetryPolicyBuilder, StatusClass, Step, parse_retry_after,
 };
 #[cfg(feature = "tokio")]
-pub use delivery::{
-    FlowEntry, FlowResult, Outcome, Outcomes, Stopped, Stopper, Submitted, Worker, WorkerBuilder,
-    WorkerStopped,
-};
+pub use delivery::{Outcome, Outcomes, Stopped, Stopper, SubmitError, Worker, WorkerBuilder};
 pub use error::{
     ApplyError, AttributeError, CatalogError, DeliveryError, EventError, FlowFileError, IdError,
     IdProblem, ListenError, NoticeError, PolicyError, RequestBuildError, RetryAfterError,
@@ -106,6 +105,12 @@ pub use listen::{
     Match, Refusal, Rejection, Router, Routing, SubscriptionMatch, Why, lint_flows,
 };
 pub use model::*;
+pub use relay::{FlowEntry, FlowResult, Plan, Submitted};
+#[cfg(feature = "postgres")]
+pub use store::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use store::SqliteStore;
+pub use store::{DeliveryStore, StoreError, StoreErrorKind, VolatileStore};
 pub use receive::{NoticeParser, NoticeParserBuilder, NoticeScope, OptOutNotice};
 #[cfg(feature = "signing")]
 pub use receive::{VerifiedWebhook, Verifier};

@@ -19,7 +19,4 @@ pub use policy::{DEFAULT_SCHEDULE, RetryPolicy, RetryPolicyBuilder, StatusClass}
 pub use record::{Attempt, AttemptOutcome, DeadLetterReason, Delivery, DeliveryState, Step};
 pub use retry_after::parse_retry_after;
 #[cfg(feature = "tokio")]
-pub use worker::{
-    FlowEntry, FlowResult, Outcome, Outcomes, Stopped, Stopper, Submitted, Worker, WorkerBuilder,
-    WorkerStopped,
-};
+pub use worker::{Outcome, Outcomes, Stopped, Stopper, SubmitError, Worker, WorkerBuilder};

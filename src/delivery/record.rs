@@ -140,6 +140,13 @@ pub enum DeadLetterReason {
         /// When the next attempt would have been.
         next_attempt_at: Timestamp,
     },
+    /// Workers claimed it this many times and none recorded an attempt before its lease
+    /// expired (a worker that crashes on it): given up so that it does not take worker after
+    /// worker down. Replay it once the cause is fixed.
+    Abandoned {
+        /// How many claims expired without an attempt.
+        claims: u32,
+    },
 }
 
 impl std::fmt::Display for DeadLetterReason {
@@ -154,6 +161,9 @@ impl std::fmt::Display for DeadLetterReason {
                     f,
                     "the next attempt ({next_attempt_at}) would exceed the maximum age"
                 )
+            }
+            Self::Abandoned { claims } => {
+                write!(f, "{claims} claims expired without an attempt recorded")
             }
         }
     }
@@ -341,6 +351,16 @@ struct DeliveryData {
     created_at: Timestamp,
     attempts: Vec<Attempt>,
     state: DeliveryState,
+    replayed: Option<Replayed>,
+}
+
+/// When a delivery was last replayed, and how many attempts it had then: the retry policy's
+/// attempt count and maximum age start again from there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+struct Replayed {
+    at: Timestamp,
+    after_attempts: u32,
 }
 
 /// The serialized form of a [`Delivery`].
@@ -354,6 +374,8 @@ struct WireOut<'a> {
     request: StoredRequest,
     attempts: &'a [Attempt],
     state: &'a DeliveryState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replayed: Option<Replayed>,
 }
 
 /// The serialized form of a [`Delivery`], read back.
@@ -367,6 +389,8 @@ struct WireIn {
     request: StoredRequest,
     attempts: Vec<Attempt>,
     state: DeliveryState,
+    #[serde(default)]
+    replayed: Option<Replayed>,
 }
 
 impl Serialize for Delivery {
@@ -379,6 +403,7 @@ impl Serialize for Delivery {
             request: store(&self.request),
             attempts: &self.data.attempts,
             state: &self.data.state,
+            replayed: self.data.replayed,
         }
         .serialize(serializer)
     }
@@ -396,6 +421,7 @@ impl<'de> Deserialize<'de> for Delivery {
                 created_at: wire.created_at,
                 attempts: wire.attempts,
                 state: wire.state,
+                replayed: wire.replayed,
             },
             request,
         })
@@ -433,8 +459,35 @@ impl Delivery {
                 state: DeliveryState::Pending {
                     next_attempt_at: created_at,
                 },
+                replayed: None,
             },
             request,
+        }
+    }
+
+    /// Makes a delivery that was dead-lettered (or delivered) pending again, due at `now`, with
+    /// the retry policy's full allowance of attempts and age counted from `now`. Its earlier
+    /// attempts stay in [`attempts`](Self::attempts). Returns whether it changed (a pending
+    /// delivery stays as it is).
+    pub fn replay(&mut self, now: Timestamp) -> bool {
+        if self.is_pending() {
+            return false;
+        }
+        self.data.replayed = Some(Replayed {
+            at: now,
+            after_attempts: u32::try_from(self.data.attempts.len()).unwrap_or(u32::MAX),
+        });
+        self.data.state = DeliveryState::Pending {
+            next_attempt_at: now,
+        };
+        true
+    }
+
+    /// Gives up a pending delivery at `now` for `reason` without an attempt (a store does this
+    /// to work that workers keep abandoning). Changes nothing once it has ended.
+    pub fn dead_letter(&mut self, reason: DeadLetterReason, now: Timestamp) {
+        if self.is_pending() {
+            self.data.state = DeliveryState::DeadLettered { at: now, reason };
         }
     }
 
@@ -562,7 +615,13 @@ impl Delivery {
             }
             Err(_) => None,
         };
-        let attempts = u32::try_from(self.data.attempts.len()).unwrap_or(u32::MAX);
+        let (since, before) = match self.data.replayed {
+            Some(replayed) => (replayed.at, replayed.after_attempts),
+            None => (self.data.created_at, 0),
+        };
+        let attempts = u32::try_from(self.data.attempts.len())
+            .unwrap_or(u32::MAX)
+            .saturating_sub(before);
         if attempts >= policy.max_attempts() {
             return dead(DeadLetterReason::AttemptsExhausted { attempts });
         }
@@ -578,9 +637,7 @@ impl Delivery {
             }
             None => scheduled,
         };
-        let deadline = self
-            .data
-            .created_at
+        let deadline = since
             .saturating_add(policy.max_age())
             .unwrap_or(Timestamp::MAX);
         if at > deadline {

@@ -1,81 +1,46 @@
-//! The async worker (feature `tokio`): routes events, builds requests, sends them, sleeps and
-//! retries with real timers, and hands back every pending delivery when it stops.
+//! The async worker (feature `tokio`): a thin shell over the pure [`relay`](crate::relay) core
+//! and a [`DeliveryStore`]. It holds no state that is not also in the store.
 //!
-//! The rules live in the pure parts ([`Router`], [`WebhookNode`](crate::WebhookNode),
-//! [`Delivery::record`]); the worker only drives them with the clock, timers and the
-//! [`HttpClient`].
+//! - [`Worker::submit`] plans the event ([`relay::plan`](crate::relay::plan)) in the caller's
+//!   task and returns once the store has committed the entries and deliveries.
+//! - One dispatcher task claims due deliveries from the store (as many as there are free
+//!   places among `max_in_flight`), and each claimed delivery gets one attempt task:
+//!   [`relay::prepare_attempt`](crate::relay::prepare_attempt), the [`HttpClient`],
+//!   [`Delivery::record`], then the store (fenced by the claim). A retry stays in the store
+//!   until it is due; memory holds at most `max_in_flight` deliveries, however many are pending.
+//! - The dispatcher sleeps until the next due time, a local submit, or (PostgreSQL) a
+//!   notification from another process, and never longer than the poll interval.
 //!
 //! With the `tracing` feature the worker emits spans `optout.route` (per event) and
 //! `optout.send` (per attempt) and events for each flow's entry and each attempt's next step.
 //! Their fields are ids, kinds, statuses and times: never Email, Mobile, attribute values, URLs or
 //! bodies.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
+use std::time::Duration;
 
 use jiff::Timestamp;
-use std::collections::VecDeque;
-
 use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinSet;
 
-use crate::delivery::{Delivery, DeliveryState, RetryPolicy, Step};
-use crate::error::RequestBuildError;
-use crate::listen::{EntryDecision, EntryLedger, EntryRequest, InMemoryLedger, Router};
-use crate::model::{EventId, FlowId, OptOutEvent, Profile};
-use crate::transport::{
-    BlockReason, DestinationPolicy, HttpClient, TransportError, TransportErrorKind,
-};
+use crate::delivery::{Delivery, RetryPolicy, Step};
+use crate::listen::Router;
+use crate::model::{OptOutEvent, Profile};
+use crate::relay::{self, FlowResult, Submitted};
+use crate::store::{Claim, DeliveryStore, StoreError};
+use crate::transport::{DestinationPolicy, HttpClient, TransportError, TransportErrorKind};
 
-/// What became of one event in one flow it matched, as reported by [`Worker::submit`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FlowResult {
-    /// The event entered the flow; a delivery with this webhook id is under way, and its
-    /// [`Outcome`] will follow.
-    Entered {
-        /// The delivery's webhook id.
-        webhook_id: String,
-    },
-    /// The flow's entry ledger refused the event (entry limit reached, or this event already
-    /// entered): no delivery.
-    Refused(EntryDecision),
-    /// The request could not be built (for example the Profile has no Email and the flow needs
-    /// it). The entry was not recorded, so the event can be submitted again once the data is
-    /// fixed.
-    NotBuilt(RequestBuildError),
-}
-
-/// One flow's result for a submitted event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FlowEntry {
-    /// The flow.
-    pub flow: FlowId,
-    /// What happened.
-    pub result: FlowResult,
-}
-
-/// What [`Worker::submit`] did with one event: one entry per flow the event matched (none when it
-/// matched no flow).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[must_use]
-pub struct Submitted {
-    /// The event.
-    pub event: EventId,
-    /// Per matching flow, in flow order.
-    pub flows: Vec<FlowEntry>,
-}
-
-/// The end of one delivery: exactly one per delivery the worker started or resumed.
+/// The end of one delivery: one for each delivery this worker's attempts ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Outcome {
     /// The receiver accepted it.
     Delivered(Delivery),
-    /// It was given up; [`Delivery::state`] holds the reason.
+    /// It was given up; [`Delivery::state`] holds the reason. It stays in the store, where it
+    /// can be replayed.
     DeadLettered(Delivery),
 }
 
@@ -88,76 +53,64 @@ impl Outcome {
     }
 }
 
-/// The worker has stopped: the event or delivery was not taken. Deliveries already made for the
-/// event (its entry is recorded in the ledger) are handed back here so that nothing is lost:
-/// persist them, or resume them in another worker.
-#[derive(Debug, thiserror::Error)]
-#[error("the worker has stopped ({} deliveries handed back)", pending.len())]
-pub struct WorkerStopped {
-    /// Deliveries built for the event but not taken.
-    pub pending: Vec<Delivery>,
+/// [`Worker::submit`] failed: nothing of the event was recorded, and the host still holds it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubmitError {
+    /// The worker is stopping or stopped.
+    #[error("the worker has stopped; nothing was recorded")]
+    Stopped,
+    /// The store failed; [`StoreError::is_retryable`] says whether trying again makes sense.
+    #[error("nothing was recorded: {0}")]
+    Store(#[from] StoreError),
 }
 
-/// What a stopped worker hands back: every delivery not yet delivered or dead-lettered, as
-/// serializable state, and its entry ledger.
-#[derive(Debug)]
+/// What a stopped worker reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 #[must_use]
-pub struct Stopped<L> {
-    /// The pending deliveries; resume them with [`WorkerBuilder::resume`].
-    pub pending: Vec<Delivery>,
-    /// The entry ledger.
-    pub ledger: L,
+pub struct Stopped {
+    /// Attempts that were under way and were abandoned (on [`Worker::abort`]); their
+    /// deliveries stay pending in the store.
+    pub abandoned: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StopMode {
     /// Let in-flight attempts finish, then stop.
     Drain,
-    /// Stop now; in-flight attempts are abandoned and their deliveries handed back.
+    /// Stop now; in-flight attempts are abandoned and their claims released.
     Abort,
 }
 
 /// Builds and starts a [`Worker`].
 #[must_use]
-pub struct WorkerBuilder<L> {
+pub struct WorkerBuilder {
     router: Arc<Router>,
     client: Arc<dyn HttpClient>,
-    ledger: L,
+    store: Arc<dyn DeliveryStore>,
     policy: RetryPolicy,
     max_in_flight: usize,
     seed: u64,
-    resume: Vec<Delivery>,
     destinations: DestinationPolicy,
     outcome_capacity: Option<usize>,
+    lease: Duration,
+    poll: Duration,
 }
 
-impl<L> std::fmt::Debug for WorkerBuilder<L> {
+impl std::fmt::Debug for WorkerBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WorkerBuilder")
             .field("flows", &self.router.flows().len())
             .field("policy", &self.policy)
             .field("max_in_flight", &self.max_in_flight)
-            .field("resume", &self.resume.len())
+            .field("lease", &self.lease)
+            .field("poll", &self.poll)
             .finish_non_exhaustive()
     }
 }
 
-impl<L: EntryLedger + Send + 'static> WorkerBuilder<L> {
-    /// Keeps entries in `ledger` instead of a new [`InMemoryLedger`].
-    pub fn ledger<M: EntryLedger + Send + 'static>(self, ledger: M) -> WorkerBuilder<M> {
-        WorkerBuilder {
-            router: self.router,
-            client: self.client,
-            ledger,
-            policy: self.policy,
-            max_in_flight: self.max_in_flight,
-            seed: self.seed,
-            resume: self.resume,
-            destinations: self.destinations,
-            outcome_capacity: self.outcome_capacity,
-        }
-    }
-
+impl WorkerBuilder {
     /// The destination policy checked before every attempt, whatever the transport (default:
     /// the strict [`DestinationPolicy::default`]). A refused destination is dead-lettered at once
     /// ([`DeadLetterReason::NotRetryable`](crate::DeadLetterReason::NotRetryable) with
@@ -175,8 +128,8 @@ impl<L: EntryLedger + Send + 'static> WorkerBuilder<L> {
         self
     }
 
-    /// The most attempts in flight at once (default 64, at least 1). [`Worker::submit`] waits
-    /// while there is no room, so memory stays bounded however fast events arrive.
+    /// The most attempts in flight at once, and so the most deliveries in memory (default 64,
+    /// at least 1).
     pub fn max_in_flight(mut self, max: usize) -> Self {
         self.max_in_flight = max.clamp(1, 1 << 16);
         self
@@ -188,29 +141,38 @@ impl<L: EntryLedger + Send + 'static> WorkerBuilder<L> {
         self
     }
 
-    /// Deliveries handed back by an earlier worker ([`Stopped::pending`]), to carry on with.
-    pub fn resume(mut self, deliveries: impl IntoIterator<Item = Delivery>) -> Self {
-        self.resume.extend(deliveries);
+    /// How long a claim is leased (default 60 s, at least 1 s). An attempt is cut off (as a
+    /// [`TransportErrorKind::Timeout`]) at half the lease, so that its result is recorded while
+    /// the claim is held; a worker that dies mid-attempt leaves the delivery to another worker
+    /// once the lease has expired.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_secs(1));
+        self
+    }
+
+    /// The longest the worker waits before looking at the store again when it knows of no due
+    /// work (default 1 s, at least 10 ms): what bounds the delay of work that another process
+    /// admitted when no notification reaches this one.
+    pub fn poll_interval(mut self, poll: Duration) -> Self {
+        self.poll = poll.max(Duration::from_millis(10));
         self
     }
 
     /// Bounds the [`Outcomes`] channel to `capacity` waiting outcomes (at least 1). By default
-    /// it is unbounded: outcomes the host has not read yet take memory, but nothing ever waits
-    /// for the host. Bounded, memory stays flat however slowly the host reads, and the sender
-    /// tasks (and so [`Worker::submit`]) wait while it is full: the host must then read outcomes
-    /// while it submits, or it waits for ever.
+    /// it is unbounded. Bounded, an attempt task waits while it is full (its delivery is already
+    /// recorded in the store).
     pub fn outcome_capacity(mut self, capacity: usize) -> Self {
         self.outcome_capacity = Some(capacity.max(1));
         self
     }
 
     /// Starts the worker on the current tokio runtime. Returns the handle and the channel of
-    /// [`Outcome`]s, one per delivery (drop it to ignore outcomes).
+    /// [`Outcome`]s, one per delivery this worker ends (drop it to ignore outcomes).
     ///
     /// # Panics
     ///
     /// When called outside a tokio runtime.
-    pub fn start(self) -> (Worker<L>, Outcomes) {
+    pub fn start(self) -> (Worker, Outcomes) {
         match self.outcome_capacity {
             Some(capacity) => {
                 let (outcomes, receiver) = mpsc::channel(capacity);
@@ -230,8 +192,9 @@ impl<L: EntryLedger + Send + 'static> WorkerBuilder<L> {
     }
 
     /// Starts the worker on the current tokio runtime, calling `on_outcome` with every
-    /// [`Outcome`], in the task of the attempt that ended the delivery (keep it short: store the
-    /// outcome or hand it on; it must not block).
+    /// [`Outcome`], in the task of the attempt that ended the delivery, after the store has
+    /// recorded it (keep it short; it must not block). A callback that panics loses nothing: the
+    /// delivery's end is already in the store.
     ///
     /// # Panics
     ///
@@ -239,76 +202,86 @@ impl<L: EntryLedger + Send + 'static> WorkerBuilder<L> {
     pub fn start_with_callback(
         self,
         on_outcome: impl Fn(Outcome) + Send + Sync + 'static,
-    ) -> Worker<L> {
+    ) -> Worker {
         self.start_with_sink(Sink::Callback(Box::new(on_outcome)))
     }
 
-    fn start_with_sink(self, outcomes: Sink) -> Worker<L> {
-        let (retries, retry_rx) = mpsc::unbounded_channel();
+    fn start_with_sink(self, outcomes: Sink) -> Worker {
         let (stop, stop_rx) = watch::channel(None);
         let shared = Arc::new(Shared {
-            router: Arc::clone(&self.router),
+            router: self.router,
             client: self.client,
+            store: self.store,
             policy: self.policy,
             destinations: self.destinations,
             jitter: AtomicU64::new(self.seed),
-            ready: Mutex::new(VecDeque::with_capacity(self.max_in_flight)),
-            capacity: self.max_in_flight,
+            max_in_flight: self.max_in_flight,
+            lease: self.lease,
+            poll: self.poll,
             work: Notify::new(),
-            space: Notify::new(),
             outcomes,
-            retries,
             stop: stop_rx,
-            handed_back: Mutex::new(Vec::new()),
         });
-        for delivery in self.resume {
-            shared.retry(delivery);
-        }
-        let scheduler = tokio::spawn(Arc::clone(&shared).schedule(retry_rx));
-        let lanes = (0..self.max_in_flight)
-            .map(|_| tokio::spawn(Arc::clone(&shared).lane()))
-            .collect();
+        let dispatcher = tokio::spawn(Arc::clone(&shared).dispatch());
         Worker {
             shared,
-            ledger: Mutex::new(self.ledger),
             stop: Arc::new(stop),
-            scheduler,
-            lanes,
+            dispatcher,
         }
     }
 }
 
-/// The async worker: takes events with their Profiles, routes them, builds, sends, sleeps and
-/// retries; every delivery ends as exactly one [`Outcome`], and [`shutdown`](Self::shutdown)
-/// hands back every delivery still pending.
+/// The async worker: takes events with their Profiles, has the store admit them (durably), and
+/// delivers what the store holds, retrying as the [`RetryPolicy`] says.
 ///
-/// Routing and building happen in the task that calls [`submit`](Self::submit), so that several
-/// tasks can submit in parallel; the deliveries go into a ready queue of `max_in_flight` places
-/// (submit waits while it is full), from which `max_in_flight` sender tasks take them, one
-/// attempt each at a time; one scheduler task holds the deliveries waiting for a retry and puts
-/// them in the ready queue when they are due.
+/// Each attempt of a signed flow carries a signature made within the second it is sent; the
+/// `webhook-id` stays the same on every attempt, in every process.
 ///
-/// Each attempt of a signed flow carries a signature made within the second it is sent
-/// (receivers accept timestamps within minutes of their clock); the `webhook-id` stays the same.
-pub struct Worker<L> {
+/// ```
+/// use std::sync::Arc;
+/// use optout_relay::*;
+/// use optout_relay::store::VolatileStore;
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+/// let flow = Flow::new(
+///     FlowId::new("crm")?, SectionId::new("sec-1")?,
+///     ListenNode::new([EventKind::EmailUnsubscribe])?,
+///     WebhookNode::builder("https://crm.example.com/optout").param("email", ParamSource::Email).build()?,
+/// );
+/// let router = Arc::new(Router::new([flow], &Catalog::default())?);
+/// let client = Arc::new(RecordingClient::new()); // answers 200; use ReqwestClient for real
+/// let store = Arc::new(VolatileStore::new()); // SqliteStore or PostgresStore for real
+/// let (worker, mut outcomes) = Worker::builder(router, client.clone(), store).start();
+///
+/// let event = OptOutEvent::email_unsubscribe(
+///     EventId::new("evt-1")?, ProfileId::new("p-1")?, SectionId::new("sec-1")?,
+///     SubscriptionId::new("123456")?, "2026-11-26T09:30:00Z".parse()?,
+/// );
+/// let profile = Profile::new(ProfileId::new("p-1")?).with_email(Email::new("a@example.com")?);
+/// let submitted = worker.submit(&event, &profile).await?; // durable once Ok
+/// assert_eq!(submitted.entered().count(), 1);
+/// assert!(matches!(outcomes.recv().await, Some(Outcome::Delivered(_))));
+/// let _ = worker.shutdown().await;
+/// assert_eq!(client.requests().len(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?; Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Worker {
     shared: Arc<Shared>,
-    ledger: Mutex<L>,
     stop: Arc<watch::Sender<Option<StopMode>>>,
-    scheduler: tokio::task::JoinHandle<()>,
-    lanes: Vec<tokio::task::JoinHandle<()>>,
+    dispatcher: tokio::task::JoinHandle<usize>,
 }
 
 /// Stops a [`Worker`] from anywhere (a signal handler, another task) while other tasks may still
-/// be submitting: from then on [`Worker::submit`] and [`Worker::resume`] hand their deliveries
-/// back in [`WorkerStopped`], attempts in flight finish, and nothing new starts. Collect what is
-/// pending with [`Worker::shutdown`].
+/// be submitting: from then on [`Worker::submit`] fails with [`SubmitError::Stopped`], attempts
+/// in flight finish, and nothing new is claimed.
 #[derive(Debug, Clone)]
 pub struct Stopper {
     stop: Arc<watch::Sender<Option<StopMode>>>,
 }
 
 impl Stopper {
-    /// Stops taking events and starting attempts.
+    /// Stops taking events and claiming deliveries.
     pub fn stop(&self) {
         self.stop.send_if_modified(|mode| {
             let changed = mode.is_none();
@@ -320,78 +293,50 @@ impl Stopper {
     }
 }
 
-impl<L> std::fmt::Debug for Worker<L> {
+impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Worker").finish_non_exhaustive()
     }
 }
 
-impl Worker<InMemoryLedger> {
-    /// A builder for a worker over `router`, sending through `client`.
+impl Worker {
+    /// A builder for a worker over `router`, sending through `client`, keeping everything in
+    /// `store`.
     pub fn builder(
         router: Arc<Router>,
         client: Arc<dyn HttpClient>,
-    ) -> WorkerBuilder<InMemoryLedger> {
+        store: Arc<dyn DeliveryStore>,
+    ) -> WorkerBuilder {
         WorkerBuilder {
             router,
             client,
-            ledger: InMemoryLedger::new(),
+            store,
             policy: RetryPolicy::default(),
             max_in_flight: 64,
             seed: 0,
-            resume: Vec::new(),
             destinations: DestinationPolicy::default(),
             outcome_capacity: None,
+            lease: Duration::from_secs(60),
+            poll: Duration::from_secs(1),
         }
     }
-}
 
-impl<L: EntryLedger + Send + 'static> Worker<L> {
-    /// Routes `event` (of `profile`), builds the request of every flow it matches, records the
-    /// entries, and starts the deliveries. Waits while the worker is at its in-flight limit.
+    /// Plans `event` (of `profile`) at the current time, has the store admit it, and wakes the
+    /// dispatcher. Returns once the store has committed: every delivery of an `Entered` flow is
+    /// then as durable as the store.
     ///
     /// # Errors
     ///
-    /// [`WorkerStopped`] when the worker is stopping or stopped; it holds the deliveries already
-    /// made for this event (their entries are recorded), so that they are not lost.
+    /// [`SubmitError::Stopped`] when the worker is stopping; [`SubmitError::Store`] when the
+    /// store failed. Either way nothing was recorded: submit the event again.
     pub async fn submit(
         &self,
         event: &OptOutEvent,
         profile: &Profile,
-    ) -> Result<Submitted, WorkerStopped> {
-        let (submitted, deliveries) = self.route_and_build(event, profile, Timestamp::now());
-        let mut deliveries = deliveries.into_iter();
-        while let Some(delivery) = deliveries.next() {
-            if let Err(refused) = self.shared.launch(delivery).await {
-                let mut pending = vec![refused];
-                pending.extend(deliveries);
-                return Err(WorkerStopped { pending });
-            }
-        }
-        Ok(submitted)
-    }
-
-    /// Carries on with a delivery handed back by an earlier worker, at its next attempt time.
-    ///
-    /// # Errors
-    ///
-    /// [`WorkerStopped`] (holding the delivery) when the worker is stopping or stopped.
-    pub async fn resume(&self, delivery: Delivery) -> Result<(), WorkerStopped> {
+    ) -> Result<Submitted, SubmitError> {
         if self.shared.stopping().is_some() {
-            return Err(WorkerStopped {
-                pending: vec![delivery],
-            });
+            return Err(SubmitError::Stopped);
         }
-        self.shared.retry(delivery);
-        Ok(())
-    }
-
-    fn route_and_build(
-        &self,
-        event: &OptOutEvent,
-        profile: &Profile,
-        now: Timestamp,
-    ) -> (Submitted, Vec<Delivery>) {
         #[cfg(feature = "tracing")]
         let _span = tracing::info_span!(
             "optout.route",
@@ -401,71 +346,32 @@ impl<L: EntryLedger + Send + 'static> Worker<L> {
             origin = event.origin().as_str(),
         )
         .entered();
-        let router = &self.shared.router;
-        let section = router.catalog().section(event.section());
-        let mut flows = Vec::new();
-        let mut deliveries = Vec::new();
-        for found in router.matches(event) {
-            let flow = found.flow;
-            let built = match section {
-                Some(section) => flow
-                    .webhook
-                    .build_request_in(section, &flow.id, profile, event, now),
-                None => flow.webhook.build_request(&flow.id, profile, event, now),
-            };
-            let result = match built {
-                Err(error) => FlowResult::NotBuilt(error),
-                Ok(built) => {
-                    let request = EntryRequest {
-                        flow: &flow.id,
-                        profile: event.profile(),
-                        event: event.id(),
-                    };
-                    let decision = self
-                        .ledger
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .try_enter(request, flow.settings.entry_limit, now);
-                    match decision {
-                        EntryDecision::Entered { .. } => {
-                            let webhook_id = built.webhook_id().as_str().to_owned();
-                            deliveries.push(Delivery::new(
-                                webhook_id.clone(),
-                                flow.id.clone(),
-                                event.id().clone(),
-                                built.into_request(),
-                                now,
-                            ));
-                            FlowResult::Entered { webhook_id }
-                        }
-                        refused => FlowResult::Refused(refused),
-                    }
-                }
-            };
-            #[cfg(feature = "tracing")]
-            match &result {
+        let plan = relay::plan(&self.shared.router, event, profile, Timestamp::now());
+        #[cfg(feature = "tracing")]
+        drop(_span);
+        let submitted = self.shared.store.admit(plan).await?;
+        #[cfg(feature = "tracing")]
+        for entry in &submitted.flows {
+            match &entry.result {
                 FlowResult::Entered { webhook_id } => {
-                    tracing::info!(flow = %flow.id, webhook_id = %webhook_id, "entered");
+                    tracing::info!(event = %event.id(), flow = %entry.flow, webhook_id = %webhook_id, "entered");
                 }
                 FlowResult::Refused(decision) => {
-                    tracing::info!(flow = %flow.id, decision = ?decision, "not entered");
+                    tracing::info!(event = %event.id(), flow = %entry.flow, decision = ?decision, "not entered");
                 }
                 FlowResult::NotBuilt(error) => {
-                    tracing::warn!(flow = %flow.id, error = %error, "request not built");
+                    tracing::warn!(event = %event.id(), flow = %entry.flow, error = %error, "request not built");
                 }
             }
-            flows.push(FlowEntry {
-                flow: flow.id.clone(),
-                result,
-            });
         }
-        (
-            Submitted {
-                event: event.id().clone(),
-                flows,
-            },
-            deliveries,
-        )
+        if submitted
+            .flows
+            .iter()
+            .any(|f| matches!(f.result, FlowResult::Entered { .. }))
+        {
+            self.shared.work.notify_one();
+        }
+        Ok(submitted)
     }
 
     /// A handle that stops the worker while other tasks may still be submitting.
@@ -475,20 +381,20 @@ impl<L: EntryLedger + Send + 'static> Worker<L> {
         }
     }
 
-    /// Stops taking events, lets the attempts in flight finish (their outcomes are sent), and
-    /// hands back every delivery still waiting, with the ledger.
-    pub async fn shutdown(self) -> Stopped<L> {
+    /// Stops claiming, lets the attempts in flight finish and be recorded, and returns.
+    /// Everything still pending stays in the store for the next worker.
+    pub async fn shutdown(self) -> Stopped {
         self.stop_with(StopMode::Drain).await
     }
 
-    /// Stops at once: attempts in flight are abandoned and handed back as pending with the rest
-    /// (an abandoned attempt may have reached the receiver; resuming sends it again with the same
-    /// `webhook-id`, which the receiver de-duplicates).
-    pub async fn abort(self) -> Stopped<L> {
+    /// Stops at once: attempts in flight are abandoned and their claims released, so that the
+    /// next worker takes them at once (an abandoned attempt may have reached the receiver; the
+    /// next one carries the same `webhook-id`, which receivers de-duplicate).
+    pub async fn abort(self) -> Stopped {
         self.stop_with(StopMode::Abort).await
     }
 
-    async fn stop_with(self, mode: StopMode) -> Stopped<L> {
+    async fn stop_with(self, mode: StopMode) -> Stopped {
         // Abort overrides an earlier Drain; Drain does not override Abort.
         self.stop.send_if_modified(|current| {
             let changed = *current != Some(StopMode::Abort) && *current != Some(mode);
@@ -497,48 +403,8 @@ impl<L: EntryLedger + Send + 'static> Worker<L> {
             }
             changed
         });
-        // The scheduler hands back what waits for a retry and ends.
-        if let Err(error) = self.scheduler.await {
-            if error.is_panic() {
-                std::panic::resume_unwind(error.into_panic());
-            }
-        }
-        // The sender tasks end after their attempt in flight (or at once on abort).
-        for lane in self.lanes {
-            if let Err(error) = lane.await {
-                if error.is_panic() {
-                    std::panic::resume_unwind(error.into_panic());
-                }
-            }
-        }
-        // What still waits in the ready queue is pending too.
-        let waiting: Vec<Delivery> = self
-            .shared
-            .ready
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .drain(..)
-            .collect();
-        for delivery in waiting {
-            self.shared.hand_back(delivery);
-        }
-        let mut pending = std::mem::take(
-            &mut *self
-                .shared
-                .handed_back
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
-        pending.sort_by(|a, b| {
-            (a.next_attempt_at(), a.webhook_id()).cmp(&(b.next_attempt_at(), b.webhook_id()))
-        });
-        Stopped {
-            pending,
-            ledger: self
-                .ledger
-                .into_inner()
-                .unwrap_or_else(PoisonError::into_inner),
-        }
+        let abandoned = self.dispatcher.await.unwrap_or(0);
+        Stopped { abandoned }
     }
 }
 
@@ -549,7 +415,7 @@ enum Sink {
     Callback(Box<dyn Fn(Outcome) + Send + Sync>),
 }
 
-/// The [`Outcome`] of every delivery, from [`WorkerBuilder::start`].
+/// The [`Outcome`] of every delivery the worker ends, from [`WorkerBuilder::start`].
 #[derive(Debug)]
 pub enum Outcomes {
     /// The default: never makes the worker wait.
@@ -580,24 +446,24 @@ impl Outcomes {
 struct Shared {
     router: Arc<Router>,
     client: Arc<dyn HttpClient>,
+    store: Arc<dyn DeliveryStore>,
     policy: RetryPolicy,
     destinations: DestinationPolicy,
     /// SplitMix64 state for jitter.
     jitter: AtomicU64,
-    /// Deliveries due now, waiting for a sender task.
-    ready: Mutex<VecDeque<Delivery>>,
-    /// The places in `ready`, and the number of sender tasks.
-    capacity: usize,
-    /// Wakes a sender task when a delivery is ready.
+    max_in_flight: usize,
+    lease: Duration,
+    poll: Duration,
+    /// Wakes the dispatcher: a submit stored work, or an attempt ended.
     work: Notify,
-    /// Wakes the tasks waiting for a place in `ready` when it is half empty.
-    space: Notify,
     outcomes: Sink,
-    /// Deliveries waiting for a retry, to the scheduler.
-    retries: mpsc::UnboundedSender<Delivery>,
     stop: watch::Receiver<Option<StopMode>>,
-    /// Deliveries handed back while stopping.
-    handed_back: Mutex<Vec<Delivery>>,
+}
+
+/// Whether an attempt task ended its claim or abandoned it.
+enum Ended {
+    Recorded,
+    Abandoned,
 }
 
 impl Shared {
@@ -605,84 +471,81 @@ impl Shared {
         *self.stop.borrow()
     }
 
-    fn hand_back(&self, delivery: Delivery) {
-        self.handed_back
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(delivery);
-    }
-
-    /// Queues `delivery` for its next attempt time (the scheduler starts it then).
-    fn retry(&self, delivery: Delivery) {
-        if self.stopping().is_some() {
-            return self.hand_back(delivery);
-        }
-        if let Err(refused) = self.retries.send(delivery) {
-            self.hand_back(refused.0);
-        }
-    }
-
-    /// Waits for a place in the ready queue and puts the delivery there. Gives the delivery back
-    /// when the worker is stopping.
-    async fn launch(&self, delivery: Delivery) -> Result<(), Delivery> {
+    /// The dispatcher: claims due work while there is room, sleeps when there is none. Returns
+    /// how many attempts were abandoned when it stopped.
+    async fn dispatch(self: Arc<Self>) -> usize {
         let mut stop = self.stop.clone();
+        let mut tasks: JoinSet<Ended> = JoinSet::new();
+        let mut failures = 0u32;
+        let mut abandoned = 0;
         loop {
             if self.stopping().is_some() {
-                return Err(delivery);
+                break;
             }
-            let space = self.space.notified();
-            tokio::pin!(space);
-            // Registered before looking, so that a wake between the look and the wait is kept.
-            space.as_mut().enable();
-            {
-                let mut ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
-                if ready.len() < self.capacity {
-                    ready.push_back(delivery);
-                    drop(ready);
-                    self.work.notify_one();
-                    return Ok(());
+            while let Some(ended) = tasks.try_join_next() {
+                abandoned += usize::from(matches!(ended, Ok(Ended::Abandoned)));
+            }
+            let free = self.max_in_flight.saturating_sub(tasks.len());
+            if free == 0 {
+                tokio::select! {
+                    ended = tasks.join_next() => {
+                        abandoned += usize::from(matches!(ended, Some(Ok(Ended::Abandoned))));
+                    }
+                    _ = stop.wait_for(Option::is_some) => break,
                 }
+                continue;
             }
-            tokio::select! {
-                () = &mut space => {}
-                _ = stop.wait_for(Option::is_some) => return Err(delivery),
-            }
-        }
-    }
-
-    /// A sender task: takes ready deliveries one at a time and makes their attempt, until the
-    /// worker stops.
-    async fn lane(self: Arc<Self>) {
-        let mut stop = self.stop.clone();
-        let half = self.capacity / 2;
-        loop {
-            if self.stopping().is_some() {
-                return;
-            }
+            // Registered before claiming, so that a submit during the claim is not missed.
             let work = self.work.notified();
             tokio::pin!(work);
             work.as_mut().enable();
-            let next = {
-                let mut ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
-                let next = ready.pop_front();
-                (next, ready.len())
+            let wait = match self.store.claim(free, self.lease).await {
+                Ok(claims) if !claims.is_empty() => {
+                    failures = 0;
+                    for claim in claims {
+                        tasks.spawn(Arc::clone(&self).attempt(claim));
+                    }
+                    continue;
+                }
+                Ok(_) => {
+                    failures = 0;
+                    match self.store.next_due().await {
+                        Ok(Some(due)) => Duration::try_from(due.duration_since(Timestamp::now()))
+                            .unwrap_or_default()
+                            .min(self.poll),
+                        _ => self.poll,
+                    }
+                }
+                Err(_error) => {
+                    // The store is unreachable: back off, up to the poll interval.
+                    failures = failures.saturating_add(1);
+                    #[cfg(feature = "tracing")]
+                    tracing::warn!(error = %_error, "claim failed");
+                    Duration::from_millis(10u64.saturating_mul(1 << failures.min(10)))
+                        .min(self.poll.max(Duration::from_secs(1)))
+                }
             };
-            match next {
-                (Some(delivery), left) => {
-                    if left == half {
-                        // Wake the submitters once per half queue, not once per delivery.
-                        self.space.notify_waiters();
-                    }
-                    self.attempt(delivery).await;
+            tokio::select! {
+                () = &mut work => {}
+                () = self.store.wait_for_work() => {}
+                () = tokio::time::sleep(wait) => {}
+                Some(ended) = tasks.join_next(), if !tasks.is_empty() => {
+                    abandoned += usize::from(matches!(ended, Ok(Ended::Abandoned)));
                 }
-                (None, _) => {
-                    tokio::select! {
-                        () = &mut work => {}
-                        _ = stop.wait_for(Option::is_some) => return,
-                    }
-                }
+                _ = stop.wait_for(Option::is_some) => break,
             }
         }
+        // Drain: attempts finish and are recorded. Abort: they release their claims.
+        while let Some(ended) = tasks.join_next().await {
+            abandoned += usize::from(matches!(ended, Ok(Ended::Abandoned)));
+        }
+        abandoned
+    }
+
+    /// Completes once the worker is aborted.
+    async fn aborted(&self) {
+        let mut stop = self.stop.clone();
+        let _ = stop.wait_for(|mode| *mode == Some(StopMode::Abort)).await;
     }
 
     fn next_random(&self) -> u64 {
@@ -694,32 +557,39 @@ impl Shared {
         crate::webhook::sign::mix(state)
     }
 
-    /// One attempt: sign for now, send, record, then the outcome or the retry queue.
-    async fn attempt(&self, mut delivery: Delivery) {
-        let mut request = delivery.request().clone();
-        let blocked = request
-            .uri()
-            .host()
-            .and_then(|host| self.destinations.check_host(host).err());
-        let started = Timestamp::now();
-        if let Some(flow) = self.router.flow(delivery.flow()) {
-            flow.webhook.sign_request(&mut request, started);
+    /// Sends the request, cut off at half the lease; a panicking transport is a failed attempt.
+    async fn send(&self, request: http::Request<Vec<u8>>) -> Result<http::Response<Vec<u8>>, TransportError> {
+        let mut sending = self.client.send(request);
+        let send = std::future::poll_fn(|cx| {
+            match std::panic::catch_unwind(AssertUnwindSafe(|| sending.as_mut().poll(cx))) {
+                Ok(poll) => poll,
+                Err(_) => Poll::Ready(Err(TransportError::new(
+                    TransportErrorKind::Other,
+                    "the transport panicked",
+                ))),
+            }
+        });
+        match tokio::time::timeout(self.lease / 2, send).await {
+            Ok(result) => result,
+            Err(_) => Err(TransportError::new(
+                TransportErrorKind::Timeout,
+                "no response within half the worker's lease",
+            )),
         }
+    }
+
+    /// One attempt of a claimed delivery: prepare, send, record in the store, report.
+    async fn attempt(self: Arc<Self>, claim: Claim) -> Ended {
+        let Claim {
+            mut delivery,
+            token,
+        } = claim;
+        let started = Timestamp::now();
         let send = async {
-            #[cfg(feature = "tracing")]
-            tracing::debug!("attempt started");
-            let mut sending = self.client.send(request);
-            // A panicking transport is a failed attempt, not a lost delivery.
-            std::future::poll_fn(|cx| {
-                match std::panic::catch_unwind(AssertUnwindSafe(|| sending.as_mut().poll(cx))) {
-                    Ok(poll) => poll,
-                    Err(_) => Poll::Ready(Err(TransportError::new(
-                        TransportErrorKind::Other,
-                        "the transport panicked",
-                    ))),
-                }
-            })
-            .await
+            match relay::prepare_attempt(&self.router, &delivery, &self.destinations, started) {
+                Ok(request) => self.send(request).await,
+                Err(refused) => Err(refused),
+            }
         };
         #[cfg(feature = "tracing")]
         let send = tracing::Instrument::instrument(
@@ -731,19 +601,11 @@ impl Shared {
                 attempt = delivery.attempts().len() + 1,
             ),
         );
-        let mut stop = self.stop.clone();
         let result = tokio::select! {
-            biased;
-            () = std::future::ready(()), if blocked.is_some() => Err(TransportError::new(
-                TransportErrorKind::Blocked,
-                format!(
-                    "refused by the destination policy: the destination is {}",
-                    blocked.unwrap_or(BlockReason::NoAllowedAddress)
-                ),
-            )),
             result = send => result,
-            _ = stop.wait_for(|mode| *mode == Some(StopMode::Abort)) => {
-                return self.hand_back(delivery);
+            () = self.aborted() => {
+                let _ = self.store.release(&token).await;
+                return Ended::Abandoned;
             }
         };
         let step = delivery.record(
@@ -765,131 +627,48 @@ impl Shared {
             step = ?step,
             "attempt recorded"
         );
+        // Keep the result while the lease lasts; if the store stays down, the delivery stays
+        // pending there and the next claim makes the attempt again (same webhook-id).
+        let deadline = tokio::time::Instant::now() + self.lease / 2;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            match self.store.record(&token, &delivery).await {
+                Ok(()) => break,
+                Err(error) if error.is_retryable() && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                Err(_error) => {
+                    #[cfg(feature = "tracing")]
+                    tracing::warn!(webhook_id = delivery.webhook_id(), error = %_error, "attempt not recorded");
+                    return Ended::Recorded;
+                }
+            }
+        }
+        self.work.notify_one();
         match step {
             Step::Delivered => self.report(Outcome::Delivered(delivery)).await,
             Step::DeadLetter { .. } => self.report(Outcome::DeadLettered(delivery)).await,
-            Step::RetryAt { .. } => self.retry(delivery),
+            Step::RetryAt { .. } => {}
         }
+        Ended::Recorded
     }
 
-    /// Hands an outcome to the host, waiting while the channel is full. On abort, a delivery
-    /// whose outcome cannot be reported is handed back (its state says how it ended), so that
-    /// nothing is lost.
+    /// Hands an outcome to the host. The delivery's end is already in the store, so a callback
+    /// that panics, or a host that stopped reading, loses nothing.
     async fn report(&self, outcome: Outcome) {
-        let channel = match &self.outcomes {
-            Sink::Callback(callback) => return callback(outcome),
+        match &self.outcomes {
+            Sink::Callback(callback) => {
+                let _ = std::panic::catch_unwind(AssertUnwindSafe(|| callback(outcome)));
+            }
             // The host may have dropped the receiver: it no longer wants outcomes.
-            Sink::Unbounded(channel) => return drop(channel.send(outcome)),
-            Sink::Bounded(channel) => channel,
-        };
-        let outcome = match channel.try_send(outcome) {
-            Ok(()) => return,
-            // The host dropped the receiver: it no longer wants outcomes.
-            Err(mpsc::error::TrySendError::Closed(_)) => return,
-            Err(mpsc::error::TrySendError::Full(outcome)) => outcome,
-        };
-        let permit = {
-            let mut stop = self.stop.clone();
-            tokio::select! {
-                permit = channel.reserve() => permit,
-                _ = stop.wait_for(|mode| *mode == Some(StopMode::Abort)) => {
-                    let (Outcome::Delivered(delivery) | Outcome::DeadLettered(delivery)) = outcome;
-                    return self.hand_back(delivery);
-                }
-            }
-        };
-        if let Ok(permit) = permit {
-            permit.send(outcome);
-        }
-    }
-
-    /// The scheduler: holds deliveries waiting for a retry and launches each when it is due.
-    async fn schedule(self: Arc<Self>, mut retries: mpsc::UnboundedReceiver<Delivery>) {
-        let mut queue: BinaryHeap<Reverse<Queued>> = BinaryHeap::new();
-        let mut sequence = 0u64;
-        let mut stop = self.stop.clone();
-        loop {
-            let now = Timestamp::now();
-            while queue.peek().is_some_and(|Reverse(q)| q.due <= now) {
-                let Some(Reverse(queued)) = queue.pop() else {
-                    break;
-                };
-                if let Err(delivery) = self.launch(queued.delivery).await {
-                    self.hand_back(delivery);
-                }
-            }
-            let sleep = queue.peek().map(|Reverse(q)| {
-                std::time::Duration::try_from(q.due.duration_since(now)).unwrap_or_default()
-            });
-            let received = tokio::select! {
-                biased;
-                _ = stop.wait_for(Option::is_some) => break,
-                delivery = retries.recv() => match delivery {
-                    Some(delivery) => Some(delivery),
-                    None => break,
-                },
-                () = sleep_for(sleep), if sleep.is_some() => None,
-            };
-            if let Some(delivery) = received {
-                match delivery.next_attempt_at() {
-                    Some(due) => {
-                        sequence += 1;
-                        queue.push(Reverse(Queued {
-                            due,
-                            sequence,
-                            delivery,
-                        }));
-                    }
-                    None => self.finished(delivery).await,
+            Sink::Unbounded(channel) => drop(channel.send(outcome)),
+            Sink::Bounded(channel) => {
+                tokio::select! {
+                    _ = channel.send(outcome) => {}
+                    () = self.aborted() => {}
                 }
             }
         }
-        // Stopping: everything waiting is handed back, including what is still in the channel.
-        retries.close();
-        while let Ok(delivery) = retries.try_recv() {
-            self.hand_back(delivery);
-        }
-        for Reverse(queued) in queue {
-            self.hand_back(queued.delivery);
-        }
-    }
-
-    /// A resumed delivery that had already ended: report its outcome again.
-    async fn finished(&self, delivery: Delivery) {
-        let outcome = match delivery.state() {
-            DeliveryState::Delivered { .. } => Outcome::Delivered(delivery),
-            _ => Outcome::DeadLettered(delivery),
-        };
-        self.report(outcome).await;
-    }
-}
-
-/// A delivery waiting in the queue, ordered by due time, then by arrival.
-struct Queued {
-    due: Timestamp,
-    sequence: u64,
-    delivery: Delivery,
-}
-
-impl PartialEq for Queued {
-    fn eq(&self, other: &Self) -> bool {
-        (self.due, self.sequence) == (other.due, other.sequence)
-    }
-}
-impl Eq for Queued {}
-impl PartialOrd for Queued {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Queued {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.due, self.sequence).cmp(&(other.due, other.sequence))
-    }
-}
-
-async fn sleep_for(duration: Option<std::time::Duration>) {
-    if let Some(duration) = duration {
-        tokio::time::sleep(duration).await;
     }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::listen::EntryLimit;
 use crate::model::{EventId, FlowId, ProfileId};
+use crate::relay::{EntryHistory, decide_entry};
 
 /// One would-be entry of a Profile into a flow, caused by one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,6 +182,34 @@ impl InMemoryLedger {
     }
 }
 
+impl InMemoryLedger {
+    /// What the ledger holds about `request`'s (flow, Profile, event), counted for `limit` at
+    /// `now`: the input of [`relay::decide_entry`](crate::relay::decide_entry).
+    pub fn history(
+        &self,
+        request: EntryRequest<'_>,
+        limit: EntryLimit,
+        now: Timestamp,
+    ) -> EntryHistory {
+        let Some(flow) = self.flows.get(request.flow) else {
+            return EntryHistory::default();
+        };
+        let entries = flow.profiles.get(request.profile).map_or(&[][..], Vec::as_slice);
+        let counted = match crate::relay::window_start(limit, now) {
+            None => entries.len(),
+            Some(start) => entries
+                .iter()
+                .filter(|e| e.at > start && e.at <= now)
+                .count(),
+        };
+        EntryHistory {
+            already_entered: flow.events.contains(request.event),
+            counted: u32::try_from(counted).unwrap_or(u32::MAX),
+            total: u32::try_from(entries.len()).unwrap_or(u32::MAX),
+        }
+    }
+}
+
 impl EntryLedger for InMemoryLedger {
     fn try_enter(
         &mut self,
@@ -188,47 +217,18 @@ impl EntryLedger for InMemoryLedger {
         limit: EntryLimit,
         now: Timestamp,
     ) -> EntryDecision {
-        let flow = match self.flows.get_mut(request.flow) {
-            Some(flow) => flow,
-            None => self.flows.entry(request.flow.clone()).or_default(),
-        };
-        if flow.events.contains(request.event) {
-            return EntryDecision::AlreadyEntered;
+        let decision = decide_entry(limit, &self.history(request, limit, now));
+        if decision.entered() {
+            let flow = self.flows.entry(request.flow.clone()).or_default();
+            flow.profiles
+                .entry(request.profile.clone())
+                .or_default()
+                .push(Recorded {
+                    event: request.event.clone(),
+                    at: now,
+                });
+            flow.events.insert(request.event.clone());
         }
-        let entries = match flow.profiles.get_mut(request.profile) {
-            Some(entries) => entries,
-            None => flow.profiles.entry(request.profile.clone()).or_default(),
-        };
-        if let EntryLimit::AtMost {
-            entries: max,
-            within,
-        } = limit
-        {
-            let counted = match within {
-                None => entries.len(),
-                Some(window) => {
-                    let start = now.checked_sub(window).unwrap_or(Timestamp::MIN);
-                    entries
-                        .iter()
-                        .filter(|e| e.at > start && e.at <= now)
-                        .count()
-                }
-            };
-            let counted = u32::try_from(counted).unwrap_or(u32::MAX);
-            if counted >= max.get() {
-                return EntryDecision::LimitReached {
-                    limit,
-                    entries: counted,
-                };
-            }
-        }
-        entries.push(Recorded {
-            event: request.event.clone(),
-            at: now,
-        });
-        flow.events.insert(request.event.clone());
-        EntryDecision::Entered {
-            entry: u32::try_from(entries.len()).unwrap_or(u32::MAX),
-        }
+        decision
     }
 }

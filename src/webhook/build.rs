@@ -210,6 +210,25 @@ impl WebhookNode {
         let _ = id;
     }
 
+    /// Removes what must never be stored from a request this node built: the credentials header
+    /// and the signature headers. [`authorize`](Self::authorize) and
+    /// [`sign_request`](Self::sign_request) put them back for each attempt.
+    pub(crate) fn strip_secrets(&self, request: &mut http::Request<Vec<u8>>) {
+        let headers = request.headers_mut();
+        if let Some((name, _, _)) = &self.prepared.auth {
+            headers.remove(name);
+        }
+        headers.remove("webhook-timestamp");
+        headers.remove("webhook-signature");
+    }
+
+    /// Sets this node's credentials header (if it has credentials) on `request`.
+    pub(crate) fn authorize(&self, request: &mut http::Request<Vec<u8>>) {
+        if let Some((name, value, _)) = &self.prepared.auth {
+            request.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+
     fn build(
         &self,
         flow: &FlowId,

@@ -1,0 +1,558 @@
+//! PostgreSQL: one table shared by any number of worker processes on any number of machines.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions};
+use sqlx::ConnectOptions;
+use tokio::sync::Notify;
+
+use crate::delivery::Delivery;
+use crate::listen::EntryDecision;
+use crate::relay::{EntryHistory, Plan, Submitted, decide_entry, window_start};
+use crate::store::sql::{self, Columns, millis};
+use crate::store::{
+    Claim, ClaimToken, Counts, DeliveryStore, ListQuery, StoreError, StoreErrorKind,
+    lease_deadline,
+};
+
+/// The channel the store's `NOTIFY` wakes workers on.
+pub const NOTIFY_CHANNEL: &str = "optout_relay";
+
+/// The key of the advisory lock held while the tables are created.
+const MIGRATION_LOCK: i64 = 0x6f70_746f_7574_0001;
+
+/// The database's clock, in milliseconds since the Unix epoch.
+const DB_NOW: &str = "SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint";
+
+/// Claims due deliveries: rows locked by another claimer are skipped, expired leases are taken
+/// over. ($1 lease deadline, $2 now, $3 how many.)
+const CLAIM: &str = "WITH due AS ( \
+       SELECT webhook_id FROM optout_relay_deliveries \
+       WHERE state = 'pending' \
+         AND ((lease_until IS NULL AND next_attempt_at <= $2) OR lease_until <= $2) \
+       ORDER BY next_attempt_at \
+       LIMIT $3 \
+       FOR UPDATE SKIP LOCKED) \
+     UPDATE optout_relay_deliveries AS d \
+     SET claims = d.claims + 1, \
+         abandoned = d.abandoned + (CASE WHEN d.lease_until IS NULL THEN 0 ELSE 1 END), \
+         lease_until = $1 \
+     FROM due WHERE d.webhook_id = due.webhook_id \
+     RETURNING d.webhook_id, d.claims, d.abandoned, d.data";
+
+/// Opens a [`PostgresStore`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct PostgresStoreBuilder {
+    url: String,
+    max_connections: u32,
+    listen: bool,
+}
+
+impl PostgresStoreBuilder {
+    /// The most connections the store's pool opens (default 16, at least 2).
+    pub fn max_connections(mut self, max: u32) -> Self {
+        self.max_connections = max.max(2);
+        self
+    }
+
+    /// Whether to hold a `LISTEN` connection that wakes workers when another process admits or
+    /// replays work (default on). Off, workers find such work at their poll interval.
+    pub fn listen(mut self, listen: bool) -> Self {
+        self.listen = listen;
+        self
+    }
+
+    /// Connects, and creates the tables if they are missing (under an advisory lock, so that
+    /// many processes starting at once do not race).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreErrorKind::Unavailable`] when the server cannot be reached;
+    /// [`StoreErrorKind::Schema`] when the database holds a newer schema than this crate
+    /// writes; [`StoreErrorKind::Other`] for a URL that cannot be read.
+    ///
+    /// # Panics
+    ///
+    /// When called outside a tokio runtime.
+    pub async fn open(self) -> Result<PostgresStore, StoreError> {
+        let options: PgConnectOptions = self.url.parse().map_err(|_| {
+            StoreError::new(
+                StoreErrorKind::Other,
+                "the PostgreSQL URL cannot be read (expected postgres://user@host/db or \
+                 postgres:///db?host=/socket/dir)",
+            )
+        })?;
+        let options = options.disable_statement_logging();
+        let pool = PgPoolOptions::new()
+            .max_connections(self.max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(sql::error)?;
+        {
+            let mut conn = pool.acquire().await.map_err(sql::error)?;
+            migrate(&mut conn).await?;
+        }
+        let wake = Arc::new(Notify::new());
+        let listener = if self.listen {
+            Some(tokio::spawn(listen(pool.clone(), Arc::clone(&wake))))
+        } else {
+            None
+        };
+        Ok(PostgresStore {
+            inner: Arc::new(Inner {
+                pool,
+                wake,
+                listener,
+            }),
+        })
+    }
+}
+
+/// A [`DeliveryStore`] on PostgreSQL, for hosts that outgrow one machine: any number of worker
+/// processes on any number of machines share its tables.
+///
+/// - **Admit** runs in one transaction: an advisory transaction lock per (flow, Profile)
+///   serializes the entry decisions of concurrent submitters (in any process), the entries and
+///   deliveries are inserted, and a `NOTIFY optout_relay` wakes the workers at commit.
+/// - **Claims** use `FOR UPDATE SKIP LOCKED`, with lease expiry inside the claim query and every
+///   time (due, lease) from the database's clock; every later write is fenced by the claim's
+///   number.
+/// - The tables (`optout_relay_deliveries`, `optout_relay_entries`, `optout_relay_schema`) are
+///   created by [`open`](PostgresStoreBuilder::open) from [`MIGRATION`]. A host can enqueue
+///   inside its own transaction (a true outbox) with [`admit_in`](Self::admit_in).
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    wake: Arc<Notify>,
+    listener: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(listener) = &self.listener {
+            listener.abort();
+        }
+    }
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("connections", &self.inner.pool.size())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The SQL that creates the store's tables (schema version 1), as shipped with the crate.
+pub const MIGRATION: &str = include_str!("migrations/postgres.sql");
+
+impl PostgresStore {
+    /// A builder for the store at `url` (`postgres://user:password@host/db`, or
+    /// `postgres:///db?host=/run/postgresql` for a Unix socket). Keep the URL out of logs: it
+    /// may hold a password.
+    pub fn builder(url: impl Into<String>) -> PostgresStoreBuilder {
+        PostgresStoreBuilder {
+            url: url.into(),
+            max_connections: 16,
+            listen: true,
+        }
+    }
+
+    /// Connects to `url` with the defaults (see [`PostgresStoreBuilder`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`PostgresStoreBuilder::open`].
+    pub async fn open(url: impl Into<String>) -> Result<Self, StoreError> {
+        Self::builder(url).open().await
+    }
+
+    /// The connection pool, for hosts that run their own queries on the same database.
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    /// Admits `plan` inside the caller's transaction (or on the caller's connection): the host
+    /// commits its own writes and the opt-out's deliveries together, a true outbox. The entries
+    /// and deliveries are durable when the caller's transaction commits, not before; the
+    /// workers are notified then.
+    ///
+    /// ```no_run
+    /// # async fn example(store: &optout_relay::PostgresStore, plan: optout_relay::Plan) -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut tx = store.pool().begin().await?;
+    /// // ... the host's own writes on &mut *tx ...
+    /// let submitted = optout_relay::PostgresStore::admit_in(&mut tx, &plan).await?;
+    /// tx.commit().await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`]; roll the caller's transaction back.
+    pub async fn admit_in(conn: &mut PgConnection, plan: &Plan) -> Result<Submitted, StoreError> {
+        let rows = plan
+            .candidates
+            .iter()
+            .map(|c| Columns::of(&c.delivery))
+            .collect::<Result<Vec<_>, _>>()?;
+        admit(conn, plan, &rows).await
+    }
+
+    async fn now(conn: &mut PgConnection) -> Result<Timestamp, StoreError> {
+        let now: i64 = sqlx::query_scalar(DB_NOW)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(sql::error)?;
+        Ok(sql::from_millis(now))
+    }
+}
+
+async fn migrate(conn: &mut PgConnection) -> Result<(), StoreError> {
+    let schema = |e: sqlx::Error| {
+        StoreError::new(
+            StoreErrorKind::Schema,
+            format!("the tables cannot be created: {e}"),
+        )
+    };
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *conn)
+        .await
+        .map_err(sql::error)?;
+    let result = async {
+        sqlx::raw_sql(MIGRATION)
+            .execute(&mut *conn)
+            .await
+            .map_err(schema)?;
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT max(version) FROM optout_relay_schema")
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(schema)?;
+        match version {
+            None => {
+                sqlx::query("INSERT INTO optout_relay_schema (version) VALUES ($1)")
+                    .bind(sql::SCHEMA_VERSION)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(schema)?;
+                Ok(())
+            }
+            Some(v) if v > sql::SCHEMA_VERSION => Err(StoreError::new(
+                StoreErrorKind::Schema,
+                format!(
+                    "the database holds schema version {v}; this version of the crate writes {}",
+                    sql::SCHEMA_VERSION
+                ),
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+    .await;
+    let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *conn)
+        .await;
+    result
+}
+
+/// Holds a `LISTEN` connection and wakes the workers on each notification; reconnects after a
+/// pause when the connection is lost.
+async fn listen(pool: PgPool, wake: Arc<Notify>) {
+    loop {
+        if let Ok(mut listener) = PgListener::connect_with(&pool).await {
+            if listener.listen(NOTIFY_CHANNEL).await.is_ok() {
+                // After (re)connecting, work may have been admitted unnoticed.
+                wake.notify_one();
+                while listener.recv().await.is_ok() {
+                    wake.notify_one();
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// The advisory lock key of one (flow, Profile): FNV-1a 64 over both ids.
+fn lock_key(flow: &str, profile: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in flow.bytes().chain([0]).chain(profile.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    i64::from_ne_bytes(hash.to_ne_bytes())
+}
+
+async fn admit(
+    conn: &mut PgConnection,
+    plan: &Plan,
+    rows: &[Columns],
+) -> Result<Submitted, StoreError> {
+    // Locks in one order, so that two transactions never wait for each other in a cycle.
+    let mut keys: Vec<i64> = plan
+        .candidates
+        .iter()
+        .map(|c| lock_key(c.flow.as_str(), plan.profile.as_str()))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    for key in keys {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(key)
+            .execute(&mut *conn)
+            .await
+            .map_err(sql::error)?;
+    }
+    let mut decisions = Vec::with_capacity(plan.candidates.len());
+    let mut entered = false;
+    for (candidate, columns) in plan.candidates.iter().zip(rows) {
+        let start = window_start(candidate.limit, plan.at).map_or(i64::MIN, millis);
+        let (already, total, counted): (i64, i64, i64) = sqlx::query_as(sql::ENTRY_HISTORY)
+            .bind(candidate.flow.as_str())
+            .bind(plan.event.as_str())
+            .bind(plan.profile.as_str())
+            .bind(start)
+            .bind(millis(plan.at))
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(sql::error)?;
+        let history = EntryHistory {
+            already_entered: already > 0,
+            counted: u32::try_from(counted).unwrap_or(u32::MAX),
+            total: u32::try_from(total).unwrap_or(u32::MAX),
+        };
+        let decision = decide_entry(candidate.limit, &history);
+        if let EntryDecision::Entered { .. } = decision {
+            entered = true;
+            let delivery = &candidate.delivery;
+            sqlx::query(sql::INSERT_ENTRY)
+                .bind(candidate.flow.as_str())
+                .bind(plan.event.as_str())
+                .bind(plan.profile.as_str())
+                .bind(millis(plan.at))
+                .bind(delivery.webhook_id())
+                .execute(&mut *conn)
+                .await
+                .map_err(sql::error)?;
+            sqlx::query(sql::INSERT_DELIVERY)
+                .bind(delivery.webhook_id())
+                .bind(candidate.flow.as_str())
+                .bind(plan.event.as_str())
+                .bind(plan.profile.as_str())
+                .bind(columns.state)
+                .bind(columns.next_attempt_at)
+                .bind(columns.attempts)
+                .bind(millis(delivery.created_at()))
+                .bind(columns.finished_at)
+                .bind(&columns.data)
+                .execute(&mut *conn)
+                .await
+                .map_err(sql::error)?;
+        }
+        decisions.push(decision);
+    }
+    if entered {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(NOTIFY_CHANNEL)
+            .execute(&mut *conn)
+            .await
+            .map_err(sql::error)?;
+    }
+    Ok(plan.submitted(&decisions))
+}
+
+async fn rewrite(conn: &mut PgConnection, delivery: &Delivery) -> Result<(), StoreError> {
+    let columns = Columns::of(delivery)?;
+    sqlx::query(sql::REWRITE)
+        .bind(columns.state)
+        .bind(columns.next_attempt_at)
+        .bind(columns.attempts)
+        .bind(columns.finished_at)
+        .bind(&columns.data)
+        .bind(delivery.webhook_id())
+        .execute(&mut *conn)
+        .await
+        .map_err(sql::error)?;
+    Ok(())
+}
+
+fn fenced(rows: u64, token: &ClaimToken) -> Result<(), StoreError> {
+    if rows == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::lease_lost(&token.webhook_id))
+    }
+}
+
+#[async_trait]
+impl DeliveryStore for PostgresStore {
+    async fn admit(&self, plan: Plan) -> Result<Submitted, StoreError> {
+        let rows = plan
+            .candidates
+            .iter()
+            .map(|c| Columns::of(&c.delivery))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut tx = self.inner.pool.begin().await.map_err(sql::error)?;
+        let submitted = admit(&mut tx, &plan, &rows).await?;
+        tx.commit().await.map_err(sql::error)?;
+        Ok(submitted)
+    }
+
+    async fn claim(&self, max: usize, lease: Duration) -> Result<Vec<Claim>, StoreError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.inner.pool.begin().await.map_err(sql::error)?;
+        let now = Self::now(&mut tx).await?;
+        let rows: Vec<sql::ClaimedRow> = sqlx::query_as(CLAIM)
+            .bind(millis(lease_deadline(now, lease)))
+            .bind(millis(now))
+            .bind(i64::try_from(max).unwrap_or(i64::MAX))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(sql::error)?;
+        let (claims, abandoned) = sql::sort_claims(rows, now)?;
+        for delivery in abandoned {
+            rewrite(&mut tx, &delivery).await?;
+        }
+        tx.commit().await.map_err(sql::error)?;
+        Ok(claims)
+    }
+
+    async fn record(&self, claim: &ClaimToken, delivery: &Delivery) -> Result<(), StoreError> {
+        let columns = Columns::of(delivery)?;
+        let done = sqlx::query(sql::RECORD)
+            .bind(columns.state)
+            .bind(columns.next_attempt_at)
+            .bind(columns.attempts)
+            .bind(columns.finished_at)
+            .bind(&columns.data)
+            .bind(&claim.webhook_id)
+            .bind(i64::try_from(claim.claim).unwrap_or(i64::MAX))
+            .execute(&self.inner.pool)
+            .await
+            .map_err(sql::error)?;
+        fenced(done.rows_affected(), claim)
+    }
+
+    async fn release(&self, claim: &ClaimToken) -> Result<(), StoreError> {
+        let done = sqlx::query(sql::RELEASE)
+            .bind(&claim.webhook_id)
+            .bind(i64::try_from(claim.claim).unwrap_or(i64::MAX))
+            .execute(&self.inner.pool)
+            .await
+            .map_err(sql::error)?;
+        fenced(done.rows_affected(), claim)
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        let (due, lease, now): (Option<i64>, Option<i64>, i64) =
+            sqlx::query_as(&format!("{}, ({})", sql::NEXT_DUE, &DB_NOW[7..]))
+                .fetch_one(&self.inner.pool)
+                .await
+                .map_err(sql::error)?;
+        // Due times are the database's: give them on this process's clock.
+        let skew = millis(Timestamp::now()) - now;
+        let earliest = match (due, lease) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Ok(earliest.map(|at| sql::from_millis(at.saturating_add(skew))))
+    }
+
+    async fn wait_for_work(&self) {
+        self.inner.wake.notified().await;
+    }
+
+    async fn get(&self, webhook_id: &str) -> Result<Option<Delivery>, StoreError> {
+        let data: Option<String> = sqlx::query_scalar(sql::GET)
+            .bind(webhook_id)
+            .fetch_optional(&self.inner.pool)
+            .await
+            .map_err(sql::error)?;
+        data.map(|data| sql::decode(webhook_id, &data)).transpose()
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<Vec<Delivery>, StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as(sql::LIST)
+            .bind(query.state.as_str())
+            .bind(query.flow.as_ref().map(|f| f.as_str()))
+            .bind(query.after.as_deref().unwrap_or(""))
+            .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(sql::error)?;
+        rows.iter()
+            .map(|(id, data)| sql::decode(id, data))
+            .collect()
+    }
+
+    async fn replay(&self, webhook_id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.inner.pool.begin().await.map_err(sql::error)?;
+        let now = Self::now(&mut tx).await?;
+        let data: Option<String> =
+            sqlx::query_scalar(&format!("{} FOR UPDATE", sql::DEAD_LETTER_DATA))
+                .bind(webhook_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(sql::error)?;
+        let Some(data) = data else {
+            return Ok(false);
+        };
+        let mut delivery = sql::decode(webhook_id, &data)?;
+        delivery.replay(now);
+        rewrite(&mut tx, &delivery).await?;
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(NOTIFY_CHANNEL)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql::error)?;
+        tx.commit().await.map_err(sql::error)?;
+        Ok(true)
+    }
+
+    async fn purge(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let done = sqlx::query(sql::PURGE)
+            .bind(millis(before))
+            .execute(&self.inner.pool)
+            .await
+            .map_err(sql::error)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn counts(&self) -> Result<Counts, StoreError> {
+        let mut conn = self.inner.pool.acquire().await.map_err(sql::error)?;
+        let now = Self::now(&mut conn).await?;
+        let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(sql::COUNTS)
+            .bind(millis(now))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(sql::error)?;
+        let entries: i64 = sqlx::query_scalar(sql::COUNT_ENTRIES)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(sql::error)?;
+        Ok(sql::counts(rows, entries))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn lock_keys_differ_by_flow_and_profile() {
+        let a = super::lock_key("f", "p1");
+        assert_ne!(a, super::lock_key("f", "p2"));
+        assert_ne!(a, super::lock_key("f2", "p1"));
+        assert_ne!(super::lock_key("ab", "c"), super::lock_key("a", "bc"));
+        assert_eq!(a, super::lock_key("f", "p1"));
+    }
+}
