@@ -1,0 +1,421 @@
+//! The delivery stores' contract, checked on the volatile store and on the SQLite file store
+//! (the PostgreSQL store is checked in tests/postgres.rs): idempotent admit, entry limits inside
+//! the transaction, fenced leases, abandoned claims, replay, purge, and requests stored without
+//! credentials or signatures.
+
+#![cfg(feature = "signing")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use optout_relay::delivery::DeadLetterReason;
+use optout_relay::relay::{self, FlowResult};
+use optout_relay::store::{DeliveryStore, ListQuery, StateFilter, StoreErrorKind, VolatileStore};
+use optout_relay::*;
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn router(limit: EntryLimit) -> Router {
+    let flow = Flow::new(
+        FlowId::new("crm").unwrap(),
+        SectionId::new("sec-1").unwrap(),
+        ListenNode::new([EventKind::EmailUnsubscribe]).unwrap(),
+        WebhookNode::builder("https://crm.example.com/optout")
+            .param("email", ParamSource::Email)
+            .bearer("bearer-token-not-stored")
+            .sign_with(SECRET)
+            .encoding(WebhookEncoding::Json)
+            .build()
+            .unwrap(),
+    )
+    .with_settings(FlowSettings::with_entry_limit(limit));
+    Router::new([flow], &Catalog::default()).unwrap()
+}
+
+fn event(id: &str, subscription: &str) -> OptOutEvent {
+    OptOutEvent::email_unsubscribe(
+        EventId::new(id).unwrap(),
+        ProfileId::new("p-1").unwrap(),
+        SectionId::new("sec-1").unwrap(),
+        SubscriptionId::new(subscription).unwrap(),
+        "2026-11-26T09:30:00Z".parse().unwrap(),
+    )
+}
+
+fn profile() -> Profile {
+    Profile::new(ProfileId::new("p-1").unwrap()).with_email(Email::new("a+b@example.com").unwrap())
+}
+
+fn now() -> Timestamp {
+    Timestamp::now()
+}
+
+fn ok() -> http::Response<Vec<u8>> {
+    http::Response::builder().status(204).body(Vec::new()).unwrap()
+}
+
+/// Each store under test, fresh; the SQLite one in its own file.
+async fn stores(name: &str) -> Vec<(&'static str, Arc<dyn DeliveryStore>, Option<Scratch>)> {
+    #[allow(unused_mut)]
+    let mut stores: Vec<(&'static str, Arc<dyn DeliveryStore>, Option<Scratch>)> =
+        vec![("volatile", Arc::new(VolatileStore::new()), None)];
+    #[cfg(feature = "sqlite")]
+    {
+        let scratch = Scratch::new(name);
+        let store = SqliteStore::open(scratch.0.join("relay.db")).await.unwrap();
+        stores.push(("sqlite", Arc::new(store), Some(scratch)));
+    }
+    let _ = name;
+    stores
+}
+
+/// A temporary directory, removed on drop.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    #[allow(dead_code)]
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "optout-relay-store-{name}-{}-{}",
+            std::process::id(),
+            now().as_nanosecond()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn admit_is_idempotent_and_stores_no_secret() {
+    let router = router(EntryLimit::Unlimited);
+    for (name, store, _scratch) in stores("idempotent").await {
+        let e = event("evt-1", "123456");
+        let first = store
+            .admit(relay::plan(&router, &e, &profile(), now()))
+            .await
+            .unwrap();
+        let id = WebhookId::derive(&FlowId::new("crm").unwrap(), e.id());
+        assert_eq!(
+            first.flows[0].result,
+            FlowResult::Entered {
+                webhook_id: id.as_str().to_owned()
+            },
+            "{name}"
+        );
+        let again = store
+            .admit(relay::plan(&router, &e, &profile(), now()))
+            .await
+            .unwrap();
+        assert_eq!(
+            again.flows[0].result,
+            FlowResult::Refused(EntryDecision::AlreadyEntered),
+            "{name}"
+        );
+        let counts = store.counts().await.unwrap();
+        assert_eq!((counts.pending, counts.entries), (1, 1), "{name}");
+
+        let stored = store.get(id.as_str()).await.unwrap().unwrap();
+        let headers = stored.request().headers();
+        for secret in ["authorization", "webhook-signature", "webhook-timestamp"] {
+            assert!(headers.get(secret).is_none(), "{name}: {secret} was stored");
+        }
+        assert_eq!(headers["webhook-id"], id.as_str(), "{name}");
+        assert_eq!(stored.request().body(), br#"{"email":"a+b@example.com"}"#, "{name}");
+        // The attempt gets them back: the bearer token and a signature for its second.
+        let at: Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
+        let request =
+            relay::prepare_attempt(&router, &stored, &DestinationPolicy::default(), at).unwrap();
+        assert_eq!(
+            request.headers()["authorization"],
+            "Bearer bearer-token-not-stored",
+            "{name}"
+        );
+        assert_eq!(request.headers()["webhook-timestamp"], "1795687200", "{name}");
+        let signature = request.headers()["webhook-signature"].to_str().unwrap();
+        assert!(
+            SigningSecret::new(SECRET).unwrap().verify(
+                id.as_str(),
+                1_795_687_200,
+                request.body(),
+                signature
+            ),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn entry_limit_is_decided_in_the_store_and_a_missing_value_enters_nothing() {
+    let router = router(EntryLimit::at_most(1).unwrap());
+    for (name, store, _scratch) in stores("limit").await {
+        // A Profile without the Email the flow sends enters nothing...
+        let bare = Profile::new(ProfileId::new("p-1").unwrap());
+        let not_built = store
+            .admit(relay::plan(&router, &event("evt-a", "111"), &bare, now()))
+            .await
+            .unwrap();
+        assert!(
+            matches!(not_built.flows[0].result, FlowResult::NotBuilt(_)),
+            "{name}"
+        );
+        assert_eq!(store.counts().await.unwrap().entries, 0, "{name}");
+        // ...so the same event enters once the data is fixed.
+        let a = store
+            .admit(relay::plan(&router, &event("evt-a", "111"), &profile(), now()))
+            .await
+            .unwrap();
+        assert_eq!(a.entered().count(), 1, "{name}");
+        let b = store
+            .admit(relay::plan(&router, &event("evt-b", "222"), &profile(), now()))
+            .await
+            .unwrap();
+        assert_eq!(
+            b.flows[0].result,
+            FlowResult::Refused(EntryDecision::LimitReached {
+                limit: EntryLimit::at_most(1).unwrap(),
+                entries: 1
+            }),
+            "{name}"
+        );
+        let counts = store.counts().await.unwrap();
+        assert_eq!((counts.pending, counts.entries), (1, 1), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn claims_are_leased_and_fenced() {
+    let router = router(EntryLimit::Unlimited);
+    for (name, store, _scratch) in stores("lease").await {
+        let submitted = store
+            .admit(relay::plan(&router, &event("evt-1", "1"), &profile(), now()))
+            .await
+            .unwrap();
+        let id = submitted.entered().next().unwrap().to_owned();
+        let first = store.claim(10, Duration::from_millis(300)).await.unwrap();
+        assert_eq!(first.len(), 1, "{name}");
+        assert_eq!(first[0].token.claim, 1, "{name}");
+        assert_eq!(first[0].token.webhook_id, id, "{name}");
+        assert!(store.claim(10, Duration::from_secs(60)).await.unwrap().is_empty(), "{name}");
+        assert_eq!(store.counts().await.unwrap().leased, 1, "{name}");
+
+        // The lease expires; another worker takes the delivery over.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let second = store.claim(10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(second.len(), 1, "{name}");
+        assert_eq!(second[0].token.claim, 2, "{name}");
+
+        // The first worker's late result is refused; the second one's is kept.
+        let mut late = first[0].delivery.clone();
+        let _ = late.record(Ok(&ok()), now(), now(), &RetryPolicy::default(), 0);
+        let refused = store.record(&first[0].token, &late).await.unwrap_err();
+        assert_eq!(refused.kind(), StoreErrorKind::LeaseLost, "{name}");
+        let mut current = second[0].delivery.clone();
+        let _ = current.record(Ok(&ok()), now(), now(), &RetryPolicy::default(), 0);
+        store.record(&second[0].token, &current).await.unwrap();
+        let counts = store.counts().await.unwrap();
+        assert_eq!((counts.pending, counts.delivered), (0, 1), "{name}");
+        // Recording twice on one claim is refused too.
+        let twice = store.record(&second[0].token, &current).await.unwrap_err();
+        assert_eq!(twice.kind(), StoreErrorKind::LeaseLost, "{name}");
+        let stored = store.get(&id).await.unwrap().unwrap();
+        assert_eq!(stored.attempts().len(), 1, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_retry_waits_in_the_store_until_due_and_release_gives_work_back() {
+    let router = router(EntryLimit::Unlimited);
+    for (name, store, _scratch) in stores("retry").await {
+        let _ = store
+            .admit(relay::plan(&router, &event("evt-1", "1"), &profile(), now()))
+            .await
+            .unwrap();
+        let claim = store.claim(1, Duration::from_secs(60)).await.unwrap().remove(0);
+        // Released without an attempt: due again at once, not counted as abandoned.
+        store.release(&claim.token).await.unwrap();
+        let claim = store.claim(1, Duration::from_secs(60)).await.unwrap().remove(0);
+        assert_eq!(claim.token.claim, 2, "{name}");
+
+        let mut delivery = claim.delivery.clone();
+        let unavailable = http::Response::builder().status(503).body(Vec::new()).unwrap();
+        let started = now();
+        let step = delivery.record(Ok(&unavailable), started, started, &RetryPolicy::default(), 0);
+        let Step::RetryAt { at } = step else {
+            panic!("{name}: {step:?}")
+        };
+        store.record(&claim.token, &delivery).await.unwrap();
+        assert!(store.claim(10, Duration::from_secs(60)).await.unwrap().is_empty(), "{name}");
+        // The SQL stores keep times in milliseconds.
+        let due = store.next_due().await.unwrap().unwrap();
+        assert_eq!(due.as_millisecond(), at.as_millisecond(), "{name}");
+        assert_eq!(store.counts().await.unwrap().pending, 1, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn abandoned_claims_dead_letter_and_replay_brings_it_back() {
+    let router = router(EntryLimit::Unlimited);
+    for (name, store, _scratch) in stores("abandoned").await {
+        let submitted = store
+            .admit(relay::plan(&router, &event("evt-1", "1"), &profile(), now()))
+            .await
+            .unwrap();
+        let id = submitted.entered().next().unwrap().to_owned();
+        // Three claims expire without an attempt (a worker that dies on this delivery).
+        for claim in 1..=store::MAX_ABANDONED_CLAIMS {
+            let claims = store.claim(1, Duration::from_millis(50)).await.unwrap();
+            assert_eq!(claims.len(), 1, "{name}: claim {claim}");
+            tokio::time::sleep(Duration::from_millis(80)).await;
+        }
+        assert!(store.claim(1, Duration::from_secs(60)).await.unwrap().is_empty(), "{name}");
+        let dead = store
+            .list(&ListQuery::new(StateFilter::DeadLettered))
+            .await
+            .unwrap();
+        assert_eq!(dead.len(), 1, "{name}");
+        assert!(
+            matches!(
+                dead[0].state(),
+                DeliveryState::DeadLettered {
+                    reason: DeadLetterReason::Abandoned { claims: 3 },
+                    ..
+                }
+            ),
+            "{name}: {:?}",
+            dead[0].state()
+        );
+        assert!(store.replay(&id).await.unwrap(), "{name}");
+        assert!(!store.replay(&id).await.unwrap(), "{name}: replayed twice");
+        let claims = store.claim(1, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(claims.len(), 1, "{name}");
+        assert_eq!(claims[0].token.webhook_id, id, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn replay_gives_the_retry_policy_its_whole_allowance_again() {
+    let router = router(EntryLimit::Unlimited);
+    let policy = RetryPolicy::builder().max_attempts(1).build().unwrap();
+    for (name, store, _scratch) in stores("replay").await {
+        let submitted = store
+            .admit(relay::plan(&router, &event("evt-1", "1"), &profile(), now()))
+            .await
+            .unwrap();
+        let id = submitted.entered().next().unwrap().to_owned();
+        let claim = store.claim(1, Duration::from_secs(60)).await.unwrap().remove(0);
+        let mut delivery = claim.delivery;
+        let unavailable = http::Response::builder().status(503).body(Vec::new()).unwrap();
+        let step = delivery.record(Ok(&unavailable), now(), now(), &policy, 0);
+        assert_eq!(
+            step,
+            Step::DeadLetter {
+                reason: DeadLetterReason::AttemptsExhausted { attempts: 1 }
+            },
+            "{name}"
+        );
+        store.record(&claim.token, &delivery).await.unwrap();
+        assert_eq!(store.counts().await.unwrap().dead_lettered, 1, "{name}");
+
+        assert!(store.replay(&id).await.unwrap(), "{name}");
+        let claim = store.claim(1, Duration::from_secs(60)).await.unwrap().remove(0);
+        let mut delivery = claim.delivery;
+        assert_eq!(delivery.attempts().len(), 1, "{name}: the history is kept");
+        assert_eq!(delivery.record(Ok(&ok()), now(), now(), &policy, 0), Step::Delivered);
+        store.record(&claim.token, &delivery).await.unwrap();
+        let counts = store.counts().await.unwrap();
+        assert_eq!((counts.delivered, counts.dead_lettered), (1, 0), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn purge_deletes_finished_deliveries_only_and_list_pages() {
+    let router = router(EntryLimit::Unlimited);
+    for (name, store, _scratch) in stores("purge").await {
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let submitted = store
+                .admit(relay::plan(&router, &event(&format!("evt-{i}"), "1"), &profile(), now()))
+                .await
+                .unwrap();
+            ids.push(submitted.entered().next().unwrap().to_owned());
+        }
+        ids.sort();
+        let page = store
+            .list(&ListQuery::new(StateFilter::Pending).limit(2))
+            .await
+            .unwrap();
+        let page: Vec<&str> = page.iter().map(Delivery::webhook_id).collect();
+        assert_eq!(page, [ids[0].as_str(), ids[1].as_str()], "{name}");
+        let next = store
+            .list(&ListQuery::new(StateFilter::Pending).after(ids[1].clone()).limit(2))
+            .await
+            .unwrap();
+        let next: Vec<&str> = next.iter().map(Delivery::webhook_id).collect();
+        assert_eq!(next, [ids[2].as_str(), ids[3].as_str()], "{name}");
+
+        // Deliver three of them.
+        let claims = store.claim(3, Duration::from_secs(60)).await.unwrap();
+        for claim in claims {
+            let mut delivery = claim.delivery;
+            let _ = delivery.record(Ok(&ok()), now(), now(), &RetryPolicy::default(), 0);
+            store.record(&claim.token, &delivery).await.unwrap();
+        }
+        assert_eq!(store.purge(now() - jiff::SignedDuration::from_hours(1)).await.unwrap(), 0, "{name}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(store.purge(now()).await.unwrap(), 3, "{name}");
+        let counts = store.counts().await.unwrap();
+        assert_eq!(
+            (counts.pending, counts.delivered, counts.entries),
+            (2, 0, 5),
+            "{name}: entries stay, so re-delivered events are still recognised"
+        );
+    }
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn the_sqlite_file_survives_reopening_and_refuses_a_newer_schema() {
+    let scratch = Scratch::new("reopen");
+    let path = scratch.0.join("relay.db");
+    let router = router(EntryLimit::Unlimited);
+    {
+        let store = SqliteStore::open(&path).await.unwrap();
+        let _ = store
+            .admit(relay::plan(&router, &event("evt-1", "1"), &profile(), now()))
+            .await
+            .unwrap();
+    }
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(store.counts().await.unwrap().pending, 1);
+    let again = store
+        .admit(relay::plan(&router, &event("evt-1", "1"), &profile(), now()))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.flows[0].result,
+        FlowResult::Refused(EntryDecision::AlreadyEntered)
+    );
+    drop(store);
+
+    // A file written by a newer version of the crate is refused, not misread.
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
+        "sqlite://{}",
+        path.display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query("UPDATE optout_relay_schema SET version = 99")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+    let error = SqliteStore::open(&path).await.unwrap_err();
+    assert_eq!(error.kind(), StoreErrorKind::Schema, "{error}");
+    assert!(error.message().contains("schema version 99"), "{error}");
+}
