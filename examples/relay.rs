@@ -14,16 +14,30 @@
 //!    flows do not take) through the worker and the reqwest transport.
 //! 4. Prints what the receiver got and each delivery's outcome.
 //!
+//! Every entry and delivery is kept in the SQLite delivery store (a file in a temporary
+//! directory, or `--store PATH` to keep it and open it with the `sqlite3` shell) from the
+//! moment `submit` returns.
+//!
 //! Pointed at a real endpoint instead (its base replaces each flow's scheme, host and port; add
 //! the `rustls` feature for https):
 //!
 //! ```sh
 //! cargo run --example relay --features reqwest,tokio,rustls -- --endpoint https://receiver.example.net
 //! ```
+//!
+//! The crash demonstration: a child relay is killed with SIGKILL mid-way, started again on the
+//! same file, and nothing it acknowledged is lost:
+//!
+//! ```sh
+//! cargo run --example relay --features reqwest,tokio -- --crash-demo
+//! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use optout_relay::jiff::SignedDuration;
 use optout_relay::transport::ReqwestClient;
@@ -46,12 +60,33 @@ const SIGNING_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let usage = "usage: relay [--endpoint URL] [--store PATH] | relay --crash-demo";
     let mut args = std::env::args().skip(1);
-    let endpoint = match (args.next().as_deref(), args.next()) {
-        (Some("--endpoint"), Some(url)) => Some(Url::parse(&url)?),
-        (None, _) => None,
-        _ => return Err("usage: relay [--endpoint URL]".into()),
+    let (mut endpoint, mut store_path) = (None, None);
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), args.next()) {
+            ("--endpoint", Some(url)) => endpoint = Some(Url::parse(&url)?),
+            ("--store", Some(path)) => store_path = Some(PathBuf::from(path)),
+            ("--crash-demo", None) => return crash_demo().await,
+            ("--crash-child", Some(store)) => {
+                let receiver = args.next().ok_or(usage)?;
+                return crash_child(&store, &receiver).await;
+            }
+            _ => return Err(usage.into()),
+        }
+    }
+    // The delivery store: the given file, or a fresh one in a temporary directory.
+    let scratch = match &store_path {
+        Some(_) => None,
+        None => Some(Scratch::new("relay")?),
     };
+    let path = match (&store_path, &scratch) {
+        (Some(path), _) => path.clone(),
+        (None, Some(scratch)) => scratch.0.join("relay.db"),
+        (None, None) => unreachable!("a scratch directory is made when no store is given"),
+    };
+    let store = Arc::new(SqliteStore::open(&path).await?);
+    println!("store: {} (SQLite, WAL, synchronous FULL)", path.display());
 
     // The external system: our own receiver on 127.0.0.1, unless a real endpoint was given.
     let receiver = match &endpoint {
@@ -105,7 +140,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .destination_policy(DestinationPolicy::default().allow_loopback())
         .timeout(Duration::from_secs(10))
         .build()?;
-    let (worker, mut outcomes) = Worker::builder(router, Arc::new(client))
+    let (worker, mut outcomes) = Worker::builder(router, Arc::new(client), store.clone())
         .destination_policy(DestinationPolicy::default().allow_loopback())
         .policy(policy)
         .seed(7)
@@ -189,8 +224,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             statuses.join(", ")
         );
     }
-    let stopped = worker.shutdown().await;
-    let pending = stopped.pending.len();
+    let _ = worker.shutdown().await;
+    let counts = store.counts().await?;
+    let pending = usize::try_from(counts.pending)?;
     let lost = expected - delivered - dead - pending;
     println!();
     println!(
@@ -207,6 +243,177 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("  {line}");
         }
     }
+    drop(scratch);
+    if lost != 0 {
+        return Err(format!("{lost} deliveries lost").into());
+    }
+    Ok(())
+}
+
+/// A temporary directory, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> std::io::Result<Self> {
+        let dir = std::env::temp_dir().join(format!(
+            "optout-relay-{name}-{}-{}",
+            std::process::id(),
+            Timestamp::now().as_nanosecond()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const CRASH_EVENTS: usize = 200;
+
+/// The crash demonstration: a child relay (this program, `--crash-child`) submits
+/// `CRASH_EVENTS` opt-outs to a receiver here that takes 100 ms per request, and prints each
+/// acknowledgement; it is killed with SIGKILL after 150 of them, started again on the same
+/// file, and left to finish. Every acknowledged opt-out must reach the receiver.
+async fn crash_demo() -> Result<(), Box<dyn std::error::Error>> {
+    let scratch = Scratch::new("crash-demo")?;
+    let store = scratch.0.join("relay.db");
+    let received: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let counts = received.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let counts = counts.clone();
+            tokio::spawn(async move {
+                while let Ok(Some(request)) = read_request(&mut stream).await {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let id = request.header("webhook-id").unwrap_or("-").to_owned();
+                    *counts.lock().expect("counts lock").entry(id).or_default() += 1;
+                    let reply = "HTTP/1.1 204 X\r\ncontent-length: 0\r\n\r\n";
+                    if stream.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    println!("crash demo: receiver on {addr}, store {}", store.display());
+    let acked = Arc::new(Mutex::new(HashSet::new()));
+    let (first, finished) = run_crash_child(&store, addr, Some(150), &acked).await?;
+    let delivered_before = received.lock().expect("counts lock").len();
+    println!(
+        "  child 1: killed with SIGKILL after {first} acknowledged opt-outs ({delivered_before} had reached the receiver){}",
+        if finished { " (it had finished!)" } else { "" }
+    );
+    let (second, finished) = run_crash_child(&store, addr, None, &acked).await?;
+    println!("  child 2: same file, {second} more acknowledged, finished: {finished}");
+    let received = received.lock().expect("counts lock").clone();
+    let acked = acked.lock().expect("acked lock").clone();
+    let lost = acked.iter().filter(|id| !received.contains_key(*id)).count();
+    let duplicates: u32 = received.values().map(|n| n - 1).sum();
+    println!(
+        "crash demo: {} acknowledged, {} received, lost = {lost}, {duplicates} received twice (same webhook-id, de-duplicated by the receiver)",
+        acked.len(),
+        received.len()
+    );
+    if lost != 0 || !finished {
+        return Err(format!("crash demo failed: lost = {lost}").into());
+    }
+    Ok(())
+}
+
+/// Runs the child relay until it has printed `kill_after` acknowledgements (then SIGKILLs it)
+/// or until it finishes. Returns the acknowledgements it printed and whether it finished.
+async fn run_crash_child(
+    store: &std::path::Path,
+    receiver: std::net::SocketAddr,
+    kill_after: Option<usize>,
+    acked: &Arc<Mutex<HashSet<String>>>,
+) -> Result<(usize, bool), Box<dyn std::error::Error>> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .arg("--crash-child")
+        .arg(store)
+        .arg(receiver.to_string())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("no child stdout")?;
+    let (lines, mut incoming) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let (mut count, mut finished) = (0, false);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while let Ok(Some(line)) =
+        tokio::time::timeout_at(deadline.into(), incoming.recv()).await
+    {
+        if let Some(id) = line.strip_prefix("ack ") {
+            acked.lock().expect("acked lock").insert(id.to_owned());
+            count += 1;
+            if kill_after == Some(count) {
+                // SIGKILL: no destructor runs, nothing is flushed, nothing shuts down.
+                child.kill()?;
+                break;
+            }
+        } else if line == "done" {
+            finished = true;
+        }
+    }
+    child.wait()?;
+    Ok((count, finished))
+}
+
+/// The child relay of the crash demonstration.
+async fn crash_child(store: &str, receiver: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let store = Arc::new(SqliteStore::open(store).await?);
+    let flow = Flow::new(
+        FlowId::new("crm")?,
+        SectionId::new("sec-1")?,
+        ListenNode::new([EventKind::EmailUnsubscribe])?,
+        WebhookNode::builder(format!("http://{receiver}/optout"))
+            .param("email", ParamSource::Email)
+            .param("subscription", ParamSource::SubscriptionId)
+            .build()?,
+    );
+    let loopback = DestinationPolicy::default().allow_loopback();
+    let client = ReqwestClient::builder()
+        .destination_policy(loopback.clone())
+        .build()?;
+    let router = Arc::new(Router::new([flow], &Catalog::default())?);
+    let (worker, _outcomes) = Worker::builder(router, Arc::new(client), store.clone())
+        .destination_policy(loopback)
+        .max_in_flight(16)
+        .lease(Duration::from_secs(2))
+        .start();
+    let mut out = std::io::stdout().lock();
+    for i in 0..CRASH_EVENTS {
+        let profile = ProfileId::new(format!("p-{i}"))?;
+        let event = OptOutEvent::email_unsubscribe(
+            EventId::new(format!("crash-{i}"))?,
+            profile.clone(),
+            SectionId::new("sec-1")?,
+            SubscriptionId::new("123456")?,
+            Timestamp::now(),
+        );
+        let profile = Profile::new(profile).with_email(Email::new(format!("p{i}@example.com"))?);
+        let submitted = worker.submit(&event, &profile).await?;
+        for id in submitted.entered() {
+            writeln!(out, "ack {id}")?;
+        }
+        out.flush()?;
+    }
+    while store.counts().await?.pending > 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = worker.shutdown().await;
+    writeln!(out, "done")?;
     Ok(())
 }
 
