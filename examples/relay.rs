@@ -312,7 +312,10 @@ async fn crash_demo() -> Result<(), Box<dyn std::error::Error>> {
     println!("  child 2: same file, {second} more acknowledged, finished: {finished}");
     let received = received.lock().expect("counts lock").clone();
     let acked = acked.lock().expect("acked lock").clone();
-    let lost = acked.iter().filter(|id| !received.contains_key(*id)).count();
+    let lost = acked
+        .iter()
+        .filter(|id| !received.contains_key(*id))
+        .count();
     let duplicates: u32 = received.values().map(|n| n - 1).sum();
     println!(
         "crash demo: {} acknowledged, {} received, lost = {lost}, {duplicates} received twice (same webhook-id, de-duplicated by the receiver)",
@@ -351,9 +354,7 @@ async fn run_crash_child(
     });
     let (mut count, mut finished) = (0, false);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while let Ok(Some(line)) =
-        tokio::time::timeout_at(deadline.into(), incoming.recv()).await
-    {
+    while let Ok(Some(line)) = tokio::time::timeout_at(deadline.into(), incoming.recv()).await {
         if let Some(id) = line.strip_prefix("ack ") {
             acked.lock().expect("acked lock").insert(id.to_owned());
             count += 1;

@@ -23,9 +23,14 @@
 //!   ([`NoticeParser`]);
 //! - delivery: the [`HttpClient`] trait hosts plug their transport into ([`client_fn`],
 //!   [`RecordingClient`] for tests, `ReqwestClient` with feature `reqwest`), a pure retry
-//!   planner ([`RetryPolicy`], [`Delivery::record`]) whose state is plain serde data, a
-//!   [`DestinationPolicy`] (SSRF guard), and an async `Worker` (feature `tokio`) that routes,
-//!   builds, sends and retries, and hands back every pending delivery when it stops.
+//!   planner ([`RetryPolicy`], [`Delivery::record`]) whose state is plain serde data, and a
+//!   [`DestinationPolicy`] (SSRF guard);
+//! - durability: the pure [`relay`] core ([`relay::plan`] builds every request before anything
+//!   is recorded, [`relay::prepare_attempt`] signs and vets each attempt), a [`DeliveryStore`]
+//!   that admits entries and deliveries in one transaction and leases work with fencing tokens
+//!   (`SqliteStore`, the default, feature `sqlite`; `PostgresStore` for many processes, feature
+//!   `postgres`; [`VolatileStore`] for tests), and an async `Worker` (feature `tokio`) whose
+//!   `submit` returns only once the store has committed.
 //!
 //! Everything left of the transport is pure: no clock, no randomness, no network; time and
 //! random numbers are passed in, so every decision is testable to the millisecond. The worker
@@ -105,15 +110,15 @@ pub use listen::{
     Match, Refusal, Rejection, Router, Routing, SubscriptionMatch, Why, lint_flows,
 };
 pub use model::*;
+pub use receive::{NoticeParser, NoticeParserBuilder, NoticeScope, OptOutNotice};
+#[cfg(feature = "signing")]
+pub use receive::{VerifiedWebhook, Verifier};
 pub use relay::{FlowEntry, FlowResult, Plan, Submitted};
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
 pub use store::{DeliveryStore, StoreError, StoreErrorKind, VolatileStore};
-pub use receive::{NoticeParser, NoticeParserBuilder, NoticeScope, OptOutNotice};
-#[cfg(feature = "signing")]
-pub use receive::{VerifiedWebhook, Verifier};
 #[cfg(feature = "reqwest")]
 pub use transport::ReqwestClient;
 pub use transport::{

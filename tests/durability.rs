@@ -222,7 +222,13 @@ fn run_child(
 ) -> bool {
     let start = acked.lock().unwrap().len();
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "relay_child", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "relay_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("OPTOUT_RELAY_CHILD_STORE", store)
         .env("OPTOUT_RELAY_CHILD_RECEIVER", receiver)
         .stdout(Stdio::piped())
@@ -293,11 +299,10 @@ async fn a_sigkill_at_random_points_loses_nothing_acknowledged() {
         let at_acks = (round == 0).then(|| 100 + random_below(700, 99) as usize);
         let before = acked.lock().unwrap().len();
         let (s, a, k) = (store.clone(), address.clone(), acked.clone());
-        let finished = tokio::task::spawn_blocking(move || {
-            run_child(&s, &a, Some(after), at_acks, &k)
-        })
-        .await
-        .unwrap();
+        let finished =
+            tokio::task::spawn_blocking(move || run_child(&s, &a, Some(after), at_acks, &k))
+                .await
+                .unwrap();
         let now = acked.lock().unwrap().len();
         kills.push((round, mode, after, now - before, finished));
     }
@@ -318,7 +323,10 @@ async fn a_sigkill_at_random_points_loses_nothing_acknowledged() {
                 .to_owned()
         })
         .collect();
-    let lost: Vec<&String> = acked.iter().filter(|id| !accepted.contains_key(*id)).collect();
+    let lost: Vec<&String> = acked
+        .iter()
+        .filter(|id| !accepted.contains_key(*id))
+        .collect();
     let duplicates: u32 = accepted.values().map(|n| n - 1).sum();
     for (round, mode, after, new_acks, finished) in &kills {
         eprintln!(
@@ -346,7 +354,10 @@ async fn a_sigkill_at_random_points_loses_nothing_acknowledged() {
     );
     let reopened = SqliteStore::open(&store).await.unwrap();
     let counts = reopened.counts().await.unwrap();
-    assert_eq!((counts.pending, counts.delivered, counts.dead_lettered), (0, EVENTS as u64, 0));
+    assert_eq!(
+        (counts.pending, counts.delivered, counts.dead_lettered),
+        (0, EVENTS as u64, 0)
+    );
     drop(reopened);
     let _ = std::fs::remove_dir_all(&dir);
 }

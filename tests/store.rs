@@ -51,7 +51,10 @@ fn now() -> Timestamp {
 }
 
 fn ok() -> http::Response<Vec<u8>> {
-    http::Response::builder().status(204).body(Vec::new()).unwrap()
+    http::Response::builder()
+        .status(204)
+        .body(Vec::new())
+        .unwrap()
 }
 
 /// Each store under test, fresh; the SQLite one in its own file.
@@ -126,7 +129,11 @@ async fn admit_is_idempotent_and_stores_no_secret() {
             assert!(headers.get(secret).is_none(), "{name}: {secret} was stored");
         }
         assert_eq!(headers["webhook-id"], id.as_str(), "{name}");
-        assert_eq!(stored.request().body(), br#"{"email":"a+b@example.com"}"#, "{name}");
+        assert_eq!(
+            stored.request().body(),
+            br#"{"email":"a+b@example.com"}"#,
+            "{name}"
+        );
         // The attempt gets them back: the bearer token and a signature for its second.
         let at: Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
         let request =
@@ -136,7 +143,11 @@ async fn admit_is_idempotent_and_stores_no_secret() {
             "Bearer bearer-token-not-stored",
             "{name}"
         );
-        assert_eq!(request.headers()["webhook-timestamp"], "1795687200", "{name}");
+        assert_eq!(
+            request.headers()["webhook-timestamp"],
+            "1795687200",
+            "{name}"
+        );
         let signature = request.headers()["webhook-signature"].to_str().unwrap();
         assert!(
             SigningSecret::new(SECRET).unwrap().verify(
@@ -167,12 +178,22 @@ async fn entry_limit_is_decided_in_the_store_and_a_missing_value_enters_nothing(
         assert_eq!(store.counts().await.unwrap().entries, 0, "{name}");
         // ...so the same event enters once the data is fixed.
         let a = store
-            .admit(relay::plan(&router, &event("evt-a", "111"), &profile(), now()))
+            .admit(relay::plan(
+                &router,
+                &event("evt-a", "111"),
+                &profile(),
+                now(),
+            ))
             .await
             .unwrap();
         assert_eq!(a.entered().count(), 1, "{name}");
         let b = store
-            .admit(relay::plan(&router, &event("evt-b", "222"), &profile(), now()))
+            .admit(relay::plan(
+                &router,
+                &event("evt-b", "222"),
+                &profile(),
+                now(),
+            ))
             .await
             .unwrap();
         assert_eq!(
@@ -193,7 +214,12 @@ async fn claims_are_leased_and_fenced() {
     let router = router(EntryLimit::Unlimited);
     for (name, store, _scratch) in stores("lease").await {
         let submitted = store
-            .admit(relay::plan(&router, &event("evt-1", "1"), &profile(), now()))
+            .admit(relay::plan(
+                &router,
+                &event("evt-1", "1"),
+                &profile(),
+                now(),
+            ))
             .await
             .unwrap();
         let id = submitted.entered().next().unwrap().to_owned();
@@ -201,7 +227,14 @@ async fn claims_are_leased_and_fenced() {
         assert_eq!(first.len(), 1, "{name}");
         assert_eq!(first[0].token.claim, 1, "{name}");
         assert_eq!(first[0].token.webhook_id, id, "{name}");
-        assert!(store.claim(10, Duration::from_secs(60)).await.unwrap().is_empty(), "{name}");
+        assert!(
+            store
+                .claim(10, Duration::from_secs(60))
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}"
+        );
         assert_eq!(store.counts().await.unwrap().leased, 1, "{name}");
 
         // The lease expires; another worker takes the delivery over.
@@ -233,24 +266,53 @@ async fn a_retry_waits_in_the_store_until_due_and_release_gives_work_back() {
     let router = router(EntryLimit::Unlimited);
     for (name, store, _scratch) in stores("retry").await {
         let _ = store
-            .admit(relay::plan(&router, &event("evt-1", "1"), &profile(), now()))
+            .admit(relay::plan(
+                &router,
+                &event("evt-1", "1"),
+                &profile(),
+                now(),
+            ))
             .await
             .unwrap();
-        let claim = store.claim(1, Duration::from_secs(60)).await.unwrap().remove(0);
+        let claim = store
+            .claim(1, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .remove(0);
         // Released without an attempt: due again at once, not counted as abandoned.
         store.release(&claim.token).await.unwrap();
-        let claim = store.claim(1, Duration::from_secs(60)).await.unwrap().remove(0);
+        let claim = store
+            .claim(1, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .remove(0);
         assert_eq!(claim.token.claim, 2, "{name}");
 
         let mut delivery = claim.delivery.clone();
-        let unavailable = http::Response::builder().status(503).body(Vec::new()).unwrap();
+        let unavailable = http::Response::builder()
+            .status(503)
+            .body(Vec::new())
+            .unwrap();
         let started = now();
-        let step = delivery.record(Ok(&unavailable), started, started, &RetryPolicy::default(), 0);
+        let step = delivery.record(
+            Ok(&unavailable),
+            started,
+            started,
+            &RetryPolicy::default(),
+            0,
+        );
         let Step::RetryAt { at } = step else {
             panic!("{name}: {step:?}")
         };
         store.record(&claim.token, &delivery).await.unwrap();
-        assert!(store.claim(10, Duration::from_secs(60)).await.unwrap().is_empty(), "{name}");
+        assert!(
+            store
+                .claim(10, Duration::from_secs(60))
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}"
+        );
         // The SQL stores keep times in milliseconds.
         let due = store.next_due().await.unwrap().unwrap();
         assert_eq!(due.as_millisecond(), at.as_millisecond(), "{name}");
@@ -263,7 +325,12 @@ async fn abandoned_claims_dead_letter_and_replay_brings_it_back() {
     let router = router(EntryLimit::Unlimited);
     for (name, store, _scratch) in stores("abandoned").await {
         let submitted = store
-            .admit(relay::plan(&router, &event("evt-1", "1"), &profile(), now()))
+            .admit(relay::plan(
+                &router,
+                &event("evt-1", "1"),
+                &profile(),
+                now(),
+            ))
             .await
             .unwrap();
         let id = submitted.entered().next().unwrap().to_owned();
@@ -273,7 +340,14 @@ async fn abandoned_claims_dead_letter_and_replay_brings_it_back() {
             assert_eq!(claims.len(), 1, "{name}: claim {claim}");
             tokio::time::sleep(Duration::from_millis(80)).await;
         }
-        assert!(store.claim(1, Duration::from_secs(60)).await.unwrap().is_empty(), "{name}");
+        assert!(
+            store
+                .claim(1, Duration::from_secs(60))
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}"
+        );
         let dead = store
             .list(&ListQuery::new(StateFilter::DeadLettered))
             .await
@@ -304,13 +378,25 @@ async fn replay_gives_the_retry_policy_its_whole_allowance_again() {
     let policy = RetryPolicy::builder().max_attempts(1).build().unwrap();
     for (name, store, _scratch) in stores("replay").await {
         let submitted = store
-            .admit(relay::plan(&router, &event("evt-1", "1"), &profile(), now()))
+            .admit(relay::plan(
+                &router,
+                &event("evt-1", "1"),
+                &profile(),
+                now(),
+            ))
             .await
             .unwrap();
         let id = submitted.entered().next().unwrap().to_owned();
-        let claim = store.claim(1, Duration::from_secs(60)).await.unwrap().remove(0);
+        let claim = store
+            .claim(1, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .remove(0);
         let mut delivery = claim.delivery;
-        let unavailable = http::Response::builder().status(503).body(Vec::new()).unwrap();
+        let unavailable = http::Response::builder()
+            .status(503)
+            .body(Vec::new())
+            .unwrap();
         let step = delivery.record(Ok(&unavailable), now(), now(), &policy, 0);
         assert_eq!(
             step,
@@ -323,10 +409,17 @@ async fn replay_gives_the_retry_policy_its_whole_allowance_again() {
         assert_eq!(store.counts().await.unwrap().dead_lettered, 1, "{name}");
 
         assert!(store.replay(&id).await.unwrap(), "{name}");
-        let claim = store.claim(1, Duration::from_secs(60)).await.unwrap().remove(0);
+        let claim = store
+            .claim(1, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .remove(0);
         let mut delivery = claim.delivery;
         assert_eq!(delivery.attempts().len(), 1, "{name}: the history is kept");
-        assert_eq!(delivery.record(Ok(&ok()), now(), now(), &policy, 0), Step::Delivered);
+        assert_eq!(
+            delivery.record(Ok(&ok()), now(), now(), &policy, 0),
+            Step::Delivered
+        );
         store.record(&claim.token, &delivery).await.unwrap();
         let counts = store.counts().await.unwrap();
         assert_eq!((counts.delivered, counts.dead_lettered), (1, 0), "{name}");
@@ -340,7 +433,12 @@ async fn purge_deletes_finished_deliveries_only_and_list_pages() {
         let mut ids = Vec::new();
         for i in 0..5 {
             let submitted = store
-                .admit(relay::plan(&router, &event(&format!("evt-{i}"), "1"), &profile(), now()))
+                .admit(relay::plan(
+                    &router,
+                    &event(&format!("evt-{i}"), "1"),
+                    &profile(),
+                    now(),
+                ))
                 .await
                 .unwrap();
             ids.push(submitted.entered().next().unwrap().to_owned());
@@ -353,7 +451,11 @@ async fn purge_deletes_finished_deliveries_only_and_list_pages() {
         let page: Vec<&str> = page.iter().map(Delivery::webhook_id).collect();
         assert_eq!(page, [ids[0].as_str(), ids[1].as_str()], "{name}");
         let next = store
-            .list(&ListQuery::new(StateFilter::Pending).after(ids[1].clone()).limit(2))
+            .list(
+                &ListQuery::new(StateFilter::Pending)
+                    .after(ids[1].clone())
+                    .limit(2),
+            )
             .await
             .unwrap();
         let next: Vec<&str> = next.iter().map(Delivery::webhook_id).collect();
@@ -366,7 +468,14 @@ async fn purge_deletes_finished_deliveries_only_and_list_pages() {
             let _ = delivery.record(Ok(&ok()), now(), now(), &RetryPolicy::default(), 0);
             store.record(&claim.token, &delivery).await.unwrap();
         }
-        assert_eq!(store.purge(now() - jiff::SignedDuration::from_hours(1)).await.unwrap(), 0, "{name}");
+        assert_eq!(
+            store
+                .purge(now() - jiff::SignedDuration::from_hours(1))
+                .await
+                .unwrap(),
+            0,
+            "{name}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert_eq!(store.purge(now()).await.unwrap(), 3, "{name}");
         let counts = store.counts().await.unwrap();
@@ -387,14 +496,24 @@ async fn the_sqlite_file_survives_reopening_and_refuses_a_newer_schema() {
     {
         let store = SqliteStore::open(&path).await.unwrap();
         let _ = store
-            .admit(relay::plan(&router, &event("evt-1", "1"), &profile(), now()))
+            .admit(relay::plan(
+                &router,
+                &event("evt-1", "1"),
+                &profile(),
+                now(),
+            ))
             .await
             .unwrap();
     }
     let store = SqliteStore::open(&path).await.unwrap();
     assert_eq!(store.counts().await.unwrap().pending, 1);
     let again = store
-        .admit(relay::plan(&router, &event("evt-1", "1"), &profile(), now()))
+        .admit(relay::plan(
+            &router,
+            &event("evt-1", "1"),
+            &profile(),
+            now(),
+        ))
         .await
         .unwrap();
     assert_eq!(
@@ -418,4 +537,110 @@ async fn the_sqlite_file_survives_reopening_and_refuses_a_newer_schema() {
     let error = SqliteStore::open(&path).await.unwrap_err();
     assert_eq!(error.kind(), StoreErrorKind::Schema, "{error}");
     assert!(error.message().contains("schema version 99"), "{error}");
+}
+
+/// A store that can be switched off: every operation then fails as a down database does.
+#[cfg(feature = "tokio")]
+struct Switchable {
+    inner: VolatileStore,
+    down: std::sync::atomic::AtomicBool,
+}
+
+#[cfg(feature = "tokio")]
+impl Switchable {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                "connection refused",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(feature = "tokio")]
+#[async_trait::async_trait]
+impl DeliveryStore for Switchable {
+    async fn admit(&self, plan: Plan) -> Result<Submitted, StoreError> {
+        self.check()?;
+        self.inner.admit(plan).await
+    }
+    async fn claim(&self, max: usize, lease: Duration) -> Result<Vec<store::Claim>, StoreError> {
+        self.check()?;
+        self.inner.claim(max, lease).await
+    }
+    async fn record(
+        &self,
+        claim: &store::ClaimToken,
+        delivery: &Delivery,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.record(claim, delivery).await
+    }
+    async fn release(&self, claim: &store::ClaimToken) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.release(claim).await
+    }
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.check()?;
+        self.inner.next_due().await
+    }
+    async fn get(&self, webhook_id: &str) -> Result<Option<Delivery>, StoreError> {
+        self.inner.get(webhook_id).await
+    }
+    async fn list(&self, query: &ListQuery) -> Result<Vec<Delivery>, StoreError> {
+        self.inner.list(query).await
+    }
+    async fn replay(&self, webhook_id: &str) -> Result<bool, StoreError> {
+        self.inner.replay(webhook_id).await
+    }
+    async fn purge(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.inner.purge(before).await
+    }
+    async fn counts(&self) -> Result<store::Counts, StoreError> {
+        self.inner.counts().await
+    }
+}
+
+#[cfg(feature = "tokio")]
+#[tokio::test]
+async fn a_store_that_is_down_makes_submit_fail_loudly_and_nothing_is_half_done() {
+    let store = Arc::new(Switchable {
+        inner: VolatileStore::new(),
+        down: std::sync::atomic::AtomicBool::new(true),
+    });
+    let client = Arc::new(RecordingClient::new());
+    let (worker, mut outcomes) = Worker::builder(
+        Arc::new(router(EntryLimit::Unlimited)),
+        client.clone(),
+        store.clone(),
+    )
+    .poll_interval(Duration::from_millis(20))
+    .start();
+    let e = event("evt-1", "1");
+    let error = worker.submit(&e, &profile()).await.unwrap_err();
+    let SubmitError::Store(error) = error else {
+        panic!("{error:?}")
+    };
+    assert_eq!(error.kind(), StoreErrorKind::Unavailable);
+    assert!(error.is_retryable());
+    assert_eq!(
+        store.inner.counts().await.unwrap(),
+        store::Counts::default()
+    );
+    // While the store is down nothing is sent; once it is back, the host submits again.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(client.requests().is_empty());
+    store.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let submitted = worker.submit(&e, &profile()).await.unwrap();
+    assert_eq!(submitted.entered().count(), 1);
+    let outcome = tokio::time::timeout(Duration::from_secs(5), outcomes.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Delivered(_)));
+    assert_eq!(client.requests().len(), 1);
+    let _ = worker.shutdown().await;
 }

@@ -510,9 +510,11 @@ impl Shared {
                 Ok(_) => {
                     failures = 0;
                     match self.store.next_due().await {
+                        // At least a few milliseconds: work due now that could not be claimed
+                        // (locked by another process's claim) must not make this loop spin.
                         Ok(Some(due)) => Duration::try_from(due.duration_since(Timestamp::now()))
                             .unwrap_or_default()
-                            .min(self.poll),
+                            .clamp(Duration::from_millis(5), self.poll),
                         _ => self.poll,
                     }
                 }
@@ -558,7 +560,10 @@ impl Shared {
     }
 
     /// Sends the request, cut off at half the lease; a panicking transport is a failed attempt.
-    async fn send(&self, request: http::Request<Vec<u8>>) -> Result<http::Response<Vec<u8>>, TransportError> {
+    async fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, TransportError> {
         let mut sending = self.client.send(request);
         let send = std::future::poll_fn(|cx| {
             match std::panic::catch_unwind(AssertUnwindSafe(|| sending.as_mut().poll(cx))) {

@@ -194,7 +194,10 @@ impl InMemoryLedger {
         let Some(flow) = self.flows.get(request.flow) else {
             return EntryHistory::default();
         };
-        let entries = flow.profiles.get(request.profile).map_or(&[][..], Vec::as_slice);
+        let entries = flow
+            .profiles
+            .get(request.profile)
+            .map_or(&[][..], Vec::as_slice);
         let counted = match crate::relay::window_start(limit, now) {
             None => entries.len(),
             Some(start) => entries

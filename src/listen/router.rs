@@ -452,6 +452,11 @@ impl Router {
 
     /// Routes `event`: every flow it matches, entered or refused by the flow's entry limit
     /// through `ledger` at `now`.
+    ///
+    /// This records entries in `ledger` before any request is built. To relay an opt-out, use
+    /// [`relay::plan`](crate::relay::plan) and a [`DeliveryStore`](crate::DeliveryStore)
+    /// instead: they build every request first and record an entry only together with its
+    /// delivery, so a Profile missing a value enters nothing.
     pub fn route<L: EntryLedger + ?Sized>(
         &self,
         event: &OptOutEvent,

@@ -37,7 +37,9 @@ pub use sqlite::{SqliteStore, SqliteStoreBuilder, Synchronous};
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "postgres")]
-pub use postgres::{MIGRATION as POSTGRES_MIGRATION, NOTIFY_CHANNEL, PostgresStore, PostgresStoreBuilder};
+pub use postgres::{
+    MIGRATION as POSTGRES_MIGRATION, NOTIFY_CHANNEL, PostgresStore, PostgresStoreBuilder,
+};
 
 use std::fmt;
 use std::time::Duration;

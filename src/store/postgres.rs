@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions};
 use sqlx::ConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions};
 use tokio::sync::Notify;
 
 use crate::delivery::Delivery;
@@ -14,8 +14,7 @@ use crate::listen::EntryDecision;
 use crate::relay::{EntryHistory, Plan, Submitted, decide_entry, window_start};
 use crate::store::sql::{self, Columns, millis};
 use crate::store::{
-    Claim, ClaimToken, Counts, DeliveryStore, ListQuery, StoreError, StoreErrorKind,
-    lease_deadline,
+    Claim, ClaimToken, Counts, DeliveryStore, ListQuery, StoreError, StoreErrorKind, lease_deadline,
 };
 
 /// The channel the store's `NOTIFY` wakes workers on.
@@ -316,12 +315,16 @@ async fn admit(
     let mut entered = false;
     for (candidate, columns) in plan.candidates.iter().zip(rows) {
         let start = window_start(candidate.limit, plan.at).map_or(i64::MIN, millis);
+        // No upper bound on the entries that count: an entry later than this plan's `at` is a
+        // concurrent submitter's (another process, or a plan made earlier but admitted later)
+        // that committed before this transaction took the (flow, Profile) lock. Counting only
+        // entries up to `plan.at` let both of two concurrent events in past a limit of 1.
         let (already, total, counted): (i64, i64, i64) = sqlx::query_as(sql::ENTRY_HISTORY)
             .bind(candidate.flow.as_str())
             .bind(plan.event.as_str())
             .bind(plan.profile.as_str())
             .bind(start)
-            .bind(millis(plan.at))
+            .bind(i64::MAX)
             .fetch_one(&mut *conn)
             .await
             .map_err(sql::error)?;

@@ -21,8 +21,7 @@ use crate::listen::EntryDecision;
 use crate::relay::{EntryHistory, Plan, Submitted, decide_entry, window_start};
 use crate::store::sql::{self, Columns, millis};
 use crate::store::{
-    Claim, ClaimToken, Counts, DeliveryStore, ListQuery, StoreError, StoreErrorKind,
-    lease_deadline,
+    Claim, ClaimToken, Counts, DeliveryStore, ListQuery, StoreError, StoreErrorKind, lease_deadline,
 };
 
 /// What a commit guarantees (SQLite's `synchronous` setting, in WAL mode).
@@ -220,10 +219,11 @@ async fn migrate(conn: &mut SqliteConnection) -> Result<(), StoreError> {
             .execute(&mut *conn)
             .await
             .map_err(schema)?;
-        let version: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM optout_relay_schema")
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(schema)?;
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT max(version) FROM optout_relay_schema")
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(schema)?;
         match version {
             None => {
                 sqlx::query("INSERT INTO optout_relay_schema (version) VALUES ($1)")
@@ -261,7 +261,10 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 /// sqlx's executor bounds).
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-fn execute<'a>(conn: &'a mut SqliteConnection, statement: &'static str) -> Boxed<'a, Result<(), StoreError>> {
+fn execute<'a>(
+    conn: &'a mut SqliteConnection,
+    statement: &'static str,
+) -> Boxed<'a, Result<(), StoreError>> {
     Box::pin(async move {
         sqlx::Executor::execute(conn, statement)
             .await
@@ -372,49 +375,51 @@ fn fail(command: Command, error: StoreError) -> (bool, Finish) {
     match command {
         Command::Admit { reply, .. } => finish(reply, Err(error)),
         Command::Claim { reply, .. } => finish(reply, Err(error)),
-        Command::Record { reply, .. } | Command::Release { reply, .. } => {
-            finish(reply, Err(error))
-        }
+        Command::Record { reply, .. } | Command::Release { reply, .. } => finish(reply, Err(error)),
         Command::Replay { reply, .. } => finish(reply, Err(error)),
         Command::Purge { reply, .. } => finish(reply, Err(error)),
     }
 }
 
 fn run(conn: &mut SqliteConnection, command: Command, now: Timestamp) -> Boxed<'_, (bool, Finish)> {
-    Box::pin(async move { match command {
-        Command::Admit { plan, rows, reply } => {
-            let result = admit(conn, &plan, &rows).await;
-            finish(reply, result)
+    Box::pin(async move {
+        match command {
+            Command::Admit { plan, rows, reply } => {
+                let result = admit(conn, &plan, &rows).await;
+                finish(reply, result)
+            }
+            Command::Claim { max, lease, reply } => {
+                finish(reply, claim(conn, max, lease, now).await)
+            }
+            Command::Record {
+                token,
+                columns,
+                reply,
+            } => finish(reply, record(conn, &token, &columns).await),
+            Command::Release { token, reply } => {
+                let result = sqlx::query(sql::RELEASE)
+                    .bind(&token.webhook_id)
+                    .bind(i64::try_from(token.claim).unwrap_or(i64::MAX))
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(sql::error)
+                    .and_then(|done| fenced(done.rows_affected(), &token));
+                finish(reply, result)
+            }
+            Command::Replay { webhook_id, reply } => {
+                finish(reply, replay(conn, &webhook_id, now).await)
+            }
+            Command::Purge { before, reply } => {
+                let result = sqlx::query(sql::PURGE)
+                    .bind(millis(before))
+                    .execute(&mut *conn)
+                    .await
+                    .map(|done| done.rows_affected())
+                    .map_err(sql::error);
+                finish(reply, result)
+            }
         }
-        Command::Claim { max, lease, reply } => finish(reply, claim(conn, max, lease, now).await),
-        Command::Record {
-            token,
-            columns,
-            reply,
-        } => finish(reply, record(conn, &token, &columns).await),
-        Command::Release { token, reply } => {
-            let result = sqlx::query(sql::RELEASE)
-                .bind(&token.webhook_id)
-                .bind(i64::try_from(token.claim).unwrap_or(i64::MAX))
-                .execute(&mut *conn)
-                .await
-                .map_err(sql::error)
-                .and_then(|done| fenced(done.rows_affected(), &token));
-            finish(reply, result)
-        }
-        Command::Replay { webhook_id, reply } => {
-            finish(reply, replay(conn, &webhook_id, now).await)
-        }
-        Command::Purge { before, reply } => {
-            let result = sqlx::query(sql::PURGE)
-                .bind(millis(before))
-                .execute(&mut *conn)
-                .await
-                .map(|done| done.rows_affected())
-                .map_err(sql::error);
-            finish(reply, result)
-        }
-    }})
+    })
 }
 
 fn fenced(rows: u64, token: &ClaimToken) -> Result<(), StoreError> {
