@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use optout_relay::jiff::SignedDuration;
 use optout_relay::transport::ReqwestClient;
 use optout_relay::*;
+use optout_relay::relay;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -359,5 +360,107 @@ async fn a_sigkill_at_random_points_loses_nothing_acknowledged() {
         (0, EVENTS as u64, 0)
     );
     drop(reopened);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The child of the concurrency test: waits for the start time, admits its event through its own
+/// SQLite store on the shared file, and prints the result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "child process of two_processes_admitting_at_once_never_exceed_a_limit"]
+async fn admit_child() {
+    let (Ok(store), Ok(event_id), Ok(start), Ok(limit)) = (
+        std::env::var("OPTOUT_RELAY_ADMIT_STORE"),
+        std::env::var("OPTOUT_RELAY_ADMIT_EVENT"),
+        std::env::var("OPTOUT_RELAY_ADMIT_START"),
+        std::env::var("OPTOUT_RELAY_ADMIT_LIMIT"),
+    ) else {
+        return;
+    };
+    let store = SqliteStore::open(&store).await.unwrap();
+    let limit = match limit.as_str() {
+        "1" => EntryLimit::at_most(1).unwrap(),
+        _ => EntryLimit::Unlimited,
+    };
+    let flow = flow_router("127.0.0.1:9").flows()[0]
+        .clone()
+        .with_settings(FlowSettings::with_entry_limit(limit));
+    let router = Router::new([flow], &Catalog::default()).unwrap();
+    let profile_index = if limit == EntryLimit::Unlimited { 0 } else { 1 };
+    let (_, profile) = event(profile_index);
+    let event = OptOutEvent::email_unsubscribe(
+        EventId::new(event_id).unwrap(),
+        profile.id.clone(),
+        SectionId::new("sec-1").unwrap(),
+        SubscriptionId::new("123456").unwrap(),
+        "2026-11-26T09:30:00Z".parse().unwrap(),
+    );
+    let plan = relay::plan(&router, &event, &profile, Timestamp::now());
+    let start: i64 = start.parse().unwrap();
+    let wait = start - Timestamp::now().as_millisecond();
+    if wait > 0 {
+        tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+    }
+    let submitted = store.admit(plan).await.unwrap();
+    println!("@@result {:?}", submitted.flows[0].result);
+}
+
+fn run_admit_children(store: &std::path::Path, events: [&str; 2], limit: &str) -> Vec<String> {
+    let start = Timestamp::now().as_millisecond() + 1_500;
+    let children: Vec<_> = events
+        .iter()
+        .map(|event| {
+            Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "admit_child", "--ignored", "--nocapture", "--test-threads=1"])
+                .env("OPTOUT_RELAY_ADMIT_STORE", store)
+                .env("OPTOUT_RELAY_ADMIT_EVENT", event)
+                .env("OPTOUT_RELAY_ADMIT_START", start.to_string())
+                .env("OPTOUT_RELAY_ADMIT_LIMIT", limit)
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut results: Vec<String> = children
+        .into_iter()
+        .map(|child| {
+            let output = child.wait_with_output().unwrap();
+            assert!(output.status.success());
+            let text = String::from_utf8(output.stdout).unwrap();
+            let at = text.find("@@result ").expect("the child printed its result");
+            text[at + 9..].lines().next().unwrap().to_owned()
+        })
+        .collect();
+    results.sort();
+    results
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_admitting_at_once_never_exceed_a_limit() {
+    let dir = std::env::temp_dir().join(format!("optout-relay-admit2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("relay.db");
+    // Created first, so that both children open an existing file.
+    drop(SqliteStore::open(&path).await.unwrap());
+
+    // The same event from two processes at once: one entry, one delivery.
+    let same = run_admit_children(&path, ["evt-same", "evt-same"], "unlimited");
+    let id = WebhookId::derive(&FlowId::new("crm").unwrap(), &EventId::new("evt-same").unwrap());
+    assert_eq!(
+        same,
+        [
+            format!("Entered {{ webhook_id: \"{id}\" }}"),
+            "Refused(AlreadyEntered)".to_owned()
+        ]
+    );
+    // A limit of one entry: A and B of the same (other) Profile at once, exactly one enters.
+    let limited = SqliteStore::open(&path).await.unwrap();
+    let before = limited.counts().await.unwrap();
+    let ab = run_admit_children(&path, ["evt-a", "evt-b"], "1");
+    assert_eq!(ab.iter().filter(|r| r.starts_with("Entered")).count(), 1, "{ab:?}");
+    assert_eq!(ab.iter().filter(|r| r.starts_with("Refused(LimitReached")).count(), 1, "{ab:?}");
+    let after = limited.counts().await.unwrap();
+    assert_eq!(after.entries - before.entries, 1);
+    assert_eq!(after.pending - before.pending, 1);
+    drop(limited);
     let _ = std::fs::remove_dir_all(&dir);
 }

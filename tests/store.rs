@@ -644,3 +644,27 @@ async fn a_store_that_is_down_makes_submit_fail_loudly_and_nothing_is_half_done(
     assert_eq!(client.requests().len(), 1);
     let _ = worker.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_entry_planned_later_but_admitted_first_counts_against_the_limit() {
+    // Two submitters: B planned at 10:00:00, A at 10:00:01, A admitted first. B must see A's
+    // entry although it is "in B's future" (a regression: both entered when the count stopped
+    // at the plan's time).
+    let router = router(EntryLimit::at_most(1).unwrap());
+    let early: Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
+    let late: Timestamp = "2026-11-26T10:00:01Z".parse().unwrap();
+    for (name, store, _scratch) in stores("later").await {
+        let b = relay::plan(&router, &event("evt-b", "2"), &profile(), early);
+        let a = relay::plan(&router, &event("evt-a", "1"), &profile(), late);
+        assert_eq!(store.admit(a).await.unwrap().entered().count(), 1, "{name}");
+        let refused = store.admit(b).await.unwrap();
+        assert_eq!(
+            refused.flows[0].result,
+            FlowResult::Refused(EntryDecision::LimitReached {
+                limit: EntryLimit::at_most(1).unwrap(),
+                entries: 1
+            }),
+            "{name}"
+        );
+    }
+}

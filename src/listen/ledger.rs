@@ -56,8 +56,8 @@ impl EntryDecision {
 /// [`try_enter`](Self::try_enter) must decide and record in one step: a re-delivered copy of an
 /// event already entered is [`EntryDecision::AlreadyEntered`] whatever the limit; otherwise the
 /// entry is refused with [`EntryDecision::LimitReached`] when the limit is reached (entries
-/// recorded at times `t` with `now - within < t <= now` count for a windowed limit), and recorded
-/// at `now` when it is entered. Refused entries are not recorded. Time is passed in, never read
+/// recorded at times `t` with `now - within < t` count for a windowed limit, later ones too:
+/// they were recorded concurrently), and recorded at `now` when it is entered. Refused entries are not recorded. Time is passed in, never read
 /// from a clock.
 pub trait EntryLedger {
     /// Decides whether `request` may enter under `limit` at `now`, and records it if so.
@@ -202,7 +202,7 @@ impl InMemoryLedger {
             None => entries.len(),
             Some(start) => entries
                 .iter()
-                .filter(|e| e.at > start && e.at <= now)
+                .filter(|e| e.at > start)
                 .count(),
         };
         EntryHistory {

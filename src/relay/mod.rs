@@ -155,15 +155,16 @@ pub struct EntryHistory {
     /// This very event already entered this flow (a re-delivered copy).
     pub already_entered: bool,
     /// The Profile's entries into the flow that count against the limit: those at times `t`
-    /// with `now - within < t <= now` for a windowed limit (see [`window_start`]), every entry
-    /// otherwise.
+    /// with `now - within < t` for a windowed limit (see [`window_start`]), every entry
+    /// otherwise. Entries later than `now` count too: another submitter admitted them
+    /// concurrently, with a plan made a moment later.
     pub counted: u32,
     /// Every entry of the Profile into the flow that the store holds.
     pub total: u32,
 }
 
 /// The start of the window a limit counts entries in at `now` (exclusive): entries at `t` with
-/// `start < t <= now` count. `None` when every entry counts (no window, or unlimited).
+/// `start < t` count. `None` when every entry counts (no window, or unlimited).
 pub fn window_start(limit: EntryLimit, now: Timestamp) -> Option<Timestamp> {
     match limit {
         EntryLimit::AtMost {

@@ -324,7 +324,6 @@ async fn admit(
             .bind(plan.event.as_str())
             .bind(plan.profile.as_str())
             .bind(start)
-            .bind(i64::MAX)
             .fetch_one(&mut *conn)
             .await
             .map_err(sql::error)?;

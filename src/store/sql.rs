@@ -100,13 +100,13 @@ fn is_sqlite_transient(code: &str) -> bool {
 
 // The statements both SQL stores run; `$n` placeholders (SQLite reads `$1` as parameter 1).
 
-/// ($1 flow, $2 event, $3 profile, $4 window start, exclusive, $5 now) -> (already, total,
-/// counted).
+/// ($1 flow, $2 event, $3 profile, $4 window start, exclusive) -> (already, total, counted).
+/// Entries later than the plan's time count too: they were admitted concurrently.
 pub(crate) const ENTRY_HISTORY: &str = "SELECT \
      (SELECT count(*) FROM optout_relay_entries WHERE flow = $1 AND event = $2), \
      (SELECT count(*) FROM optout_relay_entries WHERE flow = $1 AND profile = $3), \
      (SELECT count(*) FROM optout_relay_entries WHERE flow = $1 AND profile = $3 \
-        AND entered_at > $4 AND entered_at <= $5)";
+        AND entered_at > $4)";
 
 /// ($1 flow, $2 event, $3 profile, $4 entered at, $5 webhook id).
 pub(crate) const INSERT_ENTRY: &str = "INSERT INTO optout_relay_entries \

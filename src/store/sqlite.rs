@@ -443,7 +443,6 @@ async fn admit(
             .bind(plan.event.as_str())
             .bind(plan.profile.as_str())
             .bind(start)
-            .bind(millis(plan.at))
             .fetch_one(&mut *conn)
             .await
             .map_err(sql::error)?;
