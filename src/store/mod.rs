@@ -149,6 +149,7 @@ impl StoreError {
         )
     }
 
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) fn corrupt(webhook_id: &str, error: impl fmt::Display) -> Self {
         Self::new(
             StoreErrorKind::Corrupt,
@@ -191,7 +192,8 @@ pub enum StateFilter {
 }
 
 impl StateFilter {
-    pub(crate) fn as_str(self) -> &'static str {
+    /// The name, as stored: `pending`, `delivered` or `dead_lettered`.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
             Self::Delivered => "delivered",
