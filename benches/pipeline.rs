@@ -79,8 +79,8 @@ fn event(i: usize) -> OptOutEvent {
     )
 }
 
-/// The crate: a new worker (so that every event enters), EVENTS events submitted, every outcome
-/// awaited.
+/// The crate: a new worker on a new in-memory store (so that every event enters), EVENTS events
+/// submitted, every outcome awaited.
 async fn through_the_crate(
     router: Arc<Router>,
     client: Arc<ReqwestClient>,
@@ -101,7 +101,9 @@ async fn through_the_crate_with(
     let expected = events.len();
     let worker = {
         let (delivered, done) = (Arc::clone(&delivered), Arc::clone(&done));
-        Worker::builder(router, client)
+        // In memory for now: the durable stores are measured separately.
+        let store: Arc<dyn DeliveryStore> = Arc::new(VolatileStore::new());
+        Worker::builder(router, client, store)
             .destination_policy(DestinationPolicy::default().allow_loopback())
             .max_in_flight(CONCURRENCY)
             .start_with_callback(move |outcome| {

@@ -408,7 +408,9 @@ async fn run_demo(flows: &[Flow], base: &str) -> Result<(), Box<dyn std::error::
         .schedule([1, 2].map(SignedDuration::from_secs))
         .max_attempts(3)
         .build()?;
-    let (worker, mut outcomes) = Worker::builder(router, client.clone())
+    // In memory: the demo's deliveries need not outlive it (SqliteStore keeps them on disk).
+    let store = Arc::new(VolatileStore::new());
+    let (worker, mut outcomes) = Worker::builder(router, client.clone(), store)
         .destination_policy(DestinationPolicy::default().allow_loopback())
         .policy(policy)
         .seed(7)

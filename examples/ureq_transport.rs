@@ -86,9 +86,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         flows.push(Flow { webhook, ..flow });
     }
     let router = Arc::new(Router::new(flows, &Catalog::default())?);
-    let (worker, mut outcomes) = Worker::builder(router, Arc::new(UreqClient::new()))
-        .destination_policy(DestinationPolicy::default().allow_loopback())
-        .start();
+    // In memory for the demo; SqliteStore (the default feature) keeps deliveries on disk.
+    let store = Arc::new(VolatileStore::new());
+    let (worker, mut outcomes) =
+        Worker::builder(router, Arc::new(UreqClient::new()), store.clone())
+            .destination_policy(DestinationPolicy::default().allow_loopback())
+            .start();
 
     let profile =
         Profile::new(ProfileId::new("p-ada")?).with_email(Email::new("ada+news@example.com")?);
@@ -113,8 +116,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             delivery.event()
         );
     }
-    let stopped = worker.shutdown().await;
-    println!("pending after shutdown: {}", stopped.pending.len());
+    let _stopped = worker.shutdown().await;
+    println!(
+        "pending in the store after shutdown: {}",
+        store.counts().await?.pending
+    );
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! Nothing lost under faults: thousands of events through the worker and the reqwest transport
 //! to a server on 127.0.0.1 that fails a share of requests (500, 503, 429 with Retry-After, an
-//! answer after the timeout, a connection closed mid-response), and a crash-and-resume run.
+//! answer after the timeout, a connection closed mid-response), and a crash-and-resume run on a
+//! SQLite store.
 #![cfg(all(feature = "reqwest", feature = "tokio"))]
 
 mod support;
@@ -31,6 +32,8 @@ impl Rng {
 /// What the faulty receiver did, per webhook id.
 #[derive(Default)]
 struct Ledger {
+    /// Every webhook id a request carried.
+    seen: BTreeSet<String>,
     accepted: BTreeSet<String>,
     faults: BTreeMap<&'static str, usize>,
 }
@@ -44,6 +47,7 @@ async fn faulty_receiver(percent: u64, seed: u64) -> (TestServer, Arc<Mutex<Ledg
     let server = TestServer::start_with(Box::new(move |request| {
         let id = request.header("webhook-id").unwrap_or("-").to_owned();
         let mut ledger = record.lock().unwrap();
+        ledger.seen.insert(id.clone());
         if rng.next() % 100 >= percent {
             ledger.accepted.insert(id);
             return Answer::status(204);
@@ -136,7 +140,8 @@ async fn collect(outcomes: &mut Outcomes, expected: usize, into: &mut Vec<Outcom
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_entered_event_ends_exactly_once_under_faults() {
     let (server, receiver) = faulty_receiver(30, 7).await;
-    let (worker, mut outcomes) = Worker::builder(router(&server), client())
+    let store = Arc::new(VolatileStore::new());
+    let (worker, mut outcomes) = Worker::builder(router(&server), client(), store.clone())
         .destination_policy(DestinationPolicy::default().allow_loopback())
         .policy(policy())
         .max_in_flight(64)
@@ -156,6 +161,8 @@ async fn every_entered_event_ends_exactly_once_under_faults() {
     let mut ended = Vec::new();
     collect(&mut outcomes, entered.len(), &mut ended).await;
     let stopped = worker.shutdown().await;
+    assert_eq!(stopped.abandoned, 0);
+    let counts = store.counts().await.unwrap();
 
     let mut delivered = BTreeSet::new();
     let mut dead = BTreeSet::new();
@@ -171,7 +178,7 @@ async fn every_entered_event_ends_exactly_once_under_faults() {
     }
     let receiver = receiver.lock().unwrap();
     let faults: usize = receiver.faults.values().sum();
-    let lost = entered.len() - delivered.len() - dead.len() - stopped.pending.len();
+    let lost = entered.len() - delivered.len() - dead.len() - counts.pending as usize;
     println!(
         "chaos: events {EVENTS}, entered {}, attempts {attempts}, faults injected {faults} {:?}, retries {}, delivered {}, dead-lettered {}, pending {}, lost {lost}",
         entered.len(),
@@ -179,15 +186,20 @@ async fn every_entered_event_ends_exactly_once_under_faults() {
         attempts - ended.len(),
         delivered.len(),
         dead.len(),
-        stopped.pending.len(),
+        counts.pending,
     );
     assert_eq!(entered.len(), EVENTS);
     assert_eq!(lost, 0);
-    assert!(stopped.pending.is_empty());
+    assert_eq!(counts.pending, 0);
     assert_eq!(delivered.len() + dead.len(), entered.len());
+    // The store recorded exactly what was reported.
+    assert_eq!(counts.delivered as usize, delivered.len());
+    assert_eq!(counts.dead_lettered as usize, dead.len());
+    assert_eq!(counts.entries as usize, EVENTS);
     assert!(delivered.is_disjoint(&dead));
     // De-duplicated by webhook-id, what the receiver accepted is exactly what was delivered.
     assert_eq!(receiver.accepted, delivered);
+    assert!(receiver.seen.is_subset(&entered));
     assert!(faults > EVENTS / 5, "faults were injected: {faults}");
     for kind in [
         "500",
@@ -203,10 +215,43 @@ async fn every_entered_event_ends_exactly_once_under_faults() {
     }
 }
 
+/// A directory under the system's temporary directory, removed when dropped.
+#[cfg(feature = "sqlite")]
+struct TempDir(std::path::PathBuf);
+
+#[cfg(feature = "sqlite")]
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let unique = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let path = std::env::temp_dir().join(format!(
+            "optout-relay-{name}-{}-{unique}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(feature = "sqlite")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_mid_way_resumes_from_serialized_state_without_loss() {
+async fn a_crash_mid_way_carries_on_from_the_store_without_loss() {
+    use optout_relay::store::{ListQuery, StateFilter};
+
+    let dir = TempDir::new("chaos");
+    let path = dir.0.join("relay.db");
     let (server, receiver) = faulty_receiver(30, 99).await;
-    let (worker, mut outcomes) = Worker::builder(router(&server), client())
+    let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let (worker, mut outcomes) = Worker::builder(router(&server), client(), store.clone())
         .destination_policy(DestinationPolicy::default().allow_loopback())
         .policy(policy())
         .max_in_flight(32)
@@ -220,6 +265,7 @@ async fn a_crash_mid_way_resumes_from_serialized_state_without_loss() {
             }
         }
     }
+    assert_eq!(entered.len(), 500);
     // Crash: stop at once, in the middle of retries and attempts in flight.
     tokio::time::sleep(Duration::from_millis(150)).await;
     let crashed = worker.abort().await;
@@ -227,39 +273,49 @@ async fn a_crash_mid_way_resumes_from_serialized_state_without_loss() {
     while let Some(outcome) = outcomes.try_recv() {
         ended.push(outcome);
     }
-    assert!(!crashed.pending.is_empty(), "the crash left work behind");
-    // Everything the host must keep survives serialization.
-    let saved_deliveries = serde_json::to_string(&crashed.pending).unwrap();
-    let saved_ledger = serde_json::to_string(&crashed.ledger).unwrap();
-    let pending: Vec<Delivery> = serde_json::from_str(&saved_deliveries).unwrap();
-    let ledger: InMemoryLedger = serde_json::from_str(&saved_ledger).unwrap();
-    let before_crash = ended.len();
-    println!(
-        "crash: {} ended before the crash, {} pending handed back",
-        before_crash,
-        pending.len()
+    let left = store.counts().await.unwrap();
+    assert!(left.pending > 0, "the crash left work behind");
+    assert_eq!(left.leased, 0, "the aborted attempts' claims were released");
+    assert_eq!(
+        left.delivered + left.dead_lettered,
+        ended.len() as u64,
+        "every delivery that ended before the crash was reported"
     );
+    assert_eq!(
+        (left.pending + left.delivered + left.dead_lettered) as usize,
+        entered.len()
+    );
+    println!(
+        "crash: {} ended before the crash, {} pending in the store, {} attempts abandoned",
+        ended.len(),
+        left.pending,
+        crashed.abandoned
+    );
+    // The process is gone: only the file remains.
+    drop(store);
 
-    // A new worker carries on; re-delivered copies of the same events enter nothing again.
-    let (worker, mut outcomes) = Worker::builder(router(&server), client())
+    // A new worker on the same file carries on; re-delivered copies of the same events enter
+    // nothing again.
+    let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let (worker, mut outcomes) = Worker::builder(router(&server), client(), store.clone())
         .destination_policy(DestinationPolicy::default().allow_loopback())
         .policy(policy())
-        .ledger(ledger)
-        .resume(pending)
         .start();
     for i in 0..500 {
         let (event, profile) = event(i);
         let again = worker.submit(&event, &profile).await.unwrap();
+        assert_eq!(again.flows.len(), 1);
         assert!(
             again
                 .flows
                 .iter()
-                .all(|e| e.result == FlowResult::Refused(EntryDecision::AlreadyEntered))
+                .all(|e| e.result == FlowResult::Refused(EntryDecision::AlreadyEntered)),
+            "{again:?}"
         );
     }
     collect(&mut outcomes, entered.len(), &mut ended).await;
     let stopped = worker.shutdown().await;
-    assert!(stopped.pending.is_empty());
+    assert_eq!(stopped.abandoned, 0);
 
     let mut ids = BTreeSet::new();
     let mut delivered = BTreeSet::new();
@@ -276,11 +332,26 @@ async fn a_crash_mid_way_resumes_from_serialized_state_without_loss() {
         ids, entered,
         "every entered delivery ended exactly once across the crash"
     );
+    let counts = store.counts().await.unwrap();
+    assert_eq!(counts.pending, 0);
+    assert_eq!(counts.delivered as usize, delivered.len());
+    assert_eq!(counts.dead_lettered as usize, ids.len() - delivered.len());
+    assert_eq!(counts.entries as usize, entered.len());
+    let stored: BTreeSet<String> = store
+        .list(&ListQuery::new(StateFilter::Delivered).limit(10_000))
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.webhook_id().to_owned())
+        .collect();
+    assert_eq!(stored, delivered);
     // Duplicates at the receiver only ever share a webhook-id: de-duplicated, they are exactly
-    // the delivered set.
-    assert_eq!(receiver.lock().unwrap().accepted, delivered);
+    // the delivered set, and no request carried an id that was not entered.
+    let receiver = receiver.lock().unwrap();
+    assert_eq!(receiver.accepted, delivered);
+    assert!(receiver.seen.is_subset(&entered));
     println!(
-        "crash: after resume {} delivered, {} dead-lettered, 0 lost",
+        "crash: after the restart {} delivered, {} dead-lettered, 0 lost",
         delivered.len(),
         ids.len() - delivered.len()
     );

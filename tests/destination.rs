@@ -129,7 +129,9 @@ async fn the_worker_dead_letters_a_refused_destination_without_sending() {
     .unwrap();
     let router = Arc::new(Router::new([flow], &Catalog::default()).unwrap());
     let client = RecordingClient::new();
-    let (worker, mut outcomes) = Worker::builder(router, Arc::new(client.clone())).start();
+    let store = Arc::new(VolatileStore::new());
+    let (worker, mut outcomes) =
+        Worker::builder(router, Arc::new(client.clone()), store.clone()).start();
     let profile =
         Profile::new(ProfileId::new("p").unwrap()).with_email(Email::new("a@example.com").unwrap());
     let event = OptOutEvent::email_abuse(
@@ -158,6 +160,7 @@ async fn the_worker_dead_letters_a_refused_destination_without_sending() {
     assert_eq!(d.attempts().len(), 1);
     assert!(client.requests().is_empty(), "nothing was sent");
     let _ = worker.shutdown().await;
+    assert_eq!(store.counts().await.unwrap().dead_lettered, 1);
 }
 
 #[cfg(all(feature = "reqwest", feature = "tokio"))]

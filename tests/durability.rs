@@ -17,9 +17,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use optout_relay::jiff::SignedDuration;
+use optout_relay::relay;
 use optout_relay::transport::ReqwestClient;
 use optout_relay::*;
-use optout_relay::relay;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -410,7 +410,13 @@ fn run_admit_children(store: &std::path::Path, events: [&str; 2], limit: &str) -
         .iter()
         .map(|event| {
             Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", "admit_child", "--ignored", "--nocapture", "--test-threads=1"])
+                .args([
+                    "--exact",
+                    "admit_child",
+                    "--ignored",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
                 .env("OPTOUT_RELAY_ADMIT_STORE", store)
                 .env("OPTOUT_RELAY_ADMIT_EVENT", event)
                 .env("OPTOUT_RELAY_ADMIT_START", start.to_string())
@@ -426,7 +432,9 @@ fn run_admit_children(store: &std::path::Path, events: [&str; 2], limit: &str) -
             let output = child.wait_with_output().unwrap();
             assert!(output.status.success());
             let text = String::from_utf8(output.stdout).unwrap();
-            let at = text.find("@@result ").expect("the child printed its result");
+            let at = text
+                .find("@@result ")
+                .expect("the child printed its result");
             text[at + 9..].lines().next().unwrap().to_owned()
         })
         .collect();
@@ -444,7 +452,10 @@ async fn two_processes_admitting_at_once_never_exceed_a_limit() {
 
     // The same event from two processes at once: one entry, one delivery.
     let same = run_admit_children(&path, ["evt-same", "evt-same"], "unlimited");
-    let id = WebhookId::derive(&FlowId::new("crm").unwrap(), &EventId::new("evt-same").unwrap());
+    let id = WebhookId::derive(
+        &FlowId::new("crm").unwrap(),
+        &EventId::new("evt-same").unwrap(),
+    );
     assert_eq!(
         same,
         [
@@ -456,8 +467,18 @@ async fn two_processes_admitting_at_once_never_exceed_a_limit() {
     let limited = SqliteStore::open(&path).await.unwrap();
     let before = limited.counts().await.unwrap();
     let ab = run_admit_children(&path, ["evt-a", "evt-b"], "1");
-    assert_eq!(ab.iter().filter(|r| r.starts_with("Entered")).count(), 1, "{ab:?}");
-    assert_eq!(ab.iter().filter(|r| r.starts_with("Refused(LimitReached")).count(), 1, "{ab:?}");
+    assert_eq!(
+        ab.iter().filter(|r| r.starts_with("Entered")).count(),
+        1,
+        "{ab:?}"
+    );
+    assert_eq!(
+        ab.iter()
+            .filter(|r| r.starts_with("Refused(LimitReached"))
+            .count(),
+        1,
+        "{ab:?}"
+    );
     let after = limited.counts().await.unwrap();
     assert_eq!(after.entries - before.entries, 1);
     assert_eq!(after.pending - before.pending, 1);

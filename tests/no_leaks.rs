@@ -651,7 +651,9 @@ async fn worker_results_and_outcomes_are_masked() {
     let file = FlowFile::from_json(&flow_file_json()).unwrap();
     let router = Arc::new(Router::new(file.flows, &Catalog::default()).unwrap());
     let client = RecordingClient::new();
-    let (worker, mut outcomes) = Worker::builder(router, Arc::new(client.clone())).start();
+    let store = Arc::new(VolatileStore::new());
+    let (worker, mut outcomes) =
+        Worker::builder(router, Arc::new(client.clone()), store.clone()).start();
     check_debug("Worker", &worker);
     let submitted: Submitted = worker.submit(&event(), &profile()).await.unwrap();
     check_debug("Submitted", &submitted);
@@ -677,6 +679,17 @@ async fn worker_results_and_outcomes_are_masked() {
         .unwrap();
     check_debug("Submitted (not built)", &submitted);
     check_debug("RecordingClient (after a worker)", &client);
+    check_debug("VolatileStore", &store);
+    let stored = store
+        .list(&optout_relay::store::ListQuery::new(
+            optout_relay::store::StateFilter::Delivered,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), submitted.flows.len());
+    check_debug("Delivery (from the store)", &stored);
+    let stopped = worker.shutdown().await;
+    check_debug("Stopped", &stopped);
 }
 
 #[test]

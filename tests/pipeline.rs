@@ -75,7 +75,8 @@ fn fast() -> RetryPolicy {
 }
 
 async fn one(router: Arc<Router>, policy: RetryPolicy) -> Outcome {
-    let (worker, mut outcomes) = Worker::builder(router, client())
+    let store = Arc::new(VolatileStore::new());
+    let (worker, mut outcomes) = Worker::builder(router, client(), store.clone())
         .destination_policy(DestinationPolicy::default().allow_loopback())
         .policy(policy)
         .start();
@@ -89,7 +90,21 @@ async fn one(router: Arc<Router>, policy: RetryPolicy) -> Outcome {
         .unwrap()
         .unwrap();
     let stopped = worker.shutdown().await;
-    assert!(stopped.pending.is_empty());
+    assert_eq!(stopped.abandoned, 0);
+    // The one delivery ended, and the store holds it as reported.
+    let counts = store.counts().await.unwrap();
+    assert_eq!(
+        (counts.pending, counts.delivered + counts.dead_lettered),
+        (0, 1)
+    );
+    assert_eq!(
+        store
+            .get(outcome.delivery().webhook_id())
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(outcome.delivery())
+    );
     outcome
 }
 

@@ -44,9 +44,10 @@ async fn spans_and_events_hold_no_personal_data() {
         .schedule([SignedDuration::from_millis(10)])
         .build()
         .unwrap();
-    let (worker, mut outcomes) = Worker::builder(router, Arc::new(client))
-        .policy(policy)
-        .start();
+    let (worker, mut outcomes) =
+        Worker::builder(router, Arc::new(client), Arc::new(VolatileStore::new()))
+            .policy(policy)
+            .start();
     let profile = Profile::new(ProfileId::new("p-1").unwrap())
         .with_mobile(Mobile::new("+46701234567").unwrap())
         .with_attribute(AttributeName::new("first_name").unwrap(), "Adalberta");

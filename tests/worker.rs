@@ -1,10 +1,12 @@
-//! The async worker: routing, building, sending, retrying, shutdown and resume.
+//! The async worker: routing, building, sending, retrying, shutdown, and carrying on with what
+//! a stopped worker left in the store.
 #![cfg(feature = "tokio")]
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use optout_relay::jiff::SignedDuration;
+use optout_relay::store::{ListQuery, StateFilter};
 use optout_relay::*;
 
 fn flows() -> Vec<Flow> {
@@ -22,6 +24,10 @@ fn flows() -> Vec<Flow> {
     )
     .unwrap();
     file.flows
+}
+
+fn store() -> Arc<VolatileStore> {
+    Arc::new(VolatileStore::new())
 }
 
 fn router() -> Arc<Router> {
@@ -58,6 +64,19 @@ async fn next(outcomes: &mut Outcomes) -> Outcome {
         .expect("open")
 }
 
+/// The pending deliveries in `store`, as sorted (event, flow) pairs.
+async fn pending(store: &VolatileStore) -> Vec<(String, String)> {
+    let mut flows: Vec<_> = store
+        .list(&ListQuery::new(StateFilter::Pending))
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| (d.event().to_string(), d.flow().to_string()))
+        .collect();
+    flows.sort();
+    flows
+}
+
 fn entered(submitted: &Submitted) -> Vec<(String, String)> {
     submitted
         .flows
@@ -72,7 +91,8 @@ fn entered(submitted: &Submitted) -> Vec<(String, String)> {
 #[tokio::test]
 async fn events_are_routed_built_sent_and_reported() {
     let client = RecordingClient::new();
-    let (worker, mut outcomes) = Worker::builder(router(), Arc::new(client.clone()))
+    let store = store();
+    let (worker, mut outcomes) = Worker::builder(router(), Arc::new(client.clone()), store.clone())
         .policy(fast_policy())
         .start();
     let submitted = worker
@@ -83,6 +103,10 @@ async fn events_are_routed_built_sent_and_reported() {
     assert_eq!(
         ids.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>(),
         ["crm", "warehouse"]
+    );
+    assert_eq!(
+        submitted.entered().collect::<Vec<_>>(),
+        [ids[0].1.as_str(), ids[1].1.as_str()]
     );
     let mut delivered = Vec::new();
     for _ in 0..2 {
@@ -129,6 +153,7 @@ async fn events_are_routed_built_sent_and_reported() {
             .all(|e| e.result == FlowResult::Refused(EntryDecision::AlreadyEntered)),
         "{again:?}"
     );
+    assert_eq!(again.flows.len(), 2);
     // A Profile without an Email cannot be built for: reported, not entered.
     let no_email = Profile::new(ProfileId::new("p-1").unwrap());
     let report = worker
@@ -142,6 +167,7 @@ async fn events_are_routed_built_sent_and_reported() {
         )),
         "{report:?}"
     );
+    assert_eq!(report.flows.len(), 2);
     // ... so it can be submitted again once fixed.
     let fixed = worker
         .submit(&unsubscribe("evt-2"), &profile())
@@ -152,69 +178,90 @@ async fn events_are_routed_built_sent_and_reported() {
         assert!(matches!(next(&mut outcomes).await, Outcome::Delivered(_)));
     }
     let stopped = worker.shutdown().await;
-    assert!(stopped.pending.is_empty());
-    assert_eq!(stopped.ledger.len(), 4);
+    assert_eq!(stopped.abandoned, 0);
+    // Nothing pending; four entries (two events in two flows), four deliveries delivered.
+    let counts = store.counts().await.unwrap();
+    assert_eq!(
+        (
+            counts.pending,
+            counts.leased,
+            counts.delivered,
+            counts.dead_lettered,
+            counts.entries
+        ),
+        (0, 0, 4, 0, 4)
+    );
 }
 
 #[tokio::test]
-async fn a_stop_hands_back_deliveries_that_wait_for_room_and_those_in_flight() {
-    // A client that never answers keeps the single sender busy.
+async fn a_stop_leaves_deliveries_that_wait_for_room_and_those_in_flight_in_the_store() {
+    // A client that never answers keeps the single place in flight busy.
     let hanging = client_fn(|_request: http::Request<Vec<u8>>| async {
         tokio::time::sleep(Duration::from_secs(3600)).await;
         Ok(http::Response::new(Vec::new()))
     });
-    let (worker, mut outcomes) = Worker::builder(router(), Arc::new(hanging))
+    let store = store();
+    let (worker, mut outcomes) = Worker::builder(router(), Arc::new(hanging), store.clone())
         .max_in_flight(1)
         .start();
-    let worker = Arc::new(worker);
     let stopper = worker.stopper();
-    // Each event enters two flows. One place in flight and one in the ready queue: the first
-    // event fits, the second waits for room.
+    // Each event enters two flows. One place in flight: the first delivery is attempted, the
+    // three others wait in the store for room.
     let first = worker
         .submit(&unsubscribe("evt-1"), &profile())
         .await
         .unwrap();
     assert_eq!(entered(&first).len(), 2);
-    let submitting = {
-        let worker = Arc::clone(&worker);
-        tokio::spawn(async move { worker.submit(&unsubscribe("evt-2"), &profile()).await })
-    };
+    let second = worker
+        .submit(&unsubscribe("evt-2"), &profile())
+        .await
+        .unwrap();
+    assert_eq!(entered(&second).len(), 2);
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(!submitting.is_finished(), "submit waits for room");
+    let counts = store.counts().await.unwrap();
+    assert_eq!(
+        (counts.pending, counts.leased),
+        (4, 1),
+        "one attempt in flight"
+    );
     stopper.stop();
-    let refused = submitting.await.unwrap().unwrap_err();
-    let flows = |pending: &[Delivery]| -> Vec<(String, String)> {
-        let mut flows: Vec<_> = pending
-            .iter()
-            .map(|d| (d.event().to_string(), d.flow().to_string()))
-            .collect();
-        flows.sort();
-        flows
-    };
+    // Once stopped, new events are refused at once, and nothing of them is recorded.
+    let late = worker
+        .submit(&unsubscribe("evt-3"), &profile())
+        .await
+        .unwrap_err();
+    assert_eq!(late, SubmitError::Stopped);
+    assert_eq!(
+        late.to_string(),
+        "the worker has stopped; nothing was recorded"
+    );
+    let stopped = worker.abort().await;
+    // The attempt in flight was abandoned and its claim released.
+    assert_eq!(stopped.abandoned, 1);
+    assert!(outcomes.try_recv().is_none());
+    // Nothing was lost: every entered delivery is pending in the store, none under lease, and
+    // nothing of evt-3 was recorded.
     let pair = |event: &str| {
         vec![
             (event.to_owned(), "crm".to_owned()),
             (event.to_owned(), "warehouse".to_owned()),
         ]
     };
-    assert_eq!(flows(&refused.pending), pair("evt-2"));
-    // Once stopped, new events are handed back at once, with the deliveries made for them.
-    let late = worker
-        .submit(&unsubscribe("evt-3"), &profile())
-        .await
-        .unwrap_err();
-    assert_eq!(flows(&late.pending), pair("evt-3"));
     assert_eq!(
-        late.to_string(),
-        "the worker has stopped (2 deliveries handed back)"
+        pending(&store).await,
+        [pair("evt-1"), pair("evt-2")].concat()
     );
-    let worker = Arc::try_unwrap(worker).unwrap();
-    let stopped = worker.abort().await;
-    // The attempt in flight and the delivery in the ready queue are handed back too.
-    assert_eq!(flows(&stopped.pending), pair("evt-1"));
-    assert!(outcomes.try_recv().is_none());
-    // Nothing was lost: every entered delivery is in one of the three hand-backs.
-    assert_eq!(stopped.ledger.len(), 6);
+    let counts = store.counts().await.unwrap();
+    assert_eq!(
+        (
+            counts.pending,
+            counts.leased,
+            counts.delivered,
+            counts.dead_lettered,
+            counts.entries
+        ),
+        (4, 0, 0, 0, 4)
+    );
 }
 
 #[tokio::test]
@@ -223,7 +270,8 @@ async fn a_503_is_retried_and_a_410_dead_lettered() {
         .then(ScriptedAnswer::status(503))
         .then(ScriptedAnswer::status(410));
     let router = Arc::new(Router::new(flows().into_iter().take(1), &Catalog::default()).unwrap());
-    let (worker, mut outcomes) = Worker::builder(router, Arc::new(client.clone()))
+    let store = store();
+    let (worker, mut outcomes) = Worker::builder(router, Arc::new(client.clone()), store.clone())
         .policy(fast_policy())
         .start();
     let _ = worker
@@ -249,6 +297,8 @@ async fn a_503_is_retried_and_a_410_dead_lettered() {
         gap >= SignedDuration::from_millis(20),
         "retried after {gap:?}"
     );
+    // The store holds the dead letter exactly as reported.
+    assert_eq!(store.get(d.webhook_id()).await.unwrap().as_ref(), Some(&d));
     let _ = worker
         .submit(&unsubscribe("evt-2"), &profile())
         .await
@@ -256,10 +306,15 @@ async fn a_503_is_retried_and_a_410_dead_lettered() {
     assert!(matches!(next(&mut outcomes).await, Outcome::Delivered(_)));
     assert_eq!(client.requests().len(), 3);
     let _ = worker.shutdown().await;
+    let counts = store.counts().await.unwrap();
+    assert_eq!(
+        (counts.pending, counts.delivered, counts.dead_lettered),
+        (0, 1, 1)
+    );
 }
 
 #[tokio::test]
-async fn shutdown_hands_back_pending_deliveries_that_resume_elsewhere() {
+async fn shutdown_leaves_pending_deliveries_in_the_store_for_the_next_worker() {
     let slow = RetryPolicy::builder()
         .schedule([SignedDuration::from_hours(1)])
         .jitter_percent(0)
@@ -267,103 +322,154 @@ async fn shutdown_hands_back_pending_deliveries_that_resume_elsewhere() {
         .unwrap();
     let failing =
         RecordingClient::new().otherwise(ScriptedAnswer::error(TransportErrorKind::Connect));
-    let (worker, mut outcomes) = Worker::builder(router(), Arc::new(failing.clone()))
-        .policy(slow.clone())
-        .start();
+    let store = store();
+    let (worker, mut outcomes) =
+        Worker::builder(router(), Arc::new(failing.clone()), store.clone())
+            .policy(slow.clone())
+            .start();
     let submitted = worker
         .submit(&unsubscribe("evt-1"), &profile())
         .await
         .unwrap();
-    let ids: Vec<String> = entered(&submitted).into_iter().map(|(_, id)| id).collect();
+    let mut ids: Vec<String> = entered(&submitted).into_iter().map(|(_, id)| id).collect();
+    ids.sort();
     // Wait until both first attempts have failed.
     while failing.requests().len() < 2 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
     let stopped = worker.shutdown().await;
+    assert_eq!(stopped.abandoned, 0);
     assert!(outcomes.try_recv().is_none(), "nothing ended");
-    assert_eq!(stopped.pending.len(), 2);
-    for d in &stopped.pending {
-        assert!(ids.contains(&d.webhook_id().to_owned()));
+    let left = store
+        .list(&ListQuery::new(StateFilter::Pending))
+        .await
+        .unwrap();
+    assert_eq!(left.iter().map(|d| d.webhook_id()).collect::<Vec<_>>(), ids);
+    for d in &left {
         assert_eq!(d.attempts().len(), 1);
         assert!(d.is_pending());
+        // Due in an hour, after the failed first attempt.
+        let due = d.next_attempt_at().unwrap();
+        assert_eq!(
+            due,
+            d.attempts()[0]
+                .started_at
+                .checked_add(d.attempts()[0].duration)
+                .unwrap()
+                .checked_add(SignedDuration::from_hours(1))
+                .unwrap()
+        );
+        // A pending delivery is still plain serde data.
+        let saved = serde_json::to_string(d).unwrap();
+        assert_eq!(&serde_json::from_str::<Delivery>(&saved).unwrap(), d);
     }
-    // The pending state survives serialization and a new worker finishes it.
-    let saved = serde_json::to_string(&stopped.pending).unwrap();
-    let restored: Vec<Delivery> = serde_json::from_str(&saved).unwrap();
-    let now_due: Vec<Delivery> = restored;
+    assert_eq!(store.counts().await.unwrap().leased, 0);
+
+    // A new worker on the same store carries on with them.
     let healthy = RecordingClient::new();
-    let (worker, mut outcomes) = Worker::builder(router(), Arc::new(healthy.clone()))
-        .policy(fast_policy())
-        .ledger(stopped.ledger)
-        .resume(now_due)
-        .start();
-    // Due in an hour: nothing is sent yet; abort hands them back untouched.
+    let (worker, mut outcomes) =
+        Worker::builder(router(), Arc::new(healthy.clone()), store.clone())
+            .policy(fast_policy())
+            .start();
+    // A re-delivered event is still recognised: the store holds the entries.
+    let again = worker
+        .submit(&unsubscribe("evt-1"), &profile())
+        .await
+        .unwrap();
+    assert_eq!(
+        again.flows.iter().map(|e| &e.result).collect::<Vec<_>>(),
+        [&FlowResult::Refused(EntryDecision::AlreadyEntered); 2]
+    );
+    // Due in an hour: nothing is sent yet; abort leaves them untouched.
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(healthy.requests().is_empty());
     let stopped = worker.abort().await;
-    assert_eq!(stopped.pending.len(), 2);
+    assert_eq!(stopped.abandoned, 0);
     assert!(outcomes.try_recv().is_none());
-    // A re-delivered event is still recognised by the handed-back ledger.
-    let mut ledger = stopped.ledger;
-    let flow = FlowId::new("crm").unwrap();
-    let request = EntryRequest {
-        flow: &flow,
-        profile: &ProfileId::new("p-1").unwrap(),
-        event: &EventId::new("evt-1").unwrap(),
-    };
     assert_eq!(
-        ledger.try_enter(request, EntryLimit::Unlimited, Timestamp::now()),
-        EntryDecision::AlreadyEntered
+        store
+            .list(&ListQuery::new(StateFilter::Pending))
+            .await
+            .unwrap(),
+        left
     );
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.pending, counts.leased, counts.entries), (2, 0, 2));
 }
 
 #[tokio::test]
-async fn resumed_deliveries_that_are_due_are_sent_with_the_same_webhook_id() {
+async fn deliveries_already_in_the_store_are_sent_with_their_webhook_id() {
     let request = http::Request::post("https://crm.example.com/optout")
         .header("webhook-id", "msg_x")
         .body(Vec::new())
         .unwrap();
+    let now = Timestamp::now();
     let delivery = Delivery::new(
         "msg_x",
         FlowId::new("crm").unwrap(),
         EventId::new("e").unwrap(),
         request,
-        Timestamp::now(),
+        now,
     );
+    // Admitted before any worker runs (by another process, or a worker that stopped).
+    let store = store();
+    let plan = Plan {
+        event: EventId::new("e").unwrap(),
+        profile: ProfileId::new("p-1").unwrap(),
+        at: now,
+        candidates: vec![relay::Candidate {
+            flow: FlowId::new("crm").unwrap(),
+            limit: EntryLimit::Unlimited,
+            delivery,
+        }],
+        not_built: Vec::new(),
+    };
+    let admitted = store.admit(plan).await.unwrap();
+    assert_eq!(admitted.entered().collect::<Vec<_>>(), ["msg_x"]);
     let client = RecordingClient::new();
-    let (worker, mut outcomes) = Worker::builder(router(), Arc::new(client.clone()))
-        .resume([delivery])
-        .start();
+    let (worker, mut outcomes) =
+        Worker::builder(router(), Arc::new(client.clone()), store.clone()).start();
     let Outcome::Delivered(d) = next(&mut outcomes).await else {
         panic!()
     };
     assert_eq!(d.webhook_id(), "msg_x");
+    assert_eq!(client.requests().len(), 1);
     assert_eq!(client.requests()[0].headers()["webhook-id"], "msg_x");
     let _ = worker.shutdown().await;
+    assert_eq!(store.counts().await.unwrap().delivered, 1);
 }
 
 #[tokio::test]
-async fn abort_hands_back_attempts_in_flight() {
+async fn abort_releases_attempts_in_flight() {
     let hanging = client_fn(|_request: http::Request<Vec<u8>>| async {
         tokio::time::sleep(Duration::from_secs(3600)).await;
         Ok(http::Response::new(Vec::new()))
     });
-    let (worker, mut outcomes) = Worker::builder(router(), Arc::new(hanging)).start();
+    let store = store();
+    let (worker, mut outcomes) =
+        Worker::builder(router(), Arc::new(hanging), store.clone()).start();
     let submitted = worker
         .submit(&unsubscribe("evt-1"), &profile())
         .await
         .unwrap();
     assert_eq!(entered(&submitted).len(), 2);
     tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(store.counts().await.unwrap().leased, 2);
     let stopped = worker.abort().await;
-    assert_eq!(stopped.pending.len(), 2);
+    assert_eq!(stopped.abandoned, 2);
+    let left = store
+        .list(&ListQuery::new(StateFilter::Pending))
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 2);
     assert!(
-        stopped
-            .pending
-            .iter()
+        left.iter()
             .all(|d| d.attempts().is_empty() && d.is_pending())
     );
+    // Released, not abandoned under lease: due again at once for the next worker.
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.pending, counts.leased), (2, 0));
     assert!(outcomes.try_recv().is_none());
 }
 
@@ -381,7 +487,8 @@ async fn in_flight_attempts_are_bounded() {
         }
     });
     let only_crm = Arc::new(Router::new(flows().into_iter().take(1), &Catalog::default()).unwrap());
-    let (worker, mut outcomes) = Worker::builder(only_crm, Arc::new(client))
+    let store = store();
+    let (worker, mut outcomes) = Worker::builder(only_crm, Arc::new(client), store.clone())
         .max_in_flight(3)
         .start();
     let worker = Arc::new(worker);
@@ -402,6 +509,8 @@ async fn in_flight_attempts_are_bounded() {
         3,
         "only 3 attempts in flight"
     );
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.pending, counts.leased), (10, 3));
     gate.add_permits(100);
     for _ in 0..10 {
         assert!(matches!(next(&mut outcomes).await, Outcome::Delivered(_)));
@@ -413,7 +522,9 @@ async fn in_flight_attempts_are_bounded() {
 #[tokio::test]
 async fn a_bounded_outcome_channel_holds_the_worker_back_until_the_host_reads() {
     let only_crm = Arc::new(Router::new(flows().into_iter().take(1), &Catalog::default()).unwrap());
-    let (worker, mut outcomes) = Worker::builder(only_crm, Arc::new(RecordingClient::new()))
+    let client = RecordingClient::new();
+    let store = store();
+    let (worker, mut outcomes) = Worker::builder(only_crm, Arc::new(client.clone()), store.clone())
         .max_in_flight(1)
         .outcome_capacity(2)
         .start();
@@ -430,13 +541,69 @@ async fn a_bounded_outcome_channel_holds_the_worker_back_until_the_host_reads() 
         })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
-    // Two outcomes wait, one sender holds the third, one delivery waits in the ready queue,
-    // and the submitter waits for room: nothing more moves until the host reads.
-    assert!(!submitting.is_finished());
+    // Submitting never waits for the worker: the events are in the store.
+    assert!(submitting.is_finished());
+    // Two outcomes wait, the one place in flight holds the third (recorded as delivered, its
+    // outcome not yet taken), and seven deliveries wait in the store: nothing more moves until
+    // the host reads.
+    assert_eq!(client.requests().len(), 3);
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.delivered, counts.pending), (3, 7));
     for _ in 0..10 {
         assert!(matches!(next(&mut outcomes).await, Outcome::Delivered(_)));
     }
     submitting.await.unwrap();
     let worker = Arc::try_unwrap(worker).unwrap();
-    assert!(worker.shutdown().await.pending.is_empty());
+    assert_eq!(worker.shutdown().await.abandoned, 0);
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.delivered, counts.pending), (10, 0));
+    assert_eq!(client.requests().len(), 10);
+}
+
+#[tokio::test]
+async fn entry_limits_are_decided_by_the_store() {
+    let mut flow = flows().remove(0);
+    flow.settings = FlowSettings::with_entry_limit(EntryLimit::at_most(1).unwrap());
+    let router = Arc::new(Router::new([flow], &Catalog::default()).unwrap());
+    let client = RecordingClient::new();
+    let store = store();
+    let (worker, mut outcomes) =
+        Worker::builder(router, Arc::new(client.clone()), store.clone()).start();
+    let first = worker
+        .submit(&unsubscribe("evt-1"), &profile())
+        .await
+        .unwrap();
+    assert_eq!(entered(&first).len(), 1);
+    let second = worker
+        .submit(&unsubscribe("evt-2"), &profile())
+        .await
+        .unwrap();
+    assert_eq!(
+        second.flows,
+        [FlowEntry {
+            flow: FlowId::new("crm").unwrap(),
+            result: FlowResult::Refused(EntryDecision::LimitReached {
+                limit: EntryLimit::at_most(1).unwrap(),
+                entries: 1
+            }),
+        }]
+    );
+    // Another Profile enters.
+    let other = OptOutEvent::email_unsubscribe(
+        EventId::new("evt-3").unwrap(),
+        ProfileId::new("p-2").unwrap(),
+        SectionId::new("sec-1").unwrap(),
+        SubscriptionId::new("123456").unwrap(),
+        "2026-11-26T09:30:00Z".parse().unwrap(),
+    );
+    let p2 = Profile::new(ProfileId::new("p-2").unwrap())
+        .with_email(Email::new("c@example.com").unwrap());
+    assert_eq!(entered(&worker.submit(&other, &p2).await.unwrap()).len(), 1);
+    for _ in 0..2 {
+        assert!(matches!(next(&mut outcomes).await, Outcome::Delivered(_)));
+    }
+    let _ = worker.shutdown().await;
+    assert_eq!(client.requests().len(), 2);
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.delivered, counts.entries), (2, 2));
 }

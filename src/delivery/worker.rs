@@ -337,33 +337,37 @@ impl Worker {
         if self.shared.stopping().is_some() {
             return Err(SubmitError::Stopped);
         }
-        #[cfg(feature = "tracing")]
-        let _span = tracing::info_span!(
-            "optout.route",
-            event = %event.id(),
-            kind = event.kind().as_str(),
-            section = %event.section(),
-            origin = event.origin().as_str(),
-        )
-        .entered();
         let plan = relay::plan(&self.shared.router, event, profile, Timestamp::now());
-        #[cfg(feature = "tracing")]
-        drop(_span);
+        #[cfg(not(feature = "tracing"))]
         let submitted = self.shared.store.admit(plan).await?;
         #[cfg(feature = "tracing")]
-        for entry in &submitted.flows {
-            match &entry.result {
-                FlowResult::Entered { webhook_id } => {
-                    tracing::info!(event = %event.id(), flow = %entry.flow, webhook_id = %webhook_id, "entered");
-                }
-                FlowResult::Refused(decision) => {
-                    tracing::info!(event = %event.id(), flow = %entry.flow, decision = ?decision, "not entered");
-                }
-                FlowResult::NotBuilt(error) => {
-                    tracing::warn!(event = %event.id(), flow = %entry.flow, error = %error, "request not built");
+        let submitted = {
+            let span = tracing::info_span!(
+                "optout.route",
+                event = %event.id(),
+                kind = event.kind().as_str(),
+                section = %event.section(),
+                origin = event.origin().as_str(),
+            );
+            let submitted =
+                tracing::Instrument::instrument(self.shared.store.admit(plan), span.clone())
+                    .await?;
+            let _entered = span.enter();
+            for entry in &submitted.flows {
+                match &entry.result {
+                    FlowResult::Entered { webhook_id } => {
+                        tracing::info!(flow = %entry.flow, webhook_id = %webhook_id, "entered");
+                    }
+                    FlowResult::Refused(decision) => {
+                        tracing::info!(flow = %entry.flow, decision = ?decision, "not entered");
+                    }
+                    FlowResult::NotBuilt(error) => {
+                        tracing::warn!(flow = %entry.flow, error = %error, "request not built");
+                    }
                 }
             }
-        }
+            submitted
+        };
         if submitted
             .flows
             .iter()
@@ -591,6 +595,8 @@ impl Shared {
         } = claim;
         let started = Timestamp::now();
         let send = async {
+            #[cfg(feature = "tracing")]
+            tracing::debug!("attempt started");
             match relay::prepare_attempt(&self.router, &delivery, &self.destinations, started) {
                 Ok(request) => self.send(request).await,
                 Err(refused) => Err(refused),

@@ -200,10 +200,7 @@ impl InMemoryLedger {
             .map_or(&[][..], Vec::as_slice);
         let counted = match crate::relay::window_start(limit, now) {
             None => entries.len(),
-            Some(start) => entries
-                .iter()
-                .filter(|e| e.at > start)
-                .count(),
+            Some(start) => entries.iter().filter(|e| e.at > start).count(),
         };
         EntryHistory {
             already_entered: flow.events.contains(request.event),
