@@ -17,6 +17,11 @@
 //! The outcome channel is bounded (`outcome_capacity`): by default it is unbounded, and unread
 //! outcomes then take memory in proportion to how far the host's reading lags.
 //!
+//! First, with the `sqlite` feature: the worker on a `SqliteStore` whose receiver answers `503`,
+//! so that every delivery stays pending, waiting for its retry: peak RSS after 20,000 and after
+//! 200,000 pending deliveries shows that the worker's memory does not grow with the backlog (it
+//! holds at most `max_in_flight` deliveries; the rest is in the file).
+//!
 //! `cargo bench --bench memory --features tokio` (Linux: reads /proc/self/status).
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -186,6 +191,88 @@ async fn run(
     assert_eq!(counts.pending, 0);
 }
 
+/// Submits events `from..to` from 16 tasks through `worker`, whose receiver answers 503: every
+/// delivery stays pending in the SQLite file.
+#[cfg(feature = "sqlite")]
+async fn backlog(worker: &Arc<Worker>, from: usize, to: usize) {
+    let tasks: Vec<_> = (0..16)
+        .map(|task| {
+            let worker = Arc::clone(worker);
+            tokio::spawn(async move {
+                let section = SectionId::new("sec-1").unwrap();
+                let subscription = SubscriptionId::new("123456").unwrap();
+                let at: Timestamp = "2026-11-26T09:30:00Z".parse().unwrap();
+                for i in (from..to).filter(|i| i % 16 == task) {
+                    let profile = Profile::new(ProfileId::new(format!("p-{i}")).unwrap())
+                        .with_email(Email::new(format!("person{i}@example.com")).unwrap());
+                    let event = OptOutEvent::email_unsubscribe(
+                        EventId::new(format!("backlog-{i}")).unwrap(),
+                        profile.id.clone(),
+                        section.clone(),
+                        subscription.clone(),
+                        at,
+                    );
+                    let submitted = worker.submit(&event, &profile).await.unwrap();
+                    assert_eq!(submitted.entered().count(), 1);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+#[cfg(feature = "sqlite")]
+fn sqlite_backlog(runtime: &tokio::runtime::Runtime, router: &Arc<Router>) {
+    let dir = std::env::temp_dir().join(format!("optout-relay-memory-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    runtime.block_on(async {
+        let store = Arc::new(
+            SqliteStore::builder(dir.join("relay.db"))
+                .synchronous(store::Synchronous::Normal)
+                .open()
+                .await
+                .unwrap(),
+        );
+        let down: Arc<dyn HttpClient> =
+            Arc::new(client_fn(|_request: http::Request<Vec<u8>>| async {
+                Ok(http::Response::builder()
+                    .status(503)
+                    .body(Vec::new())
+                    .expect("a valid response"))
+            }));
+        let (worker, outcomes) = Worker::builder(Arc::clone(router), down, store.clone())
+            .max_in_flight(64)
+            .start();
+        drop(outcomes);
+        let worker = Arc::new(worker);
+        let started = Instant::now();
+        backlog(&worker, 0, 20_000).await;
+        let (peak_20k, heap_20k) = (peak_rss_kib(), live_heap_kib());
+        let pending_20k = store.counts().await.unwrap().pending;
+        println!(
+            "memory: worker + SqliteStore, receiver down, {pending_20k} pending: peak RSS {peak_20k} KiB, live heap {heap_20k} KiB ({:.1} s)",
+            started.elapsed().as_secs_f64()
+        );
+        let started = Instant::now();
+        backlog(&worker, 20_000, 200_000).await;
+        let (peak_200k, heap_200k) = (peak_rss_kib(), live_heap_kib());
+        let pending_200k = store.counts().await.unwrap().pending;
+        println!(
+            "memory: worker + SqliteStore, receiver down, {pending_200k} pending: peak RSS {peak_200k} KiB, live heap {heap_200k} KiB ({:.1} s); growth for {} more pending deliveries: {} KiB",
+            started.elapsed().as_secs_f64(),
+            pending_200k - pending_20k,
+            peak_200k.saturating_sub(peak_20k)
+        );
+        let Ok(worker) = Arc::try_unwrap(worker) else {
+            panic!("every submitter has ended")
+        };
+        let _ = worker.abort().await;
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; nothing else to parse.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -194,6 +281,8 @@ fn main() {
         .build()
         .unwrap();
     let router = router();
+    #[cfg(feature = "sqlite")]
+    sqlite_backlog(&runtime, &router);
     let start = current_rss_kib();
     println!(
         "memory: resident at start {start} KiB, live heap {} KiB",

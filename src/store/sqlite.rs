@@ -483,16 +483,22 @@ async fn admit(
     Ok(plan.submitted(&decisions))
 }
 
+/// Claims due work: expired leases first (the oldest work, left by a worker that died), then
+/// the earliest due. ($1 lease deadline, $2 now, $3 how many.)
 const CLAIM: &str = "UPDATE optout_relay_deliveries \
      SET claims = claims + 1, \
          abandoned = abandoned + (CASE WHEN lease_until IS NULL THEN 0 ELSE 1 END), \
          lease_until = $1 \
      WHERE webhook_id IN ( \
-       SELECT webhook_id FROM optout_relay_deliveries \
-       WHERE state = 'pending' AND lease_until IS NULL AND next_attempt_at <= $2 \
+       SELECT webhook_id FROM ( \
+         SELECT webhook_id FROM optout_relay_deliveries \
+         WHERE state = 'pending' AND lease_until IS NOT NULL AND lease_until <= $2 \
+         ORDER BY lease_until LIMIT $3) \
        UNION ALL \
-       SELECT webhook_id FROM optout_relay_deliveries \
-       WHERE state = 'pending' AND lease_until IS NOT NULL AND lease_until <= $2 \
+       SELECT webhook_id FROM ( \
+         SELECT webhook_id FROM optout_relay_deliveries \
+         WHERE state = 'pending' AND lease_until IS NULL AND next_attempt_at <= $2 \
+         ORDER BY next_attempt_at LIMIT $3) \
        LIMIT $3) ";
 
 async fn claim(
