@@ -1085,3 +1085,72 @@ async fn worker_processes_share_the_work_and_lose_nothing() {
     // The survivors ended everything but what the killed worker had delivered before it died.
     assert!(ended_by_survivors <= DELIVERIES);
 }
+
+// ---------------------------------------------------------------------------------------------
+// e. The outbox: admitting inside the host's own transaction
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admit_in_the_hosts_transaction_is_durable_at_its_commit_and_wakes_workers() {
+    let db = pg::database().await;
+    let store = PostgresStore::builder(&db.url)
+        .max_connections(4)
+        .listen(true)
+        .open()
+        .await
+        .unwrap();
+    let router = unlimited(NOWHERE);
+    // The listener wakes once when it connects: take that wake-up first.
+    let _ = tokio::time::timeout(Duration::from_secs(2), store.wait_for_work()).await;
+
+    // Rolled back: nothing stored, nobody woken.
+    let mut tx = store.pool().begin().await.unwrap();
+    let submitted = PostgresStore::admit_in(&mut tx, &plan(&router, "evt-rollback", "p-1"))
+        .await
+        .unwrap();
+    let rolled_back = entered_id(&submitted);
+    tx.rollback().await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), store.wait_for_work())
+            .await
+            .is_err(),
+        "a rolled-back admit woke the workers"
+    );
+    assert_eq!(store.get(&rolled_back).await.unwrap(), None);
+    assert_eq!(store.counts().await.unwrap(), counts(0, 0, 0, 0, 0));
+
+    // Committed with the host's own write: stored, and the workers are woken at the commit.
+    let mut tx = store.pool().begin().await.unwrap();
+    sqlx::query("CREATE TABLE host_unsubscribes (profile TEXT NOT NULL)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO host_unsubscribes (profile) VALUES ('p-1')")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let submitted = PostgresStore::admit_in(&mut tx, &plan(&router, "evt-commit", "p-1"))
+        .await
+        .unwrap();
+    let committed = entered_id(&submitted);
+    tx.commit().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), store.wait_for_work())
+        .await
+        .expect("the commit's NOTIFY woke the workers");
+    assert!(store.get(&committed).await.unwrap().is_some());
+    assert_eq!(store.counts().await.unwrap(), counts(1, 0, 0, 0, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_cannot_be_reached_is_a_retryable_error() {
+    let dir = std::env::temp_dir().join(format!("optout-relay-no-pg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut url = optout_relay::url::Url::parse("postgres:///postgres").unwrap();
+    url.query_pairs_mut()
+        .append_pair("host", &dir.display().to_string())
+        .append_pair("user", "postgres");
+    let url = url.to_string();
+    let error = PostgresStore::builder(&url).open().await.unwrap_err();
+    assert_eq!(error.kind(), StoreErrorKind::Unavailable, "{error}");
+    assert!(error.is_retryable());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -82,7 +82,7 @@ impl PostgresStoreBuilder {
             StoreError::new(
                 StoreErrorKind::Other,
                 "the PostgreSQL URL cannot be read (expected postgres://user@host/db or \
-                 postgres:///db?host=/socket/dir)",
+                 postgres:///db?host=/socket/dir&user=name)",
             )
         })?;
         let options = options.disable_statement_logging();
@@ -156,7 +156,7 @@ pub const MIGRATION: &str = include_str!("migrations/postgres.sql");
 
 impl PostgresStore {
     /// A builder for the store at `url` (`postgres://user:password@host/db`, or
-    /// `postgres:///db?host=/run/postgresql` for a Unix socket). Keep the URL out of logs: it
+    /// `postgres:///db?host=/run/postgresql&user=name` for a Unix socket). Keep the URL out of logs: it
     /// may hold a password.
     pub fn builder(url: impl Into<String>) -> PostgresStoreBuilder {
         PostgresStoreBuilder {
