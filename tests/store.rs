@@ -668,3 +668,77 @@ async fn an_entry_planned_later_but_admitted_first_counts_against_the_limit() {
         );
     }
 }
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_failing_operation_in_a_group_commit_fails_alone_and_leaves_nothing_half_done() {
+    let scratch = Scratch::new("group");
+    let path = scratch.0.join("relay.db");
+    let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+    // A trigger makes the delivery insert of one event fail, after its entry was inserted.
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
+        "sqlite://{}",
+        path.display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER poison BEFORE INSERT ON optout_relay_deliveries \
+         WHEN NEW.event = 'evt-poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    drop(conn);
+
+    let router = Arc::new(router(EntryLimit::Unlimited));
+    // 200 admits at once, so that they share group commits, one of them poisoned, and records
+    // on a claim that is not held.
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let (admitting, router) = (store.clone(), router.clone());
+        tasks.push(tokio::spawn(async move {
+            let id = if i == 100 {
+                "evt-poison".to_owned()
+            } else {
+                format!("evt-{i}")
+            };
+            let plan = relay::plan(&router, &event(&id, "1"), &profile(), now());
+            admitting.admit(plan).await.map(|s| s.entered().count())
+        }));
+        if i % 50 == 0 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let stale = store::ClaimToken {
+                    webhook_id: "msg_nothing".to_owned(),
+                    claim: 1,
+                };
+                let delivery = Delivery::new(
+                    "msg_nothing",
+                    FlowId::new("crm").unwrap(),
+                    EventId::new("e").unwrap(),
+                    http::Request::new(Vec::new()),
+                    now(),
+                );
+                match store.record(&stale, &delivery).await {
+                    Err(e) if e.kind() == StoreErrorKind::LeaseLost => Ok(0),
+                    other => panic!("{other:?}"),
+                }
+            }));
+        }
+    }
+    let mut entered = 0;
+    let mut failed = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(n) => entered += n,
+            Err(error) => failed.push(error),
+        }
+    }
+    assert_eq!(entered, 199);
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].message().contains("poisoned"), "{}", failed[0]);
+    let counts = store.counts().await.unwrap();
+    // The poisoned admit's entry was rolled back with its delivery.
+    assert_eq!((counts.pending, counts.entries), (199, 199));
+}

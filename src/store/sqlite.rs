@@ -100,7 +100,12 @@ impl SqliteStoreBuilder {
             .await
             .map_err(sql::error)?;
         let (commands, receiver) = mpsc::channel(self.max_batch * 4);
-        tokio::spawn(write_loop(writer, receiver, self.max_batch));
+        tokio::spawn(write_loop(
+            writer,
+            receiver,
+            self.max_batch,
+            self.synchronous,
+        ));
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 commands,
@@ -317,14 +322,39 @@ fn finish<T: Send + 'static>(reply: Reply<T>, result: Result<T, StoreError>) -> 
     )
 }
 
-/// The writer task: takes every command waiting (up to `max_batch`), runs each in a savepoint of
-/// one `BEGIN IMMEDIATE` transaction, commits once, then answers them all.
+impl Command {
+    /// Whether the command runs more than one statement, and so needs a savepoint to fail
+    /// alone (a single statement that fails changes nothing by itself).
+    fn needs_savepoint(&self) -> bool {
+        matches!(
+            self,
+            Self::Admit { .. } | Self::Claim { .. } | Self::Replay { .. }
+        )
+    }
+
+    /// Whether losing the command's commit to a power failure would lose something: a claim or
+    /// a release only moves a lease, and a lease lost makes the delivery due again, with the
+    /// same webhook id.
+    fn needs_flush(&self) -> bool {
+        !matches!(self, Self::Claim { .. } | Self::Release { .. })
+    }
+}
+
+/// The writer task: takes every command waiting (up to `max_batch`), runs them in one
+/// `BEGIN IMMEDIATE` transaction (those of several statements each in a savepoint, so that one
+/// failing command does not fail the others), commits once, then answers them all.
+///
+/// With `synchronous = FULL`, a batch of nothing but claims and releases commits with `NORMAL`
+/// (no flush: a power loss may roll the lease back, which only makes the delivery due again);
+/// every other batch flushes, and with it every earlier commit.
 async fn write_loop(
     mut conn: SqliteConnection,
     mut commands: mpsc::Receiver<Command>,
     max_batch: usize,
+    synchronous: Synchronous,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
+    let mut flushing = true;
     while let Some(first) = commands.recv().await {
         batch.push(first);
         while batch.len() < max_batch {
@@ -335,29 +365,51 @@ async fn write_loop(
         }
         let now = Timestamp::now();
         let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
-        let begun = execute(&mut conn, "BEGIN IMMEDIATE").await;
+        let flush = synchronous == Synchronous::Full && batch.iter().any(Command::needs_flush);
+        let begin = match (synchronous, flush == flushing) {
+            (Synchronous::Full, false) if flush => "PRAGMA synchronous = FULL; BEGIN IMMEDIATE",
+            (Synchronous::Full, false) => "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE",
+            _ => "BEGIN IMMEDIATE",
+        };
+        let begun = execute(&mut conn, begin).await;
         if let Err(error) = begun {
             for command in batch.drain(..) {
                 let (_, done) = fail(command, error.clone());
                 done(Ok(()));
             }
+            // Where the pragma stands is unknown: set it before the next batch.
+            flushing = !flush;
             continue;
         }
+        flushing = flush;
+        // Whether a savepoint `op` is open (the last command's, which succeeded): it is
+        // released together with the next statement sent, to save a round trip.
+        let mut open = false;
         for command in batch.drain(..) {
-            let savepoint = execute(&mut conn, "SAVEPOINT op").await;
-            let (ok, done) = match savepoint {
+            // A single statement runs inside the savepoint still open, if any: it changes
+            // nothing when it fails, and the savepoint is released later.
+            let savepoint = command.needs_savepoint();
+            let opened = match (savepoint, open) {
+                (true, true) => execute(&mut conn, "RELEASE op; SAVEPOINT op").await,
+                (true, false) => execute(&mut conn, "SAVEPOINT op").await,
+                (false, _) => Ok(()),
+            };
+            if savepoint {
+                open = false;
+            }
+            let (ok, done) = match opened {
                 Ok(()) => run(&mut conn, command, now).await,
                 Err(e) => fail(command, e),
             };
-            let end = if ok {
-                "RELEASE op"
-            } else {
-                "ROLLBACK TO op; RELEASE op"
-            };
-            let _ = execute(&mut conn, end).await;
+            if savepoint && ok {
+                open = true;
+            } else if savepoint {
+                let _ = execute(&mut conn, "ROLLBACK TO op; RELEASE op").await;
+            }
             finishes.push(done);
         }
-        let commit = match execute(&mut conn, "COMMIT").await {
+        let end = if open { "RELEASE op; COMMIT" } else { "COMMIT" };
+        let commit = match execute(&mut conn, end).await {
             Ok(()) => Ok(()),
             Err(e) => {
                 let _ = execute(&mut conn, "ROLLBACK").await;
