@@ -742,3 +742,49 @@ async fn one_failing_operation_in_a_group_commit_fails_alone_and_leaves_nothing_
     // The poisoned admit's entry was rolled back with its delivery.
     assert_eq!((counts.pending, counts.entries), (199, 199));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_admits_sharing_a_commit_decide_as_if_one_by_one() {
+    // Admitted at once, these share group commits in the SQLite store: the entries decided
+    // earlier in a batch must count for the later ones.
+    let limited = Arc::new(router(EntryLimit::at_most(2).unwrap()));
+    let mut other = router(EntryLimit::Unlimited).flows()[0].clone();
+    other.id = FlowId::new("crm-all").unwrap();
+    let unlimited = Arc::new(Router::new([other], &Catalog::default()).unwrap());
+    for (name, store, _scratch) in stores("batch").await {
+        let mut tasks = Vec::new();
+        for i in 0..50 {
+            let (store, limited, unlimited) = (store.clone(), limited.clone(), unlimited.clone());
+            tasks.push(tokio::spawn(async move {
+                // 50 events of one Profile under a limit of two; 50 copies of one event.
+                let a = relay::plan(
+                    &limited,
+                    &event(&format!("evt-{i}"), "1"),
+                    &profile(),
+                    now(),
+                );
+                let b = relay::plan(&unlimited, &event("evt-same", "1"), &profile(), now());
+                let (a, b) = tokio::join!(store.admit(a), store.admit(b));
+                (a.unwrap(), b.unwrap())
+            }));
+        }
+        let (mut limited_in, mut same_in, mut already, mut refused) = (0, 0, 0, 0);
+        for task in tasks {
+            let (a, b) = task.await.unwrap();
+            match &a.flows[0].result {
+                FlowResult::Entered { .. } => limited_in += 1,
+                FlowResult::Refused(EntryDecision::LimitReached { entries: 2, .. }) => refused += 1,
+                other => panic!("{name}: {other:?}"),
+            }
+            match &b.flows[0].result {
+                FlowResult::Entered { .. } => same_in += 1,
+                FlowResult::Refused(EntryDecision::AlreadyEntered) => already += 1,
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        assert_eq!((limited_in, refused), (2, 48), "{name}");
+        assert_eq!((same_in, already), (1, 49), "{name}");
+        let counts = store.counts().await.unwrap();
+        assert_eq!((counts.pending, counts.entries), (3, 3), "{name}");
+    }
+}

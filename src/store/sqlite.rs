@@ -382,6 +382,51 @@ async fn write_loop(
             continue;
         }
         flushing = flush;
+        // The admissions first, all together (a savepoint around them: if the batched path
+        // fails, they are admitted one by one below, each failing alone).
+        let (admits, rest): (Vec<Command>, Vec<Command>) = batch
+            .drain(..)
+            .partition(|command| matches!(command, Command::Admit { .. }));
+        batch.extend(rest);
+        if !admits.is_empty() {
+            let together = match execute(&mut conn, "SAVEPOINT batch").await {
+                Ok(()) => {
+                    let plans: Vec<(&Plan, &[Columns])> = admits
+                        .iter()
+                        .filter_map(|command| match command {
+                            Command::Admit { plan, rows, .. } => Some((plan, rows.as_slice())),
+                            _ => None,
+                        })
+                        .collect();
+                    let result = admit_batch(&mut conn, &plans).await;
+                    let end = if result.is_ok() {
+                        "RELEASE batch"
+                    } else {
+                        "ROLLBACK TO batch; RELEASE batch"
+                    };
+                    match execute(&mut conn, end).await {
+                        Ok(()) => result.ok(),
+                        Err(_) => None,
+                    }
+                }
+                Err(_) => None,
+            };
+            match together {
+                Some(results) => {
+                    for (command, submitted) in admits.into_iter().zip(results) {
+                        if let Command::Admit { reply, .. } = command {
+                            finishes.push(finish(reply, Ok(submitted)).1);
+                        }
+                    }
+                }
+                // One by one, below.
+                None => {
+                    let rest: Vec<Command> = batch.drain(..).collect();
+                    batch.extend(admits);
+                    batch.extend(rest);
+                }
+            }
+        }
         // Whether a savepoint `op` is open (the last command's, which succeeded): it is
         // released together with the next statement sent, to save a round trip.
         let mut open = false;
@@ -533,6 +578,163 @@ async fn admit(
         decisions.push(decision);
     }
     Ok(plan.submitted(&decisions))
+}
+
+/// The most candidates one statement of the batched admit carries (SQLite allows 32,766
+/// parameters; a delivery row takes 10).
+const ROWS_PER_STATEMENT: usize = 1_000;
+
+/// Admits every plan of a batch with a few statements in all, instead of a few per plan: one
+/// query reads the entry history of every candidate, the entries are decided in order (each
+/// seeing the entries decided before it in the batch), then one statement inserts the entries
+/// and one the deliveries. The caller holds a savepoint around it and falls back to admitting
+/// the plans one by one if it fails.
+fn admit_batch<'a>(
+    conn: &'a mut SqliteConnection,
+    admits: &'a [(&'a Plan, &'a [Columns])],
+) -> Boxed<'a, Result<Vec<Submitted>, StoreError>> {
+    Box::pin(async move {
+        struct Row<'r> {
+            plan: &'r Plan,
+            candidate: &'r crate::relay::Candidate,
+            columns: &'r Columns,
+            start: i64,
+        }
+        let rows: Vec<Row<'_>> = admits
+            .iter()
+            .flat_map(|(plan, columns)| {
+                plan.candidates
+                    .iter()
+                    .zip(columns.iter())
+                    .map(move |(candidate, columns)| Row {
+                        plan,
+                        candidate,
+                        columns,
+                        start: window_start(candidate.limit, plan.at).map_or(i64::MIN, millis),
+                    })
+            })
+            .collect();
+        // What the file holds for each candidate.
+        let mut history: Vec<(i64, i64, i64)> = Vec::with_capacity(rows.len());
+        for (chunk, part) in rows.chunks(ROWS_PER_STATEMENT).enumerate() {
+            let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "WITH input(i, flow, event, profile, start) AS (",
+            );
+            query.push_values(part.iter().enumerate(), |mut values, (i, row)| {
+                values
+                    .push_bind(i64::try_from(chunk * ROWS_PER_STATEMENT + i).unwrap_or(0))
+                    .push_bind(row.candidate.flow.as_str())
+                    .push_bind(row.plan.event.as_str())
+                    .push_bind(row.plan.profile.as_str())
+                    .push_bind(row.start);
+            });
+            query.push(
+                ") SELECT \
+                 (SELECT count(*) FROM optout_relay_entries e \
+                    WHERE e.flow = input.flow AND e.event = input.event), \
+                 (SELECT count(*) FROM optout_relay_entries e \
+                    WHERE e.flow = input.flow AND e.profile = input.profile), \
+                 (SELECT count(*) FROM optout_relay_entries e \
+                    WHERE e.flow = input.flow AND e.profile = input.profile \
+                      AND e.entered_at > input.start) \
+                 FROM input ORDER BY i",
+            );
+            let found: Vec<(i64, i64, i64)> = query
+                .build_query_as()
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(sql::error)?;
+            history.extend(found);
+        }
+        if history.len() != rows.len() {
+            return Err(StoreError::new(
+                StoreErrorKind::Other,
+                "the entry history did not return one row per candidate",
+            ));
+        }
+        // Decide in order; entries decided earlier in the batch count as stored.
+        let mut events: std::collections::HashSet<(&str, &str)> = Default::default();
+        let mut entered_at: std::collections::HashMap<(&str, &str), Vec<i64>> = Default::default();
+        let mut decisions = Vec::with_capacity(rows.len());
+        let mut entered = Vec::new();
+        for (row, (already, total, counted)) in rows.iter().zip(&history) {
+            let flow = row.candidate.flow.as_str();
+            let earlier = entered_at
+                .get(&(flow, row.plan.profile.as_str()))
+                .map_or(&[][..], Vec::as_slice);
+            let in_batch = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+            let history = EntryHistory {
+                already_entered: *already > 0 || events.contains(&(flow, row.plan.event.as_str())),
+                counted: u32::try_from(counted.saturating_add(in_batch(
+                    earlier.iter().filter(|at| **at > row.start).count(),
+                )))
+                .unwrap_or(u32::MAX),
+                total: u32::try_from(total.saturating_add(in_batch(earlier.len())))
+                    .unwrap_or(u32::MAX),
+            };
+            let decision = decide_entry(row.candidate.limit, &history);
+            if decision.entered() {
+                events.insert((flow, row.plan.event.as_str()));
+                entered_at
+                    .entry((flow, row.plan.profile.as_str()))
+                    .or_default()
+                    .push(millis(row.plan.at));
+                entered.push(row);
+            }
+            decisions.push(decision);
+        }
+        for part in entered.chunks(ROWS_PER_STATEMENT) {
+            let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO optout_relay_entries (flow, event, profile, entered_at, webhook_id) ",
+            );
+            query.push_values(part, |mut values, row| {
+                values
+                    .push_bind(row.candidate.flow.as_str())
+                    .push_bind(row.plan.event.as_str())
+                    .push_bind(row.plan.profile.as_str())
+                    .push_bind(millis(row.plan.at))
+                    .push_bind(row.candidate.delivery.webhook_id());
+            });
+            query
+                .build()
+                .execute(&mut *conn)
+                .await
+                .map_err(sql::error)?;
+            let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO optout_relay_deliveries (webhook_id, flow, event, profile, state, \
+                 next_attempt_at, attempts, created_at, finished_at, data) ",
+            );
+            query.push_values(part, |mut values, row| {
+                let delivery = &row.candidate.delivery;
+                values
+                    .push_bind(delivery.webhook_id())
+                    .push_bind(row.candidate.flow.as_str())
+                    .push_bind(row.plan.event.as_str())
+                    .push_bind(row.plan.profile.as_str())
+                    .push_bind(row.columns.state)
+                    .push_bind(row.columns.next_attempt_at)
+                    .push_bind(row.columns.attempts)
+                    .push_bind(millis(delivery.created_at()))
+                    .push_bind(row.columns.finished_at)
+                    .push_bind(row.columns.data.as_str());
+            });
+            query.push(" ON CONFLICT (webhook_id) DO NOTHING");
+            query
+                .build()
+                .execute(&mut *conn)
+                .await
+                .map_err(sql::error)?;
+        }
+        let mut decisions = decisions.into_iter();
+        Ok(admits
+            .iter()
+            .map(|(plan, _)| {
+                let mine: Vec<EntryDecision> =
+                    decisions.by_ref().take(plan.candidates.len()).collect();
+                plan.submitted(&mine)
+            })
+            .collect())
+    })
 }
 
 /// Claims due work: expired leases first (the oldest work, left by a worker that died), then
