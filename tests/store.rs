@@ -788,3 +788,45 @@ async fn concurrent_admits_sharing_a_commit_decide_as_if_one_by_one() {
         assert_eq!((counts.pending, counts.entries), (3, 3), "{name}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_records_are_each_fenced_by_their_own_claim() {
+    let router = router(EntryLimit::Unlimited);
+    for (name, store, _scratch) in stores("records").await {
+        for i in 0..100 {
+            let plan = relay::plan(&router, &event(&format!("evt-{i}"), "1"), &profile(), now());
+            let _ = store.admit(plan).await.unwrap();
+        }
+        let claims = store.claim(100, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(claims.len(), 100, "{name}");
+        // Recorded at once (sharing commits): every tenth with a claim number it does not hold.
+        let mut tasks = Vec::new();
+        for (i, claim) in claims.into_iter().enumerate() {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut token = claim.token;
+                if i % 10 == 0 {
+                    token.claim += 1;
+                }
+                let mut delivery = claim.delivery;
+                let _ = delivery.record(Ok(&ok()), now(), now(), &RetryPolicy::default(), 0);
+                store.record(&token, &delivery).await.map_err(|e| e.kind())
+            }));
+        }
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.unwrap());
+        }
+        let lost = results
+            .iter()
+            .filter(|r| **r == Err(StoreErrorKind::LeaseLost))
+            .count();
+        assert_eq!((results.len() - lost, lost), (90, 10), "{name}");
+        let counts = store.counts().await.unwrap();
+        assert_eq!(
+            (counts.delivered, counts.pending, counts.leased),
+            (90, 10, 10),
+            "{name}"
+        );
+    }
+}

@@ -427,6 +427,38 @@ async fn write_loop(
                 }
             }
         }
+        // The attempts' records, all together in one statement when their ids are distinct;
+        // one by one below otherwise, or if that fails.
+        let mut ids = std::collections::HashSet::new();
+        let distinct = batch.iter().all(|command| match command {
+            Command::Record { token, .. } => ids.insert(token.webhook_id.as_str()),
+            _ => true,
+        });
+        if distinct && ids.len() > 1 {
+            let records: Vec<(&ClaimToken, &Columns)> = batch
+                .iter()
+                .filter_map(|command| match command {
+                    Command::Record { token, columns, .. } => Some((token, columns)),
+                    _ => None,
+                })
+                .collect();
+            if let Ok(written) = record_batch(&mut conn, &records).await {
+                let (records, rest): (Vec<Command>, Vec<Command>) = batch
+                    .drain(..)
+                    .partition(|command| matches!(command, Command::Record { .. }));
+                batch.extend(rest);
+                for command in records {
+                    if let Command::Record { token, reply, .. } = command {
+                        let result = if written.contains(&token.webhook_id) {
+                            Ok(())
+                        } else {
+                            Err(StoreError::lease_lost(&token.webhook_id))
+                        };
+                        finishes.push(finish(reply, result).1);
+                    }
+                }
+            }
+        }
         // Whether a savepoint `op` is open (the last command's, which succeeded): it is
         // released together with the next statement sent, to save a round trip.
         let mut open = false;
@@ -734,6 +766,51 @@ fn admit_batch<'a>(
                 plan.submitted(&mine)
             })
             .collect())
+    })
+}
+
+/// Records the attempts of a batch with one statement: each row is written only where its claim
+/// is still held. Returns the webhook ids written (the others lost their lease). The ids must
+/// be distinct.
+fn record_batch<'a>(
+    conn: &'a mut SqliteConnection,
+    records: &'a [(&'a ClaimToken, &'a Columns)],
+) -> Boxed<'a, Result<std::collections::HashSet<String>, StoreError>> {
+    Box::pin(async move {
+        let mut written = std::collections::HashSet::with_capacity(records.len());
+        for part in records.chunks(ROWS_PER_STATEMENT) {
+            let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "WITH v(state, next_attempt_at, attempts, finished_at, data, webhook_id, claim) \
+                 AS (",
+            );
+            query.push_values(part, |mut values, (token, columns)| {
+                values
+                    .push_bind(columns.state)
+                    .push_bind(columns.next_attempt_at)
+                    .push_bind(columns.attempts)
+                    .push_bind(columns.finished_at)
+                    .push_bind(columns.data.as_str())
+                    .push_bind(token.webhook_id.as_str())
+                    .push_bind(i64::try_from(token.claim).unwrap_or(i64::MAX));
+            });
+            query.push(
+                ") UPDATE optout_relay_deliveries SET state = v.state, \
+                 next_attempt_at = v.next_attempt_at, attempts = v.attempts, \
+                 finished_at = v.finished_at, data = v.data, lease_until = NULL, abandoned = 0 \
+                 FROM v WHERE optout_relay_deliveries.webhook_id = v.webhook_id \
+                 AND optout_relay_deliveries.claims = v.claim \
+                 AND optout_relay_deliveries.state = 'pending' \
+                 AND optout_relay_deliveries.lease_until IS NOT NULL \
+                 RETURNING optout_relay_deliveries.webhook_id",
+            );
+            let ids: Vec<String> = query
+                .build_query_scalar()
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(sql::error)?;
+            written.extend(ids);
+        }
+        Ok(written)
     })
 }
 
