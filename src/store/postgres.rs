@@ -14,7 +14,7 @@ use crate::listen::EntryDecision;
 use crate::relay::{EntryHistory, Plan, Submitted, decide_entry, window_start};
 use crate::store::sql::{self, Columns, millis};
 use crate::store::{
-    Claim, ClaimToken, Counts, DeliveryStore, ListQuery, StoreError, StoreErrorKind, lease_deadline,
+    Claim, ClaimToken, Counts, DeliveryStore, ListQuery, StoreError, StoreErrorKind,
 };
 
 /// The channel the store's `NOTIFY` wakes workers on.
@@ -26,21 +26,25 @@ const MIGRATION_LOCK: i64 = 0x6f70_746f_7574_0001;
 /// The database's clock, in milliseconds since the Unix epoch.
 const DB_NOW: &str = "SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint";
 
-/// Claims due deliveries: rows locked by another claimer are skipped, expired leases are taken
-/// over. ($1 lease deadline, $2 now, $3 how many.)
-const CLAIM: &str = "WITH due AS ( \
-       SELECT webhook_id FROM optout_relay_deliveries \
+/// Claims due deliveries in one statement: the time is the database's, rows locked by another
+/// claimer are skipped, expired leases are taken over. ($1 lease in milliseconds, $2 how many.)
+/// Returns the claimed rows, each with the claim's time.
+const CLAIM: &str = "WITH clock AS ( \
+       SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint AS now), \
+     due AS ( \
+       SELECT webhook_id FROM optout_relay_deliveries, clock \
        WHERE state = 'pending' \
-         AND ((lease_until IS NULL AND next_attempt_at <= $2) OR lease_until <= $2) \
+         AND ((lease_until IS NULL AND next_attempt_at <= clock.now) \
+              OR lease_until <= clock.now) \
        ORDER BY next_attempt_at \
-       LIMIT $3 \
-       FOR UPDATE SKIP LOCKED) \
+       LIMIT $2 \
+       FOR UPDATE OF optout_relay_deliveries SKIP LOCKED) \
      UPDATE optout_relay_deliveries AS d \
      SET claims = d.claims + 1, \
          abandoned = d.abandoned + (CASE WHEN d.lease_until IS NULL THEN 0 ELSE 1 END), \
-         lease_until = $1 \
-     FROM due WHERE d.webhook_id = due.webhook_id \
-     RETURNING d.webhook_id, d.claims, d.abandoned, d.data";
+         lease_until = clock.now + $1 \
+     FROM due, clock WHERE d.webhook_id = due.webhook_id \
+     RETURNING d.webhook_id, d.claims, d.abandoned, d.data, clock.now";
 
 /// Opens a [`PostgresStore`].
 #[derive(Debug, Clone)]
@@ -372,7 +376,10 @@ async fn admit(
     Ok(plan.submitted(&decisions))
 }
 
-async fn rewrite(conn: &mut PgConnection, delivery: &Delivery) -> Result<(), StoreError> {
+async fn rewrite<'c>(
+    conn: impl sqlx::PgExecutor<'c>,
+    delivery: &Delivery,
+) -> Result<(), StoreError> {
     let columns = Columns::of(delivery)?;
     sqlx::query(sql::REWRITE)
         .bind(columns.state)
@@ -381,7 +388,7 @@ async fn rewrite(conn: &mut PgConnection, delivery: &Delivery) -> Result<(), Sto
         .bind(columns.finished_at)
         .bind(&columns.data)
         .bind(delivery.webhook_id())
-        .execute(&mut *conn)
+        .execute(conn)
         .await
         .map_err(sql::error)?;
     Ok(())
@@ -413,20 +420,26 @@ impl DeliveryStore for PostgresStore {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let mut tx = self.inner.pool.begin().await.map_err(sql::error)?;
-        let now = Self::now(&mut tx).await?;
-        let rows: Vec<sql::ClaimedRow> = sqlx::query_as(CLAIM)
-            .bind(millis(lease_deadline(now, lease)))
-            .bind(millis(now))
+        let lease = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        let rows: Vec<(String, i64, i64, String, i64)> = sqlx::query_as(CLAIM)
+            .bind(lease)
             .bind(i64::try_from(max).unwrap_or(i64::MAX))
-            .fetch_all(&mut *tx)
+            .fetch_all(&self.inner.pool)
             .await
             .map_err(sql::error)?;
+        let Some(now) = rows.first().map(|row| sql::from_millis(row.4)) else {
+            return Ok(Vec::new());
+        };
+        let rows = rows
+            .into_iter()
+            .map(|(id, claim, abandoned, data, _)| (id, claim, abandoned, data))
+            .collect();
         let (claims, abandoned) = sql::sort_claims(rows, now)?;
+        // Abandoned too often: dead-lettered while still leased to this claim, so no other
+        // worker takes them in between.
         for delivery in abandoned {
-            rewrite(&mut tx, &delivery).await?;
+            rewrite(&self.inner.pool, &delivery).await?;
         }
-        tx.commit().await.map_err(sql::error)?;
         Ok(claims)
     }
 
@@ -512,7 +525,7 @@ impl DeliveryStore for PostgresStore {
         };
         let mut delivery = sql::decode(webhook_id, &data)?;
         delivery.replay(now);
-        rewrite(&mut tx, &delivery).await?;
+        rewrite(&mut *tx, &delivery).await?;
         sqlx::query("SELECT pg_notify($1, '')")
             .bind(NOTIFY_CHANNEL)
             .execute(&mut *tx)
