@@ -324,7 +324,9 @@ pub enum DeliveryState {
 #[derive(Clone)]
 pub struct Delivery {
     data: DeliveryData,
-    request: http::Request<Vec<u8>>,
+    /// Never changes once made: shared, so that a clone (a store handing a delivery to a
+    /// worker) does not copy the request.
+    request: std::sync::Arc<http::Request<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for Delivery {
@@ -412,7 +414,7 @@ impl Serialize for Delivery {
 impl<'de> Deserialize<'de> for Delivery {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let wire = WireIn::deserialize(deserializer)?;
-        let request = restore(&wire.request).map_err(serde::de::Error::custom)?;
+        let request = std::sync::Arc::new(restore(&wire.request).map_err(serde::de::Error::custom)?);
         Ok(Self {
             data: DeliveryData {
                 webhook_id: wire.webhook_id,
@@ -431,7 +433,9 @@ impl<'de> Deserialize<'de> for Delivery {
 /// `http::Request` has no `PartialEq`; deliveries compare requests by their stored form.
 impl PartialEq for Delivery {
     fn eq(&self, other: &Self) -> bool {
-        self.data == other.data && store(&self.request) == store(&other.request)
+        self.data == other.data
+            && (std::sync::Arc::ptr_eq(&self.request, &other.request)
+                || store(&self.request) == store(&other.request))
     }
 }
 
@@ -461,7 +465,7 @@ impl Delivery {
                 },
                 replayed: None,
             },
-            request,
+            request: std::sync::Arc::new(request),
         }
     }
 

@@ -489,8 +489,10 @@ impl Shared {
             while let Some(ended) = tasks.try_join_next() {
                 abandoned += usize::from(matches!(ended, Ok(Ended::Abandoned)));
             }
+            // Claims in batches: once a quarter of the places are free (or nothing is in flight),
+            // not once per attempt that ends.
             let free = self.max_in_flight.saturating_sub(tasks.len());
-            if free == 0 {
+            if free < (self.max_in_flight / 4).max(1) && !tasks.is_empty() {
                 tokio::select! {
                     ended = tasks.join_next() => {
                         abandoned += usize::from(matches!(ended, Some(Ok(Ended::Abandoned))));
@@ -656,7 +658,6 @@ impl Shared {
                 }
             }
         }
-        self.work.notify_one();
         match step {
             Step::Delivered => self.report(Outcome::Delivered(delivery)).await,
             Step::DeadLetter { .. } => self.report(Outcome::DeadLettered(delivery)).await,
