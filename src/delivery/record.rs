@@ -414,7 +414,8 @@ impl Serialize for Delivery {
 impl<'de> Deserialize<'de> for Delivery {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let wire = WireIn::deserialize(deserializer)?;
-        let request = std::sync::Arc::new(restore(&wire.request).map_err(serde::de::Error::custom)?);
+        let request =
+            std::sync::Arc::new(restore(&wire.request).map_err(serde::de::Error::custom)?);
         Ok(Self {
             data: DeliveryData {
                 webhook_id: wire.webhook_id,

@@ -421,7 +421,7 @@ async fn write_loop(
                 }
                 // One by one, below.
                 None => {
-                    let rest: Vec<Command> = batch.drain(..).collect();
+                    let rest = std::mem::take(&mut batch);
                     batch.extend(admits);
                     batch.extend(rest);
                 }
