@@ -46,6 +46,26 @@ const CLAIM: &str = "WITH clock AS ( \
      FROM due, clock WHERE d.webhook_id = due.webhook_id \
      RETURNING d.webhook_id, d.claims, d.abandoned, d.data, clock.now";
 
+/// ($1 flow, $2 event, $3 profile, $4 window start, exclusive) -> (already, total, counted).
+/// Entries later than the plan's time count too: they were admitted concurrently.
+const ENTRY_HISTORY: &str = "SELECT \
+     (SELECT count(*) FROM optout_relay_entries WHERE flow = $1 AND event = $2), \
+     (SELECT count(*) FROM optout_relay_entries WHERE flow = $1 AND profile = $3), \
+     (SELECT count(*) FROM optout_relay_entries WHERE flow = $1 AND profile = $3 \
+        AND entered_at > $4)";
+
+/// ($1 flow, $2 event, $3 profile, $4 entered at, $5 webhook id).
+const INSERT_ENTRY: &str = "INSERT INTO optout_relay_entries \
+     (flow, event, profile, entered_at, webhook_id) VALUES ($1, $2, $3, $4, $5)";
+
+/// ($1 webhook id, $2 flow, $3 event, $4 profile, $5 state, $6 next attempt, $7 attempts,
+/// $8 created at, $9 finished at, $10 data). The webhook id is the key: admitting the same
+/// delivery twice stores it once.
+const INSERT_DELIVERY: &str = "INSERT INTO optout_relay_deliveries \
+     (webhook_id, flow, event, profile, state, next_attempt_at, attempts, created_at, \
+      finished_at, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+     ON CONFLICT (webhook_id) DO NOTHING";
+
 /// Opens a [`PostgresStore`].
 #[derive(Debug, Clone)]
 #[must_use]
@@ -323,7 +343,7 @@ async fn admit(
         // concurrent submitter's (another process, or a plan made earlier but admitted later)
         // that committed before this transaction took the (flow, Profile) lock. Counting only
         // entries up to `plan.at` let both of two concurrent events in past a limit of 1.
-        let (already, total, counted): (i64, i64, i64) = sqlx::query_as(sql::ENTRY_HISTORY)
+        let (already, total, counted): (i64, i64, i64) = sqlx::query_as(ENTRY_HISTORY)
             .bind(candidate.flow.as_str())
             .bind(plan.event.as_str())
             .bind(plan.profile.as_str())
@@ -340,7 +360,7 @@ async fn admit(
         if let EntryDecision::Entered { .. } = decision {
             entered = true;
             let delivery = &candidate.delivery;
-            sqlx::query(sql::INSERT_ENTRY)
+            sqlx::query(INSERT_ENTRY)
                 .bind(candidate.flow.as_str())
                 .bind(plan.event.as_str())
                 .bind(plan.profile.as_str())
@@ -349,7 +369,7 @@ async fn admit(
                 .execute(&mut *conn)
                 .await
                 .map_err(sql::error)?;
-            sqlx::query(sql::INSERT_DELIVERY)
+            sqlx::query(INSERT_DELIVERY)
                 .bind(delivery.webhook_id())
                 .bind(candidate.flow.as_str())
                 .bind(plan.event.as_str())

@@ -100,26 +100,6 @@ fn is_sqlite_transient(code: &str) -> bool {
 
 // The statements both SQL stores run; `$n` placeholders (SQLite reads `$1` as parameter 1).
 
-/// ($1 flow, $2 event, $3 profile, $4 window start, exclusive) -> (already, total, counted).
-/// Entries later than the plan's time count too: they were admitted concurrently.
-pub(crate) const ENTRY_HISTORY: &str = "SELECT \
-     (SELECT count(*) FROM optout_relay_entries WHERE flow = $1 AND event = $2), \
-     (SELECT count(*) FROM optout_relay_entries WHERE flow = $1 AND profile = $3), \
-     (SELECT count(*) FROM optout_relay_entries WHERE flow = $1 AND profile = $3 \
-        AND entered_at > $4)";
-
-/// ($1 flow, $2 event, $3 profile, $4 entered at, $5 webhook id).
-pub(crate) const INSERT_ENTRY: &str = "INSERT INTO optout_relay_entries \
-     (flow, event, profile, entered_at, webhook_id) VALUES ($1, $2, $3, $4, $5)";
-
-/// ($1 webhook id, $2 flow, $3 event, $4 profile, $5 state, $6 next attempt, $7 attempts,
-/// $8 created at, $9 finished at, $10 data). The webhook id is the key: admitting the same
-/// delivery twice stores it once.
-pub(crate) const INSERT_DELIVERY: &str = "INSERT INTO optout_relay_deliveries \
-     (webhook_id, flow, event, profile, state, next_attempt_at, attempts, created_at, \
-      finished_at, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-     ON CONFLICT (webhook_id) DO NOTHING";
-
 /// ($1 state, $2 next attempt, $3 attempts, $4 finished at, $5 data, $6 webhook id, $7 claim):
 /// fenced by the claim number.
 pub(crate) const RECORD: &str = "UPDATE optout_relay_deliveries SET state = $1, \
@@ -167,9 +147,6 @@ pub(crate) const GET: &str = "SELECT data FROM optout_relay_deliveries WHERE web
 pub(crate) const LIST: &str = "SELECT webhook_id, data FROM optout_relay_deliveries \
      WHERE state = $1 AND ($2 IS NULL OR flow = $2) AND webhook_id > $3 \
      ORDER BY webhook_id LIMIT $4";
-
-/// The columns a claim returns, in order: webhook id, claim number, abandoned claims, data.
-pub(crate) const CLAIM_RETURNING: &str = "RETURNING webhook_id, claims, abandoned, data";
 
 /// A claimed row as returned: (webhook id, claim number, abandoned claims, data).
 pub(crate) type ClaimedRow = (String, i64, i64, String);

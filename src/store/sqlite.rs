@@ -514,7 +514,14 @@ fn run(conn: &mut SqliteConnection, command: Command, now: Timestamp) -> Boxed<'
     Box::pin(async move {
         match command {
             Command::Admit { plan, rows, reply } => {
-                let result = admit(conn, &plan, &rows).await;
+                // The batched path with a batch of one: the same statements, the same rule.
+                let result = admit_batch(conn, &[(&plan, &rows)])
+                    .await
+                    .and_then(|submitted| {
+                        submitted.into_iter().next().ok_or_else(|| {
+                            StoreError::new(StoreErrorKind::Other, "no result for the admission")
+                        })
+                    });
                 finish(reply, result)
             }
             Command::Claim { max, lease, reply } => {
@@ -557,59 +564,6 @@ fn fenced(rows: u64, token: &ClaimToken) -> Result<(), StoreError> {
     } else {
         Err(StoreError::lease_lost(&token.webhook_id))
     }
-}
-
-async fn admit(
-    conn: &mut SqliteConnection,
-    plan: &Plan,
-    rows: &[Columns],
-) -> Result<Submitted, StoreError> {
-    let mut decisions = Vec::with_capacity(plan.candidates.len());
-    for (candidate, columns) in plan.candidates.iter().zip(rows) {
-        let start = window_start(candidate.limit, plan.at).map_or(i64::MIN, millis);
-        let (already, total, counted): (i64, i64, i64) = sqlx::query_as(sql::ENTRY_HISTORY)
-            .bind(candidate.flow.as_str())
-            .bind(plan.event.as_str())
-            .bind(plan.profile.as_str())
-            .bind(start)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(sql::error)?;
-        let history = EntryHistory {
-            already_entered: already > 0,
-            counted: u32::try_from(counted).unwrap_or(u32::MAX),
-            total: u32::try_from(total).unwrap_or(u32::MAX),
-        };
-        let decision = decide_entry(candidate.limit, &history);
-        if let EntryDecision::Entered { .. } = decision {
-            let delivery = &candidate.delivery;
-            sqlx::query(sql::INSERT_ENTRY)
-                .bind(candidate.flow.as_str())
-                .bind(plan.event.as_str())
-                .bind(plan.profile.as_str())
-                .bind(millis(plan.at))
-                .bind(delivery.webhook_id())
-                .execute(&mut *conn)
-                .await
-                .map_err(sql::error)?;
-            sqlx::query(sql::INSERT_DELIVERY)
-                .bind(delivery.webhook_id())
-                .bind(candidate.flow.as_str())
-                .bind(plan.event.as_str())
-                .bind(plan.profile.as_str())
-                .bind(columns.state)
-                .bind(columns.next_attempt_at)
-                .bind(columns.attempts)
-                .bind(millis(delivery.created_at()))
-                .bind(columns.finished_at)
-                .bind(&columns.data)
-                .execute(&mut *conn)
-                .await
-                .map_err(sql::error)?;
-        }
-        decisions.push(decision);
-    }
-    Ok(plan.submitted(&decisions))
 }
 
 /// The most candidates one statement of the batched admit carries (SQLite allows 32,766
@@ -830,7 +784,8 @@ const CLAIM: &str = "UPDATE optout_relay_deliveries \
          SELECT webhook_id FROM optout_relay_deliveries \
          WHERE state = 'pending' AND lease_until IS NULL AND next_attempt_at <= $2 \
          ORDER BY next_attempt_at LIMIT $3) \
-       LIMIT $3) ";
+       LIMIT $3) \
+     RETURNING webhook_id, claims, abandoned, data";
 
 async fn claim(
     conn: &mut SqliteConnection,
@@ -841,8 +796,7 @@ async fn claim(
     if max == 0 {
         return Ok(Vec::new());
     }
-    let statement = format!("{CLAIM}{}", sql::CLAIM_RETURNING);
-    let rows: Vec<sql::ClaimedRow> = sqlx::query_as(&statement)
+    let rows: Vec<sql::ClaimedRow> = sqlx::query_as(CLAIM)
         .bind(millis(lease_deadline(now, lease)))
         .bind(millis(now))
         .bind(i64::try_from(max).unwrap_or(i64::MAX))
