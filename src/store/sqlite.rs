@@ -28,8 +28,11 @@ use crate::store::{
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Synchronous {
-    /// `FULL` (the default): the WAL is flushed to disk at every commit, so a committed
-    /// admission survives the process being killed **and** the machine losing power.
+    /// `FULL` (the default): the WAL is flushed to disk at every commit that admits, records,
+    /// replays or purges, so a committed admission survives the process being killed **and** the
+    /// machine losing power. Commits of nothing but claims and lease releases are not flushed
+    /// (a lease lost to a power failure only makes the delivery due again); the next flushed
+    /// commit flushes them too.
     #[default]
     Full,
     /// `NORMAL`: a committed admission survives the process being killed (SIGKILL, OOM), but
@@ -121,9 +124,13 @@ impl SqliteStoreBuilder {
 /// - **Durable at commit**: [`admit`](DeliveryStore::admit) returns only after its transaction
 ///   has committed, in WAL mode with `synchronous = FULL` by default (see [`Synchronous`]).
 /// - **Group commit**: every write goes through one writer task, which commits everything that
-///   arrived while the previous commit was under way in one transaction (each operation in its
-///   own savepoint, so one failing operation does not fail the others), so durability does not
-///   cost one disk flush per event.
+///   arrived while the previous commit was under way in one transaction, so durability does not
+///   cost one disk flush per event. The admissions of a batch are decided in order (each sees the
+///   entries decided before it) and written with a few statements in all; the attempts'
+///   records with one fenced statement. If a batched statement fails, each operation is done
+///   alone in a savepoint, so one failing operation does not fail the others. Batches of
+///   nothing but claims and releases commit without a flush (a lease lost to a power failure
+///   only makes the delivery due again).
 /// - Entry decisions run inside the write transaction (`BEGIN IMMEDIATE`): SQLite has one
 ///   writer at a time, in this process and in any other process using the same file, so
 ///   concurrent submitters never exceed a limit.
