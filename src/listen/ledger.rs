@@ -50,15 +50,21 @@ impl EntryDecision {
     }
 }
 
-/// Entry bookkeeping for flows, behind one method so that a host can keep it anywhere (memory,
-/// a database row per flow and Profile, a key-value store).
+/// Entry bookkeeping for flows, behind one method, for routing with
+/// [`Router::route`](crate::Router::route).
+///
+/// To relay opt-outs, do not keep entries in a ledger of their own: an entry recorded apart from
+/// its delivery can survive a crash that loses the delivery, and the event is then refused as
+/// already entered for ever. A [`DeliveryStore`](crate::DeliveryStore) records each entry in
+/// the same transaction as its delivery, with the same rule
+/// ([`relay::decide_entry`](crate::relay::decide_entry)).
 ///
 /// [`try_enter`](Self::try_enter) must decide and record in one step: a re-delivered copy of an
 /// event already entered is [`EntryDecision::AlreadyEntered`] whatever the limit; otherwise the
 /// entry is refused with [`EntryDecision::LimitReached`] when the limit is reached (entries
 /// recorded at times `t` with `now - within < t` count for a windowed limit, later ones too:
-/// they were recorded concurrently), and recorded at `now` when it is entered. Refused entries are not recorded. Time is passed in, never read
-/// from a clock.
+/// they were recorded concurrently), and recorded at `now` when it is entered. Refused entries
+/// are not recorded. Time is passed in, never read from a clock.
 pub trait EntryLedger {
     /// Decides whether `request` may enter under `limit` at `now`, and records it if so.
     fn try_enter(
