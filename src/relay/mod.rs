@@ -242,7 +242,8 @@ pub struct FlowEntry {
 pub struct Submitted {
     /// The event.
     pub event: EventId,
-    /// Per matching flow, in flow order.
+    /// Per matching flow: those entered or refused, in flow order, then those whose request
+    /// could not be built, in flow order.
     pub flows: Vec<FlowEntry>,
 }
 
