@@ -50,6 +50,17 @@ fn now() -> Timestamp {
     Timestamp::now()
 }
 
+/// Plans the event `id` (Subscription `subscription`) of the test Profile now, and admits it.
+async fn admit(
+    store: &dyn DeliveryStore,
+    router: &Router,
+    id: &str,
+    subscription: &str,
+) -> relay::Submitted {
+    let plan = relay::plan(router, &event(id, subscription), &profile(), now());
+    store.admit(plan).await.unwrap()
+}
+
 fn ok() -> http::Response<Vec<u8>> {
     http::Response::builder()
         .status(204)
@@ -177,25 +188,9 @@ async fn entry_limit_is_decided_in_the_store_and_a_missing_value_enters_nothing(
         );
         assert_eq!(store.counts().await.unwrap().entries, 0, "{name}");
         // ...so the same event enters once the data is fixed.
-        let a = store
-            .admit(relay::plan(
-                &router,
-                &event("evt-a", "111"),
-                &profile(),
-                now(),
-            ))
-            .await
-            .unwrap();
+        let a = admit(&*store, &router, "evt-a", "111").await;
         assert_eq!(a.entered().count(), 1, "{name}");
-        let b = store
-            .admit(relay::plan(
-                &router,
-                &event("evt-b", "222"),
-                &profile(),
-                now(),
-            ))
-            .await
-            .unwrap();
+        let b = admit(&*store, &router, "evt-b", "222").await;
         assert_eq!(
             b.flows[0].result,
             FlowResult::Refused(EntryDecision::LimitReached {
@@ -213,15 +208,7 @@ async fn entry_limit_is_decided_in_the_store_and_a_missing_value_enters_nothing(
 async fn claims_are_leased_and_fenced() {
     let router = router(EntryLimit::Unlimited);
     for (name, store, _scratch) in stores("lease").await {
-        let submitted = store
-            .admit(relay::plan(
-                &router,
-                &event("evt-1", "1"),
-                &profile(),
-                now(),
-            ))
-            .await
-            .unwrap();
+        let submitted = admit(&*store, &router, "evt-1", "1").await;
         let id = submitted.entered().next().unwrap().to_owned();
         let first = store.claim(10, Duration::from_millis(300)).await.unwrap();
         assert_eq!(first.len(), 1, "{name}");
@@ -265,15 +252,7 @@ async fn claims_are_leased_and_fenced() {
 async fn a_retry_waits_in_the_store_until_due_and_release_gives_work_back() {
     let router = router(EntryLimit::Unlimited);
     for (name, store, _scratch) in stores("retry").await {
-        let _ = store
-            .admit(relay::plan(
-                &router,
-                &event("evt-1", "1"),
-                &profile(),
-                now(),
-            ))
-            .await
-            .unwrap();
+        let _ = admit(&*store, &router, "evt-1", "1").await;
         let claim = store
             .claim(1, Duration::from_secs(60))
             .await
@@ -324,15 +303,7 @@ async fn a_retry_waits_in_the_store_until_due_and_release_gives_work_back() {
 async fn abandoned_claims_dead_letter_and_replay_brings_it_back() {
     let router = router(EntryLimit::Unlimited);
     for (name, store, _scratch) in stores("abandoned").await {
-        let submitted = store
-            .admit(relay::plan(
-                &router,
-                &event("evt-1", "1"),
-                &profile(),
-                now(),
-            ))
-            .await
-            .unwrap();
+        let submitted = admit(&*store, &router, "evt-1", "1").await;
         let id = submitted.entered().next().unwrap().to_owned();
         // Three claims expire without an attempt (a worker that dies on this delivery).
         for claim in 1..=store::MAX_ABANDONED_CLAIMS {
@@ -377,15 +348,7 @@ async fn replay_gives_the_retry_policy_its_whole_allowance_again() {
     let router = router(EntryLimit::Unlimited);
     let policy = RetryPolicy::builder().max_attempts(1).build().unwrap();
     for (name, store, _scratch) in stores("replay").await {
-        let submitted = store
-            .admit(relay::plan(
-                &router,
-                &event("evt-1", "1"),
-                &profile(),
-                now(),
-            ))
-            .await
-            .unwrap();
+        let submitted = admit(&*store, &router, "evt-1", "1").await;
         let id = submitted.entered().next().unwrap().to_owned();
         let claim = store
             .claim(1, Duration::from_secs(60))
@@ -432,15 +395,7 @@ async fn purge_deletes_finished_deliveries_only_and_list_pages() {
     for (name, store, _scratch) in stores("purge").await {
         let mut ids = Vec::new();
         for i in 0..5 {
-            let submitted = store
-                .admit(relay::plan(
-                    &router,
-                    &event(&format!("evt-{i}"), "1"),
-                    &profile(),
-                    now(),
-                ))
-                .await
-                .unwrap();
+            let submitted = admit(&*store, &router, &format!("evt-{i}"), "1").await;
             ids.push(submitted.entered().next().unwrap().to_owned());
         }
         ids.sort();
@@ -495,27 +450,11 @@ async fn the_sqlite_file_survives_reopening_and_refuses_a_newer_schema() {
     let router = router(EntryLimit::Unlimited);
     {
         let store = SqliteStore::open(&path).await.unwrap();
-        let _ = store
-            .admit(relay::plan(
-                &router,
-                &event("evt-1", "1"),
-                &profile(),
-                now(),
-            ))
-            .await
-            .unwrap();
+        let _ = admit(&store, &router, "evt-1", "1").await;
     }
     let store = SqliteStore::open(&path).await.unwrap();
     assert_eq!(store.counts().await.unwrap().pending, 1);
-    let again = store
-        .admit(relay::plan(
-            &router,
-            &event("evt-1", "1"),
-            &profile(),
-            now(),
-        ))
-        .await
-        .unwrap();
+    let again = admit(&store, &router, "evt-1", "1").await;
     assert_eq!(
         again.flows[0].result,
         FlowResult::Refused(EntryDecision::AlreadyEntered)
