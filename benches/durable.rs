@@ -806,7 +806,6 @@ impl DeliveryStore for Counting {
 fn worker_builder(router: Arc<Router>, store: Arc<dyn DeliveryStore>) -> WorkerBuilder {
     Worker::builder(router, reqwest_client(), store)
         .max_in_flight(IN_FLIGHT)
-        .destination_policy(DestinationPolicy::new().allow_loopback())
         .poll_interval(Duration::from_millis(50))
 }
 

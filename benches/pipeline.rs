@@ -104,7 +104,6 @@ async fn through_the_crate_with(
         // In memory for now: the durable stores are measured separately.
         let store: Arc<dyn DeliveryStore> = Arc::new(VolatileStore::new());
         Worker::builder(router, client, store)
-            .destination_policy(DestinationPolicy::default().allow_loopback())
             .max_in_flight(CONCURRENCY)
             .start_with_callback(move |outcome| {
                 assert!(

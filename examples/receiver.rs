@@ -411,7 +411,6 @@ async fn run_demo(flows: &[Flow], base: &str) -> Result<(), Box<dyn std::error::
     // In memory: the demo's deliveries need not outlive it (SqliteStore keeps them on disk).
     let store = Arc::new(VolatileStore::new());
     let (worker, mut outcomes) = Worker::builder(router, client.clone(), store)
-        .destination_policy(DestinationPolicy::default().allow_loopback())
         .policy(policy)
         .seed(7)
         .start();

@@ -141,7 +141,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .timeout(Duration::from_secs(10))
         .build()?;
     let (worker, mut outcomes) = Worker::builder(router, Arc::new(client), store.clone())
-        .destination_policy(DestinationPolicy::default().allow_loopback())
         .policy(policy)
         .seed(7)
         .start();
@@ -389,7 +388,6 @@ async fn crash_child(store: &str, receiver: &str) -> Result<(), Box<dyn std::err
         .build()?;
     let router = Arc::new(Router::new([flow], &Catalog::default())?);
     let (worker, _outcomes) = Worker::builder(router, Arc::new(client), store.clone())
-        .destination_policy(loopback)
         .max_in_flight(16)
         .lease(Duration::from_secs(2))
         .start();

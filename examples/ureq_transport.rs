@@ -14,12 +14,18 @@ use optout_relay::*;
 
 /// The host's transport: ureq, configured as every serious sender is (no redirects followed, a
 /// 3xx or 5xx is a response for the retry policy to judge, a bounded attempt and body).
+///
+/// It reports its destination policy through [`HttpClient::destination_policy`], so the worker
+/// refuses a forbidden literal or `localhost` before the request reaches ureq. ureq resolves
+/// host names itself, with no hook in its stable API to vet the answers: a host that lets its
+/// users write endpoints should prefer `ReqwestClient`, which vets every resolved address.
 struct UreqClient {
     agent: ureq::Agent,
+    policy: DestinationPolicy,
 }
 
 impl UreqClient {
-    fn new() -> Self {
+    fn new(policy: DestinationPolicy) -> Self {
         let config = ureq::Agent::config_builder()
             .max_redirects(0)
             .max_redirects_will_error(false)
@@ -28,6 +34,7 @@ impl UreqClient {
             .build();
         Self {
             agent: ureq::Agent::new_with_config(config),
+            policy,
         }
     }
 }
@@ -44,6 +51,10 @@ fn kind_of(error: &ureq::Error) -> TransportErrorKind {
 
 #[async_trait::async_trait]
 impl HttpClient for UreqClient {
+    fn destination_policy(&self) -> &DestinationPolicy {
+        &self.policy
+    }
+
     async fn send(&self, request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, TransportError> {
         let agent = self.agent.clone();
         let attempt = tokio::task::spawn_blocking(move || {
@@ -89,8 +100,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // In memory for the demo; SqliteStore (the default feature) keeps deliveries on disk.
     let store = Arc::new(VolatileStore::new());
     let (worker, mut outcomes) =
-        Worker::builder(router, Arc::new(UreqClient::new()), store.clone())
-            .destination_policy(DestinationPolicy::default().allow_loopback())
+        Worker::builder(router, Arc::new(UreqClient::new(DestinationPolicy::default().allow_loopback())), store.clone())
             .start();
 
     let profile =

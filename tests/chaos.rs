@@ -142,7 +142,6 @@ async fn every_entered_event_ends_exactly_once_under_faults() {
     let (server, receiver) = faulty_receiver(30, 7).await;
     let store = Arc::new(VolatileStore::new());
     let (worker, mut outcomes) = Worker::builder(router(&server), client(), store.clone())
-        .destination_policy(DestinationPolicy::default().allow_loopback())
         .policy(policy())
         .max_in_flight(64)
         .seed(11)
@@ -252,7 +251,6 @@ async fn a_crash_mid_way_carries_on_from_the_store_without_loss() {
     let (server, receiver) = faulty_receiver(30, 99).await;
     let store = Arc::new(SqliteStore::open(&path).await.unwrap());
     let (worker, mut outcomes) = Worker::builder(router(&server), client(), store.clone())
-        .destination_policy(DestinationPolicy::default().allow_loopback())
         .policy(policy())
         .max_in_flight(32)
         .start();
@@ -298,7 +296,6 @@ async fn a_crash_mid_way_carries_on_from_the_store_without_loss() {
     // nothing again.
     let store = Arc::new(SqliteStore::open(&path).await.unwrap());
     let (worker, mut outcomes) = Worker::builder(router(&server), client(), store.clone())
-        .destination_policy(DestinationPolicy::default().allow_loopback())
         .policy(policy())
         .start();
     for i in 0..500 {

@@ -185,7 +185,6 @@ async fn relay_child() {
         Arc::new(client),
         store.clone(),
     )
-    .destination_policy(loopback)
     .policy(policy)
     .lease(Duration::from_secs(2))
     .poll_interval(Duration::from_millis(100))

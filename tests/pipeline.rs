@@ -77,7 +77,6 @@ fn fast() -> RetryPolicy {
 async fn one(router: Arc<Router>, policy: RetryPolicy) -> Outcome {
     let store = Arc::new(VolatileStore::new());
     let (worker, mut outcomes) = Worker::builder(router, client(), store.clone())
-        .destination_policy(DestinationPolicy::default().allow_loopback())
         .policy(policy)
         .start();
     let submitted = worker.submit(&event("evt-1"), &profile()).await.unwrap();

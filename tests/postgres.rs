@@ -894,7 +894,6 @@ async fn child_worker() {
     let ended = Arc::new(AtomicUsize::new(0));
     let count = Arc::clone(&ended);
     let worker = Worker::builder(unlimited(&receiver), client, store.clone())
-        .destination_policy(DestinationPolicy::new().allow_loopback())
         .policy(worker_policy())
         .max_in_flight(WORKER_IN_FLIGHT)
         .lease(WORKER_LEASE)

@@ -31,7 +31,7 @@ use crate::listen::Router;
 use crate::model::{OptOutEvent, Profile};
 use crate::relay::{self, FlowResult, Submitted};
 use crate::store::{Claim, DeliveryStore, StoreError};
-use crate::transport::{DestinationPolicy, HttpClient, TransportError, TransportErrorKind};
+use crate::transport::{HttpClient, TransportError, TransportErrorKind};
 
 /// The end of one delivery: one for each delivery this worker's attempts ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +92,6 @@ pub struct WorkerBuilder {
     policy: RetryPolicy,
     max_in_flight: usize,
     seed: u64,
-    destinations: DestinationPolicy,
     outcome_capacity: Option<usize>,
     lease: Duration,
     poll: Duration,
@@ -111,17 +110,6 @@ impl std::fmt::Debug for WorkerBuilder {
 }
 
 impl WorkerBuilder {
-    /// The destination policy checked before every attempt, whatever the transport (default:
-    /// the strict [`DestinationPolicy::default`]). A refused destination is dead-lettered at once
-    /// ([`DeadLetterReason::NotRetryable`](crate::DeadLetterReason::NotRetryable) with
-    /// [`TransportErrorKind::Blocked`]). The worker judges IP literals and `localhost`; a
-    /// transport such as [`ReqwestClient`](crate::transport::ReqwestClient) also judges what
-    /// host names resolve to.
-    pub fn destination_policy(mut self, policy: DestinationPolicy) -> Self {
-        self.destinations = policy;
-        self
-    }
-
     /// The retry policy (default [`RetryPolicy::default`]).
     pub fn policy(mut self, policy: RetryPolicy) -> Self {
         self.policy = policy;
@@ -213,7 +201,6 @@ impl WorkerBuilder {
             client: self.client,
             store: self.store,
             policy: self.policy,
-            destinations: self.destinations,
             jitter: AtomicU64::new(self.seed),
             max_in_flight: self.max_in_flight,
             lease: self.lease,
@@ -302,6 +289,12 @@ impl std::fmt::Debug for Worker {
 impl Worker {
     /// A builder for a worker over `router`, sending through `client`, keeping everything in
     /// `store`.
+    ///
+    /// The worker vets every request's destination with the client's own
+    /// [`HttpClient::destination_policy`] before each attempt (one policy, one owner): a refused
+    /// destination is dead-lettered at once
+    /// ([`DeadLetterReason::NotRetryable`](crate::DeadLetterReason::NotRetryable) with
+    /// [`TransportErrorKind::Blocked`]) and never reaches the client.
     pub fn builder(
         router: Arc<Router>,
         client: Arc<dyn HttpClient>,
@@ -314,7 +307,6 @@ impl Worker {
             policy: RetryPolicy::default(),
             max_in_flight: 64,
             seed: 0,
-            destinations: DestinationPolicy::default(),
             outcome_capacity: None,
             lease: Duration::from_secs(60),
             poll: Duration::from_secs(1),
@@ -452,7 +444,6 @@ struct Shared {
     client: Arc<dyn HttpClient>,
     store: Arc<dyn DeliveryStore>,
     policy: RetryPolicy,
-    destinations: DestinationPolicy,
     /// SplitMix64 state for jitter.
     jitter: AtomicU64,
     max_in_flight: usize,
@@ -599,7 +590,7 @@ impl Shared {
         let send = async {
             #[cfg(feature = "tracing")]
             tracing::debug!("attempt started");
-            match relay::prepare_attempt(&self.router, &delivery, &self.destinations, started) {
+            match relay::prepare_attempt(&self.router, &delivery, self.client.destination_policy(), started) {
                 Ok(request) => self.send(request).await,
                 Err(refused) => Err(refused),
             }

@@ -302,11 +302,7 @@ pub fn prepare_attempt(
     now: Timestamp,
 ) -> Result<http::Request<Vec<u8>>, TransportError> {
     let mut request = delivery.request().clone();
-    if let Some(reason) = request
-        .uri()
-        .host()
-        .and_then(|host| destinations.check_host(host).err())
-    {
+    if let Err(reason) = destinations.check_uri(request.uri()) {
         return Err(TransportError::new(
             TransportErrorKind::Blocked,
             format!("refused by the destination policy: the destination is {reason}"),

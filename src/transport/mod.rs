@@ -6,7 +6,10 @@
 //! decides what it means. A [`TransportError`] is for when no response arrived.
 
 pub mod destination;
-pub use destination::{BlockReason, Cidr, CidrError, DestinationPolicy};
+pub use destination::{
+    BlockReason, Cidr, CidrError, DestinationPolicy, IPV4_SPECIAL_PURPOSE, IPV6_SPECIAL_PURPOSE,
+    SpecialPurpose, Treatment,
+};
 
 #[cfg(feature = "reqwest")]
 mod reqwest;
@@ -137,6 +140,18 @@ pub trait HttpClient: Send + Sync {
         &self,
         request: http::Request<Vec<u8>>,
     ) -> Result<http::Response<Vec<u8>>, TransportError>;
+
+    /// The destination policy this client enforces: the one owner of the SSRF guard.
+    ///
+    /// The worker (and [`prepare_attempt`](crate::relay::prepare_attempt) when the host passes
+    /// it this policy) vets every request's host with it before calling [`send`](Self::send),
+    /// so a refused literal or `localhost` never reaches the client. A client that resolves host
+    /// names must vet what they resolve to with the same policy (as
+    /// [`ReqwestClient`](crate::transport::ReqwestClient) does). The default is the strict
+    /// [`DestinationPolicy::default`]; a client configured otherwise returns its own.
+    fn destination_policy(&self) -> &DestinationPolicy {
+        &destination::STRICT
+    }
 }
 
 #[async_trait]
@@ -146,6 +161,10 @@ impl<C: HttpClient + ?Sized> HttpClient for Arc<C> {
         request: http::Request<Vec<u8>>,
     ) -> Result<http::Response<Vec<u8>>, TransportError> {
         (**self).send(request).await
+    }
+
+    fn destination_policy(&self) -> &DestinationPolicy {
+        (**self).destination_policy()
     }
 }
 
@@ -157,12 +176,27 @@ impl<C: HttpClient + ?Sized> HttpClient for &C {
     ) -> Result<http::Response<Vec<u8>>, TransportError> {
         (**self).send(request).await
     }
+
+    fn destination_policy(&self) -> &DestinationPolicy {
+        (**self).destination_policy()
+    }
 }
 
 /// An [`HttpClient`] made from a closure; see [`client_fn`].
 #[derive(Clone)]
 pub struct ClientFn<F> {
     f: F,
+    policy: DestinationPolicy,
+}
+
+impl<F> ClientFn<F> {
+    /// The destination policy this client reports (default: the strict one); see
+    /// [`HttpClient::destination_policy`].
+    #[must_use]
+    pub fn with_destination_policy(mut self, policy: DestinationPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
 }
 
 impl<F> fmt::Debug for ClientFn<F> {
@@ -188,7 +222,10 @@ where
     F: Fn(http::Request<Vec<u8>>) -> Fut + Send + Sync,
     Fut: Future<Output = Result<http::Response<Vec<u8>>, TransportError>> + Send,
 {
-    ClientFn { f }
+    ClientFn {
+        f,
+        policy: DestinationPolicy::default(),
+    }
 }
 
 #[async_trait]
@@ -202,6 +239,10 @@ where
         request: http::Request<Vec<u8>>,
     ) -> Result<http::Response<Vec<u8>>, TransportError> {
         (self.f)(request).await
+    }
+
+    fn destination_policy(&self) -> &DestinationPolicy {
+        &self.policy
     }
 }
 
@@ -306,6 +347,7 @@ struct Recorded {
 pub struct RecordingClient {
     inner: Arc<Mutex<Recorded>>,
     fallback: ScriptedAnswer,
+    policy: DestinationPolicy,
 }
 
 impl fmt::Debug for RecordingClient {
@@ -315,6 +357,7 @@ impl fmt::Debug for RecordingClient {
             .field("requests", &recorded.requests.len())
             .field("scripted", &recorded.script.len())
             .field("fallback", &self.fallback)
+            .field("policy", &self.policy)
             .finish()
     }
 }
@@ -331,7 +374,16 @@ impl RecordingClient {
         Self {
             inner: Arc::default(),
             fallback: ScriptedAnswer::status(200),
+            policy: DestinationPolicy::default(),
         }
+    }
+
+    /// The destination policy this client reports (default: the strict one); see
+    /// [`HttpClient::destination_policy`].
+    #[must_use]
+    pub fn with_destination_policy(mut self, policy: DestinationPolicy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// Adds `answer` to the end of the script.
@@ -373,5 +425,9 @@ impl HttpClient for RecordingClient {
             recorded.script.pop_front()
         };
         answer.as_ref().unwrap_or(&self.fallback).answer()
+    }
+
+    fn destination_policy(&self) -> &DestinationPolicy {
+        &self.policy
     }
 }

@@ -9,8 +9,45 @@ use crate::transport::{
     BlockReason, DestinationPolicy, HttpClient, TransportError, TransportErrorKind,
 };
 
-/// The words that mark a refusal by the destination policy in a resolver error.
-const BLOCKED: &str = "blocked by the destination policy";
+/// A refusal by the destination policy: raised by the resolver and the client, found again by
+/// walking an error's sources.
+#[derive(Debug)]
+struct Refused {
+    reason: BlockReason,
+    resolved: bool,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.resolved {
+            write!(
+                f,
+                "blocked by the destination policy: the name resolves to {}",
+                self.reason
+            )
+        } else {
+            write!(
+                f,
+                "blocked by the destination policy: the destination is {}",
+                self.reason
+            )
+        }
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// A failed name lookup, found again by walking an error's sources.
+#[derive(Debug)]
+struct LookupFailed(std::io::Error);
+
+impl std::fmt::Display for LookupFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the name could not be resolved: {}", self.0)
+    }
+}
+
+impl std::error::Error for LookupFailed {}
 
 /// Resolves host names and keeps only the addresses the destination policy allows, so that the
 /// client connects only to vetted addresses.
@@ -41,12 +78,21 @@ impl reqwest::dns::Resolve for PolicyResolver {
         let host = name.as_str().to_owned();
         Box::pin(async move {
             if let Err(reason) = policy.check_host(&host) {
-                return Err(format!("{BLOCKED}: {reason}").into());
+                return Err(Box::new(Refused {
+                    reason,
+                    resolved: false,
+                }) as Box<dyn std::error::Error + Send + Sync>);
             }
-            let resolved: Vec<std::net::SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed = vet(&policy, resolved)
-                .map_err(|reason| format!("{BLOCKED}: the name resolves to {reason}"))?;
+            let resolved: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map_err(|e| Box::new(LookupFailed(e)) as Box<dyn std::error::Error + Send + Sync>)?
+                .collect();
+            let allowed = vet(&policy, resolved).map_err(|reason| {
+                Box::new(Refused {
+                    reason,
+                    resolved: true,
+                }) as Box<dyn std::error::Error + Send + Sync>
+            })?;
             Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
         })
     }
@@ -139,7 +185,9 @@ impl ReqwestClientBuilder {
             if let Err(reason) = self.policy.check_ip(address.ip()) {
                 return Err(TransportError::new(
                     TransportErrorKind::Blocked,
-                    format!("{BLOCKED}: `{domain}` is set to resolve to {reason}"),
+                    format!(
+                        "blocked by the destination policy: `{domain}` is set to resolve to {reason}"
+                    ),
                 ));
             }
         }
@@ -212,26 +260,68 @@ fn describe(error: &reqwest::Error) -> String {
     message
 }
 
-fn kind_of(error: &reqwest::Error, message: &str) -> TransportErrorKind {
-    let lower = message.to_ascii_lowercase();
-    if lower.contains(BLOCKED) {
-        TransportErrorKind::Blocked
-    } else if error.is_timeout() || lower.contains("timed out") {
-        TransportErrorKind::Timeout
-    } else if error.is_builder() {
-        TransportErrorKind::InvalidRequest
-    } else if lower.contains("dns error") || lower.contains("failed to lookup address") {
-        TransportErrorKind::Dns
-    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
-    {
-        TransportErrorKind::Tls
-    } else if error.is_connect() {
+/// Every error in `error`'s source chain, the error itself first; an `io::Error` that wraps
+/// another error is followed into it (its `source()` skips the wrapped error itself).
+fn causes<'a>(error: &'a (dyn std::error::Error + 'static)) -> Vec<&'a (dyn std::error::Error + 'static)> {
+    let mut found = Vec::new();
+    let mut next = Some(error);
+    // A chain is short; the bound guards against a cycle.
+    while let Some(cause) = next.take() {
+        if found.len() == 64 {
+            break;
+        }
+        found.push(cause);
+        next = match cause.downcast_ref::<std::io::Error>() {
+            Some(io) => match io.get_ref() {
+                Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+                None => cause.source(),
+            },
+            None => cause.source(),
+        };
+    }
+    found
+}
+
+/// What failed, from the types in the error's source chain (never from its text).
+fn kind_of(error: &reqwest::Error) -> TransportErrorKind {
+    use std::io::ErrorKind as Io;
+    let chain = causes(error);
+    for cause in &chain {
+        if cause.is::<Refused>() {
+            return TransportErrorKind::Blocked;
+        }
+        if cause.is::<LookupFailed>() {
+            return TransportErrorKind::Dns;
+        }
+        #[cfg(feature = "rustls")]
+        if cause.is::<rustls::Error>() {
+            return TransportErrorKind::Tls;
+        }
+    }
+    if error.is_timeout() {
+        return TransportErrorKind::Timeout;
+    }
+    if error.is_builder() {
+        return TransportErrorKind::InvalidRequest;
+    }
+    for cause in &chain {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if io.kind() == Io::TimedOut {
+                return TransportErrorKind::Timeout;
+            }
+        }
+        if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
+            if hyper.is_timeout() {
+                return TransportErrorKind::Timeout;
+            }
+            if hyper.is_incomplete_message() || hyper.is_body_write_aborted() {
+                return TransportErrorKind::Body;
+            }
+        }
+    }
+    if error.is_connect() {
         TransportErrorKind::Connect
-    } else if error.is_body()
-        || error.is_decode()
-        || lower.contains("connection closed")
-        || lower.contains("incomplete")
-    {
+    } else if error.is_body() || error.is_decode() {
         TransportErrorKind::Body
     } else {
         TransportErrorKind::Other
@@ -239,8 +329,7 @@ fn kind_of(error: &reqwest::Error, message: &str) -> TransportErrorKind {
 }
 
 fn transport_error(error: &reqwest::Error) -> TransportError {
-    let message = describe(error);
-    TransportError::new(kind_of(error, &message), message)
+    TransportError::new(kind_of(error), describe(error))
 }
 
 #[async_trait]
@@ -249,21 +338,24 @@ impl HttpClient for ReqwestClient {
         &self,
         request: http::Request<Vec<u8>>,
     ) -> Result<http::Response<Vec<u8>>, TransportError> {
-        // IP literals never reach the resolver: judge them here.
-        if let Some(host) = request.uri().host() {
-            if let Err(reason) = self.policy.check_host(host) {
-                return Err(TransportError::new(
-                    TransportErrorKind::Blocked,
-                    format!("{BLOCKED}: the destination is {reason}"),
-                ));
-            }
-        }
         let request = reqwest::Request::try_from(request).map_err(|e| {
             TransportError::new(
                 TransportErrorKind::InvalidRequest,
                 describe(&e.without_url()),
             )
         })?;
+        // Judge the host reqwest will connect to, read by the same URL parser; IP literals never
+        // reach the resolver.
+        if let Err(reason) = self.policy.check_url(request.url()) {
+            let refused = Refused {
+                reason,
+                resolved: false,
+            };
+            return Err(TransportError::new(
+                TransportErrorKind::Blocked,
+                refused.to_string(),
+            ));
+        }
         let mut response = self
             .client
             .execute(request)
@@ -289,6 +381,10 @@ impl HttpClient for ReqwestClient {
         builder.body(body).map_err(|e| {
             TransportError::new(TransportErrorKind::Other, format!("invalid response: {e}"))
         })
+    }
+
+    fn destination_policy(&self) -> &DestinationPolicy {
+        &self.policy
     }
 }
 
