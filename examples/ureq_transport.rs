@@ -99,9 +99,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let router = Arc::new(Router::new(flows, &Catalog::default())?);
     // In memory for the demo; SqliteStore (the default feature) keeps deliveries on disk.
     let store = Arc::new(VolatileStore::new());
-    let (worker, mut outcomes) =
-        Worker::builder(router, Arc::new(UreqClient::new(DestinationPolicy::default().allow_loopback())), store.clone())
-            .start();
+    let (worker, mut outcomes) = Worker::builder(
+        router,
+        Arc::new(UreqClient::new(
+            DestinationPolicy::default().allow_loopback(),
+        )),
+        store.clone(),
+    )
+    .start();
 
     let profile =
         Profile::new(ProfileId::new("p-ada")?).with_email(Email::new("ada+news@example.com")?);

@@ -45,7 +45,10 @@ fn non_global_addresses_are_refused_by_default() {
         ("::ffff:0:7f00:1", BlockReason::Translation),
         ("64:ff9b:1::a9fe:a9fe", BlockReason::Translation),
         ("fec0::1", BlockReason::SiteLocal),
-        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", BlockReason::Translation),
+        (
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            BlockReason::Translation,
+        ),
         ("::10.0.0.1", BlockReason::Reserved),
         ("::8.8.8.8", BlockReason::Reserved),
         ("5f00::1", BlockReason::Reserved),
@@ -171,17 +174,26 @@ fn every_special_purpose_entry_is_decided_as_the_registry_says() {
         ("2001:30::", Ok(())),
         ("2001:3f:ffff:ffff:ffff:ffff:ffff:ffff", Ok(())),
         ("2001:db8::", Err(R::Documentation)),
-        ("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", Err(R::Documentation)),
+        (
+            "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff",
+            Err(R::Documentation),
+        ),
         ("2002::", Err(R::Unspecified)),
         ("2002:ffff:ffff:ffff:ffff:ffff:ffff:ffff", Err(R::Reserved)),
         ("2620:4f:8000::", Ok(())),
         ("2620:4f:8000:ffff:ffff:ffff:ffff:ffff", Ok(())),
         ("3fff::", Err(R::Documentation)),
-        ("3fff:fff:ffff:ffff:ffff:ffff:ffff:ffff", Err(R::Documentation)),
+        (
+            "3fff:fff:ffff:ffff:ffff:ffff:ffff:ffff",
+            Err(R::Documentation),
+        ),
         ("5f00::", Err(R::Reserved)),
         ("5f00:ffff:ffff:ffff:ffff:ffff:ffff:ffff", Err(R::Reserved)),
         ("fc00::", Err(R::UniqueLocal)),
-        ("fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", Err(R::UniqueLocal)),
+        (
+            "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            Err(R::UniqueLocal),
+        ),
         ("fe80::", Err(R::LinkLocal)),
         ("febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff", Err(R::LinkLocal)),
         ("fec0::", Err(R::SiteLocal)),
@@ -237,11 +249,25 @@ fn hosts_are_parsed_as_the_url_standard_does() {
             assert!(host.starts_with('%'), "{host}");
         }
     }
-    assert_eq!(strict.check_host("0xa9.0xfe.0xa9.0xfe"), Err(BlockReason::LinkLocal));
+    assert_eq!(
+        strict.check_host("0xa9.0xfe.0xa9.0xfe"),
+        Err(BlockReason::LinkLocal)
+    );
     assert_eq!(strict.check_host("2852039166"), Err(BlockReason::LinkLocal));
     // What the standard cannot read as a host is refused, not passed on as a name.
-    for host in ["1.2.3.256", "0x100000000", "", "[::1", "a b.example", "exa%00mple.com"] {
-        assert_eq!(strict.check_host(host), Err(BlockReason::InvalidHost), "{host:?}");
+    for host in [
+        "1.2.3.256",
+        "0x100000000",
+        "",
+        "[::1",
+        "a b.example",
+        "exa%00mple.com",
+    ] {
+        assert_eq!(
+            strict.check_host(host),
+            Err(BlockReason::InvalidHost),
+            "{host:?}"
+        );
     }
     assert_eq!(
         strict.check_uri(&http::Uri::from_static("/relative/only")),
@@ -501,7 +527,8 @@ async fn the_worker_uses_the_clients_destination_policy() {
         let store = Arc::new(VolatileStore::new());
         let (worker, mut outcomes) =
             Worker::builder(router.clone(), Arc::new(client.clone()), store).start();
-        worker.submit(&event, &profile).await.unwrap();
+        let submitted = worker.submit(&event, &profile).await.unwrap();
+        assert_eq!(submitted.entered().count(), 1);
         let outcome = outcomes.recv().await.unwrap();
         assert_eq!(matches!(outcome, Outcome::Delivered(_)), delivered);
         assert_eq!(client.requests().len(), usize::from(delivered));
@@ -539,6 +566,7 @@ async fn admit_raw(store: &VolatileStore, urls: &[String]) {
             }],
             not_built: Vec::new(),
         };
-        store.admit(plan).await.unwrap();
+        let admitted = store.admit(plan).await.unwrap();
+        assert_eq!(admitted.entered().count(), 1);
     }
 }

@@ -590,7 +590,12 @@ impl Shared {
         let send = async {
             #[cfg(feature = "tracing")]
             tracing::debug!("attempt started");
-            match relay::prepare_attempt(&self.router, &delivery, self.client.destination_policy(), started) {
+            match relay::prepare_attempt(
+                &self.router,
+                &delivery,
+                self.client.destination_policy(),
+                started,
+            ) {
                 Ok(request) => self.send(request).await,
                 Err(refused) => Err(refused),
             }

@@ -81,7 +81,8 @@ impl reqwest::dns::Resolve for PolicyResolver {
                 return Err(Box::new(Refused {
                     reason,
                     resolved: false,
-                }) as Box<dyn std::error::Error + Send + Sync>);
+                })
+                    as Box<dyn std::error::Error + Send + Sync>);
             }
             let resolved: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
                 .await
@@ -262,7 +263,9 @@ fn describe(error: &reqwest::Error) -> String {
 
 /// Every error in `error`'s source chain, the error itself first; an `io::Error` that wraps
 /// another error is followed into it (its `source()` skips the wrapped error itself).
-fn causes<'a>(error: &'a (dyn std::error::Error + 'static)) -> Vec<&'a (dyn std::error::Error + 'static)> {
+fn causes<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Vec<&'a (dyn std::error::Error + 'static)> {
     let mut found = Vec::new();
     let mut next = Some(error);
     // A chain is short; the bound guards against a cycle.
