@@ -146,8 +146,8 @@ pub trait HttpClient: Send + Sync {
     /// The worker (and [`prepare_attempt`](crate::relay::prepare_attempt) when the host passes
     /// it this policy) vets every request's host with it before calling [`send`](Self::send),
     /// so a refused literal or `localhost` never reaches the client. A client that resolves host
-    /// names must vet what they resolve to with the same policy (as
-    /// [`ReqwestClient`](crate::transport::ReqwestClient) does). The default is the strict
+    /// names must vet what they resolve to with the same policy (as the reqwest transport,
+    /// `ReqwestClient`, does). The default is the strict
     /// [`DestinationPolicy::default`]; a client configured otherwise returns its own.
     fn destination_policy(&self) -> &DestinationPolicy {
         &destination::STRICT
