@@ -491,7 +491,10 @@ fn policy_validation_and_json() {
         RetryPolicy::builder()
             .schedule([SignedDuration::from_secs(1), SignedDuration::ZERO])
             .build(),
-        Err(PolicyError::NonPositiveDelay { position: 1 })
+        Err(PolicyError::DelayOutOfRange {
+            position: 1,
+            delay: SignedDuration::ZERO
+        })
     );
     assert_eq!(
         RetryPolicy::builder().jitter_percent(101).build(),
@@ -499,11 +502,14 @@ fn policy_validation_and_json() {
     );
     assert_eq!(
         RetryPolicy::builder().max_attempts(0).build(),
-        Err(PolicyError::ZeroAttempts)
+        Err(PolicyError::AttemptsOutOfRange { attempts: 0 })
     );
     assert_eq!(
         RetryPolicy::builder().max_age(SignedDuration::ZERO).build(),
-        Err(PolicyError::NonPositiveDuration { field: "max_age" })
+        Err(PolicyError::DurationOutOfRange {
+            field: "max_age",
+            value: SignedDuration::ZERO
+        })
     );
     let value = serde_json::to_value(RetryPolicy::default()).unwrap();
     assert_eq!(
@@ -520,6 +526,239 @@ fn policy_validation_and_json() {
     assert_eq!((short.max_attempts(), short.jitter_percent()), (2, 20));
     let err = serde_json::from_value::<RetryPolicy>(json!({"jitter_percent": 150})).unwrap_err();
     assert_eq!(err.to_string(), "jitter of 150% is out of range 0..=100");
+}
+
+/// Issue 12: 1 ns passed "longer than zero" and was waited as 0 ms; 1 ms delays with jitter 100
+/// and `u32::MAX` attempts made 1.86 M attempts in 20 s. Every setting is bounded now, from the
+/// builder and from JSON alike, with an error naming the setting and the value.
+#[test]
+fn policy_bounds_refuse_a_hot_retry_loop() {
+    use optout_relay::delivery::{
+        MAX_AGE, MAX_ATTEMPTS, MAX_DELAY, MAX_JITTER_PERCENT, MAX_RESPONSE_BODY_LIMIT, MIN_DELAY,
+    };
+    assert_eq!(
+        (MIN_DELAY, MAX_DELAY, MAX_AGE),
+        (
+            SignedDuration::from_millis(10),
+            SignedDuration::from_hours(24),
+            SignedDuration::from_hours(720)
+        )
+    );
+    assert_eq!(
+        (MAX_ATTEMPTS, MAX_JITTER_PERCENT, MAX_RESPONSE_BODY_LIMIT),
+        (100, 100, 65_536)
+    );
+
+    // The case of the issue: the first setting out of range is named.
+    let hot = RetryPolicy::builder()
+        .schedule([SignedDuration::from_millis(1)])
+        .jitter_percent(100)
+        .max_attempts(u32::MAX)
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        hot,
+        PolicyError::DelayOutOfRange {
+            position: 0,
+            delay: SignedDuration::from_millis(1)
+        }
+    );
+    assert_eq!(
+        hot.to_string(),
+        "retry delay 0 of the schedule (1ms) is out of range 10ms..=24h"
+    );
+    let unbounded = RetryPolicy::builder()
+        .schedule([MIN_DELAY])
+        .jitter_percent(100)
+        .max_attempts(u32::MAX)
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        unbounded,
+        PolicyError::AttemptsOutOfRange { attempts: u32::MAX }
+    );
+    assert_eq!(
+        unbounded.to_string(),
+        "max_attempts of 4294967295 is out of range 1..=100"
+    );
+
+    // Each bound, just inside and just outside.
+    let schedule = |delays: &[SignedDuration]| {
+        RetryPolicy::builder()
+            .schedule(delays.iter().copied())
+            .build()
+    };
+    let nanosecond = SignedDuration::from_nanos(1);
+    assert_eq!(
+        schedule(&[SignedDuration::from_secs(1), nanosecond]),
+        Err(PolicyError::DelayOutOfRange {
+            position: 1,
+            delay: nanosecond
+        })
+    );
+    assert_eq!(
+        schedule(&[MIN_DELAY - nanosecond]),
+        Err(PolicyError::DelayOutOfRange {
+            position: 0,
+            delay: SignedDuration::from_nanos(9_999_999)
+        })
+    );
+    assert_eq!(
+        schedule(&[MAX_DELAY + nanosecond]),
+        Err(PolicyError::DelayOutOfRange {
+            position: 0,
+            delay: SignedDuration::new(86_400, 1)
+        })
+    );
+    assert_eq!(
+        schedule(&[-SignedDuration::from_secs(5)]),
+        Err(PolicyError::DelayOutOfRange {
+            position: 0,
+            delay: SignedDuration::from_secs(-5)
+        })
+    );
+    assert_eq!(
+        schedule(&[MIN_DELAY, MAX_DELAY]).unwrap().schedule(),
+        [MIN_DELAY, MAX_DELAY]
+    );
+    assert_eq!(
+        schedule(&[MIN_DELAY; 100]),
+        Err(PolicyError::ScheduleTooLong { len: 100 })
+    );
+    assert_eq!(
+        PolicyError::ScheduleTooLong { len: 100 }.to_string(),
+        "the retry schedule has 100 delays, more than the 99 that can be used"
+    );
+    assert_eq!(schedule(&[MIN_DELAY; 99]).unwrap().schedule().len(), 99);
+    let attempts = |n| RetryPolicy::builder().max_attempts(n).build();
+    assert_eq!(attempts(MAX_ATTEMPTS).unwrap().max_attempts(), 100);
+    assert_eq!(
+        attempts(101),
+        Err(PolicyError::AttemptsOutOfRange { attempts: 101 })
+    );
+    let age = |d| RetryPolicy::builder().max_age(d).build();
+    assert_eq!(age(MAX_AGE).unwrap().max_age(), MAX_AGE);
+    assert_eq!(age(MIN_DELAY).unwrap().max_age(), MIN_DELAY);
+    let too_old = age(MAX_AGE + nanosecond).unwrap_err();
+    assert_eq!(
+        too_old,
+        PolicyError::DurationOutOfRange {
+            field: "max_age",
+            value: SignedDuration::new(2_592_000, 1)
+        }
+    );
+    assert_eq!(
+        too_old.to_string(),
+        "`max_age` of 720h 1ns is out of range 10ms..=720h"
+    );
+    let wait = |d| RetryPolicy::builder().retry_after_max(d).build();
+    assert_eq!(
+        wait(SignedDuration::ZERO).unwrap().retry_after_max(),
+        SignedDuration::ZERO
+    );
+    assert_eq!(wait(MAX_DELAY).unwrap().retry_after_max(), MAX_DELAY);
+    let too_long = wait(SignedDuration::from_hours(25)).unwrap_err();
+    assert_eq!(
+        too_long,
+        PolicyError::DurationOutOfRange {
+            field: "retry_after_max",
+            value: SignedDuration::from_hours(25)
+        }
+    );
+    assert_eq!(
+        too_long.to_string(),
+        "`retry_after_max` of 25h is out of range 0s..=24h"
+    );
+    assert_eq!(
+        wait(-nanosecond),
+        Err(PolicyError::DurationOutOfRange {
+            field: "retry_after_max",
+            value: -nanosecond
+        })
+    );
+    let body = |n| RetryPolicy::builder().response_body_limit(n).build();
+    assert_eq!(body(65_536).unwrap().response_body_limit(), 65_536);
+    let too_big = body(usize::MAX).unwrap_err();
+    assert_eq!(
+        too_big,
+        PolicyError::BodyLimitOutOfRange { bytes: usize::MAX }
+    );
+    assert_eq!(
+        too_big.to_string(),
+        format!(
+            "response_body_limit of {} bytes is out of range 0..=65536",
+            usize::MAX
+        )
+    );
+
+    // The JSON form is checked the same way.
+    let json_error = |value: serde_json::Value| {
+        serde_json::from_value::<RetryPolicy>(value)
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(
+        json_error(json!({"schedule": ["PT0.000000001S"]})),
+        "retry delay 0 of the schedule (1ns) is out of range 10ms..=24h"
+    );
+    assert_eq!(
+        json_error(
+            json!({"schedule": ["PT0.001S"], "jitter_percent": 100, "max_attempts": u32::MAX})
+        ),
+        "retry delay 0 of the schedule (1ms) is out of range 10ms..=24h"
+    );
+    assert_eq!(
+        json_error(
+            json!({"schedule": ["PT0.01S"], "jitter_percent": 100, "max_attempts": u32::MAX})
+        ),
+        "max_attempts of 4294967295 is out of range 1..=100"
+    );
+    assert_eq!(
+        json_error(json!({"max_age": "PT744H"})),
+        "`max_age` of 744h is out of range 10ms..=720h"
+    );
+    assert_eq!(
+        json_error(json!({"response_body_limit": 65_537})),
+        "response_body_limit of 65537 bytes is out of range 0..=65536"
+    );
+}
+
+/// No delay is rounded, and none, with any jitter, is shorter than `MIN_DELAY`.
+#[test]
+fn delays_keep_their_nanoseconds_and_never_fall_below_the_minimum() {
+    use optout_relay::delivery::MIN_DELAY;
+    let full = RetryPolicy::builder()
+        .schedule([
+            SignedDuration::from_millis(10),
+            SignedDuration::new(1, 500_001),
+        ])
+        .jitter_percent(100)
+        .build()
+        .unwrap();
+    // random % 201 = 0: a factor of 0; 1: 1 %; 100: 100 %; 200: 200 %.
+    assert_eq!(full.delay(1, 0), MIN_DELAY);
+    assert_eq!(full.delay(1, 1), MIN_DELAY);
+    assert_eq!(full.delay(1, 100), SignedDuration::from_millis(10));
+    assert_eq!(full.delay(1, 200), SignedDuration::from_millis(20));
+    assert_eq!(full.delay(2, 0), MIN_DELAY);
+    assert_eq!(full.delay(2, 1), SignedDuration::from_nanos(10_005_000));
+    assert_eq!(full.delay(2, 100), SignedDuration::new(1, 500_001));
+    assert_eq!(full.delay(2, 200), SignedDuration::new(2, 1_000_002));
+    // 15 ms at 83 %: 12.45 ms, not 12 ms.
+    let fine = RetryPolicy::builder()
+        .schedule([SignedDuration::from_millis(15)])
+        .jitter_percent(20)
+        .build()
+        .unwrap();
+    assert_eq!(fine.delay(1, 3), SignedDuration::from_micros(12_450));
+    // Through the planner: the next attempt is exactly one minimum delay after `now`.
+    let mut d = delivery();
+    assert_eq!(
+        d.record(Ok(&response(503)), at(T0), at(T1), &full, 0),
+        Step::RetryAt {
+            at: at("2026-11-26T09:00:01.010Z")
+        }
+    );
 }
 
 #[test]

@@ -15,7 +15,10 @@ mod retry_after;
 #[cfg(feature = "tokio")]
 mod worker;
 
-pub use policy::{DEFAULT_SCHEDULE, RetryPolicy, RetryPolicyBuilder, StatusClass};
+pub use policy::{
+    DEFAULT_SCHEDULE, MAX_AGE, MAX_ATTEMPTS, MAX_DELAY, MAX_JITTER_PERCENT,
+    MAX_RESPONSE_BODY_LIMIT, MIN_DELAY, RetryPolicy, RetryPolicyBuilder, StatusClass,
+};
 pub use record::{Attempt, AttemptOutcome, DeadLetterReason, Delivery, DeliveryState, Step};
 pub use retry_after::parse_retry_after;
 #[cfg(feature = "tokio")]
