@@ -324,6 +324,14 @@ pub enum DeliveryError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The stored `attempt_count` is smaller than the number of attempts stored with it.
+    #[error("the stored attempt_count {count} is less than the {stored} attempts stored")]
+    AttemptCount {
+        /// The stored count.
+        count: u32,
+        /// How many attempts are stored.
+        stored: usize,
+    },
 }
 
 /// A Webhook node's configuration was rejected (by [`crate::WebhookNodeBuilder::build`],

@@ -481,6 +481,124 @@ fn a_delivery_round_trips_mid_retry_and_resumes() {
     );
 }
 
+/// Issue 12: a delivery kept every attempt. It keeps the first and the latest 16 now, and counts
+/// them all: 50 rounds of 100 failed attempts, each round replayed, keep 17 attempts, and each
+/// round is exhausted after exactly 100 attempts (the count, not the 17 kept, decides).
+#[test]
+fn a_long_failing_delivery_keeps_a_bounded_history_and_counts_every_attempt() {
+    use optout_relay::delivery::{KEPT_FIRST_ATTEMPTS, KEPT_LATEST_ATTEMPTS, MAX_ATTEMPTS};
+    assert_eq!((KEPT_FIRST_ATTEMPTS, KEPT_LATEST_ATTEMPTS), (1, 16));
+    let policy = RetryPolicy::builder()
+        .schedule([SignedDuration::from_secs(1)])
+        .jitter_percent(0)
+        .max_attempts(MAX_ATTEMPTS)
+        .build()
+        .unwrap();
+    let t0 = at(T0);
+    let second = |n: i64| t0.checked_add(SignedDuration::from_secs(n)).unwrap();
+    let mut d = delivery();
+    let mut n = 0;
+    for round in 1..=50u32 {
+        for attempt in 1..=100u32 {
+            let step = d.record(Ok(&response(503)), second(n), second(n), &policy, 0);
+            n += 1;
+            let expected = if attempt < 100 {
+                Step::RetryAt { at: second(n) }
+            } else {
+                Step::DeadLetter {
+                    reason: DeadLetterReason::AttemptsExhausted { attempts: 100 },
+                }
+            };
+            assert_eq!(step, expected, "round {round}, attempt {attempt}");
+        }
+        assert_eq!(d.attempt_count(), round * 100);
+        assert_eq!(d.attempts().len(), 17, "round {round}");
+        if round == 1 {
+            // Through the stored form: the count survives the dropped attempts.
+            let value = serde_json::to_value(&d).unwrap();
+            assert_eq!(value["attempt_count"], json!(100));
+            assert_eq!(value["attempts"].as_array().unwrap().len(), 17);
+            let back: Delivery = serde_json::from_value(value).unwrap();
+            assert_eq!(back, d);
+            d = back;
+        }
+        assert!(d.replay(second(n)));
+    }
+    assert_eq!(d.attempt_count(), 5_000);
+    let started: Vec<Timestamp> = d.attempts().iter().map(|a| a.started_at).collect();
+    // Attempt 1, then attempts 4,985 to 5,000.
+    let mut expected = vec![second(0)];
+    expected.extend((4_984..5_000).map(second));
+    assert_eq!(started, expected);
+    assert_eq!(
+        format!("{d:?}"),
+        "Delivery { method: POST, webhook_id: \"msg_1\", flow: FlowId(\"f\"), \
+         event: EventId(\"e\"), created_at: 2026-11-26T09:00:00Z, attempts: 5000, \
+         state: Pending { next_attempt_at: 2026-11-26T10:23:20Z }, .. }"
+    );
+}
+
+/// A record written before the history was bounded (no `attempt_count`, every attempt) is read
+/// with its count, keeps only the first and latest attempts, and is written back bounded.
+#[test]
+fn an_unbounded_old_record_is_read_bounded_with_its_count() {
+    let mut value = serde_json::to_value(delivery()).unwrap();
+    let attempts: Vec<serde_json::Value> = (0..40)
+        .map(|i| {
+            json!({
+                "started_at": format!("2026-11-26T09:{i:02}:00Z"),
+                "duration": "PT1S",
+                "outcome": {"type": "response", "status": 503}
+            })
+        })
+        .collect();
+    value["attempts"] = json!(attempts);
+    value["state"] = json!({"state": "pending", "next_attempt_at": "2026-11-26T09:40:00Z"});
+    let mut d: Delivery = serde_json::from_value(value).unwrap();
+    assert_eq!(d.attempt_count(), 40);
+    let started: Vec<Timestamp> = d.attempts().iter().map(|a| a.started_at).collect();
+    let mut expected = vec![at("2026-11-26T09:00:00Z")];
+    expected.extend((24..40).map(|i| at(&format!("2026-11-26T09:{i:02}:00Z"))));
+    assert_eq!(started, expected);
+    let written = serde_json::to_value(&d).unwrap();
+    assert_eq!(written["attempt_count"], json!(40));
+    assert_eq!(written["attempts"].as_array().unwrap().len(), 17);
+
+    // The 41st attempt is the last one a 41-attempt policy allows.
+    let policy = RetryPolicy::builder()
+        .jitter_percent(0)
+        .max_attempts(41)
+        .build()
+        .unwrap();
+    let now = at("2026-11-26T09:40:00Z");
+    assert_eq!(
+        d.record(Ok(&response(503)), now, now, &policy, 0),
+        Step::DeadLetter {
+            reason: DeadLetterReason::AttemptsExhausted { attempts: 41 }
+        }
+    );
+    assert_eq!((d.attempt_count(), d.attempts().len()), (41, 17));
+    assert_eq!(d.attempts()[1].started_at, at("2026-11-26T09:25:00Z"));
+    assert_eq!(d.attempts()[16].started_at, now);
+
+    // A count below the attempts stored is a typed error.
+    let mut corrupt = serde_json::to_value(&d).unwrap();
+    corrupt["attempt_count"] = json!(3);
+    let error = serde_json::from_value::<Delivery>(corrupt).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "the stored attempt_count 3 is less than the 17 attempts stored"
+    );
+    assert_eq!(
+        DeliveryError::AttemptCount {
+            count: 3,
+            stored: 17
+        }
+        .to_string(),
+        "the stored attempt_count 3 is less than the 17 attempts stored"
+    );
+}
+
 #[test]
 fn policy_validation_and_json() {
     assert_eq!(

@@ -80,6 +80,10 @@ pub const MAX_JITTER_PERCENT: u8 = 100;
 
 /// The most bytes of each response body an attempt record can keep: 64 KiB (the default is
 /// 512 bytes). Enough for any error page worth reading; more only grows every stored record.
+/// With at most 17 attempts kept per delivery
+/// ([`KEPT_FIRST_ATTEMPTS`](crate::delivery::KEPT_FIRST_ATTEMPTS) and
+/// [`KEPT_LATEST_ATTEMPTS`](crate::delivery::KEPT_LATEST_ATTEMPTS)), a delivery's record holds
+/// at most about 1.1 MiB of response bodies.
 pub const MAX_RESPONSE_BODY_LIMIT: usize = 64 * 1024;
 
 /// When and how often a failed delivery is retried.
