@@ -912,6 +912,139 @@ fn retry_after_values() {
     assert!(parse_retry_after(&"9".repeat(64), now).is_ok());
 }
 
+/// Issue 12: RFC 9110 has recipients accept all three HTTP-date forms; RFC 850 and asctime were
+/// ignored (a retry 5 s later instead of 10 min), and a date past the range of a `Timestamp` was
+/// ignored instead of capped at the policy's `retry_after_max` (1 h). Exact times through the
+/// planner (received at 09:00:01, schedule 5 s, no jitter).
+#[test]
+fn retry_after_reads_every_http_date_form_and_caps_dates_beyond_range() {
+    let policy = flat_policy();
+    let case = |value: &str| {
+        let mut d = delivery();
+        d.record(
+            Ok(&with_retry_after(503, value)),
+            at(T0),
+            at(T1),
+            &policy,
+            0,
+        )
+    };
+    let retry = |s: &str| Step::RetryAt { at: at(s) };
+    let scheduled = retry("2026-11-26T09:00:06Z");
+    let capped = retry("2026-11-26T10:00:01Z");
+    let cases = [
+        // The three forms, 10 minutes ahead.
+        (
+            "Thu, 26 Nov 2026 09:10:00 GMT",
+            retry("2026-11-26T09:10:00Z"),
+        ),
+        (
+            "Thursday, 26-Nov-26 09:10:00 GMT",
+            retry("2026-11-26T09:10:00Z"),
+        ),
+        ("Thu Nov 26 09:10:00 2026", retry("2026-11-26T09:10:00Z")),
+        // asctime pads a one-digit day with a space.
+        ("Sun Dec  6 09:00:00 2026", capped.clone()),
+        // In the past (RFC 9110's own example, in each form): the schedule.
+        ("Sun, 06 Nov 1994 08:49:37 GMT", scheduled.clone()),
+        ("Sunday, 06-Nov-94 08:49:37 GMT", scheduled.clone()),
+        ("Sun Nov  6 08:49:37 1994", scheduled.clone()),
+        // Before the years httpdate reads: in the past.
+        ("Sun, 20 Jul 1969 20:17:40 GMT", scheduled.clone()),
+        ("Sun Jul 20 20:17:40 1969", scheduled.clone()),
+        // Further than `retry_after_max`: capped.
+        ("Sat, 26 Dec 2026 09:00:00 GMT", capped.clone()),
+        // RFC 850's "70" is 2070 in 2026 (not more than 50 years ahead), not 1970.
+        ("Wednesday, 01-Jan-70 00:00:00 GMT", capped.clone()),
+        ("Fri, 01 Jan 9999 00:00:00 GMT", capped.clone()),
+        // Past the last `Timestamp` (9999-12-30T22:00Z), and years of more than four digits.
+        ("Fri, 31 Dec 9999 23:59:59 GMT", capped.clone()),
+        ("Fri Dec 31 23:59:59 9999", capped.clone()),
+        ("Sat, 01 Jan 10000 00:00:00 GMT", capped.clone()),
+        ("Sat Jan  1 00:00:00 10000", capped.clone()),
+        (
+            "Fri, 01 Jan 99999999999999999999 00:00:00 GMT",
+            capped.clone(),
+        ),
+        // Malformed, or a weekday that is not the date's: ignored.
+        ("Mon, 01 Jan 10000 00:00:00 GMT", scheduled.clone()),
+        ("Fri, 26 Nov 2026 09:10:00 GMT", scheduled.clone()),
+        ("Friday, 26-Nov-26 09:10:00 GMT", scheduled.clone()),
+        ("Thu, 31 Nov 2026 09:10:00 GMT", scheduled.clone()),
+        ("Thu, 26 Nov 2026 24:10:00 GMT", scheduled.clone()),
+        ("Thu Nov 26 09:10:00 26", scheduled.clone()),
+        ("Thu, 26 Nov 0 09:10:00 GMT", scheduled.clone()),
+    ];
+    for (value, expected) in cases {
+        assert_eq!(case(value), expected, "{value}");
+    }
+}
+
+#[test]
+fn retry_after_dates_read_exactly() {
+    let now = at(T0);
+    let read = |value: &str| parse_retry_after(value, now);
+    let ten_past = at("2026-11-26T09:10:00Z");
+    assert_eq!(read("Thu, 26 Nov 2026 09:10:00 GMT"), Ok(ten_past));
+    assert_eq!(read("Thursday, 26-Nov-26 09:10:00 GMT"), Ok(ten_past));
+    assert_eq!(read("Thu Nov 26 09:10:00 2026"), Ok(ten_past));
+    assert_eq!(read(" Thu Nov 26 09:10:00 2026 "), Ok(ten_past));
+    assert_eq!(
+        read("Sun Dec  6 09:00:00 2026"),
+        Ok(at("2026-12-06T09:00:00Z"))
+    );
+    assert_eq!(
+        read("Wednesday, 01-Jan-70 00:00:00 GMT"),
+        Ok(at("2070-01-01T00:00:00Z"))
+    );
+    assert_eq!(
+        read("Saturday, 01-Jan-77 00:00:00 GMT"),
+        Ok(now),
+        "1977: 2077 would be more than 50 years ahead"
+    );
+    assert_eq!(
+        read("Tuesday, 31-Dec-69 23:59:59 GMT"),
+        Ok(at("2069-12-31T23:59:59Z"))
+    );
+    assert_eq!(
+        read("Fri, 01 Jan 9999 00:00:00 GMT"),
+        Ok(at("9999-01-01T00:00:00Z"))
+    );
+    for beyond in [
+        "Fri, 31 Dec 9999 23:59:59 GMT",
+        "Sat, 01 Jan 10000 00:00:00 GMT",
+        "Sat Jan  1 00:00:00 10000",
+        "Fri, 01 Jan 99999999999999999999 00:00:00 GMT",
+    ] {
+        assert_eq!(read(beyond), Ok(Timestamp::MAX), "{beyond}");
+    }
+    for past in [
+        "Sun, 06 Nov 1994 08:49:37 GMT",
+        "Sunday, 06-Nov-94 08:49:37 GMT",
+        "Sun Nov  6 08:49:37 1994",
+        "Sun, 20 Jul 1969 20:17:40 GMT",
+        "Sat, 01 Jan 0000 00:00:00 GMT",
+    ] {
+        assert_eq!(read(past), Ok(now), "{past}");
+    }
+    // Not an HTTP-date, but an RFC 2822 date with an offset, as before.
+    assert_eq!(read("Thu, 26 Nov 2026 10:10:00 +0100"), Ok(ten_past));
+    for malformed in [
+        "Mon, 01 Jan 10000 00:00:00 GMT",
+        "Fri, 26 Nov 2026 09:10:00 GMT",
+        "Thu, 26-Nov-26 09:10:00 GMT",
+        "Thursday, 26-Nov-2026 09:10:00 GMT",
+        "Thu Nov 26 09:10:00 26",
+        "Thu, 26 Nov 026 09:10:00 GMT",
+    ] {
+        assert_eq!(
+            read(malformed),
+            Err(RetryAfterError::Malformed),
+            "{malformed}"
+        );
+    }
+}
+
 #[test]
 fn status_classes() {
     let class = |s: u16| StatusClass::of(http::StatusCode::from_u16(s).unwrap());
