@@ -1220,7 +1220,7 @@ async fn hand_pipeline(
                             let (reply, committed) = oneshot::channel();
                             ops.send(Op::Delivered {
                                 webhook_id: webhook_id.clone(),
-                                attempts: i64::try_from(delivery.attempts().len()).unwrap(),
+                                attempts: i64::from(delivery.attempt_count()),
                                 finished_at: now.as_millisecond(),
                                 data: serde_json::to_string(&delivery).unwrap(),
                                 reply,

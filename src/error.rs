@@ -219,34 +219,81 @@ pub struct FlowFileError {
     pub column: usize,
 }
 
-/// A retry policy setting is out of range.
+/// A retry policy setting is out of range (the bounds are on [`crate::RetryPolicy`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PolicyError {
     /// The schedule has no delay.
     #[error("the retry schedule needs at least one delay")]
     EmptySchedule,
-    /// A delay of the schedule is zero or negative.
-    #[error("retry delay {position} of the schedule must be longer than zero")]
-    NonPositiveDelay {
+    /// The schedule has more delays than could ever be waited (one before each attempt after
+    /// the first, up to [`crate::delivery::MAX_ATTEMPTS`]).
+    #[error(
+        "the retry schedule has {len} delays, more than the {max} that can be used",
+        max = crate::delivery::MAX_ATTEMPTS - 1
+    )]
+    ScheduleTooLong {
+        /// How many delays it has.
+        len: usize,
+    },
+    /// A delay of the schedule is shorter than [`crate::delivery::MIN_DELAY`] (this includes
+    /// zero and negative delays) or longer than [`crate::delivery::MAX_DELAY`].
+    #[error(
+        "retry delay {position} of the schedule ({delay:#}) is out of range {min:#}..={max:#}",
+        min = crate::delivery::MIN_DELAY,
+        max = crate::delivery::MAX_DELAY
+    )]
+    DelayOutOfRange {
         /// Its 0-based position in the schedule.
         position: usize,
+        /// The delay given.
+        delay: jiff::SignedDuration,
     },
-    /// Jitter above 100 %.
-    #[error("jitter of {percent}% is out of range 0..=100")]
+    /// Jitter above [`crate::delivery::MAX_JITTER_PERCENT`].
+    #[error(
+        "jitter of {percent}% is out of range 0..={max}",
+        max = crate::delivery::MAX_JITTER_PERCENT
+    )]
     JitterOutOfRange {
         /// The jitter given.
         percent: u8,
     },
-    /// `max_attempts` is zero.
-    #[error("max_attempts must be at least 1")]
-    ZeroAttempts,
-    /// A duration setting is zero or negative.
-    #[error("`{field}` must be longer than zero")]
-    NonPositiveDuration {
+    /// `max_attempts` is zero or above [`crate::delivery::MAX_ATTEMPTS`].
+    #[error(
+        "max_attempts of {attempts} is out of range 1..={max}",
+        max = crate::delivery::MAX_ATTEMPTS
+    )]
+    AttemptsOutOfRange {
+        /// The number given.
+        attempts: u32,
+    },
+    /// `max_age` is outside [`crate::delivery::MIN_DELAY`]..=[`crate::delivery::MAX_AGE`], or
+    /// `retry_after_max` outside 0..=[`crate::delivery::MAX_DELAY`].
+    #[error("`{field}` of {value:#} is out of range {}", duration_range(field))]
+    DurationOutOfRange {
         /// The setting: `max_age` or `retry_after_max`.
         field: &'static str,
+        /// The duration given.
+        value: jiff::SignedDuration,
     },
+    /// `response_body_limit` above [`crate::delivery::MAX_RESPONSE_BODY_LIMIT`].
+    #[error(
+        "response_body_limit of {bytes} bytes is out of range 0..={max}",
+        max = crate::delivery::MAX_RESPONSE_BODY_LIMIT
+    )]
+    BodyLimitOutOfRange {
+        /// The limit given.
+        bytes: usize,
+    },
+}
+
+/// The range of a policy's duration setting, as [`PolicyError::DurationOutOfRange`] shows it.
+fn duration_range(field: &str) -> String {
+    use crate::delivery::{MAX_AGE, MAX_DELAY, MIN_DELAY};
+    match field {
+        "max_age" => format!("{MIN_DELAY:#}..={MAX_AGE:#}"),
+        _ => format!("0s..={MAX_DELAY:#}"),
+    }
 }
 
 /// A `Retry-After` header value could not be read.
@@ -276,6 +323,14 @@ pub enum DeliveryError {
     InvalidRequest {
         /// What is wrong with it.
         reason: String,
+    },
+    /// The stored `attempt_count` is smaller than the number of attempts stored with it.
+    #[error("the stored attempt_count {count} is less than the {stored} attempts stored")]
+    AttemptCount {
+        /// The stored count.
+        count: u32,
+        /// How many attempts are stored.
+        stored: usize,
     },
 }
 

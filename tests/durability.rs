@@ -177,7 +177,8 @@ async fn relay_child() {
         .unwrap();
     let policy = RetryPolicy::builder()
         .schedule([100, 200, 400].map(SignedDuration::from_millis))
-        .max_attempts(1_000)
+        // As many as a policy allows: the receiver is down for whole rounds.
+        .max_attempts(optout_relay::delivery::MAX_ATTEMPTS)
         .build()
         .unwrap();
     let (worker, _outcomes) = Worker::builder(

@@ -442,6 +442,64 @@ async fn purge_deletes_finished_deliveries_only_and_list_pages() {
     }
 }
 
+/// A delivery past its kept history is stored with its whole count: in the record and, for
+/// SQLite, in the `attempts` column.
+#[tokio::test]
+async fn a_bounded_history_is_stored_with_its_whole_count() {
+    let router = router(EntryLimit::Unlimited);
+    let policy = RetryPolicy::builder()
+        .jitter_percent(0)
+        .max_attempts(optout_relay::delivery::MAX_ATTEMPTS)
+        .build()
+        .unwrap();
+    for (name, store, scratch) in stores("history").await {
+        let submitted = admit(&*store, &router, "evt-1", "1").await;
+        let id = submitted.entered().next().unwrap().to_owned();
+        let claim = store
+            .claim(1, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .remove(0);
+        let mut delivery = claim.delivery;
+        let unavailable = http::Response::builder()
+            .status(503)
+            .body(Vec::new())
+            .unwrap();
+        let at = now();
+        for _ in 0..30 {
+            let step = delivery.record(Ok(&unavailable), at, at, &policy, 0);
+            assert!(matches!(step, Step::RetryAt { .. }), "{name}: {step:?}");
+        }
+        store.record(&claim.token, &delivery).await.unwrap();
+        let stored = store.get(&id).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.attempt_count(), stored.attempts().len()),
+            (30, 17),
+            "{name}"
+        );
+        assert_eq!(stored, delivery, "{name}");
+        #[cfg(feature = "sqlite")]
+        if let Some(scratch) = scratch {
+            let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
+                "sqlite://{}",
+                scratch.0.join("relay.db").display()
+            ))
+            .await
+            .unwrap();
+            let attempts: i64 = sqlx::query_scalar(
+                "SELECT attempts FROM optout_relay_deliveries WHERE webhook_id = $1",
+            )
+            .bind(&id)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+            assert_eq!(attempts, 30, "{name}");
+        }
+        #[cfg(not(feature = "sqlite"))]
+        let _ = scratch;
+    }
+}
+
 #[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn the_sqlite_file_survives_reopening_and_refuses_a_newer_schema() {

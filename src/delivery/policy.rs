@@ -35,7 +35,7 @@ impl StatusClass {
 }
 
 /// The default retry delays: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (after an immediate first
-/// attempt), as the best webhook senders do.
+/// attempt), as the best webhook senders do (Svix: 5 s to 10 h over about 3 days, 8 attempts).
 pub const DEFAULT_SCHEDULE: [SignedDuration; 7] = [
     SignedDuration::from_secs(5),
     SignedDuration::from_secs(5 * 60),
@@ -46,6 +46,46 @@ pub const DEFAULT_SCHEDULE: [SignedDuration; 7] = [
     SignedDuration::from_secs(10 * 3600),
 ];
 
+/// The shortest retry delay a policy accepts, and the floor of every delay after jitter: 10 ms.
+///
+/// Not a recommended delay (the [`DEFAULT_SCHEDULE`] starts at 5 s) but the bound below which a
+/// failing receiver would be hammered in a loop: with at most [`MAX_ATTEMPTS`] attempts, a
+/// delivery makes at most 100 attempts a second and 100 in all. Tests and local set-ups use
+/// delays of tens of milliseconds; below that, a delay is lost in timer and store latency.
+pub const MIN_DELAY: SignedDuration = SignedDuration::from_millis(10);
+
+/// The longest retry delay a policy accepts, and the longest `retry_after_max`: 24 h.
+///
+/// The longest delay of the [`DEFAULT_SCHEDULE`] (and of Svix's) is 10 h; a day between
+/// attempts is already more than any receiver's outage worth waiting out attempt by attempt.
+pub const MAX_DELAY: SignedDuration = SignedDuration::from_hours(24);
+
+/// The most attempts a policy allows per delivery (and per replay of it): 100.
+///
+/// Webhook senders make 5 to 20 (Svix 8; the default is 8); AWS SNS allows at most 100 retries
+/// for HTTP endpoints. More than this only loads a receiver that keeps failing: widen the delays
+/// instead, or replay the dead letter once the receiver is fixed.
+pub const MAX_ATTEMPTS: u32 = 100;
+
+/// The longest `max_age` a policy accepts: 30 days.
+///
+/// Opt-outs have legal deadlines (10 business days for CAN-SPAM, a month for a GDPR request):
+/// a delivery still failing after 30 days has missed them all and needs a person, who can
+/// replay it. Stripe and Svix give up after about 3 days (the default).
+pub const MAX_AGE: SignedDuration = SignedDuration::from_hours(30 * 24);
+
+/// The highest jitter, in percent of each delay: 100 ("full jitter", a delay anywhere from
+/// [`MIN_DELAY`] to twice the scheduled one).
+pub const MAX_JITTER_PERCENT: u8 = 100;
+
+/// The most bytes of each response body an attempt record can keep: 64 KiB (the default is
+/// 512 bytes). Enough for any error page worth reading; more only grows every stored record.
+/// With at most 17 attempts kept per delivery
+/// ([`KEPT_FIRST_ATTEMPTS`](crate::delivery::KEPT_FIRST_ATTEMPTS) and
+/// [`KEPT_LATEST_ATTEMPTS`](crate::delivery::KEPT_LATEST_ATTEMPTS)), a delivery's record holds
+/// at most about 1.1 MiB of response bodies.
+pub const MAX_RESPONSE_BODY_LIMIT: usize = 64 * 1024;
+
 /// When and how often a failed delivery is retried.
 ///
 /// - **Success** is 2xx only; see [`StatusClass`] for the rest. Transport errors are retried
@@ -53,7 +93,8 @@ pub const DEFAULT_SCHEDULE: [SignedDuration; 7] = [
 /// - **Schedule**: the delay before the 2nd, 3rd, ... attempt; the first attempt is immediate.
 ///   When `max_attempts` exceeds the schedule, the last delay repeats.
 /// - **Jitter**: each delay is scaled by a factor in `[1 - j, 1 + j]` (j = `jitter_percent` /
-///   100), picked from a random number the caller passes in: no randomness inside.
+///   100), picked from a random number the caller passes in: no randomness inside. A jittered
+///   delay is never shorter than [`MIN_DELAY`].
 /// - **Retry-After** (delta-seconds or HTTP-date) on a retryable response moves the next attempt
 ///   later, never earlier, and never more than `retry_after_max` from the response.
 /// - **Dead letter**: after `max_attempts` attempts, or when the next attempt would be more than
@@ -61,6 +102,21 @@ pub const DEFAULT_SCHEDULE: [SignedDuration; 7] = [
 ///
 /// Defaults: [`DEFAULT_SCHEDULE`], 20 % jitter, 8 attempts, a maximum age of 3 days, Retry-After
 /// honoured up to 1 hour, 512 bytes of each response body kept.
+///
+/// Bounds, checked by [`RetryPolicyBuilder::build`] and when a policy is read from JSON (a
+/// [`PolicyError`] names the setting out of range):
+///
+/// | setting | range |
+/// | --- | --- |
+/// | `schedule` | 1 to 99 delays (one before each attempt after the first), each [`MIN_DELAY`] (10 ms) to [`MAX_DELAY`] (24 h) |
+/// | `jitter_percent` | 0 to [`MAX_JITTER_PERCENT`] (100) |
+/// | `max_attempts` | 1 to [`MAX_ATTEMPTS`] (100) |
+/// | `max_age` | [`MIN_DELAY`] (10 ms) to [`MAX_AGE`] (30 days) |
+/// | `retry_after_max` | 0 (`Retry-After` ignored) to [`MAX_DELAY`] (24 h) |
+/// | `response_body_limit` | 0 to [`MAX_RESPONSE_BODY_LIMIT`] (64 KiB) |
+///
+/// Durations keep their nanoseconds: nothing is rounded, so a delay that passes the bounds is
+/// the delay waited (before jitter).
 ///
 /// JSON shape (every field optional, defaults as above; durations in ISO 8601):
 ///
@@ -73,6 +129,9 @@ pub const DEFAULT_SCHEDULE: [SignedDuration; 7] = [
 pub struct RetryPolicy {
     data: PolicyData,
 }
+
+/// The most delays a schedule can have: one before each attempt after the first.
+const MAX_SCHEDULE_LEN: usize = MAX_ATTEMPTS as usize - 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields, default)]
@@ -105,27 +164,47 @@ impl TryFrom<PolicyData> for RetryPolicy {
         if data.schedule.is_empty() {
             return Err(PolicyError::EmptySchedule);
         }
-        if let Some(position) = data
+        if data.schedule.len() > MAX_SCHEDULE_LEN {
+            return Err(PolicyError::ScheduleTooLong {
+                len: data.schedule.len(),
+            });
+        }
+        if let Some((position, delay)) = data
             .schedule
             .iter()
-            .position(|d| *d <= SignedDuration::ZERO)
+            .enumerate()
+            .find(|(_, d)| !(MIN_DELAY..=MAX_DELAY).contains(*d))
         {
-            return Err(PolicyError::NonPositiveDelay { position });
+            return Err(PolicyError::DelayOutOfRange {
+                position,
+                delay: *delay,
+            });
         }
-        if data.jitter_percent > 100 {
+        if data.jitter_percent > MAX_JITTER_PERCENT {
             return Err(PolicyError::JitterOutOfRange {
                 percent: data.jitter_percent,
             });
         }
-        if data.max_attempts == 0 {
-            return Err(PolicyError::ZeroAttempts);
+        if !(1..=MAX_ATTEMPTS).contains(&data.max_attempts) {
+            return Err(PolicyError::AttemptsOutOfRange {
+                attempts: data.max_attempts,
+            });
         }
-        if data.max_age <= SignedDuration::ZERO {
-            return Err(PolicyError::NonPositiveDuration { field: "max_age" });
+        if !(MIN_DELAY..=MAX_AGE).contains(&data.max_age) {
+            return Err(PolicyError::DurationOutOfRange {
+                field: "max_age",
+                value: data.max_age,
+            });
         }
-        if data.retry_after_max < SignedDuration::ZERO {
-            return Err(PolicyError::NonPositiveDuration {
+        if !(SignedDuration::ZERO..=MAX_DELAY).contains(&data.retry_after_max) {
+            return Err(PolicyError::DurationOutOfRange {
                 field: "retry_after_max",
+                value: data.retry_after_max,
+            });
+        }
+        if data.response_body_limit > MAX_RESPONSE_BODY_LIMIT {
+            return Err(PolicyError::BodyLimitOutOfRange {
+                bytes: data.response_body_limit,
             });
         }
         Ok(Self { data })
@@ -177,8 +256,8 @@ impl RetryPolicy {
     }
 
     /// The delay after the `attempts`-th failed attempt (1-based), with jitter picked by
-    /// `random`: the base delay times `(100 - j + random % (2j + 1)) / 100`, in whole
-    /// milliseconds, where `j` is `jitter_percent`.
+    /// `random`: the base delay times `(100 - j + random % (2j + 1)) / 100` (to the nanosecond),
+    /// where `j` is `jitter_percent`, and never shorter than [`MIN_DELAY`].
     ///
     /// ```
     /// use optout_relay::{RetryPolicy, jiff::SignedDuration};
@@ -193,11 +272,14 @@ impl RetryPolicy {
         let schedule = &self.data.schedule;
         let index = usize::try_from(attempts.saturating_sub(1))
             .unwrap_or(usize::MAX)
-            .min(schedule.len() - 1);
-        let jitter = u64::from(self.data.jitter_percent);
+            .min(schedule.len().saturating_sub(1));
+        let base = schedule.get(index).copied().unwrap_or(MIN_DELAY);
+        let jitter = u64::from(self.data.jitter_percent.min(MAX_JITTER_PERCENT));
         let factor = i128::from(100 - jitter + random % (2 * jitter + 1));
-        let millis = i64::try_from(schedule[index].as_millis() * factor / 100).unwrap_or(i64::MAX);
-        SignedDuration::from_millis(millis)
+        // At most 24 h times 2 in nanoseconds: far inside i128 and SignedDuration.
+        SignedDuration::try_from_nanos_i128(base.as_nanos() * factor / 100)
+            .unwrap_or(SignedDuration::MAX)
+            .max(MIN_DELAY)
     }
 }
 
@@ -209,37 +291,43 @@ pub struct RetryPolicyBuilder {
 }
 
 impl RetryPolicyBuilder {
-    /// The delays before the 2nd, 3rd, ... attempt.
+    /// The delays before the 2nd, 3rd, ... attempt: 1 to 99 of them, each from [`MIN_DELAY`]
+    /// (10 ms) to [`MAX_DELAY`] (24 h). Default: [`DEFAULT_SCHEDULE`].
     pub fn schedule(mut self, schedule: impl IntoIterator<Item = SignedDuration>) -> Self {
         self.data.schedule = schedule.into_iter().collect();
         self
     }
 
-    /// The jitter, 0 to 100 percent of each delay.
+    /// The jitter, 0 to [`MAX_JITTER_PERCENT`] (100) percent of each delay; a jittered delay is
+    /// never shorter than [`MIN_DELAY`]. Default: 20.
     pub fn jitter_percent(mut self, percent: u8) -> Self {
         self.data.jitter_percent = percent;
         self
     }
 
-    /// The most attempts a delivery gets (at least 1).
+    /// The most attempts a delivery gets (and gets again when it is replayed): 1 to
+    /// [`MAX_ATTEMPTS`] (100). Default: 8.
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.data.max_attempts = attempts;
         self
     }
 
-    /// The longest a delivery is retried, from its creation.
+    /// The longest a delivery is retried, from its creation (or its replay): [`MIN_DELAY`]
+    /// (10 ms) to [`MAX_AGE`] (30 days). Default: 72 h.
     pub fn max_age(mut self, age: SignedDuration) -> Self {
         self.data.max_age = age;
         self
     }
 
-    /// The longest wait a `Retry-After` header can impose.
+    /// The longest wait a `Retry-After` header can impose: 0 (the header is ignored) to
+    /// [`MAX_DELAY`] (24 h). Default: 1 h.
     pub fn retry_after_max(mut self, max: SignedDuration) -> Self {
         self.data.retry_after_max = max;
         self
     }
 
-    /// How many bytes of each response body an attempt record keeps.
+    /// How many bytes of each response body an attempt record keeps: 0 to
+    /// [`MAX_RESPONSE_BODY_LIMIT`] (64 KiB). Default: 512.
     pub fn response_body_limit(mut self, bytes: usize) -> Self {
         self.data.response_body_limit = bytes;
         self
@@ -249,7 +337,8 @@ impl RetryPolicyBuilder {
     ///
     /// # Errors
     ///
-    /// [`PolicyError`] naming the setting that is out of range.
+    /// [`PolicyError`] naming the setting that is out of range (see the bounds on
+    /// [`RetryPolicy`]).
     pub fn build(self) -> Result<RetryPolicy, PolicyError> {
         RetryPolicy::try_from(self.data)
     }

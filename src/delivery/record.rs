@@ -100,6 +100,18 @@ impl AttemptOutcome {
     }
 }
 
+/// How many of a delivery's first attempts it keeps: 1 (the first answer often says what is
+/// wrong: a bad URL, a refused credential).
+pub const KEPT_FIRST_ATTEMPTS: usize = 1;
+
+/// How many of a delivery's latest attempts it keeps besides the first ones: 16 (twice the
+/// default policy's 8 attempts, so that a delivery replayed once keeps its whole history).
+///
+/// The attempts in between are dropped as new ones are recorded, so a delivery's record stays
+/// bounded however often it is retried and replayed; [`Delivery::attempt_count`] still counts
+/// them all, and the retry policy counts with it.
+pub const KEPT_LATEST_ATTEMPTS: usize = 16;
+
 /// One attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -317,6 +329,9 @@ pub enum DeliveryState {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
+/// A delivery keeps its first [`KEPT_FIRST_ATTEMPTS`] and latest [`KEPT_LATEST_ATTEMPTS`]
+/// attempts, and counts them all ([`attempt_count`](Self::attempt_count)).
+///
 /// `Debug` shows the method, webhook id, flow, event, creation time, the number of attempts and
 /// the state, never the request's URI, headers or body (they hold personal data and
 /// credentials) nor the receiver's response bodies kept in the attempts: use
@@ -337,7 +352,7 @@ impl std::fmt::Debug for Delivery {
             .field("flow", &self.data.flow)
             .field("event", &self.data.event)
             .field("created_at", &self.data.created_at)
-            .field("attempts", &self.data.attempts.len())
+            .field("attempts", &self.data.attempt_count)
             .field("state", &self.data.state)
             .finish_non_exhaustive()
     }
@@ -351,7 +366,10 @@ struct DeliveryData {
     flow: FlowId,
     event: EventId,
     created_at: Timestamp,
+    /// The first `KEPT_FIRST_ATTEMPTS` and the latest `KEPT_LATEST_ATTEMPTS` attempts.
     attempts: Vec<Attempt>,
+    /// Every attempt ever recorded, kept or not.
+    attempt_count: u32,
     state: DeliveryState,
     replayed: Option<Replayed>,
 }
@@ -375,6 +393,10 @@ struct WireOut<'a> {
     created_at: Timestamp,
     request: StoredRequest,
     attempts: &'a [Attempt],
+    /// Written only once attempts were dropped, so that a record with its whole history keeps
+    /// the form earlier versions read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempt_count: Option<u32>,
     state: &'a DeliveryState,
     #[serde(skip_serializing_if = "Option::is_none")]
     replayed: Option<Replayed>,
@@ -390,6 +412,10 @@ struct WireIn {
     created_at: Timestamp,
     request: StoredRequest,
     attempts: Vec<Attempt>,
+    /// Missing in records with their whole history (and in those of earlier versions): the
+    /// number of `attempts`.
+    #[serde(default)]
+    attempt_count: Option<u32>,
     state: DeliveryState,
     #[serde(default)]
     replayed: Option<Replayed>,
@@ -404,6 +430,8 @@ impl Serialize for Delivery {
             created_at: self.data.created_at,
             request: store(&self.request),
             attempts: &self.data.attempts,
+            attempt_count: (self.data.attempts.len() != self.data.attempt_count as usize)
+                .then_some(self.data.attempt_count),
             state: &self.data.state,
             replayed: self.data.replayed,
         }
@@ -416,18 +444,42 @@ impl<'de> Deserialize<'de> for Delivery {
         let wire = WireIn::deserialize(deserializer)?;
         let request =
             std::sync::Arc::new(restore(&wire.request).map_err(serde::de::Error::custom)?);
+        let stored = u32::try_from(wire.attempts.len()).unwrap_or(u32::MAX);
+        let attempt_count = wire.attempt_count.unwrap_or(stored);
+        if attempt_count < stored {
+            return Err(serde::de::Error::custom(DeliveryError::AttemptCount {
+                count: attempt_count,
+                stored: wire.attempts.len(),
+            }));
+        }
+        // A record written before the history was bounded may hold any number of attempts.
+        let mut attempts = wire.attempts;
+        drop_middle_attempts(&mut attempts);
         Ok(Self {
             data: DeliveryData {
                 webhook_id: wire.webhook_id,
                 flow: wire.flow,
                 event: wire.event,
                 created_at: wire.created_at,
-                attempts: wire.attempts,
+                attempts,
+                attempt_count,
                 state: wire.state,
                 replayed: wire.replayed,
             },
             request,
         })
+    }
+}
+
+/// Drops the attempts between the first `KEPT_FIRST_ATTEMPTS` and the latest
+/// `KEPT_LATEST_ATTEMPTS`.
+fn drop_middle_attempts(attempts: &mut Vec<Attempt>) {
+    let excess = attempts
+        .len()
+        .saturating_sub(KEPT_FIRST_ATTEMPTS + KEPT_LATEST_ATTEMPTS);
+    if excess > 0 {
+        attempts.drain(KEPT_FIRST_ATTEMPTS..KEPT_FIRST_ATTEMPTS + excess);
+        attempts.shrink_to(KEPT_FIRST_ATTEMPTS + KEPT_LATEST_ATTEMPTS + 1);
     }
 }
 
@@ -461,6 +513,7 @@ impl Delivery {
                 event,
                 created_at,
                 attempts: Vec::new(),
+                attempt_count: 0,
                 state: DeliveryState::Pending {
                     next_attempt_at: created_at,
                 },
@@ -472,15 +525,16 @@ impl Delivery {
 
     /// Makes a delivery that was dead-lettered (or delivered) pending again, due at `now`, with
     /// the retry policy's full allowance of attempts and age counted from `now`. Its earlier
-    /// attempts stay in [`attempts`](Self::attempts). Returns whether it changed (a pending
-    /// delivery stays as it is).
+    /// attempts stay in [`attempts`](Self::attempts) (as many as are kept) and in
+    /// [`attempt_count`](Self::attempt_count). Returns whether it changed (a pending delivery
+    /// stays as it is).
     pub fn replay(&mut self, now: Timestamp) -> bool {
         if self.is_pending() {
             return false;
         }
         self.data.replayed = Some(Replayed {
             at: now,
-            after_attempts: u32::try_from(self.data.attempts.len()).unwrap_or(u32::MAX),
+            after_attempts: self.data.attempt_count,
         });
         self.data.state = DeliveryState::Pending {
             next_attempt_at: now,
@@ -521,9 +575,20 @@ impl Delivery {
         &self.request
     }
 
-    /// Every attempt so far, in order.
+    /// The attempts kept, in order: the first [`KEPT_FIRST_ATTEMPTS`] and the latest
+    /// [`KEPT_LATEST_ATTEMPTS`] ones; every attempt while there are no more than that.
+    ///
+    /// When attempts were dropped ([`attempt_count`](Self::attempt_count) is larger than this
+    /// list), the first `KEPT_FIRST_ATTEMPTS` are attempts 1, 2, ... and the rest are the last
+    /// ones, up to attempt number `attempt_count`.
     pub fn attempts(&self) -> &[Attempt] {
         &self.data.attempts
+    }
+
+    /// How many attempts were made, including those no longer kept in
+    /// [`attempts`](Self::attempts) and those before a replay.
+    pub fn attempt_count(&self) -> u32 {
+        self.data.attempt_count
     }
 
     /// Where it stands.
@@ -573,11 +638,15 @@ impl Delivery {
             Ok(response) => AttemptOutcome::from_response(response, policy.response_body_limit()),
             Err(error) => AttemptOutcome::from_error(error),
         };
+        if self.data.attempts.len() >= KEPT_FIRST_ATTEMPTS + KEPT_LATEST_ATTEMPTS {
+            self.data.attempts.remove(KEPT_FIRST_ATTEMPTS);
+        }
         self.data.attempts.push(Attempt {
             started_at,
             duration: now.duration_since(started_at),
             outcome,
         });
+        self.data.attempt_count = self.data.attempt_count.saturating_add(1);
         let step = self.next_step(result, now, policy, random);
         self.data.state = match &step {
             Step::Delivered => DeliveryState::Delivered { at: now },
@@ -624,9 +693,7 @@ impl Delivery {
             Some(replayed) => (replayed.at, replayed.after_attempts),
             None => (self.data.created_at, 0),
         };
-        let attempts = u32::try_from(self.data.attempts.len())
-            .unwrap_or(u32::MAX)
-            .saturating_sub(before);
+        let attempts = self.data.attempt_count.saturating_sub(before);
         if attempts >= policy.max_attempts() {
             return dead(DeadLetterReason::AttemptsExhausted { attempts });
         }

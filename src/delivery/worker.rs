@@ -607,7 +607,7 @@ impl Shared {
                 "optout.send",
                 flow = %delivery.flow(),
                 webhook_id = delivery.webhook_id(),
-                attempt = delivery.attempts().len() + 1,
+                attempt = delivery.attempt_count().saturating_add(1),
             ),
         );
         let result = tokio::select! {
@@ -628,7 +628,7 @@ impl Shared {
         tracing::info!(
             flow = %delivery.flow(),
             webhook_id = delivery.webhook_id(),
-            attempts = delivery.attempts().len(),
+            attempts = delivery.attempt_count(),
             outcome = ?delivery.attempts().last().map(|a| match &a.outcome {
                 crate::delivery::AttemptOutcome::Response { status, .. } => status.to_string(),
                 crate::delivery::AttemptOutcome::Error { kind, .. } => kind.to_string(),

@@ -51,7 +51,7 @@ impl Columns {
         Ok(Self {
             state,
             next_attempt_at,
-            attempts: i64::try_from(delivery.attempts().len()).unwrap_or(i64::MAX),
+            attempts: i64::from(delivery.attempt_count()),
             finished_at,
             data,
         })
