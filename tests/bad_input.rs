@@ -166,7 +166,10 @@ fn check_flow_file(text: &str) {
         Err(error) => {
             let error: FlowFileError = error;
             assert!(!error.path.is_empty(), "no path: {error:?}");
-            assert!(!error.message.is_empty(), "no message: {error:?}");
+            assert!(
+                !error.problem.to_string().is_empty(),
+                "no message: {error:?}"
+            );
             assert!(!error.to_string().is_empty());
         }
     }
@@ -936,7 +939,7 @@ fn fuzz_flow_file_empty_key_at_the_top_names_a_path() {
     ] {
         let error = FlowFile::from_json(text).unwrap_err();
         assert!(!error.path.is_empty(), "{text}: {error:?}");
-        assert!(!error.message.is_empty(), "{text}: {error:?}");
+        assert!(!error.problem.to_string().is_empty(), "{text}: {error:?}");
     }
     check_flow_file("{\"\"method\":   \"POST\", \"url\": \"https://crm.example.coversion\": 1}");
 }
