@@ -929,3 +929,81 @@ impl<'de, V: Visitor<'de>> DeserializeSeed<'de> for Struct<V> {
         deserializer.deserialize_struct("", self.fields, self.visitor)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::{FlowFileProblem, bounded, from_str};
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Keyed {
+        #[allow(dead_code, reason = "only read")]
+        map: BTreeMap<String, u32>,
+    }
+
+    #[test]
+    fn user_map_keys_are_cut_in_paths() {
+        let key = format!("{}\n{}", "k".repeat(40), "k".repeat(10_000));
+        let text = format!(
+            "{{\"map\": {{\"ok\": 1, {}: \"alice\"}}}}",
+            serde_json::json!(key)
+        );
+        let error = from_str::<Keyed>(&text).unwrap_err();
+        assert_eq!(
+            error.path,
+            format!("map.{}\\n{}…", "k".repeat(40), "k".repeat(23))
+        );
+        assert_eq!(
+            error.problem,
+            FlowFileProblem::InvalidType {
+                found: "a string",
+                expected: "u32".into()
+            }
+        );
+        // The closing quote of the string found.
+        assert_eq!((error.line, error.column), (1, 10_071));
+    }
+
+    #[test]
+    fn found_values_are_named_by_kind() {
+        for (text, found) in [
+            ("\"alice\"", "a string"),
+            ("-1", "a number"),
+            ("1.5", "a number"),
+            ("true", "a boolean"),
+            ("null", "null"),
+            ("[\"alice\"]", "an array"),
+            ("{\"alice\": 1}", "an object"),
+        ] {
+            let error = from_str::<String>(text).err();
+            if found == "a string" {
+                assert!(error.is_none());
+                continue;
+            }
+            assert_eq!(
+                error.unwrap().problem,
+                FlowFileProblem::InvalidType {
+                    found,
+                    expected: "a string".into()
+                },
+                "{text}"
+            );
+        }
+        assert_eq!(
+            from_str::<u8>("300").unwrap_err().problem,
+            FlowFileProblem::InvalidValue {
+                found: "a number",
+                expected: "u8".into()
+            }
+        );
+    }
+
+    #[test]
+    fn texts_are_cut_on_a_character_boundary() {
+        assert_eq!(bounded("abc", 3), "abc");
+        assert_eq!(bounded("abcd", 3), "abc…");
+        assert_eq!(bounded("aé", 2), "a…");
+        assert_eq!(bounded(format_args!("{}", "x".repeat(1 << 20)), 4), "xxxx…");
+    }
+}
