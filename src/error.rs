@@ -205,18 +205,155 @@ pub enum RouterError {
 }
 
 /// A flow file could not be read. Names the JSON path of the problem (such as
-/// `flows[2].listen.kinds[0]`) and where it is in the text.
+/// `flows[2].listen.kinds[0]`), what is wrong, and where it is in the text.
+///
+/// It is built from what went wrong and where, never from a parser's message, and repeats no
+/// value from the file: not a string, not a number, not an unknown key or variant name, not a
+/// flow id. Its text is bounded (well under 1 KiB) however large the file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}: {message} (line {line}, column {column})")]
+#[error("{path}: {problem} (line {line}, column {column})")]
 pub struct FlowFileError {
-    /// The JSON path to the offending value, `.` for the whole document.
+    /// The JSON path to the offending value, `.` for the whole document. An unknown field is
+    /// reported at the object holding it; map keys are cut at 64 characters.
     pub path: String,
     /// What was wrong and what was expected.
-    pub message: String,
+    pub problem: FlowFileProblem,
     /// 1-based line of the problem, 0 when not known.
     pub line: usize,
     /// 1-based column of the problem, 0 when not known.
     pub column: usize,
+}
+
+/// What is wrong in a flow file ([`FlowFileError::problem`]). No variant holds a value from the
+/// file: a value found is named by its kind only (`"a string"`, `"a number"`, `"an object"`...),
+/// and what was expected comes from the format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FlowFileProblem {
+    /// The text is not valid JSON.
+    Syntax,
+    /// The text ends inside a JSON value.
+    Eof,
+    /// More text follows the JSON document.
+    TrailingCharacters,
+    /// A value of the wrong type.
+    InvalidType {
+        /// The kind of value found, such as `"a string"`.
+        found: &'static str,
+        /// What the format expects there, such as `"struct Flow"` or `"a sequence"`.
+        expected: String,
+    },
+    /// A value of the right type that the format does not accept.
+    InvalidValue {
+        /// The kind of value found, such as `"a number"`.
+        found: &'static str,
+        /// What the format expects there, such as `"a nonzero u32"`.
+        expected: String,
+    },
+    /// An array (or object) with the wrong number of elements.
+    InvalidLength {
+        /// How many there were.
+        len: usize,
+        /// What the format expects.
+        expected: String,
+    },
+    /// A name that is none of the enum's variants (the name is not repeated: it may be a
+    /// secret written in the wrong place).
+    UnknownVariant {
+        /// The variants accepted.
+        expected: &'static [&'static str],
+    },
+    /// A key the object does not take (the key is not repeated, and the path names the object).
+    UnknownField {
+        /// The keys the object takes.
+        expected: &'static [&'static str],
+    },
+    /// A required key is absent.
+    MissingField {
+        /// The key.
+        field: &'static str,
+    },
+    /// A key appears twice in one object.
+    DuplicateField {
+        /// The key.
+        field: &'static str,
+    },
+    /// A value the crate rejects, such as an empty id, an invalid parameter or header name, a
+    /// URL with credentials or an empty `origins`: the reason, which never repeats the value.
+    Invalid {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file's `version` is not one this crate reads.
+    Version {
+        /// The version found.
+        found: u32,
+        /// The version read, [`FLOW_FILE_VERSION`](crate::FLOW_FILE_VERSION).
+        expected: u32,
+    },
+    /// Two flows share an id (the id is not repeated).
+    DuplicateFlowId {
+        /// The index of the earlier flow with that id, in `flows`.
+        first: usize,
+    },
+}
+
+/// serde's way of listing names: `` `a` ``, `` `a` or `b` ``, `` one of `a`, `b`, `c` ``.
+fn one_of(f: &mut std::fmt::Formatter<'_>, names: &[&str]) -> std::fmt::Result {
+    match names {
+        [] => f.write_str("nothing"),
+        [one] => write!(f, "`{one}`"),
+        [a, b] => write!(f, "`{a}` or `{b}`"),
+        _ => {
+            f.write_str("one of ")?;
+            for (i, name) in names.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "`{name}`")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+impl std::fmt::Display for FlowFileProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Syntax => f.write_str("the text is not valid JSON"),
+            Self::Eof => f.write_str("the text ends inside a JSON value"),
+            Self::TrailingCharacters => f.write_str("more text follows the JSON document"),
+            Self::InvalidType { found, expected } => {
+                write!(f, "invalid type: {found}, expected {expected}")
+            }
+            Self::InvalidValue { found, expected } => {
+                write!(f, "invalid value: {found}, expected {expected}")
+            }
+            Self::InvalidLength { len, expected } => {
+                write!(f, "invalid length {len}, expected {expected}")
+            }
+            Self::UnknownVariant { expected } => {
+                f.write_str("unknown variant, expected ")?;
+                one_of(f, expected)
+            }
+            Self::UnknownField { expected } => {
+                f.write_str("unknown field, expected ")?;
+                one_of(f, expected)
+            }
+            Self::MissingField { field } => write!(f, "missing field `{field}`"),
+            Self::DuplicateField { field } => write!(f, "duplicate field `{field}`"),
+            Self::Invalid { reason } => f.write_str(reason),
+            Self::Version { found, expected } => {
+                write!(
+                    f,
+                    "unsupported flow-file version {found}, expected {expected}"
+                )
+            }
+            Self::DuplicateFlowId { first } => {
+                write!(f, "the flow id is already used by flows[{first}]")
+            }
+        }
+    }
 }
 
 /// A retry policy setting is out of range (the bounds are on [`crate::RetryPolicy`]).
@@ -350,9 +487,10 @@ pub enum WebhookConfigError {
         source: url::ParseError,
     },
     /// The endpoint URL's scheme is not `http` or `https`.
-    #[error("endpoint URL scheme `{scheme}` is not supported: use https (or http)")]
+    #[error("the endpoint URL scheme is not supported: use https (or http)")]
     UnsupportedScheme {
-        /// The scheme found.
+        /// The scheme found (cut at 32 characters). The message does not repeat it: a URL
+        /// written without a scheme can make its first part (a user name) look like one.
         scheme: String,
     },
     /// The endpoint URL carries a user name or password (`https://user:pass@host/`).
@@ -378,11 +516,10 @@ pub enum WebhookConfigError {
         /// The `http` crate's reason.
         reason: String,
     },
-    /// A parameter name is empty, too long or holds a control character.
-    #[error("invalid parameter name `{name}`: {reason}")]
+    /// A parameter name is empty, too long or holds a control character. The name is not
+    /// repeated: an invalid one may be a value written in the wrong place.
+    #[error("invalid parameter name: {reason}")]
     InvalidParamName {
-        /// The name (control characters escaped, cut at the limit).
-        name: String,
         /// What is wrong with it.
         reason: &'static str,
     },
@@ -400,11 +537,13 @@ pub enum WebhookConfigError {
         /// The limit.
         max: usize,
     },
-    /// A header name is not a valid HTTP header name.
-    #[error("invalid header name `{name}`")]
+    /// A header name (of `headers` or of `auth`) is not a valid HTTP header name. The name is
+    /// not repeated: an invalid one may be a value written in the wrong place (such as
+    /// `Authorization: Bearer ...` as a name).
+    #[error("invalid header name: {reason}")]
     InvalidHeaderName {
-        /// The name (control characters escaped, cut at the limit).
-        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
     },
     /// A header value holds a CR, LF or another byte that is not visible ASCII, space or tab.
     #[error("header `{name}`: the value {reason}")]

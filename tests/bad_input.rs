@@ -166,7 +166,10 @@ fn check_flow_file(text: &str) {
         Err(error) => {
             let error: FlowFileError = error;
             assert!(!error.path.is_empty(), "no path: {error:?}");
-            assert!(!error.message.is_empty(), "no message: {error:?}");
+            assert!(
+                !error.problem.to_string().is_empty(),
+                "no message: {error:?}"
+            );
             assert!(!error.to_string().is_empty());
         }
     }
@@ -939,7 +942,7 @@ fn fuzz_flow_file_empty_key_at_the_top_names_a_path() {
     ] {
         let error = FlowFile::from_json(text).unwrap_err();
         assert!(!error.path.is_empty(), "{text}: {error:?}");
-        assert!(!error.message.is_empty(), "{text}: {error:?}");
+        assert!(!error.problem.to_string().is_empty(), "{text}: {error:?}");
     }
     check_flow_file("{\"\"method\":   \"POST\", \"url\": \"https://crm.example.coversion\": 1}");
 }
@@ -961,5 +964,347 @@ fn fuzz_event_long_attribute_numbers_round_trip() {
         let written = serde_json::to_string(&profile).unwrap();
         let again: Profile = serde_json::from_str(&written).unwrap();
         assert_eq!(again, profile, "{number}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flow-file errors name what is wrong and where, never the value written there.
+
+/// A value written where a variant, a name, a key or an id belongs (it might as well be a
+/// token or an Email).
+const MARKER: &str = "alice.secret@example.com";
+
+/// One flow on one line, so that columns are easy to check by eye.
+const FLOW: &str = r#"{"id": "f", "section": "s", "listen": {"kinds": ["email_unsubscribe"]}, "webhook": {"url": "https://x.example/", "params": [{"name": "email", "source": "email"}]}}"#;
+
+/// The flow file holding `FLOW` with `from` replaced by `to` (`@` in `to` stands for the
+/// marker), on line 2.
+fn flow_file_where(from: &str, to: &str) -> String {
+    assert!(FLOW.contains(from), "{from}");
+    let flow = FLOW.replacen(from, &to.replace('@', MARKER), 1);
+    format!("{{\"version\": 1, \"flows\": [\n{flow}\n]}}")
+}
+
+/// Reads `text`, expecting an error that neither shows the marker (whole or percent-encoded)
+/// nor is long.
+#[track_caller]
+fn flow_file_error(text: &str) -> FlowFileError {
+    assert!(text.contains(MARKER));
+    let error = FlowFile::from_json(text).unwrap_err();
+    for shown in [
+        error.to_string(),
+        format!("{error:?}"),
+        format!("{error:#?}"),
+        error.problem.to_string(),
+    ] {
+        assert!(!shown.contains(MARKER), "{shown}");
+        assert!(!shown.contains("alice.secret%40example.com"), "{shown}");
+        assert!(!shown.contains("alice.secret"), "{shown}");
+    }
+    error
+}
+
+fn at(path: &str, problem: FlowFileProblem, line: usize, column: usize) -> FlowFileError {
+    FlowFileError {
+        path: path.to_owned(),
+        problem,
+        line,
+        column,
+    }
+}
+
+#[test]
+fn flow_file_unknown_variants_are_not_repeated() {
+    let kinds = flow_file_error(&flow_file_where("\"email_unsubscribe\"", "\"@\""));
+    assert_eq!(
+        kinds,
+        at(
+            "flows[0].listen.kinds[0]",
+            FlowFileProblem::UnknownVariant {
+                expected: &[
+                    "Email - Unsubscribe",
+                    "email_unsubscribe",
+                    "Email - Abuse",
+                    "email_abuse",
+                    "SMS - Unsubscribe",
+                    "sms_unsubscribe"
+                ]
+            },
+            2,
+            75
+        )
+    );
+    assert_eq!(
+        flow_file_error(&flow_file_where(
+            "[\"email_unsubscribe\"]}",
+            "[\"email_unsubscribe\"], \"origins\": [\"api\", \"@\"]}"
+        )),
+        at(
+            "flows[0].listen.origins[1]",
+            FlowFileProblem::UnknownVariant {
+                expected: &["communication", "api", "file_import"]
+            },
+            2,
+            116
+        )
+    );
+    assert_eq!(
+        flow_file_error(&flow_file_where("{\"url\"", "{\"method\": \"@\", \"url\"")),
+        at(
+            "flows[0].webhook.method",
+            FlowFileProblem::UnknownVariant {
+                expected: &["GET", "POST", "PUT", "DELETE", "PATCH"]
+            },
+            2,
+            120
+        )
+    );
+    assert_eq!(
+        flow_file_error(&flow_file_where(
+            "{\"url\"",
+            "{\"encoding\": \"@\", \"url\""
+        )),
+        at(
+            "flows[0].webhook.encoding",
+            FlowFileProblem::UnknownVariant {
+                expected: &["query", "form", "json", "json_envelope"]
+            },
+            2,
+            122
+        )
+    );
+    let sources = FlowFileProblem::UnknownVariant {
+        expected: &[
+            "email",
+            "mobile",
+            "attribute",
+            "profile_id",
+            "subscription_id",
+            "folder_id",
+            "section_id",
+            "event_kind",
+            "channel",
+            "event_id",
+            "activity_id",
+            "occurred_at",
+            "origin",
+        ],
+    };
+    assert_eq!(
+        flow_file_error(&flow_file_where(
+            "\"source\": \"email\"",
+            "\"source\": \"@\""
+        )),
+        at("flows[0].webhook.params[0].source", sources.clone(), 2, 178)
+    );
+    assert_eq!(
+        flow_file_error(&flow_file_where(
+            "\"source\": \"email\"",
+            "\"source\": {\"@\": \"crm_id\"}"
+        )),
+        at("flows[0].webhook.params[0].source", sources, 2, 179)
+    );
+    let limits = FlowFileProblem::UnknownVariant {
+        expected: &["unlimited", "at_most"],
+    };
+    assert_eq!(
+        flow_file_error(&flow_file_where(
+            "\"webhook\":",
+            "\"settings\": {\"entry_limit\": \"@\"}, \"webhook\":"
+        )),
+        at("flows[0].settings.entry_limit", limits.clone(), 2, 126)
+    );
+    assert_eq!(
+        flow_file_error(&flow_file_where(
+            "\"webhook\":",
+            "\"settings\": {\"entry_limit\": {\"@\": {\"entries\": 1}}}, \"webhook\":"
+        )),
+        at("flows[0].settings.entry_limit", limits, 2, 127)
+    );
+    let auths = FlowFileProblem::UnknownVariant {
+        expected: &["none", "bearer", "basic", "header"],
+    };
+    assert_eq!(
+        flow_file_error(&flow_file_where("{\"url\"", "{\"auth\": \"@\", \"url\"")),
+        at("flows[0].webhook.auth", auths.clone(), 2, 118)
+    );
+    assert_eq!(
+        flow_file_error(&flow_file_where(
+            "{\"url\"",
+            "{\"auth\": {\"@\": {\"token\": \"t\"}}, \"url\""
+        )),
+        at("flows[0].webhook.auth", auths, 2, 119)
+    );
+    assert_eq!(
+        kinds.to_string(),
+        "flows[0].listen.kinds[0]: unknown variant, expected one of `Email - Unsubscribe`, \
+         `email_unsubscribe`, `Email - Abuse`, `email_abuse`, `SMS - Unsubscribe`, \
+         `sms_unsubscribe` (line 2, column 75)"
+    );
+}
+
+#[test]
+fn flow_file_invalid_names_are_not_repeated() {
+    let param = flow_file_error(&flow_file_where(
+        "\"name\": \"email\"",
+        "\"name\": \"@\\n\"",
+    ));
+    assert_eq!(
+        param,
+        at(
+            "flows[0].webhook.params[0].name",
+            FlowFileProblem::Invalid {
+                reason: "invalid parameter name: it holds a control character".into()
+            },
+            2,
+            161
+        )
+    );
+    let not_a_token = "invalid header name: it holds a character other than letters, digits \
+                       and !#$%&'*+-.^_`|~";
+    assert_eq!(
+        flow_file_error(&flow_file_where(
+            "{\"url\"",
+            "{\"headers\": [{\"name\": \"x-a\", \"value\": \"1\"}, {\"name\": \"@\", \"value\": \"v\"}], \"url\""
+        )),
+        at(
+            "flows[0].webhook.headers[1].name",
+            FlowFileProblem::Invalid {
+                reason: not_a_token.into()
+            },
+            2,
+            162
+        )
+    );
+    assert_eq!(
+        flow_file_error(&flow_file_where(
+            "{\"url\"",
+            "{\"auth\": {\"header\": {\"name\": \"@\", \"value\": \"v\"}}, \"url\""
+        )),
+        at(
+            "flows[0].webhook.auth.header.name",
+            FlowFileProblem::Invalid {
+                reason: not_a_token.into()
+            },
+            2,
+            138
+        )
+    );
+}
+
+#[test]
+fn flow_file_unknown_keys_are_not_repeated() {
+    let flow_keys = FlowFileProblem::UnknownField {
+        expected: &[
+            "id", "name", "section", "active", "listen", "settings", "webhook",
+        ],
+    };
+    let error = flow_file_error(&flow_file_where("{\"id\"", "{\"@\": 1, \"id\""));
+    assert_eq!(error, at("flows[0]", flow_keys, 2, 27));
+    assert_eq!(
+        error.to_string(),
+        "flows[0]: unknown field, expected one of `id`, `name`, `section`, `active`, `listen`, \
+         `settings`, `webhook` (line 2, column 27)"
+    );
+    assert_eq!(
+        flow_file_error(&flow_file_where("{\"url\"", "{\"@\": \"x\", \"url\"")),
+        at(
+            "flows[0].webhook",
+            FlowFileProblem::UnknownField {
+                expected: &[
+                    "method",
+                    "url",
+                    "encoding",
+                    "params",
+                    "headers",
+                    "auth",
+                    "signing_secrets"
+                ]
+            },
+            2,
+            110
+        )
+    );
+    assert_eq!(
+        flow_file_error(&format!(
+            "{{\"version\": 1, \"flows\": [], \"{MARKER}\": 1}}"
+        )),
+        at(
+            ".",
+            FlowFileProblem::UnknownField {
+                expected: &["version", "flows"]
+            },
+            1,
+            54
+        )
+    );
+}
+
+#[test]
+fn flow_file_duplicate_flow_ids_are_not_repeated() {
+    let flow = FLOW.replace("\"f\"", &format!("\"{MARKER}\""));
+    let other = FLOW.replace("\"f\"", "\"other\"");
+    let text = format!("{{\"version\": 1, \"flows\": [\n{flow},\n{other},\n{flow}\n]}}");
+    let error = flow_file_error(&text);
+    assert_eq!(
+        error,
+        at(
+            "flows[2].id",
+            FlowFileProblem::DuplicateFlowId { first: 0 },
+            0,
+            0
+        )
+    );
+    assert_eq!(
+        error.to_string(),
+        "flows[2].id: the flow id is already used by flows[0] (line 0, column 0)"
+    );
+}
+
+/// The duplicate check is linear: 20,000 flows with the repeat at the end.
+#[test]
+fn flow_file_duplicate_flow_id_among_many_flows() {
+    let flows: Vec<String> = (0..20_000)
+        .map(|i| FLOW.replace("\"f\"", &format!("\"f-{}\"", i % 19_999)))
+        .collect();
+    let text = format!("{{\"version\": 1, \"flows\": [{}]}}", flows.join(","));
+    assert_eq!(
+        FlowFile::from_json(&text).unwrap_err(),
+        at(
+            "flows[19999].id",
+            FlowFileProblem::DuplicateFlowId { first: 0 },
+            0,
+            0
+        )
+    );
+}
+
+/// A multi-megabyte unknown key or variant: the error stays short and holds none of it.
+#[test]
+fn flow_file_errors_are_bounded() {
+    let huge = format!("{MARKER}{}", "x".repeat(4 << 20));
+    let cases = [
+        flow_file_where("{\"id\"", &format!("{{\"{huge}\": 1, \"id\"")),
+        flow_file_where("\"email_unsubscribe\"", &format!("\"{huge}\"")),
+        flow_file_where("{\"url\"", &format!("{{\"auth\": \"{huge}\", \"url\"")),
+        flow_file_where(
+            "{\"url\"",
+            &format!("{{\"auth\": {{\"{huge}\": {{}}}}, \"url\""),
+        ),
+        flow_file_where("\"name\": \"email\"", &format!("\"name\": \"{huge}\"")),
+        flow_file_where(
+            "{\"url\"",
+            &format!("{{\"headers\": [{{\"name\": \"{huge}\", \"value\": \"v\"}}], \"url\""),
+        ),
+        flow_file_where("\"section\": \"s\"", &format!("\"section\": \"{huge}\"")),
+        flow_file_where("\"section\": \"s\"", &format!("\"section\": [\"{huge}\"]")),
+        flow_file_where("\"https://x.example/\"", &format!("\"https://{huge}/\"")),
+    ];
+    for text in &cases {
+        let error = flow_file_error(text);
+        let shown = error.to_string();
+        assert!(shown.len() <= 1024, "{} bytes: {shown}", shown.len());
+        assert!(format!("{error:?}").len() <= 1024, "{error:?}");
+        assert!(!shown.contains("xxxxxxxxxxxxxxxx"), "{shown}");
     }
 }

@@ -828,7 +828,9 @@ fn flow_files_round_trip() {
             let err = FlowFile::from_json(&text).unwrap_err();
             assert_eq!(err.path, "flows[0].webhook");
             assert!(
-                err.message.contains("without the `signing` feature"),
+                err.problem
+                    .to_string()
+                    .contains("without the `signing` feature"),
                 "{err}"
             );
             continue;
@@ -888,40 +890,86 @@ fn malformed_flow_files_name_the_path() {
         FlowFile::from_json(&serde_json::to_string_pretty(&v).unwrap()).unwrap_err()
     };
     let err = broken(&|v| v["flows"][0]["listen"]["kinds"][0] = json!("email_bounce"));
-    assert_eq!(err.path, "flows[0].listen.kinds[0]");
-    assert!(
-        err.message
-            .starts_with("unknown variant `email_bounce`, expected one of"),
-        "{}",
-        err.message
+    assert_eq!(
+        err.problem,
+        FlowFileProblem::UnknownVariant {
+            expected: &[
+                "Email - Unsubscribe",
+                "email_unsubscribe",
+                "Email - Abuse",
+                "email_abuse",
+                "SMS - Unsubscribe",
+                "sms_unsubscribe"
+            ]
+        }
     );
-    assert_eq!((err.line, err.column), (7, 24));
+    assert_eq!(
+        err.to_string(),
+        "flows[0].listen.kinds[0]: unknown variant, expected one of `Email - Unsubscribe`, \
+         `email_unsubscribe`, `Email - Abuse`, `email_abuse`, `SMS - Unsubscribe`, \
+         `sms_unsubscribe` (line 7, column 24)"
+    );
 
     let err = broken(&|v| v["flows"][0]["section"] = json!(""));
     assert_eq!(
-        (err.path.as_str(), err.message.as_str()),
-        ("flows[0].section", "invalid section id: it is empty")
+        err,
+        FlowFileError {
+            path: "flows[0].section".into(),
+            problem: FlowFileProblem::Invalid {
+                reason: "invalid section id: it is empty".into()
+            },
+            line: 10,
+            column: 19,
+        }
     );
 
     let err = broken(&|v| {
         v["flows"][0].as_object_mut().unwrap().remove("listen");
     });
     assert_eq!(
-        (err.path.as_str(), err.message.as_str()),
-        ("flows[0]", "missing field `listen`")
+        err,
+        FlowFileError {
+            path: "flows[0]".into(),
+            problem: FlowFileProblem::MissingField { field: "listen" },
+            line: 9,
+            column: 5,
+        }
     );
 
     let err = broken(&|v| v["flows"][0]["colour"] = json!("red"));
-    assert_eq!(err.path, "flows[0].colour");
-    assert!(err.message.starts_with("unknown field `colour`"));
+    assert_eq!(
+        err,
+        FlowFileError {
+            path: "flows[0]".into(),
+            problem: FlowFileProblem::UnknownField {
+                expected: &[
+                    "id", "name", "section", "active", "listen", "settings", "webhook"
+                ]
+            },
+            line: 4,
+            column: 14,
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "flows[0]: unknown field, expected one of `id`, `name`, `section`, `active`, `listen`, \
+         `settings`, `webhook` (line 4, column 14)"
+    );
 
     let err = broken(&|v| {
         v["flows"][0]["settings"] = json!({"entry_limit": {"at_most": {"entries": 0}}})
     });
-    assert_eq!(err.path, "flows[0].settings.entry_limit.at_most.entries");
     assert_eq!(
-        err.message,
-        "invalid value: integer `0`, expected a nonzero u32"
+        err,
+        FlowFileError {
+            path: "flows[0].settings.entry_limit.at_most.entries".into(),
+            problem: FlowFileProblem::InvalidValue {
+                found: "a number",
+                expected: "a nonzero u32".into()
+            },
+            line: 14,
+            column: 24,
+        }
     );
 
     let err = broken(&|v| {
@@ -929,7 +977,7 @@ fn malformed_flow_files_name_the_path() {
             json!({"entry_limit": {"at_most": {"entries": 1, "within": "-PT1H"}}})
     });
     assert_eq!(
-        (err.path.as_str(), err.message.as_str()),
+        (err.path.as_str(), err.problem.to_string().as_str()),
         (
             "flows[0].settings",
             "an entry-limit window must be longer than zero"
@@ -937,16 +985,30 @@ fn malformed_flow_files_name_the_path() {
     );
 
     let err = broken(&|v| v["flows"][0]["listen"]["activities"] = json!([]));
-    assert_eq!(err.path, "flows[0].listen");
     assert_eq!(
-        err.message,
-        "`activities` is empty and would match nothing; leave it out to take any"
+        (err.path.as_str(), err.problem.to_string().as_str()),
+        (
+            "flows[0].listen",
+            "`activities` is empty and would match nothing; leave it out to take any"
+        )
     );
 
     let err = broken(&|v| v["version"] = json!(2));
     assert_eq!(
-        (err.path.as_str(), err.message.as_str()),
-        ("version", "unsupported flow-file version 2, expected 1")
+        err,
+        FlowFileError {
+            path: "version".into(),
+            problem: FlowFileProblem::Version {
+                found: 2,
+                expected: 1
+            },
+            line: 0,
+            column: 0,
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "version: unsupported flow-file version 2, expected 1 (line 0, column 0)"
     );
 
     let err = broken(&|v| {
@@ -954,17 +1016,57 @@ fn malformed_flow_files_name_the_path() {
         v["flows"].as_array_mut().unwrap().push(again);
     });
     assert_eq!(
-        (err.path.as_str(), err.message.as_str()),
-        ("flows[1].id", "flow id `f` is used by an earlier flow")
+        err,
+        FlowFileError {
+            path: "flows[1].id".into(),
+            problem: FlowFileProblem::DuplicateFlowId { first: 0 },
+            line: 0,
+            column: 0,
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "flows[1].id: the flow id is already used by flows[0] (line 0, column 0)"
     );
 
     let err = FlowFile::from_json("{\"version\": 1, \"flows\": [").unwrap_err();
-    assert_eq!(err.message, "EOF while parsing a list");
+    assert_eq!(
+        err,
+        FlowFileError {
+            path: "flows[0]".into(),
+            problem: FlowFileProblem::Eof,
+            line: 1,
+            column: 25,
+        }
+    );
     let err = FlowFile::from_json("{\"version\": 1, \"flows\": []} trailing").unwrap_err();
     assert_eq!(
-        (err.path.as_str(), err.message.as_str()),
-        (".", "trailing characters")
+        err,
+        FlowFileError {
+            path: ".".into(),
+            problem: FlowFileProblem::TrailingCharacters,
+            line: 1,
+            column: 29,
+        }
     );
     let err = FlowFile::from_json("").unwrap_err();
-    assert_eq!(err.message, "EOF while parsing a value");
+    assert_eq!(
+        err,
+        FlowFileError {
+            path: ".".into(),
+            problem: FlowFileProblem::Eof,
+            line: 1,
+            column: 0,
+        }
+    );
+    let err = FlowFile::from_json("{\"version\": 1, \"flows\": [} ").unwrap_err();
+    assert_eq!(
+        err,
+        FlowFileError {
+            path: "flows[0]".into(),
+            problem: FlowFileProblem::Syntax,
+            line: 1,
+            column: 26,
+        }
+    );
 }

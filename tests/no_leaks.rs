@@ -23,9 +23,12 @@ const API_KEY: &str = "ApiKey-Canary-Value";
 /// `whsec_` + base64("canary-signing-secret-key-012345").
 const SIGNING: &str = "whsec_Y2FuYXJ5LXNpZ25pbmctc2VjcmV0LWtleS0wMTIzNDU=";
 const SIGNING_KEY: &str = "Y2FuYXJ5LXNpZ25pbmctc2VjcmV0LWtleS0wMTIzNDU=";
+/// A value written into a flow file where a name, a variant or an id belongs.
+const MARKER: &str = "alice.secret@example.com";
+const MARKER_ENCODED: &str = "alice.secret%40example.com";
 
 /// Every whole value that must never appear.
-const CANARIES: [&str; 9] = [
+const CANARIES: [&str; 11] = [
     EMAIL,
     EMAIL_ENCODED,
     MOBILE,
@@ -35,6 +38,8 @@ const CANARIES: [&str; 9] = [
     BASIC_ENCODED,
     API_KEY,
     SIGNING_KEY,
+    MARKER,
+    MARKER_ENCODED,
 ];
 
 #[track_caller]
@@ -321,8 +326,108 @@ fn flow_file_errors_do_not_quote_secrets() {
     for (i, json) in cases.iter().enumerate() {
         let error = FlowFile::from_json(json).unwrap_err();
         assert!(!error.path.is_empty(), "case {i}: {error}");
-        assert!(!error.message.is_empty(), "case {i}");
+        assert!(!error.problem.to_string().is_empty(), "case {i}");
         check_all(&format!("FlowFileError case {i}"), &error);
+    }
+}
+
+/// A flow file with one flow whose webhook, listen node or settings are patched by `edit`.
+fn flow_file_with(edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut file = serde_json::json!({"version": 1, "flows": [{
+        "id": "f", "section": "s",
+        "listen": {"kinds": ["email_unsubscribe"]},
+        "webhook": {"url": "https://x.example/", "params": [{"name": "email", "source": "email"}]}
+    }]});
+    edit(&mut file["flows"][0]);
+    serde_json::to_string_pretty(&file).unwrap()
+}
+
+/// The marker written where a variant, a name, a key or an id belongs: serde's messages repeat
+/// such values (`unknown variant `...``, `unknown field `...``), and the errors must not.
+#[test]
+fn flow_file_errors_do_not_repeat_names_variants_keys_or_ids() {
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "kinds",
+            flow_file_with(|f| f["listen"]["kinds"][0] = MARKER.into()),
+        ),
+        (
+            "origins",
+            flow_file_with(|f| f["listen"]["origins"] = serde_json::json!([MARKER])),
+        ),
+        (
+            "method",
+            flow_file_with(|f| f["webhook"]["method"] = MARKER.into()),
+        ),
+        (
+            "encoding",
+            flow_file_with(|f| f["webhook"]["encoding"] = MARKER.into()),
+        ),
+        (
+            "source",
+            flow_file_with(|f| f["webhook"]["params"][0]["source"] = MARKER.into()),
+        ),
+        (
+            "source (map)",
+            flow_file_with(|f| {
+                f["webhook"]["params"][0]["source"] = serde_json::json!({MARKER: "crm_id"})
+            }),
+        ),
+        (
+            "entry_limit",
+            flow_file_with(|f| f["settings"] = serde_json::json!({"entry_limit": MARKER})),
+        ),
+        (
+            "entry_limit (map)",
+            flow_file_with(|f| f["settings"] = serde_json::json!({"entry_limit": {MARKER: {}}})),
+        ),
+        (
+            "within",
+            flow_file_with(|f| {
+                f["settings"] = serde_json::json!({"entry_limit": {"at_most": {"entries": 1, "within": MARKER}}})
+            }),
+        ),
+        (
+            "auth",
+            flow_file_with(|f| f["webhook"]["auth"] = MARKER.into()),
+        ),
+        (
+            "auth (map)",
+            flow_file_with(|f| f["webhook"]["auth"] = serde_json::json!({MARKER: {"token": "t"}})),
+        ),
+        (
+            "param name",
+            flow_file_with(|f| f["webhook"]["params"][0]["name"] = format!("{MARKER}\n").into()),
+        ),
+        (
+            "header name",
+            flow_file_with(|f| {
+                f["webhook"]["headers"] = serde_json::json!([{"name": MARKER, "value": "v"}])
+            }),
+        ),
+        (
+            "auth header name",
+            flow_file_with(|f| {
+                f["webhook"]["auth"] = serde_json::json!({"header": {"name": MARKER, "value": "v"}})
+            }),
+        ),
+        ("unknown field", flow_file_with(|f| f[MARKER] = 1.into())),
+        (
+            "unknown field (webhook)",
+            flow_file_with(|f| f["webhook"][MARKER] = "x".into()),
+        ),
+        ("flow id", {
+            let mut file: serde_json::Value =
+                serde_json::from_str(&flow_file_with(|f| f["id"] = MARKER.into())).unwrap();
+            let again = file["flows"][0].clone();
+            file["flows"].as_array_mut().unwrap().push(again);
+            file.to_string()
+        }),
+    ];
+    for (what, json) in cases {
+        assert!(json.contains(MARKER), "{what}: the marker is in the file");
+        let error = FlowFile::from_json(&json).unwrap_err();
+        check_all(&format!("FlowFileError ({what})"), &error);
     }
 }
 

@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(error) => {
             assert!(!error.path.is_empty(), "an error names a path");
-            assert!(!error.message.is_empty(), "an error has a message");
+            assert!(!error.problem.to_string().is_empty(), "an error has a message");
             let _ = error.to_string();
         }
     }

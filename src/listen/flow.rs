@@ -1,11 +1,14 @@
 //! Flows (a Listen node, Flow Settings and a Webhook node in one Section) and the flow file.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::fmt;
 use std::num::NonZeroU32;
 
 use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{FlowFileError, ListenError};
+use crate::error::{FlowFileError, FlowFileProblem, ListenError};
 use crate::listen::ListenNode;
 use crate::model::{FlowId, SectionId};
 use crate::webhook::WebhookNode;
@@ -30,9 +33,48 @@ pub enum EntryLimit {
         /// How many entries.
         entries: NonZeroU32,
         /// The sliding window the entries are counted in; `None` counts every entry ever.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "deserialize_within"
+        )]
         within: Option<SignedDuration>,
     },
+}
+
+/// An entry-limit window: jiff's parser, with an error of ours (jiff's messages may quote the
+/// text they could not read).
+fn deserialize_within<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SignedDuration>, D::Error> {
+    struct Window(SignedDuration);
+
+    struct WindowVisitor;
+
+    impl serde::de::Visitor<'_> for WindowVisitor {
+        type Value = Window;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a duration such as \"PT720H\" or \"720 hours\"")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Window, E> {
+            text.parse().map(Window).map_err(|_| {
+                E::custom(
+                    "the entry-limit window is neither an ISO 8601 duration (such as PT720H) \
+                     nor a friendly one (such as 720 hours)",
+                )
+            })
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Window {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_str(WindowVisitor)
+        }
+    }
+
+    Ok(Option::<Window>::deserialize(deserializer)?.map(|window| window.0))
 }
 
 impl EntryLimit {
@@ -77,8 +119,8 @@ impl EntryLimit {
     }
 }
 
-impl std::fmt::Display for EntryLimit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for EntryLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Unlimited => f.write_str("unlimited"),
             Self::AtMost {
@@ -217,6 +259,7 @@ pub const FLOW_FILE_VERSION: u32 = 1;
 ///     "listen": {"kinds": ["email_bounce"]}, "webhook": {"url": "https://example.com/"}}]}"#)
 ///     .unwrap_err();
 /// assert_eq!(err.path, "flows[0].listen.kinds[0]");
+/// assert!(matches!(err.problem, optout_relay::FlowFileProblem::UnknownVariant { .. }));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -241,56 +284,41 @@ impl FlowFile {
     /// # Errors
     ///
     /// [`FlowFileError`] naming the JSON path of the first problem (malformed JSON, a missing or
-    /// unknown field, a wrong type, an invalid id or setting, an unsupported version or a
-    /// repeated flow id) and its line and column. The message never repeats a string value
-    /// found in the file (it may be a token, a password or a signing secret written in the
-    /// wrong place), nor, under `auth`, an unknown variant name.
+    /// unknown field, a wrong type, an unknown variant, an invalid id, name or setting, an
+    /// unsupported version or a repeated flow id), what it is ([`FlowFileProblem`]) and its line
+    /// and column. The error is built from what went wrong and where, never from a parser's
+    /// message: it repeats no value found in the file (a string, a number, an unknown key or
+    /// variant name, a flow id), which may be a token, a password or an Email written in the
+    /// wrong place, and its text stays short however large the file.
     pub fn from_json(text: &str) -> Result<Self, FlowFileError> {
-        let mut deserializer = serde_json::Deserializer::from_str(text);
-        let file: FlowFile =
-            serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-                let mut path = err.path().to_string();
-                if path.is_empty() {
-                    // A key `""` at the top level: serde_path_to_error writes it as nothing.
-                    path = ".".to_owned();
-                }
-                let inner = err.into_inner();
-                let mut message = redact_strings(&strip_position(&inner.to_string()));
-                if path.split('.').any(|segment| segment == "auth") {
-                    message = redact_variant(&message);
-                }
-                FlowFileError {
-                    path,
-                    message,
-                    line: inner.line(),
-                    column: inner.column(),
-                }
-            })?;
-        deserializer.end().map_err(|err| FlowFileError {
-            path: ".".into(),
-            message: redact_strings(&strip_position(&err.to_string())),
-            line: err.line(),
-            column: err.column(),
-        })?;
+        let file: FlowFile = super::read::from_str(text)?;
         if file.version != FLOW_FILE_VERSION {
             return Err(FlowFileError {
                 path: "version".into(),
-                message: format!(
-                    "unsupported flow-file version {}, expected {FLOW_FILE_VERSION}",
-                    file.version
-                ),
+                problem: FlowFileProblem::Version {
+                    found: file.version,
+                    expected: FLOW_FILE_VERSION,
+                },
                 line: 0,
                 column: 0,
             });
         }
+        let mut seen: HashMap<&FlowId, usize> = HashMap::with_capacity(file.flows.len());
         for (position, flow) in file.flows.iter().enumerate() {
-            if file.flows[..position].iter().any(|f| f.id == flow.id) {
-                return Err(FlowFileError {
-                    path: format!("flows[{position}].id"),
-                    message: format!("flow id `{}` is used by an earlier flow", flow.id),
-                    line: 0,
-                    column: 0,
-                });
+            match seen.entry(&flow.id) {
+                Entry::Occupied(first) => {
+                    return Err(FlowFileError {
+                        path: format!("flows[{position}].id"),
+                        problem: FlowFileProblem::DuplicateFlowId {
+                            first: *first.get(),
+                        },
+                        line: 0,
+                        column: 0,
+                    });
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(position);
+                }
             }
         }
         Ok(file)
@@ -304,58 +332,5 @@ impl FlowFile {
     /// string keys, so none is expected.
     pub fn to_json(&self) -> Result<String, serde_json::Error> {
         serde_json::to_string_pretty(self)
-    }
-}
-
-/// serde_json appends " at line L column C" to its messages; the error keeps those apart.
-fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(index) => message[..index].to_owned(),
-        None => message.to_owned(),
-    }
-}
-
-/// serde quotes a string it did not expect (`invalid type: string "...", expected ...`): in a
-/// flow file that string may be a bearer token, a password or a signing secret written where a
-/// structure belongs, so the error says `a string` instead. serde writes the string with Rust's
-/// `{:?}` escaping, so the closing quote is the first one not preceded by a backslash.
-fn redact_strings(message: &str) -> String {
-    const QUOTED: &str = "string \"";
-    let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    while let Some(start) = rest.find(QUOTED) {
-        out.push_str(&rest[..start]);
-        out.push_str("a string");
-        let quoted = &rest[start + QUOTED.len()..];
-        let mut escaped = false;
-        let mut end = quoted.len();
-        for (index, c) in quoted.char_indices() {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => {
-                    end = index + 1;
-                    break;
-                }
-                _ => {}
-            }
-        }
-        rest = &quoted[end..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Under `auth`, serde's `unknown variant `...`` is what was written instead of `bearer`,
-/// `basic` or `header`: quite possibly the token itself (`"auth": "s3cr3t"`). The error keeps
-/// the list of expected variants and drops the value.
-fn redact_variant(message: &str) -> String {
-    const UNKNOWN: &str = "unknown variant `";
-    match message.strip_prefix(UNKNOWN) {
-        Some(rest) => match rest.find("`, expected") {
-            Some(end) => format!("unknown variant{}", &rest[end + 1..]),
-            None => "unknown variant".to_owned(),
-        },
-        None => message.to_owned(),
     }
 }

@@ -13,6 +13,7 @@ mod flow;
 mod ledger;
 pub mod lint;
 mod node;
+mod read;
 mod router;
 
 pub use flow::{EntryLimit, FLOW_FILE_VERSION, Flow, FlowFile, FlowSettings};

@@ -203,6 +203,7 @@ pub enum Auth {
     /// A custom header holding an API key, such as `x-api-key: <value>`.
     Header {
         /// The header name.
+        #[serde(deserialize_with = "deserialize_header_name")]
         name: String,
         /// The header value: visible ASCII and spaces.
         value: Secret,
@@ -327,6 +328,7 @@ fn base64_encode(bytes: &[u8]) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub struct Header {
+    #[serde(deserialize_with = "deserialize_header_name")]
     name: String,
     value: String,
 }
@@ -369,10 +371,35 @@ fn reserved_header(lower: &str) -> Option<&'static str> {
 fn validate_header_name(name: &str) -> Result<String, WebhookConfigError> {
     if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
         return Err(WebhookConfigError::InvalidHeaderName {
-            name: printable(name),
+            reason: header_name_problem(name),
         });
     }
     Ok(name.to_ascii_lowercase())
+}
+
+/// Why `http` refuses a header name.
+fn header_name_problem(name: &str) -> &'static str {
+    /// The characters of an HTTP token (RFC 9110) besides letters and digits.
+    const TOKEN: &[u8] = b"!#$%&'*+-.^_`|~";
+    if name.is_empty() {
+        "it is empty"
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || TOKEN.contains(&b))
+    {
+        "it holds a character other than letters, digits and !#$%&'*+-.^_`|~"
+    } else {
+        "it is too long"
+    }
+}
+
+/// A header name read from JSON is checked there, so that a flow-file error points at it.
+fn deserialize_header_name<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<String, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    validate_header_name(&name).map_err(serde::de::Error::custom)?;
+    Ok(name)
 }
 
 fn validate_header_value(lower: &str, value: &str) -> Result<(), WebhookConfigError> {
@@ -428,7 +455,7 @@ pub(crate) struct Prepared {
 impl Prepared {
     fn new(headers: &[Header], auth: &Auth) -> Result<Self, WebhookConfigError> {
         let invalid = |name: &str| WebhookConfigError::InvalidHeaderName {
-            name: printable(name),
+            reason: header_name_problem(name),
         };
         let mut prepared = Vec::with_capacity(headers.len());
         for header in headers {

@@ -109,6 +109,7 @@ impl fmt::Display for ParamSource {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub struct Param {
+    #[serde(deserialize_with = "deserialize_name")]
     name: String,
     source: ParamSource,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -186,10 +187,14 @@ fn validate_name(name: &str) -> Result<(), WebhookConfigError> {
     } else {
         return Ok(());
     };
-    Err(WebhookConfigError::InvalidParamName {
-        name: printable(name),
-        reason,
-    })
+    Err(WebhookConfigError::InvalidParamName { reason })
+}
+
+/// A parameter name read from JSON is checked there, so that a flow-file error points at it.
+fn deserialize_name<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    validate_name(&name).map_err(serde::de::Error::custom)?;
+    Ok(name)
 }
 
 /// A resolved parameter value. Ids, Email and Mobile are shared with the event and the Profile,
