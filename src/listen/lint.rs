@@ -91,19 +91,15 @@ impl Flow {
 /// `double_delivery` pairs ordered by where their flows' ids first appear, each pair as two
 /// diagnostics (one per flow, the earlier first).
 ///
-/// Pairs are found through an index rather than by testing every two flows of an endpoint, so
-/// the time grows with the number of flows (times its logarithm) plus the number of pairs that
-/// share a narrowing value: thousands of flows on one endpoint, each narrowed to its own
-/// Subscription, lint in milliseconds. Flows that all overlap give one pair for every two of
-/// them, and so n × (n − 1) diagnostics.
+/// Pairs are found through an index rather than by testing every two flows of an endpoint: the
+/// time grows with the number of flows, plus for each flow the flows that share a value with it
+/// (or take any) in whichever of kinds, origins, Activities, Subscriptions and Folders narrows it
+/// most, plus the sorting of the pairs found. Ten thousand flows on one endpoint, each narrowed
+/// to its own Subscription, lint in milliseconds. Flows that all overlap give one pair for every
+/// two of them, and so n × (n − 1) diagnostics.
 pub fn lint_flows<'a>(flows: impl IntoIterator<Item = &'a Flow>) -> Vec<Diagnostic> {
     let flows: Vec<&Flow> = flows.into_iter().collect();
     let mut found: Vec<Diagnostic> = flows.iter().flat_map(|f| f.lint()).collect();
-    // Where each id first appears (an id given twice sorts where it first appears).
-    let mut first: HashMap<&FlowId, usize> = HashMap::with_capacity(flows.len());
-    for (index, flow) in flows.iter().enumerate() {
-        first.entry(&flow.id).or_insert(index);
-    }
     let mut by_endpoint: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
     for (index, flow) in flows.iter().enumerate().filter(|(_, f)| f.active) {
         by_endpoint
@@ -115,7 +111,15 @@ pub fn lint_flows<'a>(flows: impl IntoIterator<Item = &'a Flow>) -> Vec<Diagnost
     for group in by_endpoint.values() {
         overlapping_pairs(&flows, group, &mut pairs);
     }
-    // The positions break ties between repeated ids, as the order within a group does.
+    if pairs.is_empty() {
+        return found;
+    }
+    // Where each id first appears (an id given twice sorts where it first appears); the
+    // positions break ties between repeated ids, as the order within a group does.
+    let mut first: HashMap<&FlowId, usize> = HashMap::with_capacity(flows.len());
+    for (index, flow) in flows.iter().enumerate() {
+        first.entry(&flow.id).or_insert(index);
+    }
     pairs.sort_unstable_by_key(|&(a, b, _)| (first[&flows[a].id], first[&flows[b].id], a, b));
     for (a, b, kind) in pairs {
         let (a, b) = (flows[a], flows[b]);
@@ -150,25 +154,129 @@ enum Key<'a> {
 /// Kinds, origins, Activities, Subscriptions and Folders.
 const DIMENSIONS: usize = 5;
 
-/// A listener's values in each dimension; `None` where it takes any value (it does not narrow
-/// there). A listener taking a Section-level kind takes any Subscription and Folder for it.
-fn keys(listen: &ListenNode) -> [Option<Vec<Key<'_>>>; DIMENSIONS] {
-    let section_level = listen.kinds().iter().any(|k| k.is_section_level());
-    [
-        Some(listen.kinds().iter().map(|&k| Key::Kind(k)).collect()),
-        Some(listen.origins().iter().map(|&o| Key::Origin(o)).collect()),
-        listen
-            .activities()
-            .map(|set| set.iter().map(Key::Activity).collect()),
-        listen
-            .subscriptions()
-            .filter(|_| !section_level)
-            .map(|set| set.iter().map(Key::Subscription).collect()),
-        listen
-            .folders()
-            .filter(|_| !section_level)
-            .map(|set| set.iter().map(Key::Folder).collect()),
-    ]
+/// The numbers of the kinds and origins, fixed (the ids are numbered as they are met, after
+/// them).
+const FIXED: usize = EventKind::ALL.len() + Origin::ALL.len();
+
+/// The listeners of one endpoint's flows (its members, numbered from 0), indexed by the values
+/// they narrow by.
+#[derive(Default)]
+struct Index<'a> {
+    /// A number for each id met (kinds and origins have [`FIXED`] ones).
+    numbers: HashMap<Key<'a>, usize>,
+    /// How many numbers are given.
+    count: usize,
+    /// Each member's values, by number, every dimension in turn.
+    values: Vec<usize>,
+    /// For each member and dimension, its values in `values`, or `None` where it takes any
+    /// value (does not narrow).
+    spans: Vec<[Option<std::ops::Range<usize>>; DIMENSIONS]>,
+    /// The members taking any value, for each dimension.
+    any: [Vec<usize>; DIMENSIONS],
+    /// The members holding each value, value after value: those of value `v` are
+    /// `members[starts[v]..starts[v + 1]]`.
+    members: Vec<usize>,
+    starts: Vec<usize>,
+}
+
+impl<'a> Index<'a> {
+    fn new(listeners: impl ExactSizeIterator<Item = &'a ListenNode>) -> Self {
+        let mut index = Self {
+            numbers: HashMap::with_capacity(listeners.len()),
+            count: FIXED,
+            spans: Vec::with_capacity(listeners.len()),
+            ..Self::default()
+        };
+        for (member, listen) in listeners.enumerate() {
+            // A Section-level kind is taken whatever the Subscription or Folder.
+            let section_level = listen.kinds().iter().any(|k| k.is_section_level());
+            let spans = [
+                index.add(
+                    member,
+                    0,
+                    Some(listen.kinds().iter().map(|&k| Key::Kind(k))),
+                ),
+                index.add(
+                    member,
+                    1,
+                    Some(listen.origins().iter().map(|&o| Key::Origin(o))),
+                ),
+                index.add(
+                    member,
+                    2,
+                    listen.activities().map(|set| set.iter().map(Key::Activity)),
+                ),
+                index.add(
+                    member,
+                    3,
+                    listen
+                        .subscriptions()
+                        .filter(|_| !section_level)
+                        .map(|set| set.iter().map(Key::Subscription)),
+                ),
+                index.add(
+                    member,
+                    4,
+                    listen
+                        .folders()
+                        .filter(|_| !section_level)
+                        .map(|set| set.iter().map(Key::Folder)),
+                ),
+            ];
+            index.spans.push(spans);
+        }
+        // The members of each value, by counting: how many hold each, where each one's start.
+        let mut starts = vec![0; index.count + 1];
+        for &value in &index.values {
+            starts[value + 1] += 1;
+        }
+        for value in 0..index.count {
+            starts[value + 1] += starts[value];
+        }
+        let mut next = starts.clone();
+        index.members = vec![0; index.values.len()];
+        for (member, spans) in index.spans.iter().enumerate() {
+            for span in spans.iter().flatten() {
+                for &value in &index.values[span.clone()] {
+                    index.members[next[value]] = member;
+                    next[value] += 1;
+                }
+            }
+        }
+        index.starts = starts;
+        index
+    }
+
+    /// Records the values of `member` in `dimension` (`None`: any value).
+    fn add(
+        &mut self,
+        member: usize,
+        dimension: usize,
+        keys: Option<impl Iterator<Item = Key<'a>>>,
+    ) -> Option<std::ops::Range<usize>> {
+        let Some(keys) = keys else {
+            self.any[dimension].push(member);
+            return None;
+        };
+        let start = self.values.len();
+        for key in keys {
+            let number = match key {
+                Key::Kind(kind) => kind as usize,
+                Key::Origin(origin) => EventKind::ALL.len() + origin as usize,
+                _ => *self.numbers.entry(key).or_insert_with(|| {
+                    self.count += 1;
+                    self.count - 1
+                }),
+            };
+            self.values.push(number);
+        }
+        Some(start..self.values.len())
+    }
+
+    /// The members holding `value`.
+    fn holding(&self, value: usize) -> &[usize] {
+        &self.members[self.starts[value]..self.starts[value + 1]]
+    }
 }
 
 /// Adds to `out` every pair of the `group`'s flows (indices into `flows`, in order) whose
@@ -179,49 +287,42 @@ fn keys(listen: &ListenNode) -> [Option<Vec<Key<'_>>>; DIMENSIONS] {
 /// candidates: the flows sharing one of its values there, and those taking any. Only those
 /// candidates are tested, each pair once.
 fn overlapping_pairs(flows: &[&Flow], group: &[usize], out: &mut Vec<(usize, usize, EventKind)>) {
-    let keys: Vec<_> = group.iter().map(|&i| keys(&flows[i].listen)).collect();
-    let mut postings: HashMap<Key<'_>, Vec<usize>> = HashMap::new();
-    let mut any: [Vec<usize>; DIMENSIONS] = Default::default();
-    for (member, dimensions) in keys.iter().enumerate() {
-        for (dimension, values) in dimensions.iter().enumerate() {
-            match values {
-                None => any[dimension].push(member),
-                Some(values) => {
-                    for key in values {
-                        postings.entry(*key).or_default().push(member);
-                    }
-                }
-            }
-        }
-    }
-    let all: Vec<usize> = (0..group.len()).collect();
+    let index = Index::new(group.iter().map(|&i| &flows[i].listen));
     // The last member each one was a candidate of, so that a candidate is tested once.
     let mut seen = vec![usize::MAX; group.len()];
-    for (member, dimensions) in keys.iter().enumerate() {
-        let cost = |dimension: usize| match &dimensions[dimension] {
+    let mut test = |member: usize, other: usize| {
+        if other <= member || seen[other] == member {
+            return;
+        }
+        seen[other] = member;
+        let (a, b) = (group[member], group[other]);
+        if let Some(kind) = overlap(&flows[a].listen, &flows[b].listen) {
+            out.push((a, b, kind));
+        }
+    };
+    for (member, spans) in index.spans.iter().enumerate() {
+        let cost = |dimension: usize| match &spans[dimension] {
             None => group.len(),
-            Some(values) => {
-                any[dimension].len() + values.iter().map(|k| postings[k].len()).sum::<usize>()
+            Some(span) => {
+                index.any[dimension].len()
+                    + index.values[span.clone()]
+                        .iter()
+                        .map(|&v| index.holding(v).len())
+                        .sum::<usize>()
             }
         };
-        let Some(dimension) = (0..DIMENSIONS).min_by_key(|&d| cost(d)) else {
-            continue;
-        };
-        let lists: Vec<&[usize]> = match &dimensions[dimension] {
-            None => vec![&all],
-            Some(values) => std::iter::once(any[dimension].as_slice())
-                .chain(values.iter().map(|k| postings[k].as_slice()))
-                .collect(),
-        };
-        let a = flows[group[member]];
-        for &other in lists.into_iter().flatten() {
-            if other <= member || seen[other] == member {
-                continue;
-            }
-            seen[other] = member;
-            let b = flows[group[other]];
-            if let Some(kind) = overlap(&a.listen, &b.listen) {
-                out.push((group[member], group[other], kind));
+        let best = (0..DIMENSIONS).min_by_key(|&d| cost(d)).unwrap_or_default();
+        match &spans[best] {
+            None => (member + 1..group.len()).for_each(|other| test(member, other)),
+            Some(span) => {
+                for &other in &index.any[best] {
+                    test(member, other);
+                }
+                for &value in &index.values[span.clone()] {
+                    for &other in index.holding(value) {
+                        test(member, other);
+                    }
+                }
             }
         }
     }
