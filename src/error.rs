@@ -294,6 +294,20 @@ pub enum WebhookConfigError {
         #[source]
         source: url::ParseError,
     },
+    /// The endpoint URL holds a control character (C0 such as CR, LF, TAB or NUL, DEL, or C1)
+    /// or whitespace (a space, a no-break space, ...). The URL parser would drop some of them
+    /// silently (`x.exa\r\nmple` would become `x.example`) and percent-encode others, so the
+    /// endpoint called would not be the one written. The URL itself is not repeated.
+    #[error(
+        "the endpoint URL holds {found} at byte {position}: the URL parser would silently drop \
+         or encode it; remove it (write a space in a path or query as %20)"
+    )]
+    UrlCharacter {
+        /// Byte offset of the first such character.
+        position: usize,
+        /// `a control character` or `whitespace`.
+        found: &'static str,
+    },
     /// The endpoint URL's scheme is not `http` or `https`.
     #[error("endpoint URL scheme `{scheme}` is not supported: use https (or http)")]
     UnsupportedScheme {
@@ -335,6 +349,22 @@ pub enum WebhookConfigError {
     #[error("parameter `{name}` is configured twice")]
     DuplicateParam {
         /// The repeated name.
+        name: String,
+    },
+    /// A parameter has the name of a static query parameter of the endpoint URL
+    /// (`https://h.example/?email=x` and a parameter `email`): both would be sent, which a
+    /// receiver reads as two values for one name (the crate's own parser refuses them). Names
+    /// compare as a receiver reads them, percent-decoded and with `+` as a space; the static
+    /// value is not repeated.
+    #[error(
+        "parameter #{index} `{name}` has the name of a static query parameter of the endpoint \
+         URL: the receiver would get two values under one name; rename the parameter or remove \
+         the static one"
+    )]
+    ParamConflictsWithStaticQuery {
+        /// The parameter's position in the list, from 0.
+        index: usize,
+        /// The parameter name (control characters escaped, cut at the limit).
         name: String,
     },
     /// More parameters than the limit.
