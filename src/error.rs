@@ -74,6 +74,28 @@ pub enum AttributeError {
     },
 }
 
+/// A Profile read from JSON is inconsistent. Raised through serde: the message of the
+/// deserializer's error is this error's text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProfileError {
+    /// A key appears twice in one of the Profile's maps (`attributes`, `consent` or
+    /// `section_opt_outs`). JSON readers keep the last silently, so a consent written opted in
+    /// and then opted out would read as opted out: the Profile is refused instead. Neither the
+    /// key nor the value is repeated.
+    #[error(
+        "`{field}` entry #{position} repeats the {key} of an earlier entry: each may appear once"
+    )]
+    DuplicateKey {
+        /// The map: `attributes`, `consent` or `section_opt_outs`.
+        field: &'static str,
+        /// What its keys are: `attribute name`, `Subscription id` or `Section id`.
+        key: &'static str,
+        /// The repeating entry's position in the map, from 0.
+        position: usize,
+    },
+}
+
 /// A Section catalog (its Folders and Subscriptions) is inconsistent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
