@@ -124,12 +124,27 @@ pub enum CatalogError {
     },
 }
 
+/// A Profile id in `Debug` output, masked as [`ProfileId::masked`] does: `ProfileId("p***")`.
+struct MaskedProfileId<'a>(&'a ProfileId);
+
+impl std::fmt::Debug for MaskedProfileId<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ProfileId").field(&self.0.masked()).finish()
+    }
+}
+
 /// An opt-out event could not be applied to a Profile.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// `Display` and `Debug` show Profile ids masked ([`ProfileId::masked`]): an id may be personal.
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ApplyError {
     /// The event belongs to another Profile.
-    #[error("event for profile `{event_profile}` applied to profile `{profile}`")]
+    #[error(
+        "event for profile `{}` applied to profile `{}`",
+        event_profile.masked(),
+        profile.masked()
+    )]
     ProfileMismatch {
         /// The Profile the event names.
         event_profile: ProfileId,
@@ -154,6 +169,37 @@ pub enum ApplyError {
         /// The Section whose catalog was searched.
         section: SectionId,
     },
+}
+
+impl std::fmt::Debug for ApplyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ProfileMismatch {
+                event_profile,
+                profile,
+            } => f
+                .debug_struct("ProfileMismatch")
+                .field("event_profile", &MaskedProfileId(event_profile))
+                .field("profile", &MaskedProfileId(profile))
+                .finish(),
+            Self::SectionMismatch {
+                event_section,
+                catalog_section,
+            } => f
+                .debug_struct("SectionMismatch")
+                .field("event_section", event_section)
+                .field("catalog_section", catalog_section)
+                .finish(),
+            Self::UnknownSubscription {
+                subscription,
+                section,
+            } => f
+                .debug_struct("UnknownSubscription")
+                .field("subscription", subscription)
+                .field("section", section)
+                .finish(),
+        }
+    }
 }
 
 /// An opt-out event's fields do not fit together (for example an Email - Unsubscribe without a
@@ -479,7 +525,9 @@ pub enum WebhookConfigError {
 
 /// A Webhook request could not be built for this Profile and event
 /// ([`crate::WebhookNode::build_request`]).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// `Display` and `Debug` show Profile ids masked ([`ProfileId::masked`]): an id may be personal.
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RequestBuildError {
     /// A required parameter's source has no value for this Profile or event.
@@ -505,7 +553,11 @@ pub enum RequestBuildError {
         param: String,
     },
     /// The event belongs to another Profile than the one given.
-    #[error("event for profile `{event_profile}` built with profile `{profile}`")]
+    #[error(
+        "event for profile `{}` built with profile `{}`",
+        event_profile.masked(),
+        profile.masked()
+    )]
     ProfileMismatch {
         /// The Profile the event names.
         event_profile: ProfileId,
@@ -537,6 +589,49 @@ pub enum RequestBuildError {
         /// The `http` crate's reason.
         reason: String,
     },
+}
+
+impl std::fmt::Debug for RequestBuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::MissingValue {
+                param,
+                param_source,
+                reason,
+            } => f
+                .debug_struct("MissingValue")
+                .field("param", param)
+                .field("param_source", param_source)
+                .field("reason", reason)
+                .finish(),
+            Self::SectionNeeded { param } => f
+                .debug_struct("SectionNeeded")
+                .field("param", param)
+                .finish(),
+            Self::ProfileMismatch {
+                event_profile,
+                profile,
+            } => f
+                .debug_struct("ProfileMismatch")
+                .field("event_profile", &MaskedProfileId(event_profile))
+                .field("profile", &MaskedProfileId(profile))
+                .finish(),
+            Self::SectionMismatch {
+                event_section,
+                section,
+            } => f
+                .debug_struct("SectionMismatch")
+                .field("event_section", event_section)
+                .field("section", section)
+                .finish(),
+            Self::UrlTooLong { len, max } => f
+                .debug_struct("UrlTooLong")
+                .field("len", len)
+                .field("max", max)
+                .finish(),
+            Self::Http { reason } => f.debug_struct("Http").field("reason", reason).finish(),
+        }
+    }
 }
 
 /// An incoming webhook failed Standard Webhooks verification

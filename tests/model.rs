@@ -532,10 +532,24 @@ fn events_that_do_not_fit_the_catalog_are_typed_errors() {
         })
     );
     let mut other = Profile::new(ProfileId::new("p-2").unwrap());
+    let mismatch = other.apply(&abuse("evt-3"), sec1).unwrap_err();
     assert_eq!(
-        other.apply(&abuse("evt-3"), sec1).unwrap_err().to_string(),
-        "event for profile `p-1` applied to profile `p-2`"
+        mismatch,
+        ApplyError::ProfileMismatch {
+            event_profile: ProfileId::new("p-1").unwrap(),
+            profile: ProfileId::new("p-2").unwrap(),
+        }
     );
+    // A Profile id may be personal: both are shown masked.
+    assert_eq!(
+        mismatch.to_string(),
+        "event for profile `p***` applied to profile `p***`"
+    );
+    assert_eq!(
+        format!("{mismatch:?}"),
+        r#"ProfileMismatch { event_profile: ProfileId("p***"), profile: ProfileId("p***") }"#
+    );
+    assert_eq!(ProfileId::new("ada@example.com").unwrap().masked(), "a***");
     assert_eq!(p, before);
 }
 

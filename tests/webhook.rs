@@ -693,6 +693,16 @@ fn the_event_must_be_the_profiles() {
             profile: ProfileId::new("p-1").unwrap(),
         }
     );
+    // A Profile id may be personal: both are shown masked.
+    let error = build_err(&article_node(), &profile(), &unsubscribe_for("p-2"));
+    assert_eq!(
+        error.to_string(),
+        "event for profile `p***` built with profile `p***`"
+    );
+    assert_eq!(
+        format!("{error:?}"),
+        r#"ProfileMismatch { event_profile: ProfileId("p***"), profile: ProfileId("p***") }"#
+    );
 }
 
 #[test]

@@ -48,7 +48,7 @@ impl fmt::Display for Channel {
 }
 
 /// Masks all but the first `keep` characters of `value`: `"example"` with 1 kept is `"e***"`.
-fn mask_prefix(value: &str, keep: usize) -> String {
+pub(crate) fn mask_prefix(value: &str, keep: usize) -> String {
     let mut masked: String = value.chars().take(keep).collect();
     masked.push_str("***");
     masked
