@@ -74,6 +74,28 @@ pub enum AttributeError {
     },
 }
 
+/// A Profile read from JSON is inconsistent. Raised through serde: the message of the
+/// deserializer's error is this error's text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProfileError {
+    /// A key appears twice in one of the Profile's maps (`attributes`, `consent` or
+    /// `section_opt_outs`). JSON readers keep the last silently, so a consent written opted in
+    /// and then opted out would read as opted out: the Profile is refused instead. Neither the
+    /// key nor the value is repeated.
+    #[error(
+        "`{field}` entry #{position} repeats the {key} of an earlier entry: each may appear once"
+    )]
+    DuplicateKey {
+        /// The map: `attributes`, `consent` or `section_opt_outs`.
+        field: &'static str,
+        /// What its keys are: `attribute name`, `Subscription id` or `Section id`.
+        key: &'static str,
+        /// The repeating entry's position in the map, from 0.
+        position: usize,
+    },
+}
+
 /// A Section catalog (its Folders and Subscriptions) is inconsistent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -102,12 +124,27 @@ pub enum CatalogError {
     },
 }
 
+/// A Profile id in `Debug` output, masked as [`ProfileId::masked`] does: `ProfileId("p***")`.
+struct MaskedProfileId<'a>(&'a ProfileId);
+
+impl std::fmt::Debug for MaskedProfileId<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ProfileId").field(&self.0.masked()).finish()
+    }
+}
+
 /// An opt-out event could not be applied to a Profile.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// `Display` and `Debug` show Profile ids masked ([`ProfileId::masked`]): an id may be personal.
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ApplyError {
     /// The event belongs to another Profile.
-    #[error("event for profile `{event_profile}` applied to profile `{profile}`")]
+    #[error(
+        "event for profile `{}` applied to profile `{}`",
+        event_profile.masked(),
+        profile.masked()
+    )]
     ProfileMismatch {
         /// The Profile the event names.
         event_profile: ProfileId,
@@ -132,6 +169,37 @@ pub enum ApplyError {
         /// The Section whose catalog was searched.
         section: SectionId,
     },
+}
+
+impl std::fmt::Debug for ApplyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ProfileMismatch {
+                event_profile,
+                profile,
+            } => f
+                .debug_struct("ProfileMismatch")
+                .field("event_profile", &MaskedProfileId(event_profile))
+                .field("profile", &MaskedProfileId(profile))
+                .finish(),
+            Self::SectionMismatch {
+                event_section,
+                catalog_section,
+            } => f
+                .debug_struct("SectionMismatch")
+                .field("event_section", event_section)
+                .field("catalog_section", catalog_section)
+                .finish(),
+            Self::UnknownSubscription {
+                subscription,
+                section,
+            } => f
+                .debug_struct("UnknownSubscription")
+                .field("subscription", subscription)
+                .field("section", section)
+                .finish(),
+        }
+    }
 }
 
 /// An opt-out event's fields do not fit together (for example an Email - Unsubscribe without a
@@ -486,6 +554,20 @@ pub enum WebhookConfigError {
         #[source]
         source: url::ParseError,
     },
+    /// The endpoint URL holds a control character (C0 such as CR, LF, TAB or NUL, DEL, or C1)
+    /// or whitespace (a space, a no-break space, ...). The URL parser would drop some of them
+    /// silently (`x.exa\r\nmple` would become `x.example`) and percent-encode others, so the
+    /// endpoint called would not be the one written. The URL itself is not repeated.
+    #[error(
+        "the endpoint URL holds {found} at byte {position}: the URL parser would silently drop \
+         or encode it; remove it (write a space in a path or query as %20)"
+    )]
+    UrlCharacter {
+        /// Byte offset of the first such character.
+        position: usize,
+        /// `a control character` or `whitespace`.
+        found: &'static str,
+    },
     /// The endpoint URL's scheme is not `http` or `https`.
     #[error("the endpoint URL scheme is not supported: use https (or http)")]
     UnsupportedScheme {
@@ -527,6 +609,22 @@ pub enum WebhookConfigError {
     #[error("parameter `{name}` is configured twice")]
     DuplicateParam {
         /// The repeated name.
+        name: String,
+    },
+    /// A parameter has the name of a static query parameter of the endpoint URL
+    /// (`https://h.example/?email=x` and a parameter `email`): both would be sent, which a
+    /// receiver reads as two values for one name (the crate's own parser refuses them). Names
+    /// compare as a receiver reads them, percent-decoded and with `+` as a space; the static
+    /// value is not repeated.
+    #[error(
+        "parameter #{index} `{name}` has the name of a static query parameter of the endpoint \
+         URL: the receiver would get two values under one name; rename the parameter or remove \
+         the static one"
+    )]
+    ParamConflictsWithStaticQuery {
+        /// The parameter's position in the list, from 0.
+        index: usize,
+        /// The parameter name (control characters escaped, cut at the limit).
         name: String,
     },
     /// More parameters than the limit.
@@ -621,7 +719,9 @@ pub enum WebhookConfigError {
 
 /// A Webhook request could not be built for this Profile and event
 /// ([`crate::WebhookNode::build_request`]).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// `Display` and `Debug` show Profile ids masked ([`ProfileId::masked`]): an id may be personal.
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RequestBuildError {
     /// A required parameter's source has no value for this Profile or event.
@@ -647,7 +747,11 @@ pub enum RequestBuildError {
         param: String,
     },
     /// The event belongs to another Profile than the one given.
-    #[error("event for profile `{event_profile}` built with profile `{profile}`")]
+    #[error(
+        "event for profile `{}` built with profile `{}`",
+        event_profile.masked(),
+        profile.masked()
+    )]
     ProfileMismatch {
         /// The Profile the event names.
         event_profile: ProfileId,
@@ -679,6 +783,49 @@ pub enum RequestBuildError {
         /// The `http` crate's reason.
         reason: String,
     },
+}
+
+impl std::fmt::Debug for RequestBuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::MissingValue {
+                param,
+                param_source,
+                reason,
+            } => f
+                .debug_struct("MissingValue")
+                .field("param", param)
+                .field("param_source", param_source)
+                .field("reason", reason)
+                .finish(),
+            Self::SectionNeeded { param } => f
+                .debug_struct("SectionNeeded")
+                .field("param", param)
+                .finish(),
+            Self::ProfileMismatch {
+                event_profile,
+                profile,
+            } => f
+                .debug_struct("ProfileMismatch")
+                .field("event_profile", &MaskedProfileId(event_profile))
+                .field("profile", &MaskedProfileId(profile))
+                .finish(),
+            Self::SectionMismatch {
+                event_section,
+                section,
+            } => f
+                .debug_struct("SectionMismatch")
+                .field("event_section", event_section)
+                .field("section", section)
+                .finish(),
+            Self::UrlTooLong { len, max } => f
+                .debug_struct("UrlTooLong")
+                .field("len", len)
+                .field("max", max)
+                .finish(),
+            Self::Http { reason } => f.debug_struct("Http").field("reason", reason).finish(),
+        }
+    }
 }
 
 /// An incoming webhook failed Standard Webhooks verification

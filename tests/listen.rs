@@ -1070,3 +1070,214 @@ fn malformed_flow_files_name_the_path() {
         }
     );
 }
+
+/// The whole output of `lint_flows` for a file whose flows share endpoints in several groups,
+/// listed out of endpoint order: every diagnostic, in order, with its exact text. It pins the
+/// order (each flow's own lints in file order, then `double_delivery` by the file positions of
+/// the pair) and which pairs overlap (kinds, Subscriptions against Folders, Activities, origins,
+/// Abuse ignoring narrowing; inactive flows and other Sections never pair).
+#[test]
+fn lint_flows_output_is_pinned() {
+    let email = r#"[{"name": "email", "source": "email"}, {"name": "subscription", "source": "subscription_id"}]"#;
+    let sms = r#"[{"name": "mobile", "source": "mobile"}, {"name": "subscription", "source": "subscription_id"}]"#;
+    let both = r#"[{"name": "email", "source": "email"}, {"name": "mobile", "source": "mobile"}, {"name": "subscription", "source": "subscription_id"}, {"name": "kind", "source": "event_kind"}]"#;
+    let abuse =
+        r#"[{"name": "email", "source": "email"}, {"name": "section", "source": "section_id"}]"#;
+    let crm = "https://crm.example.com/optout";
+    let hook = "https://x.example.com/hook";
+    let flows = [
+        (
+            "a",
+            "sec-1",
+            r#"{"kinds": ["email_unsubscribe"]}"#,
+            "https://crm.example.com/optout?from=a",
+            email,
+            true,
+        ),
+        (
+            "b",
+            "sec-1",
+            r#"{"kinds": ["email_unsubscribe", "sms_unsubscribe"]}"#,
+            hook,
+            both,
+            true,
+        ),
+        (
+            "c",
+            "sec-1",
+            r#"{"kinds": ["email_unsubscribe"], "subscriptions": ["111"]}"#,
+            crm,
+            email,
+            true,
+        ),
+        (
+            "d",
+            "sec-1",
+            r#"{"kinds": ["sms_unsubscribe"]}"#,
+            hook,
+            sms,
+            true,
+        ),
+        (
+            "e",
+            "sec-1",
+            r#"{"kinds": ["email_unsubscribe"], "subscriptions": ["222"]}"#,
+            crm,
+            email,
+            true,
+        ),
+        (
+            "f",
+            "sec-1",
+            r#"{"kinds": ["email_unsubscribe"]}"#,
+            crm,
+            email,
+            false,
+        ),
+        (
+            "g",
+            "sec-2",
+            r#"{"kinds": ["email_unsubscribe"]}"#,
+            crm,
+            email,
+            true,
+        ),
+        (
+            "h",
+            "sec-1",
+            r#"{"kinds": ["email_abuse"], "subscriptions": ["111"]}"#,
+            crm,
+            abuse,
+            true,
+        ),
+        (
+            "i",
+            "sec-1",
+            r#"{"kinds": ["email_abuse"]}"#,
+            crm,
+            abuse,
+            true,
+        ),
+        (
+            "j",
+            "sec-1",
+            r#"{"kinds": ["email_unsubscribe"], "folders": ["news"], "origins": ["communication", "api"]}"#,
+            crm,
+            email,
+            true,
+        ),
+        (
+            "k",
+            "sec-1",
+            r#"{"kinds": ["email_unsubscribe"], "activities": ["act-1"]}"#,
+            crm,
+            email,
+            true,
+        ),
+        (
+            "l",
+            "sec-1",
+            r#"{"kinds": ["email_unsubscribe"], "subscriptions": ["111"], "activities": ["act-2"]}"#,
+            crm,
+            email,
+            true,
+        ),
+        (
+            "m",
+            "sec-1",
+            r#"{"kinds": ["email_unsubscribe"], "origins": ["api"]}"#,
+            crm,
+            email,
+            true,
+        ),
+        (
+            "n",
+            "sec-1",
+            r#"{"kinds": ["sms_unsubscribe"], "subscriptions": ["333"]}"#,
+            hook,
+            sms,
+            true,
+        ),
+    ];
+    let text = format!(
+        r#"{{"version": 1, "flows": [{}]}}"#,
+        flows
+            .iter()
+            .map(|(id, section, listen, url, params, active)| format!(
+                r#"{{"id": "{id}", "section": "{section}", "active": {active}, "listen": {listen},
+                    "webhook": {{"url": "{url}", "params": {params}}}}}"#
+            ))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let file = FlowFile::from_json(&text).unwrap();
+    let found: Vec<String> = lint_flows(&file.flows)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let twice = |this: &str, other: &str, kind: &str, endpoint: &str| {
+        format!(
+            "warning[double_delivery] flow `{this}`: flow `{other}` can take the same {kind} event \
+             and sends it to the same endpoint {endpoint}: the receiver gets it twice under two \
+             webhook ids; merge the flows or make their listen nodes disjoint"
+        )
+    };
+    let mut expected = vec![
+        "note[inactive_flow] flow `f`: the flow is inactive and takes no opt-out; set \"active\": \
+         true or remove it"
+            .to_owned(),
+        "warning[narrowing_ignored_for_abuse] flow `h`: Email - Abuse opts the Profile out of the \
+         whole Section, so the Subscription/Folder narrowing does not apply to it and every abuse \
+         report of the Section enters; remove \"subscriptions\" and \"folders\" from the listen node"
+            .to_owned(),
+    ];
+    let unsub = "Email - Unsubscribe";
+    for (x, y, kind, endpoint) in [
+        ("a", "c", unsub, crm),
+        ("a", "e", unsub, crm),
+        ("a", "j", unsub, crm),
+        ("a", "k", unsub, crm),
+        ("a", "l", unsub, crm),
+        ("b", "d", "SMS - Unsubscribe", hook),
+        ("b", "n", "SMS - Unsubscribe", hook),
+        ("c", "j", unsub, crm),
+        ("c", "k", unsub, crm),
+        ("c", "l", unsub, crm),
+        ("d", "n", "SMS - Unsubscribe", hook),
+        ("e", "j", unsub, crm),
+        ("e", "k", unsub, crm),
+        ("h", "i", "Email - Abuse", crm),
+        ("j", "k", unsub, crm),
+        ("j", "l", unsub, crm),
+        ("j", "m", unsub, crm),
+    ] {
+        expected.push(twice(x, y, kind, endpoint));
+        expected.push(twice(y, x, kind, endpoint));
+    }
+    assert_eq!(found, expected);
+
+    // Flows given directly may repeat an id (a flow file refuses that): pairs are ordered by
+    // where each id first appears, so the repeated `a` sorts as the first flow.
+    let unsub = ListenNode::new([EventKind::EmailUnsubscribe]).unwrap();
+    let a = flow_to("a", "sec-1", unsub.clone(), crm);
+    let c = flow_to("c", "sec-1", unsub, crm);
+    let found: Vec<(String, String)> = lint_flows([&a, &c, &a])
+        .iter()
+        .map(|d| {
+            let other = d.message.split('`').nth(1).unwrap();
+            (d.flow.to_string(), other.to_owned())
+        })
+        .collect();
+    let pair = |x: &str, y: &str| (x.to_owned(), y.to_owned());
+    assert_eq!(
+        found,
+        [
+            pair("a", "a"),
+            pair("a", "a"),
+            pair("a", "c"),
+            pair("c", "a"),
+            pair("c", "a"),
+            pair("a", "c"),
+        ]
+    );
+}

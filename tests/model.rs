@@ -532,10 +532,24 @@ fn events_that_do_not_fit_the_catalog_are_typed_errors() {
         })
     );
     let mut other = Profile::new(ProfileId::new("p-2").unwrap());
+    let mismatch = other.apply(&abuse("evt-3"), sec1).unwrap_err();
     assert_eq!(
-        other.apply(&abuse("evt-3"), sec1).unwrap_err().to_string(),
-        "event for profile `p-1` applied to profile `p-2`"
+        mismatch,
+        ApplyError::ProfileMismatch {
+            event_profile: ProfileId::new("p-1").unwrap(),
+            profile: ProfileId::new("p-2").unwrap(),
+        }
     );
+    // A Profile id may be personal: both are shown masked.
+    assert_eq!(
+        mismatch.to_string(),
+        "event for profile `p***` applied to profile `p***`"
+    );
+    assert_eq!(
+        format!("{mismatch:?}"),
+        r#"ProfileMismatch { event_profile: ProfileId("p***"), profile: ProfileId("p***") }"#
+    );
+    assert_eq!(ProfileId::new("ada@example.com").unwrap().masked(), "a***");
     assert_eq!(p, before);
 }
 
@@ -677,4 +691,82 @@ fn profile_json_shape_round_trips_and_debug_is_masked() {
         serde_json::from_str::<Catalog>(&catalog_json).unwrap(),
         catalog
     );
+}
+
+/// A key given twice in a Profile's `attributes`, `consent` or `section_opt_outs` is an error
+/// naming the map and the entry's position, never the key or the value (serde's maps would keep
+/// the last silently: opted in, then opted out, read as opted out).
+#[test]
+fn profile_json_refuses_repeated_keys() {
+    let read = |text: &str| serde_json::from_str::<Profile>(text).map_err(|e| e.to_string());
+    let repeated = |field, key, position| ProfileError::DuplicateKey {
+        field,
+        key,
+        position,
+    };
+    assert_eq!(
+        repeated("consent", "Subscription id", 1).to_string(),
+        "`consent` entry #1 repeats the Subscription id of an earlier entry: each may appear once"
+    );
+    let consent = r#"{"id": "p-1", "consent": {
+        "123": {"email": {"status": "opted_in"}},
+        "123": {"email": {"status": "opted_out"}}}}"#;
+    assert_eq!(
+        read(consent),
+        Err(format!(
+            "{} at line 3 column 13",
+            repeated("consent", "Subscription id", 1)
+        ))
+    );
+    let attributes =
+        r#"{"id": "p-1", "attributes": {"Email": "x", "crm": "secret-canary", "crm": "b"}}"#;
+    let err = read(attributes).unwrap_err();
+    assert_eq!(
+        err,
+        format!(
+            "{} at line 1 column 72",
+            repeated("attributes", "attribute name", 2)
+        )
+    );
+    assert!(
+        !err.contains("secret-canary") && !err.contains("crm"),
+        "{err}"
+    );
+    let sections = r#"{"id": "p-1", "section_opt_outs": {
+        "sec-1": {"event": "e-1", "at": "2026-11-26T09:30:00Z"},
+        "sec-1": {"event": "e-2", "at": "2026-11-26T09:31:00Z"}}}"#;
+    assert_eq!(
+        read(sections),
+        Err(format!(
+            "{} at line 3 column 15",
+            repeated("section_opt_outs", "Section id", 1)
+        ))
+    );
+    // A channel given twice for one Subscription: serde's own error for a repeated field.
+    let channel = r#"{"id": "p-1", "consent": {"123": {"email": {"status": "opted_in"}, "email": {"status": "opted_out"}}}}"#;
+    assert_eq!(
+        read(channel),
+        Err("duplicate field `email` at line 1 column 74".to_owned())
+    );
+    // Distinct keys read as before, in order, and write back the same.
+    let text = r#"{"id": "p-1", "attributes": {"crm": "a", "vip": true}, "consent": {
+        "123": {"email": {"status": "opted_in"}},
+        "456": {"email": {"status": "opted_out"}, "sms": {"status": "opted_in"}}}}"#;
+    let profile: Profile = serde_json::from_str(text).unwrap();
+    let mut expected = Profile::new(ProfileId::new("p-1").unwrap())
+        .with_attribute(AttributeName::new("crm").unwrap(), "a")
+        .with_attribute(AttributeName::new("vip").unwrap(), true)
+        .with_consent(sub("123"), Channel::Email)
+        .with_consent(sub("456"), Channel::Sms);
+    expected.set_consent(
+        sub("456"),
+        Channel::Email,
+        ConsentState::OptedOut {
+            event: None,
+            at: None,
+        },
+    );
+    assert_eq!(profile, expected);
+    let written = serde_json::to_string(&profile).unwrap();
+    assert_eq!(serde_json::from_str::<Profile>(&written).unwrap(), profile);
 }

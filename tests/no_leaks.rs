@@ -462,6 +462,33 @@ fn build_errors_are_clean() {
     check_all("RequestBuildError::MissingValue", &error);
 }
 
+/// A Profile id may be personal (some hosts use the Email or Mobile as the id): an event applied
+/// to, or built with, another Profile names neither id whole.
+#[test]
+fn profile_mismatch_errors_mask_profile_ids() {
+    let by_email = Profile::new(ProfileId::new(EMAIL).unwrap()).with_email(email());
+    let for_mobile = OptOutEvent::email_unsubscribe(
+        EventId::new("evt-1").unwrap(),
+        ProfileId::new(MOBILE).unwrap(),
+        SectionId::new("sec-1").unwrap(),
+        SubscriptionId::new("123456").unwrap(),
+        "2026-11-26T09:30:00Z".parse().unwrap(),
+    );
+    let section = Section::new(SectionId::new("sec-1").unwrap(), []).unwrap();
+    let error = by_email.clone().apply(&for_mobile, &section).unwrap_err();
+    assert!(matches!(error, ApplyError::ProfileMismatch { .. }));
+    check_all("ApplyError::ProfileMismatch", &error);
+    let node = WebhookNode::builder("https://crm.example.com/optout")
+        .param("email", ParamSource::Email)
+        .build()
+        .unwrap();
+    let error = node
+        .build_request(&flow_id(), &by_email, &for_mobile, now())
+        .unwrap_err();
+    assert!(matches!(error, RequestBuildError::ProfileMismatch { .. }));
+    check_all("RequestBuildError::ProfileMismatch", &error);
+}
+
 #[test]
 fn config_errors_are_clean() {
     let url = "https://crm.example.com/optout";

@@ -169,8 +169,81 @@ fn naive_takes(flow: &Flow, event: &OptOutEvent, catalog: &Catalog) -> bool {
     true
 }
 
+/// Whether two optional narrowings can both hold for one value: either takes any, or they share
+/// one.
+fn can_share<T: Ord>(a: Option<&BTreeSet<T>>, b: Option<&BTreeSet<T>>) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) => x.intersection(y).next().is_some(),
+        _ => true,
+    }
+}
+
+/// The definition of `double_delivery`, written out over every two flows in order: both
+/// active, same Section and endpoint, and the first kind (in `EventKind::ALL` order) that both
+/// take for one event. Gives (flow, the other flow, kind) twice per pair, each flow first once.
+fn naive_double_delivery(flows: &[Flow]) -> Vec<(String, String, EventKind)> {
+    let endpoint = |f: &Flow| {
+        let url = f.webhook.url();
+        format!(
+            "{}://{}{}",
+            url.scheme(),
+            url.host_str().unwrap(),
+            url.path()
+        )
+    };
+    let mut out = Vec::new();
+    for (i, a) in flows.iter().enumerate() {
+        for b in &flows[i + 1..] {
+            if !a.active || !b.active || a.section != b.section || endpoint(a) != endpoint(b) {
+                continue;
+            }
+            let (x, y) = (&a.listen, &b.listen);
+            let kind = EventKind::ALL.into_iter().find(|&kind| {
+                x.takes_kind(kind)
+                    && y.takes_kind(kind)
+                    && Origin::ALL
+                        .iter()
+                        .any(|&o| x.takes_origin(o) && y.takes_origin(o))
+                    && can_share(x.activities(), y.activities())
+                    && (kind == EventKind::EmailAbuse
+                        || (can_share(x.subscriptions(), y.subscriptions())
+                            && can_share(x.folders(), y.folders())))
+            });
+            if let Some(kind) = kind {
+                out.push((a.id.to_string(), b.id.to_string(), kind));
+                out.push((b.id.to_string(), a.id.to_string(), kind));
+            }
+        }
+    }
+    out
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
+
+    /// The indexed pair search of `lint_flows` finds exactly the pairs of a check of every two
+    /// flows, in the same order, with the same kind.
+    #[test]
+    fn double_delivery_agrees_with_every_pair(mut flows in flows_strategy()) {
+        // Three endpoints: two differ by path, one only by a static query (the same endpoint).
+        for (i, flow) in flows.iter_mut().enumerate() {
+            let url = ["https://example.com/", "https://example.com/other", "https://example.com/?from=x"][i % 3];
+            flow.webhook = flow.webhook.with_url(url.parse().unwrap()).unwrap();
+        }
+        let found: Vec<(String, String, EventKind)> = lint_flows(&flows)
+            .iter()
+            .filter(|d| d.code == "double_delivery")
+            .map(|d| {
+                let other = d.message.split('`').nth(1).unwrap().to_owned();
+                let kind = EventKind::ALL
+                    .into_iter()
+                    .find(|k| d.message.contains(&format!("the same {k} event")))
+                    .unwrap();
+                (d.flow.to_string(), other, kind)
+            })
+            .collect();
+        prop_assert_eq!(found, naive_double_delivery(&flows));
+    }
 
     #[test]
     fn router_agrees_with_a_naive_scan(flows in flows_strategy(), events in proptest::collection::vec(event_strategy(), 1..20)) {

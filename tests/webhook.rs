@@ -693,6 +693,16 @@ fn the_event_must_be_the_profiles() {
             profile: ProfileId::new("p-1").unwrap(),
         }
     );
+    // A Profile id may be personal: both are shown masked.
+    let error = build_err(&article_node(), &profile(), &unsubscribe_for("p-2"));
+    assert_eq!(
+        error.to_string(),
+        "event for profile `p***` built with profile `p***`"
+    );
+    assert_eq!(
+        format!("{error:?}"),
+        r#"ProfileMismatch { event_profile: ProfileId("p***"), profile: ProfileId("p***") }"#
+    );
 }
 
 #[test]
@@ -778,7 +788,7 @@ fn at(url: &str) -> WebhookNodeBuilder {
 #[test]
 fn endpoint_errors() {
     assert!(matches!(
-        config_err(at("not a url")),
+        config_err(at("not-a-url")),
         WebhookConfigError::InvalidUrl { .. }
     ));
     assert_eq!(
@@ -833,6 +843,52 @@ fn endpoint_errors() {
     assert_eq!(plain.encoding(), WebhookEncoding::Query);
 }
 
+/// Control characters and whitespace in an endpoint URL are refused before parsing: the URL
+/// parser would drop CR, LF and TAB anywhere and trim leading and trailing controls and spaces
+/// (`x.exa\r\nmple` would call `x.example`). The error names the byte, never the URL.
+#[test]
+fn endpoint_url_with_control_characters_or_whitespace() {
+    let refused = |position, found| WebhookConfigError::UrlCharacter { position, found };
+    let control = "a control character";
+    for (url, error) in [
+        ("https://x.exa\r\nmple/optout", refused(13, control)),
+        ("https://x.example/opt\tout", refused(21, control)),
+        (" https://x.example/optout", refused(0, "whitespace")),
+        ("https://x.example/optout ", refused(24, "whitespace")),
+        ("https://x.example/optout?a=b\0", refused(28, control)),
+        ("https://x.example/opt\x7fout", refused(21, control)),
+        ("https://x.example/opt out", refused(21, "whitespace")),
+        ("https://x.example/opt\u{a0}out", refused(21, "whitespace")),
+        ("https://x.example/opt\u{85}out", refused(21, control)),
+    ] {
+        assert_eq!(config_err(at(url)), error, "{url:?}");
+    }
+    assert_eq!(
+        refused(13, control).to_string(),
+        "the endpoint URL holds a control character at byte 13: the URL parser would silently \
+         drop or encode it; remove it (write a space in a path or query as %20)"
+    );
+    // Percent-encoded, they are part of the URL as written.
+    let node = at("https://x.example/opt%20out?a=%0D%0A").build().unwrap();
+    assert_eq!(node.url().as_str(), "https://x.example/opt%20out?a=%0D%0A");
+    // The JSON form and a flow file check the same.
+    let err = serde_json::from_value::<WebhookNode>(json!({"url": "https://x.exa\r\nmple/"}))
+        .unwrap_err();
+    assert_eq!(err.to_string(), refused(13, control).to_string());
+    let err = FlowFile::from_json(
+        r#"{"version": 1, "flows": [{"id": "f", "section": "s", "listen": {"kinds": ["email_unsubscribe"]},
+            "webhook": {"url": "https://x.example/\topt", "params": [{"name": "email", "source": "email"}]}}]}"#,
+    )
+    .unwrap_err();
+    assert_eq!(err.path, "flows[0].webhook");
+    assert_eq!(
+        err.problem,
+        FlowFileProblem::Invalid {
+            reason: refused(18, control).to_string()
+        }
+    );
+}
+
 #[test]
 fn parameter_errors() {
     assert_eq!(
@@ -878,6 +934,92 @@ fn parameter_errors() {
         ),
         WebhookConfigError::InvalidParamName { .. }
     ));
+}
+
+/// A static query parameter of the endpoint URL and a parameter of the same name would both be
+/// sent (`email=static&email=...`): a configuration error, whatever the encoding, naming the
+/// parameter by position and name but never the static value.
+#[test]
+fn parameter_named_like_a_static_query_parameter() {
+    let conflict = |index, name: &str| WebhookConfigError::ParamConflictsWithStaticQuery {
+        index,
+        name: name.into(),
+    };
+    assert_eq!(
+        config_err(at("https://h.example/optout?email=static-canary")),
+        conflict(0, "email")
+    );
+    assert_eq!(
+        config_err(at("https://h.example/optout?email=static-canary")).to_string(),
+        "parameter #0 `email` has the name of a static query parameter of the endpoint URL: the \
+         receiver would get two values under one name; rename the parameter or remove the \
+         static one"
+    );
+    // The second parameter, a name written percent-encoded or with `+` for a space in the URL.
+    assert_eq!(
+        config_err(
+            at("https://h.example/?source=platform&sub=1")
+                .param("sub", ParamSource::SubscriptionId)
+        ),
+        conflict(1, "sub")
+    );
+    assert_eq!(
+        config_err(at("https://h.example/?e%6Dail=x")),
+        conflict(0, "email")
+    );
+    assert_eq!(
+        config_err(
+            WebhookNode::builder("https://h.example/?the+email=x")
+                .param("the email", ParamSource::Email)
+        ),
+        conflict(0, "the email")
+    );
+    // Every encoding: receivers that merge query and body parameters would see both.
+    for encoding in [
+        WebhookEncoding::Form,
+        WebhookEncoding::Json,
+        WebhookEncoding::JsonEnvelope,
+    ] {
+        assert_eq!(
+            config_err(at("https://h.example/?email=x").encoding(encoding)),
+            conflict(0, "email")
+        );
+    }
+    // Other static names are fine.
+    let node = at("https://h.example/?source=platform&emails=1")
+        .build()
+        .unwrap();
+    assert_eq!(
+        node.url().as_str(),
+        "https://h.example/?source=platform&emails=1"
+    );
+    // `with_url` checks the new URL's query against the parameters.
+    assert_eq!(
+        node.with_url("https://staging.example/?email=x".parse().unwrap()),
+        Err(conflict(0, "email"))
+    );
+    assert_eq!(
+        node.with_url("https://staging.example/?source=staging".parse().unwrap())
+            .unwrap()
+            .url()
+            .as_str(),
+        "https://staging.example/?source=staging"
+    );
+    // A flow file names the node.
+    let err = FlowFile::from_json(
+        r#"{"version": 1, "flows": [{"id": "f", "section": "s", "listen": {"kinds": ["email_unsubscribe"]},
+            "webhook": {"url": "https://h.example/?email=static-canary",
+                        "params": [{"name": "subscription", "source": "subscription_id"},
+                                   {"name": "email", "source": "email"}]}}]}"#,
+    )
+    .unwrap_err();
+    assert_eq!(err.path, "flows[0].webhook");
+    assert_eq!(
+        err.problem,
+        FlowFileProblem::Invalid {
+            reason: conflict(1, "email").to_string()
+        }
+    );
 }
 
 #[test]

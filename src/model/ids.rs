@@ -173,6 +173,22 @@ id_type!(
     "event id"
 );
 
+impl ProfileId {
+    /// The id masked for logs and errors: its first character and `***`, as in `p***`. A
+    /// Profile id may be personal (some hosts use the Email or Mobile as the id), so errors
+    /// that name a Profile show it masked.
+    ///
+    /// ```
+    /// use optout_relay::ProfileId;
+    ///
+    /// assert_eq!(ProfileId::new("ada@example.com")?.masked(), "a***");
+    /// # Ok::<(), optout_relay::IdError>(())
+    /// ```
+    pub fn masked(&self) -> String {
+        crate::model::profile::mask_prefix(&self.0, 1)
+    }
+}
+
 impl SubscriptionId {
     /// Takes the Subscription id from an Audience URL such as
     /// `https://app.example.com/audience/subscription/123456`: the path segment after the last

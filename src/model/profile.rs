@@ -12,7 +12,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::error::AttributeError;
+use crate::error::{AttributeError, ProfileError};
 use crate::model::{EventId, ProfileId, SectionId, SubscriptionId};
 
 /// A communication channel a Profile consents to per Subscription.
@@ -48,7 +48,7 @@ impl fmt::Display for Channel {
 }
 
 /// Masks all but the first `keep` characters of `value`: `"example"` with 1 kept is `"e***"`.
-fn mask_prefix(value: &str, keep: usize) -> String {
+pub(crate) fn mask_prefix(value: &str, keep: usize) -> String {
     let mut masked: String = value.chars().take(keep).collect();
     masked.push_str("***");
     masked
@@ -500,6 +500,10 @@ pub struct SectionOptOut {
 ///   "section_opt_outs": {}
 /// }
 /// ```
+///
+/// A key given twice in `attributes`, `consent` or `section_opt_outs` is refused
+/// ([`ProfileError::DuplicateKey`](crate::ProfileError::DuplicateKey)) rather than read as the
+/// last one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub struct Profile {
@@ -512,14 +516,88 @@ pub struct Profile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mobile: Option<Mobile>,
     /// Custom attributes by name.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "unique_attributes"
+    )]
     pub attributes: BTreeMap<AttributeName, AttributeValue>,
     /// Consent per Subscription and Channel.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "unique_consent"
+    )]
     pub consent: BTreeMap<SubscriptionId, ChannelConsent>,
     /// Section-level opt-outs (from Email - Abuse), one per Section.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "unique_section_opt_outs"
+    )]
     pub section_opt_outs: BTreeMap<SectionId, SectionOptOut>,
+}
+
+fn unique_attributes<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<AttributeName, AttributeValue>, D::Error> {
+    deserializer.deserialize_map(UniqueKeys::new("attributes", "attribute name"))
+}
+
+fn unique_consent<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<SubscriptionId, ChannelConsent>, D::Error> {
+    deserializer.deserialize_map(UniqueKeys::new("consent", "Subscription id"))
+}
+
+fn unique_section_opt_outs<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<SectionId, SectionOptOut>, D::Error> {
+    deserializer.deserialize_map(UniqueKeys::new("section_opt_outs", "Section id"))
+}
+
+/// Reads a map whose every key appears once, refusing a repeated key with
+/// [`ProfileError::DuplicateKey`] (serde's own maps keep the last value silently).
+struct UniqueKeys<K, V> {
+    field: &'static str,
+    key: &'static str,
+    entries: std::marker::PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> UniqueKeys<K, V> {
+    fn new(field: &'static str, key: &'static str) -> Self {
+        Self {
+            field,
+            key,
+            entries: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<'de, K: Deserialize<'de> + Ord, V: Deserialize<'de>> serde::de::Visitor<'de>
+    for UniqueKeys<K, V>
+{
+    type Value = BTreeMap<K, V>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a map with each {} once", self.key)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut entries = BTreeMap::new();
+        while let Some(key) = map.next_key::<K>()? {
+            if entries.contains_key(&key) {
+                return Err(serde::de::Error::custom(ProfileError::DuplicateKey {
+                    field: self.field,
+                    key: self.key,
+                    position: entries.len(),
+                }));
+            }
+            let value = map.next_value()?;
+            entries.insert(key, value);
+        }
+        Ok(entries)
+    }
 }
 
 impl Profile {

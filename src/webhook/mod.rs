@@ -45,7 +45,7 @@
 //! | key | value |
 //! | --- | --- |
 //! | `method` | `GET`, `POST` (default), `PUT`, `DELETE`, `PATCH` |
-//! | `url` | `http` or `https`, at most [`MAX_URL_LEN`] bytes, no credentials, no `#fragment`; static query parameters are kept byte for byte and in order |
+//! | `url` | `http` or `https`, at most [`MAX_URL_LEN`] bytes, no credentials, no `#fragment`, no control character or whitespace anywhere (write a space as `%20`); static query parameters are kept byte for byte and in order, and none may share a name with a parameter of `params` |
 //! | `encoding` | `query` (default), `form`, `json`, `json_envelope` |
 //! | `params` | ordered `{"name", "source", "optional"?}`, at most [`MAX_PARAMS`], names unique, non-empty, at most [`MAX_PARAM_NAME_LEN`] bytes, no control characters; sources in [`ParamSource`] |
 //! | `headers` | ordered `{"name", "value"}`, at most [`MAX_HEADERS`], values visible ASCII (no CR or LF), at most [`MAX_HEADER_VALUE_LEN`] bytes; not `host`, `content-length`, `content-type`, `transfer-encoding`, `connection`, `authorization` or `webhook-*` |

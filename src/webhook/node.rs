@@ -523,6 +523,9 @@ impl WebhookNode {
     /// A builder for a node sending to `url` (parsed and checked at
     /// [`WebhookNodeBuilder::build`]), by POST with `query` encoding unless told otherwise.
     ///
+    /// The text is taken exactly as written: a control character or whitespace anywhere in it
+    /// (a CR or LF, a tab, a leading or trailing space) is an error, never silently dropped.
+    ///
     /// ```
     /// use optout_relay::{ParamSource, WebhookEncoding, WebhookMethod, WebhookNode};
     ///
@@ -556,9 +559,12 @@ impl WebhookNode {
     ///
     /// # Errors
     ///
-    /// The URL errors of [`WebhookConfigError`], as for [`WebhookNode::new`].
+    /// The URL errors of [`WebhookConfigError`], as for [`WebhookNode::new`], and
+    /// [`WebhookConfigError::ParamConflictsWithStaticQuery`] when the new URL has a static query
+    /// parameter named like one of the node's parameters.
     pub fn with_url(&self, url: Url) -> Result<Self, WebhookConfigError> {
         validate_url(&url)?;
+        check_static_query(&url, &self.params)?;
         Ok(Self {
             url,
             ..self.clone()
@@ -603,6 +609,46 @@ impl WebhookNode {
     /// How many signing secrets sign each request (more than one during key rotation).
     pub fn signing_secret_count(&self) -> usize {
         self.signing.len()
+    }
+}
+
+/// Parses an endpoint URL written as text, refusing control characters and whitespace first:
+/// the WHATWG parser removes tabs and newlines anywhere, trims leading and trailing C0 controls
+/// and spaces, and percent-encodes the rest, so what is called would differ from what is written.
+fn parse_url(text: &str) -> Result<Url, WebhookConfigError> {
+    if let Some((position, c)) = text
+        .char_indices()
+        .find(|(_, c)| c.is_control() || c.is_whitespace())
+    {
+        return Err(WebhookConfigError::UrlCharacter {
+            position,
+            found: if c.is_control() {
+                "a control character"
+            } else {
+                "whitespace"
+            },
+        });
+    }
+    Url::parse(text).map_err(|source| WebhookConfigError::InvalidUrl { source })
+}
+
+/// Refuses a parameter named like a static query parameter of `url`, as a receiver decodes the
+/// names (percent-decoded, `+` a space). Checked whatever the encoding: with `query` both are
+/// in one query string, with a body a receiver that merges query and body parameters sees both.
+fn check_static_query(url: &Url, params: &[Param]) -> Result<(), WebhookConfigError> {
+    if url.query().is_none() {
+        return Ok(());
+    }
+    let statics: Vec<_> = url.query_pairs().map(|(name, _)| name).collect();
+    match params
+        .iter()
+        .position(|p| statics.iter().any(|name| name == p.name()))
+    {
+        Some(index) => Err(WebhookConfigError::ParamConflictsWithStaticQuery {
+            index,
+            name: printable(params[index].name()),
+        }),
+        None => Ok(()),
     }
 }
 
@@ -745,8 +791,7 @@ impl TryFrom<NodeSpec> for WebhookNode {
     type Error = WebhookConfigError;
 
     fn try_from(spec: NodeSpec) -> Result<Self, Self::Error> {
-        let url =
-            Url::parse(&spec.url).map_err(|source| WebhookConfigError::InvalidUrl { source })?;
+        let url = parse_url(&spec.url)?;
         validate_url(&url)?;
 
         if spec.params.len() > MAX_PARAMS {
@@ -763,6 +808,7 @@ impl TryFrom<NodeSpec> for WebhookNode {
                 });
             }
         }
+        check_static_query(&url, &spec.params)?;
 
         if spec.headers.len() > MAX_HEADERS {
             return Err(WebhookConfigError::TooManyHeaders {

@@ -1,0 +1,71 @@
+//! Flow files with many flows on one endpoint: reading the file, linting it and building the
+//! router, at 1,000 and 10,000 flows.
+//!
+//! Every flow is in one Section and sends to one endpoint, the worst case for `double_delivery`,
+//! which compares the flows of an endpoint. Each flow takes Email - Unsubscribe for a
+//! Subscription of its own, so no two overlap and the lints are the same at any size (none):
+//! what grows is only the number of flows to tell apart. Flows that all overlap are timed at
+//! 250 and 1,000 flows only: they give a `double_delivery` pair for every two flows, n × (n − 1)
+//! diagnostics (about a million at 1,000), so that case grows with its output.
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use optout_relay::*;
+
+/// `n` active flows in `sec-1`, all sending to `https://crm.example.com/optout`; narrowed to a
+/// Subscription each, or all taking every Email - Unsubscribe.
+fn flows(n: usize, narrowed: bool) -> Vec<Flow> {
+    let webhook = WebhookNode::builder("https://crm.example.com/optout")
+        .param("email", ParamSource::Email)
+        .param("subscription", ParamSource::SubscriptionId)
+        .build()
+        .unwrap();
+    (0..n)
+        .map(|i| {
+            let mut listen = ListenNode::builder().kind(EventKind::EmailUnsubscribe);
+            if narrowed {
+                listen = listen.subscription(SubscriptionId::new(format!("s{i}")).unwrap());
+            }
+            Flow::new(
+                FlowId::new(format!("flow-{i}")).unwrap(),
+                SectionId::new("sec-1").unwrap(),
+                listen.build().unwrap(),
+                webhook.clone(),
+            )
+        })
+        .collect()
+}
+
+fn one_endpoint(c: &mut Criterion) {
+    let mut group = c.benchmark_group("one_endpoint");
+    group.sample_size(10);
+    for n in [1_000, 10_000] {
+        let text = FlowFile::new(flows(n, true)).to_json().unwrap();
+        let file = FlowFile::from_json(&text).unwrap();
+        assert_eq!(file.flows.len(), n);
+        assert_eq!(lint_flows(&file.flows), []);
+        group.bench_with_input(BenchmarkId::new("from_json", n), &text, |b, text| {
+            b.iter(|| FlowFile::from_json(black_box(text)).unwrap())
+        });
+        group.bench_with_input(BenchmarkId::new("lint_flows", n), &file, |b, file| {
+            b.iter(|| lint_flows(black_box(&file.flows)))
+        });
+        group.bench_with_input(BenchmarkId::new("router", n), &file, |b, file| {
+            b.iter(|| Router::new(black_box(file.flows.clone()), &Catalog::default()).unwrap())
+        });
+    }
+    for n in [250, 1_000] {
+        let flows = flows(n, false);
+        assert_eq!(lint_flows(&flows).len(), n * (n - 1));
+        group.bench_with_input(
+            BenchmarkId::new("lint_flows_all_overlapping", n),
+            &flows,
+            |b, flows| b.iter(|| lint_flows(black_box(flows))),
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, one_endpoint);
+criterion_main!(benches);
