@@ -160,7 +160,11 @@ impl WorkerBuilder {
 
     /// Bounds the [`Outcomes`] channel to `capacity` waiting outcomes (at least 1). By default
     /// it is unbounded. Bounded, an attempt task waits while it is full (its delivery is already
-    /// recorded in the store).
+    /// recorded in the store), so a host that does not read holds the worker back. Once the
+    /// worker is stopping ([`Worker::shutdown`], [`Stopper::stop`], [`Worker::abort`]) it no
+    /// longer waits: an outcome that finds the channel full then is not sent, so that a host
+    /// that stopped reading cannot hold the shutdown forever. The delivery's end is in the store
+    /// either way ([`DeliveryStore::get`]).
     pub fn outcome_capacity(mut self, capacity: usize) -> Self {
         self.outcome_capacity = Some(capacity.max(1));
         self
@@ -550,6 +554,12 @@ impl Shared {
         abandoned
     }
 
+    /// Completes once the worker is stopping (shut down, stopped or aborted).
+    async fn stopped(&self) {
+        let mut stop = self.stop.clone();
+        let _ = stop.wait_for(Option::is_some).await;
+    }
+
     /// Completes once the worker is aborted.
     async fn aborted(&self) {
         let mut stop = self.stop.clone();
@@ -675,10 +685,13 @@ impl Shared {
             }
             // The host may have dropped the receiver: it no longer wants outcomes.
             Sink::Unbounded(channel) => drop(channel.send(outcome)),
+            // Waits while the channel is full, until the worker is stopped: a host that stopped
+            // reading must not hold shutdown() forever.
             Sink::Bounded(channel) => {
                 tokio::select! {
+                    biased;
                     _ = channel.send(outcome) => {}
-                    () = self.aborted() => {}
+                    () = self.stopped() => {}
                 }
             }
         }
