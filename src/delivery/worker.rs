@@ -397,7 +397,8 @@ impl Worker {
 
     /// Stops at once: attempts in flight are abandoned and their claims released, so that the
     /// next worker takes them at once (an abandoned attempt may have reached the receiver; the
-    /// next one carries the same `webhook-id`, which receivers de-duplicate).
+    /// next one carries the same `webhook-id`, on which a receiver de-duplicates verified
+    /// requests; applying an opt-out twice changes nothing either way).
     pub async fn abort(self) -> Stopped {
         self.stop_with(StopMode::Abort).await
     }
