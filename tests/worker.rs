@@ -2,6 +2,9 @@
 //! a stopped worker left in the store.
 #![cfg(feature = "tokio")]
 
+#[cfg(feature = "reqwest")]
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -606,4 +609,210 @@ async fn entry_limits_are_decided_by_the_store() {
     assert_eq!(client.requests().len(), 2);
     let counts = store.counts().await.unwrap();
     assert_eq!((counts.delivered, counts.entries), (2, 2));
+}
+
+/// The outcome paths against a real receiver on 127.0.0.1: a callback that panics, a host that
+/// stops reading the channel. Either way every opt-out is delivered and recorded, and
+/// `shutdown()` returns.
+#[cfg(feature = "reqwest")]
+mod outcome_paths {
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use optout_relay::transport::ReqwestClient;
+    use support::{Answer, TestServer};
+
+    use super::*;
+
+    const EVENTS: usize = 8;
+
+    /// One flow sending to `server`, a reqwest client allowed to reach 127.0.0.1.
+    fn loopback(server: &TestServer) -> (Arc<Router>, Arc<ReqwestClient>) {
+        let flow = Flow::new(
+            FlowId::new("crm").unwrap(),
+            SectionId::new("sec-1").unwrap(),
+            ListenNode::new([EventKind::EmailUnsubscribe]).unwrap(),
+            WebhookNode::builder(server.url("/optout"))
+                .param("email", ParamSource::Email)
+                .build()
+                .unwrap(),
+        );
+        let router = Arc::new(Router::new([flow], &Catalog::default()).unwrap());
+        let client = ReqwestClient::builder()
+            .destination_policy(DestinationPolicy::default().allow_loopback())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        (router, Arc::new(client))
+    }
+
+    fn builder(server: &TestServer, store: &Arc<VolatileStore>) -> WorkerBuilder {
+        let (router, client) = loopback(server);
+        Worker::builder(router, client, store.clone()).policy(fast_policy())
+    }
+
+    /// Submits evt-0..evt-7; returns their webhook ids.
+    async fn submit_all(worker: &Worker) -> BTreeSet<String> {
+        let mut ids = BTreeSet::new();
+        for i in 0..EVENTS {
+            let submitted = worker
+                .submit(&unsubscribe(&format!("evt-{i}")), &profile())
+                .await
+                .unwrap();
+            for (_, id) in entered(&submitted) {
+                assert!(ids.insert(id));
+            }
+        }
+        assert_eq!(ids.len(), EVENTS);
+        ids
+    }
+
+    /// Waits until `done` holds (or ten seconds have passed).
+    async fn until(done: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !done() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// What the receiver got, by webhook id, and what the store holds delivered.
+    async fn delivered_everywhere(
+        server: &TestServer,
+        store: &VolatileStore,
+    ) -> (Vec<String>, Vec<String>) {
+        let received: Vec<String> = server
+            .received()
+            .iter()
+            .map(|r| r.header("webhook-id").unwrap().to_owned())
+            .collect();
+        let mut received = received;
+        received.sort();
+        let stored = store
+            .list(&ListQuery::new(StateFilter::Delivered))
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.webhook_id().to_owned())
+            .collect();
+        (received, stored)
+    }
+
+    async fn everything_delivered_once(
+        server: &TestServer,
+        store: &VolatileStore,
+        ids: &BTreeSet<String>,
+    ) {
+        let ids: Vec<String> = ids.iter().cloned().collect();
+        let (received, stored) = delivered_everywhere(server, store).await;
+        assert_eq!(received, ids, "each delivered once to the receiver");
+        assert_eq!(stored, ids, "each recorded as delivered");
+        let counts = store.counts().await.unwrap();
+        assert_eq!(
+            (
+                counts.pending,
+                counts.leased,
+                counts.delivered,
+                counts.dead_lettered,
+                counts.entries
+            ),
+            (0, 0, EVENTS as u64, 0, EVENTS as u64)
+        );
+    }
+
+    /// A worker whose callback panics whenever `panics(call number)` says so.
+    async fn with_a_panicking_callback(panics: fn(usize) -> bool) {
+        let server = TestServer::start([], Answer::status(204)).await;
+        let store = Arc::new(VolatileStore::new());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let reported = Arc::new(Mutex::new(Vec::new()));
+        let worker = {
+            let (calls, reported) = (calls.clone(), reported.clone());
+            builder(&server, &store).start_with_callback(move |outcome| {
+                let call = calls.fetch_add(1, Ordering::SeqCst);
+                let Outcome::Delivered(delivery) = outcome else {
+                    panic!("not delivered: {outcome:?}")
+                };
+                reported
+                    .lock()
+                    .unwrap()
+                    .push(delivery.webhook_id().to_owned());
+                assert!(!panics(call), "the host's callback fails on call {call}");
+            })
+        };
+        let ids = submit_all(&worker).await;
+        until(|| calls.load(Ordering::SeqCst) >= EVENTS).await;
+        let stopped = tokio::time::timeout(Duration::from_secs(10), worker.shutdown())
+            .await
+            .expect("shutdown returns");
+        assert_eq!(stopped.abandoned, 0);
+        // The callback saw every outcome once, including those after it panicked.
+        assert_eq!(calls.load(Ordering::SeqCst), EVENTS);
+        let mut reported = reported.lock().unwrap().clone();
+        reported.sort();
+        assert_eq!(reported, ids.iter().cloned().collect::<Vec<_>>());
+        everything_delivered_once(&server, &store, &ids).await;
+    }
+
+    #[tokio::test]
+    async fn a_callback_that_panics_once_loses_nothing_and_shutdown_returns() {
+        with_a_panicking_callback(|call| call == 0).await;
+    }
+
+    #[tokio::test]
+    async fn a_callback_that_always_panics_loses_nothing_and_shutdown_returns() {
+        with_a_panicking_callback(|_| true).await;
+    }
+
+    #[tokio::test]
+    async fn a_host_that_drops_the_outcome_channel_loses_nothing() {
+        let server = TestServer::start([], Answer::status(204)).await;
+        let store = Arc::new(VolatileStore::new());
+        let (worker, outcomes) = builder(&server, &store).start();
+        drop(outcomes);
+        let ids = submit_all(&worker).await;
+        until(|| server.received().len() >= EVENTS).await;
+        let stopped = tokio::time::timeout(Duration::from_secs(10), worker.shutdown())
+            .await
+            .expect("shutdown returns");
+        assert_eq!(stopped.abandoned, 0);
+        everything_delivered_once(&server, &store, &ids).await;
+    }
+
+    #[tokio::test]
+    async fn a_host_that_stops_reading_the_outcome_channel_loses_nothing() {
+        for capacity in [None, Some(1)] {
+            let server = TestServer::start([], Answer::status(204)).await;
+            let store = Arc::new(VolatileStore::new());
+            let builder = builder(&server, &store);
+            let builder = match capacity {
+                Some(capacity) => builder.outcome_capacity(capacity),
+                None => builder,
+            };
+            // The host keeps the channel open and never reads it.
+            let (worker, mut outcomes) = builder.start();
+            let ids = submit_all(&worker).await;
+            let recorded = || async { store.counts().await.unwrap().delivered };
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while recorded().await < EVENTS as u64 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let stopped = tokio::time::timeout(Duration::from_secs(10), worker.shutdown())
+                .await
+                .unwrap_or_else(|_| panic!("shutdown returns (capacity {capacity:?})"));
+            assert_eq!(stopped.abandoned, 0);
+            everything_delivered_once(&server, &store, &ids).await;
+            // What the channel still holds is readable after the stop: every outcome when
+            // unbounded; with room for one, the one it had room for (the rest are in the store).
+            let mut read = Vec::new();
+            while let Some(outcome) = outcomes.recv().await {
+                let Outcome::Delivered(delivery) = outcome else {
+                    panic!("{outcome:?}")
+                };
+                read.push(delivery.webhook_id().to_owned());
+            }
+            assert_eq!(read.len(), capacity.unwrap_or(EVENTS), "{capacity:?}");
+            assert!(read.iter().all(|id| ids.contains(id)));
+        }
+    }
 }

@@ -148,7 +148,11 @@ impl WorkerBuilder {
 
     /// Bounds the [`Outcomes`] channel to `capacity` waiting outcomes (at least 1). By default
     /// it is unbounded. Bounded, an attempt task waits while it is full (its delivery is already
-    /// recorded in the store).
+    /// recorded in the store), so a host that does not read holds the worker back. Once the
+    /// worker is stopping ([`Worker::shutdown`], [`Stopper::stop`], [`Worker::abort`]) it no
+    /// longer waits: an outcome that finds the channel full then is not sent, so that a host
+    /// that stopped reading cannot hold the shutdown forever. The delivery's end is in the store
+    /// either way ([`DeliveryStore::get`]).
     pub fn outcome_capacity(mut self, capacity: usize) -> Self {
         self.outcome_capacity = Some(capacity.max(1));
         self
@@ -385,7 +389,8 @@ impl Worker {
 
     /// Stops at once: attempts in flight are abandoned and their claims released, so that the
     /// next worker takes them at once (an abandoned attempt may have reached the receiver; the
-    /// next one carries the same `webhook-id`, which receivers de-duplicate).
+    /// next one carries the same `webhook-id`, on which a receiver de-duplicates verified
+    /// requests; applying an opt-out twice changes nothing either way).
     pub async fn abort(self) -> Stopped {
         self.stop_with(StopMode::Abort).await
     }
@@ -541,6 +546,12 @@ impl Shared {
         abandoned
     }
 
+    /// Completes once the worker is stopping (shut down, stopped or aborted).
+    async fn stopped(&self) {
+        let mut stop = self.stop.clone();
+        let _ = stop.wait_for(Option::is_some).await;
+    }
+
     /// Completes once the worker is aborted.
     async fn aborted(&self) {
         let mut stop = self.stop.clone();
@@ -671,10 +682,13 @@ impl Shared {
             }
             // The host may have dropped the receiver: it no longer wants outcomes.
             Sink::Unbounded(channel) => drop(channel.send(outcome)),
+            // Waits while the channel is full, until the worker is stopped: a host that stopped
+            // reading must not hold shutdown() forever.
             Sink::Bounded(channel) => {
                 tokio::select! {
+                    biased;
                     _ = channel.send(outcome) => {}
-                    () = self.aborted() => {}
+                    () = self.stopped() => {}
                 }
             }
         }

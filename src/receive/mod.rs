@@ -15,13 +15,35 @@
 //!   ([`NoticeParser::builder`]), such as the platform's own query-string webhook. Errors:
 //!   [`NoticeError`](crate::NoticeError), naming the parameter and never repeating its value.
 //!
-//! A receiver then: verifies (when the flow signs), parses, de-duplicates on the `webhook-id`,
-//! applies the opt-out to its own consent store (an Email - Abuse opts out of email for every
-//! Subscription of the Section) and answers `2xx` only once the opt-out is stored: the sender
-//! retries anything else. `examples/receiver.rs` is such a system.
+//! A receiver then: verifies (when the flow signs), parses, applies the opt-out to its own
+//! consent store (an Email - Abuse opts out of email for every Subscription of the Section) and
+//! answers `2xx` only once the opt-out is stored: the sender retries anything else.
+//! `examples/receiver/` is such a system.
 //!
 //! With the `query` encoding the parameters travel in the URL, which a signature does not
 //! cover: query parameters are unauthenticated even when the request verifies.
+//!
+//! # De-duplicating on the `webhook-id`
+//!
+//! The `webhook-id` is the same on every retry and re-delivery of an event, and it is
+//! predictable: derived from the flow id and the event id ([`WebhookId`](crate::WebhookId)), not
+//! secret. It identifies a delivery only once a signature vouches for it:
+//!
+//! - De-duplicate on it only after the [`Verifier`] has verified the request, and only when the
+//!   signature covers the content: a body encoding (`form`, `json`, `json_envelope`). A request
+//!   that fails verification is refused, and nothing of it is remembered: it cannot poison the
+//!   id.
+//! - Never let an unauthenticated id suppress a request: that of an unsigned endpoint, or of the
+//!   `query` encoding (whose parameters are in the URL, which no signature covers). Anyone can
+//!   send any id, so a forged request sent first would make the genuine delivery look like a
+//!   duplicate, and its opt-out would never be stored while the sender counts it delivered.
+//!   Apply such a request every time instead: an opt-out applied again changes nothing, so a
+//!   re-delivery is harmless. If you keep the ids, an id that arrives with other contents than
+//!   before is a conflict: store every version and flag the id.
+//!
+//! An unsigned endpoint cannot tell a forged opt-out from a genuine one (anyone who can reach it
+//! can opt anyone out); what it can promise is that no request, forged or not, keeps a genuine
+//! opt-out from being stored.
 //!
 //! ```
 //! use optout_relay::*;

@@ -40,8 +40,10 @@ pub enum NoticeScope {
 #[non_exhaustive]
 pub struct OptOutNotice {
     /// The request's `webhook-id` header, if it has one: stable across retries and
-    /// re-deliveries, so de-duplicate on it. Authentic only once the request is verified
-    /// ([`Verifier`](crate::receive::Verifier)).
+    /// re-deliveries, and predictable, so anyone can send it. De-duplicate on it only once the
+    /// request is verified ([`Verifier`](crate::receive::Verifier)) and the signature covers the
+    /// content (a body encoding); never let an unverified id suppress a request (see
+    /// [the module docs](crate::receive#de-duplicating-on-the-webhook-id)).
     pub webhook_id: Option<String>,
     /// The opt-out's kind.
     pub kind: EventKind,

@@ -207,8 +207,11 @@ impl Verifier {
     }
 }
 
-/// What a successful verification established: the request's `webhook-id` (de-duplicate on
-/// it) and when it was signed.
+/// What a successful verification established: the request's `webhook-id` and when it was
+/// signed. The id is now authentic: de-duplicate on it when the signature also covers the
+/// content, that is with a body encoding. With the `query` encoding the parameters are in the
+/// URL, which no signature covers: apply such a request every time, as an unsigned one (see
+/// [the module docs](crate::receive#de-duplicating-on-the-webhook-id)).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct VerifiedWebhook {

@@ -89,7 +89,9 @@
 //! 2. the credentials of `auth` (`authorization`, or the API-key header);
 //! 3. `content-type`, for body encodings;
 //! 4. `webhook-id`, always: [`WebhookId`], derived from the flow and the event id, the same on
-//!    every retry and re-delivery, so receivers can de-duplicate;
+//!    every retry and re-delivery, so receivers can de-duplicate verified requests (it is
+//!    predictable: unsigned, it proves nothing; see
+//!    [`receive`](crate::receive#de-duplicating-on-the-webhook-id));
 //! 5. with signing secrets: `webhook-timestamp` (`now` in unix seconds) and `webhook-signature`
 //!    (`v1,<base64>` per secret, space-separated; see [`SigningSecret::sign`] with the
 //!    `signing` feature).

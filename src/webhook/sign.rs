@@ -19,7 +19,8 @@ pub const MAX_SECRET_BYTES: usize = 64;
 
 /// The `webhook-id` of a request: `msg_` and 32 lowercase hex digits, derived from the flow and
 /// the event only, so it is the same on every retry and every re-delivery of the same event, in
-/// every process and every version of this crate. Receivers de-duplicate on it.
+/// every process and every version of this crate. Receivers de-duplicate on it once the
+/// request's signature verifies (see [`receive`](crate::receive#de-duplicating-on-the-webhook-id)).
 ///
 /// The 32 hex digits are FNV-1a-128 (offset basis `0x6c62272e07bb014262b821756295c58d`, prime
 /// `2^88 + 0x13b`) over the bytes `optout-relay/webhook-id/v1`, `0x00`, the flow id, `0x00`, the
