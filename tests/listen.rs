@@ -733,6 +733,67 @@ fn lint_inactive_flow() {
 }
 
 #[test]
+fn lint_double_delivery_lists_a_bounded_number_of_partners() {
+    // Twelve flows that all overlap on one endpoint: each lists its first 8 later partners, and
+    // the flows with more than 8 later partners (the first three) say so.
+    let unsub = ListenNode::new([EventKind::EmailUnsubscribe]).unwrap();
+    let flows: Vec<Flow> = (0..12)
+        .map(|i| {
+            flow_to(
+                &format!("f{i}"),
+                "sec-1",
+                unsub.clone(),
+                "https://crm.example.com/optout",
+            )
+        })
+        .collect();
+    let found = lint_flows(&flows);
+    let pairs: Vec<(String, String)> = found
+        .iter()
+        .filter(|d| !d.message.starts_with("more than"))
+        .map(|d| {
+            (
+                d.flow.to_string(),
+                d.message.split('`').nth(1).unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mut expected = Vec::new();
+    for i in 0..12usize {
+        for j in (i + 1..12).take(8) {
+            expected.push((format!("f{i}"), format!("f{j}")));
+            expected.push((format!("f{j}"), format!("f{i}")));
+        }
+    }
+    assert_eq!(pairs, expected);
+    assert_eq!(pairs.len(), 120);
+    let capped: Vec<&Diagnostic> = found
+        .iter()
+        .filter(|d| d.message.starts_with("more than"))
+        .collect();
+    assert_eq!(capped.len(), 3);
+    assert_eq!(
+        capped.iter().map(|d| d.flow.as_str()).collect::<Vec<_>>(),
+        ["f0", "f1", "f2"]
+    );
+    assert_eq!(capped[0].code, "double_delivery");
+    assert_eq!(capped[0].severity, Severity::Warning);
+    assert_eq!(
+        capped[0].message,
+        "more than 8 later flows can take the same events as this one and send them to the same \
+         endpoint https://crm.example.com/optout: only the first 8 are listed; merge the flows or \
+         make their listen nodes disjoint"
+    );
+    // The capped diagnostics come last.
+    assert_eq!(found.len(), 123);
+    assert!(
+        found[..120]
+            .iter()
+            .all(|d| !d.message.starts_with("more than"))
+    );
+}
+
+#[test]
 fn lint_double_delivery() {
     let same = |id: &str, listen: ListenNode| {
         flow_to(

@@ -91,12 +91,17 @@ impl Flow {
 /// `double_delivery` pairs ordered by where their flows' ids first appear, each pair as two
 /// diagnostics (one per flow, the earlier first).
 ///
+/// For each flow, the first [`MAX_LISTED_OVERLAPS`] later flows it overlaps are listed as pairs;
+/// a flow that overlaps more later flows gets one more `double_delivery` diagnostic saying so
+/// (after the pairs, in the order the flows are given). So the output has at most a few
+/// diagnostics per flow, however many flows overlap.
+///
 /// Pairs are found through an index rather than by testing every two flows of an endpoint: the
 /// time grows with the number of flows, plus for each flow the flows that share a value with it
 /// (or take any) in whichever of kinds, origins, Activities, Subscriptions and Folders narrows it
-/// most, plus the sorting of the pairs found. Ten thousand flows on one endpoint, each narrowed
-/// to its own Subscription, lint in milliseconds. Flows that all overlap give one pair for every
-/// two of them, and so n × (n − 1) diagnostics.
+/// most, up to the first partners past the listed number, plus the sorting of the pairs found.
+/// Ten thousand flows on one endpoint lint in milliseconds, whether each is narrowed to its own
+/// Subscription or all of them overlap.
 pub fn lint_flows<'a>(flows: impl IntoIterator<Item = &'a Flow>) -> Vec<Diagnostic> {
     let flows: Vec<&Flow> = flows.into_iter().collect();
     let mut found: Vec<Diagnostic> = flows.iter().flat_map(|f| f.lint()).collect();
@@ -108,8 +113,9 @@ pub fn lint_flows<'a>(flows: impl IntoIterator<Item = &'a Flow>) -> Vec<Diagnost
             .push(index);
     }
     let mut pairs = Vec::new();
+    let mut capped = Vec::new();
     for group in by_endpoint.values() {
-        overlapping_pairs(&flows, group, &mut pairs);
+        overlapping_pairs(&flows, group, &mut pairs, &mut capped);
     }
     if pairs.is_empty() {
         return found;
@@ -137,6 +143,20 @@ pub fn lint_flows<'a>(flows: impl IntoIterator<Item = &'a Flow>) -> Vec<Diagnost
                 ),
             });
         }
+    }
+    capped.sort_unstable();
+    for flow in capped.into_iter().map(|i| flows[i]) {
+        found.push(Diagnostic {
+            code: DOUBLE_DELIVERY,
+            severity: Severity::Warning,
+            flow: flow.id.clone(),
+            message: format!(
+                "more than {MAX_LISTED_OVERLAPS} later flows can take the same events as this one \
+                 and send them to the same endpoint {}: only the first {MAX_LISTED_OVERLAPS} are \
+                 listed; merge the flows or make their listen nodes disjoint",
+                endpoint(flow),
+            ),
+        });
     }
     found
 }
@@ -177,6 +197,8 @@ struct Index<'a> {
     /// `members[starts[v]..starts[v + 1]]`.
     members: Vec<usize>,
     starts: Vec<usize>,
+    /// Every member, in order.
+    all: Vec<usize>,
 }
 
 impl<'a> Index<'a> {
@@ -244,6 +266,7 @@ impl<'a> Index<'a> {
             }
         }
         index.starts = starts;
+        index.all = (0..index.spans.len()).collect();
         index
     }
 
@@ -279,27 +302,32 @@ impl<'a> Index<'a> {
     }
 }
 
-/// Adds to `out` every pair of the `group`'s flows (indices into `flows`, in order) whose
-/// listeners [`overlap`], the earlier flow first.
+/// How many later flows of one endpoint `double_delivery` lists for one flow; a flow that
+/// overlaps more gets one more diagnostic saying so. This keeps the output, and the work, linear
+/// in the number of flows however many of them overlap.
+pub const MAX_LISTED_OVERLAPS: usize = 8;
+
+/// Adds to `out` the pairs of the `group`'s flows (indices into `flows`, in order) whose
+/// listeners [`overlap`], the earlier flow first: for each flow, the first
+/// [`MAX_LISTED_OVERLAPS`] later flows it overlaps, in order. Adds to `capped` the flows that
+/// overlap more later flows than that.
 ///
 /// Two listeners overlap only if, in every dimension, they share a value or one of them takes
 /// any. So each flow looks for its partners in one dimension only, the one with the fewest
-/// candidates: the flows sharing one of its values there, and those taking any. Only those
-/// candidates are tested, each pair once.
-fn overlapping_pairs(flows: &[&Flow], group: &[usize], out: &mut Vec<(usize, usize, EventKind)>) {
+/// candidates: the flows sharing one of its values there, and those taking any. The candidate
+/// lists are in order, so they are merged in order from the flow's own position on, and the
+/// search stops once one more partner than is listed is found.
+fn overlapping_pairs(
+    flows: &[&Flow],
+    group: &[usize],
+    out: &mut Vec<(usize, usize, EventKind)>,
+    capped: &mut Vec<usize>,
+) {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
     let index = Index::new(group.iter().map(|&i| &flows[i].listen));
-    // The last member each one was a candidate of, so that a candidate is tested once.
-    let mut seen = vec![usize::MAX; group.len()];
-    let mut test = |member: usize, other: usize| {
-        if other <= member || seen[other] == member {
-            return;
-        }
-        seen[other] = member;
-        let (a, b) = (group[member], group[other]);
-        if let Some(kind) = overlap(&flows[a].listen, &flows[b].listen) {
-            out.push((a, b, kind));
-        }
-    };
+    let mut lists: Vec<&[usize]> = Vec::new();
+    let mut heap: BinaryHeap<Reverse<(usize, usize)>> = BinaryHeap::new();
     for (member, spans) in index.spans.iter().enumerate() {
         let cost = |dimension: usize| match &spans[dimension] {
             None => group.len(),
@@ -312,17 +340,42 @@ fn overlapping_pairs(flows: &[&Flow], group: &[usize], out: &mut Vec<(usize, usi
             }
         };
         let best = (0..DIMENSIONS).min_by_key(|&d| cost(d)).unwrap_or_default();
+        // The candidate lists, each in order and cut to the members after this one.
+        lists.clear();
         match &spans[best] {
-            None => (member + 1..group.len()).for_each(|other| test(member, other)),
+            None => lists.push(&index.all[member + 1..]),
             Some(span) => {
-                for &other in &index.any[best] {
-                    test(member, other);
+                lists.push(&index.any[best]);
+                lists.extend(index.values[span.clone()].iter().map(|&v| index.holding(v)));
+            }
+        }
+        heap.clear();
+        for (list, members) in lists.iter_mut().enumerate() {
+            *members = &members[members.partition_point(|&m| m <= member)..];
+            if let Some(&first) = members.first() {
+                heap.push(Reverse((first, list)));
+            }
+        }
+        let mut found = 0;
+        let mut last = None;
+        while let Some(Reverse((other, list))) = heap.pop() {
+            let members = &mut lists[list];
+            *members = &members[1..];
+            if let Some(&next) = members.first() {
+                heap.push(Reverse((next, list)));
+            }
+            if last == Some(other) {
+                continue;
+            }
+            last = Some(other);
+            let (a, b) = (group[member], group[other]);
+            if let Some(kind) = overlap(&flows[a].listen, &flows[b].listen) {
+                if found == MAX_LISTED_OVERLAPS {
+                    capped.push(a);
+                    break;
                 }
-                for &value in &index.values[span.clone()] {
-                    for &other in index.holding(value) {
-                        test(member, other);
-                    }
-                }
+                found += 1;
+                out.push((a, b, kind));
             }
         }
     }
