@@ -5,7 +5,7 @@
 //! which compares the flows of an endpoint. Each flow takes Email - Unsubscribe for a
 //! Subscription of its own, so no two overlap and the lints are the same at any size (none):
 //! what grows is only the number of flows to tell apart. Flows that all overlap are timed at the
-//! same sizes: each lists its first `MAX_LISTED_OVERLAPS` (8) later partners and says when there
+//! same sizes: each lists its first `MAX_LISTED_OVERLAPS` (4) later partners and says when there
 //! are more, so that output grows linearly too.
 
 use std::hint::black_box;
@@ -57,9 +57,9 @@ fn one_endpoint(c: &mut Criterion) {
     }
     for n in [1_000, 10_000] {
         let flows = flows(n, false);
-        // Each flow lists its first 8 later partners; the first n - 9 also say there are more.
-        let listed = 2 * (8 * (n - 8) + (0..8).sum::<usize>());
-        assert_eq!(lint_flows(&flows).len(), listed + n - 9);
+        // Each flow lists its first 4 later partners; the first n - 5 also say there are more.
+        let listed = 2 * (4 * (n - 4) + (0..4).sum::<usize>());
+        assert_eq!(lint_flows(&flows).len(), listed + n - 5);
         group.bench_with_input(
             BenchmarkId::new("lint_flows_all_overlapping", n),
             &flows,

@@ -126,8 +126,13 @@ pub fn lint_flows<'a>(flows: impl IntoIterator<Item = &'a Flow>) -> Vec<Diagnost
     for (index, flow) in flows.iter().enumerate() {
         first.entry(&flow.id).or_insert(index);
     }
-    pairs.sort_unstable_by_key(|&(a, b, _)| (first[&flows[a].id], first[&flows[b].id], a, b));
-    for (a, b, kind) in pairs {
+    // Each pair's sort key is looked up once, not at every comparison.
+    let mut keyed: Vec<(usize, usize, usize, usize, EventKind)> = pairs
+        .into_iter()
+        .map(|(a, b, kind)| (first[&flows[a].id], first[&flows[b].id], a, b, kind))
+        .collect();
+    keyed.sort_unstable_by_key(|&(first_a, first_b, a, b, _)| (first_a, first_b, a, b));
+    for (_, _, a, b, kind) in keyed {
         let (a, b) = (flows[a], flows[b]);
         for (this, other) in [(a, b), (b, a)] {
             found.push(Diagnostic {
@@ -305,7 +310,7 @@ impl<'a> Index<'a> {
 /// How many later flows of one endpoint `double_delivery` lists for one flow; a flow that
 /// overlaps more gets one more diagnostic saying so. This keeps the output, and the work, linear
 /// in the number of flows however many of them overlap.
-pub const MAX_LISTED_OVERLAPS: usize = 8;
+pub const MAX_LISTED_OVERLAPS: usize = 4;
 
 /// Adds to `out` the pairs of the `group`'s flows (indices into `flows`, in order) whose
 /// listeners [`overlap`], the earlier flow first: for each flow, the first
