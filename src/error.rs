@@ -352,10 +352,9 @@ pub enum FlowFileProblem {
         /// What is wrong.
         reason: String,
     },
-    /// The file's `version` is not one this crate reads.
+    /// The file's `version` is not one this crate reads (the number found is not repeated, as
+    /// no value of the file is).
     Version {
-        /// The version found.
-        found: u32,
         /// The version read, [`FLOW_FILE_VERSION`](crate::FLOW_FILE_VERSION).
         expected: u32,
     },
@@ -411,11 +410,8 @@ impl std::fmt::Display for FlowFileProblem {
             Self::MissingField { field } => write!(f, "missing field `{field}`"),
             Self::DuplicateField { field } => write!(f, "duplicate field `{field}`"),
             Self::Invalid { reason } => f.write_str(reason),
-            Self::Version { found, expected } => {
-                write!(
-                    f,
-                    "unsupported flow-file version {found}, expected {expected}"
-                )
+            Self::Version { expected } => {
+                write!(f, "unsupported flow-file version, expected {expected}")
             }
             Self::DuplicateFlowId { first } => {
                 write!(f, "the flow id is already used by flows[{first}]")
@@ -605,27 +601,28 @@ pub enum WebhookConfigError {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// Two parameters share a name.
-    #[error("parameter `{name}` is configured twice")]
+    /// Two parameters share a name. Named by position: a name may be a value written in the
+    /// wrong place, so it is not repeated.
+    #[error("parameter #{index} has the same name as parameter #{first}")]
     DuplicateParam {
-        /// The repeated name.
-        name: String,
+        /// The later parameter's position in the list, from 0.
+        index: usize,
+        /// The position of the first parameter with that name.
+        first: usize,
     },
     /// A parameter has the name of a static query parameter of the endpoint URL
     /// (`https://h.example/?email=x` and a parameter `email`): both would be sent, which a
     /// receiver reads as two values for one name (the crate's own parser refuses them). Names
     /// compare as a receiver reads them, percent-decoded and with `+` as a space; the static
-    /// value is not repeated.
+    /// name and the static value are not repeated.
     #[error(
-        "parameter #{index} `{name}` has the name of a static query parameter of the endpoint \
-         URL: the receiver would get two values under one name; rename the parameter or remove \
-         the static one"
+        "parameter #{index} has the name of a static query parameter of the endpoint URL: the \
+         receiver would get two values under one name; rename the parameter or remove the \
+         static one"
     )]
     ParamConflictsWithStaticQuery {
         /// The parameter's position in the list, from 0.
         index: usize,
-        /// The parameter name (control characters escaped, cut at the limit).
-        name: String,
     },
     /// More parameters than the limit.
     #[error("{count} parameters configured, the limit is {max}")]
@@ -644,10 +641,10 @@ pub enum WebhookConfigError {
         reason: &'static str,
     },
     /// A header value holds a CR, LF or another byte that is not visible ASCII, space or tab.
-    #[error("header `{name}`: the value {reason}")]
+    #[error("{}: the value {reason}", HeaderAt(*.index))]
     InvalidHeaderValue {
-        /// The header.
-        name: String,
+        /// The header's position in `headers`, from 0; `None` for the `auth` header.
+        index: Option<usize>,
         /// What is wrong with the value (which is not repeated).
         reason: &'static str,
     },
@@ -655,16 +652,18 @@ pub enum WebhookConfigError {
     /// `authorization` or the `webhook-*` signature headers) was configured.
     #[error("header `{name}` is set by the crate and cannot be configured: {hint}")]
     ReservedHeader {
-        /// The header, lower case.
-        name: String,
+        /// The reserved header's name (the crate's, lower case).
+        name: &'static str,
         /// What to do instead.
         hint: &'static str,
     },
-    /// Two headers share a name (names compare case-insensitively).
-    #[error("header `{name}` is configured twice")]
+    /// Two headers share a name (names compare case-insensitively). Named by position.
+    #[error("{} has the same name as header #{first}", HeaderAt(*.index))]
     DuplicateHeader {
-        /// The repeated name, lower case.
-        name: String,
+        /// The later header's position in `headers`, from 0; `None` for the `auth` header.
+        index: Option<usize>,
+        /// The position in `headers` of the first header with that name.
+        first: usize,
     },
     /// More headers than the limit.
     #[error("{count} headers configured, the limit is {max}")]
@@ -970,4 +969,16 @@ pub enum NoticeError {
     /// Nothing identifies the Profile: no Email, Mobile, Profile id or custom attribute arrived.
     #[error("no parameter identifies the profile (email, mobile, profile_id or an attribute)")]
     NoIdentifier,
+}
+
+/// "header #N", or "the auth header", in error messages.
+struct HeaderAt(Option<usize>);
+
+impl std::fmt::Display for HeaderAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(index) => write!(f, "header #{index}"),
+            None => f.write_str("the auth header"),
+        }
+    }
 }

@@ -127,6 +127,7 @@ fn every_special_purpose_entry_is_decided_as_the_registry_says() {
         ("192.52.193.255", Ok(())),
         ("192.88.99.0", Err(R::Reserved)),
         ("192.88.99.255", Err(R::Reserved)),
+        ("192.88.99.2", Err(R::Translation)),
         ("192.168.0.0", Err(R::Private)),
         ("192.168.255.255", Err(R::Private)),
         ("192.175.48.0", Ok(())),
@@ -205,7 +206,7 @@ fn every_special_purpose_entry_is_decided_as_the_registry_says() {
         assert_eq!(strict.check_ip(ip(address)), *expected, "{address}");
     }
     // Every table entry reads as a range, and each one has its two ends above.
-    assert_eq!(IPV4_SPECIAL_PURPOSE.len(), 26);
+    assert_eq!(IPV4_SPECIAL_PURPOSE.len(), 27);
     assert_eq!(IPV6_SPECIAL_PURPOSE.len(), 28);
     for entry in IPV4_SPECIAL_PURPOSE.iter().chain(IPV6_SPECIAL_PURPOSE) {
         let range = Cidr::parse(entry.range).unwrap_or_else(|e| panic!("{e}"));
@@ -286,6 +287,15 @@ fn hosts_are_parsed_as_the_url_standard_does() {
 fn explicit_allowances() {
     let dev = DestinationPolicy::default().allow_loopback();
     assert_eq!(dev.check_ip(ip("127.0.0.1")), Ok(()));
+    // A translator's loopback is not this machine's: allowing loopback does not allow it.
+    assert_eq!(
+        dev.check_ip(ip("64:ff9b::7f00:1")),
+        Err(BlockReason::Translation)
+    );
+    assert_eq!(
+        dev.check_ip(ip("2002:7f00:1::")),
+        Err(BlockReason::Translation)
+    );
     assert_eq!(dev.check_ip(ip("::1")), Ok(()));
     assert_eq!(dev.check_ip(ip("::ffff:127.0.0.1")), Ok(()));
     assert_eq!(dev.check_ip(ip("10.0.0.1")), Err(BlockReason::Private));

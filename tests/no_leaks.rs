@@ -411,6 +411,53 @@ fn flow_file_errors_do_not_repeat_names_variants_keys_or_ids() {
                 f["webhook"]["auth"] = serde_json::json!({"header": {"name": MARKER, "value": "v"}})
             }),
         ),
+        (
+            "duplicated valid param name",
+            flow_file_with(|f| {
+                f["webhook"]["params"] = serde_json::json!([
+                    {"name": MARKER, "source": "email"},
+                    {"name": MARKER, "source": "section_id"}
+                ])
+            }),
+        ),
+        (
+            "param named like a static query parameter",
+            flow_file_with(|f| {
+                f["webhook"]["url"] =
+                    "https://crm.example.com/?alice.secret%40example.com=1".into();
+                f["webhook"]["params"] = serde_json::json!([{"name": MARKER, "source": "email"}]);
+            }),
+        ),
+        (
+            "duplicated valid header name",
+            flow_file_with(|f| {
+                f["webhook"]["headers"] = serde_json::json!([
+                    {"name": "x-alice.secret", "value": "1"},
+                    {"name": "X-Alice.Secret", "value": "2"}
+                ])
+            }),
+        ),
+        (
+            "header value",
+            flow_file_with(|f| {
+                f["webhook"]["headers"] = serde_json::json!([{"name": "x-alice.secret", "value": format!("{MARKER}\r\n")}])
+            }),
+        ),
+        (
+            "auth header clashing with a header",
+            flow_file_with(|f| {
+                f["webhook"]["headers"] =
+                    serde_json::json!([{"name": "x-alice.secret", "value": "1"}]);
+                f["webhook"]["auth"] =
+                    serde_json::json!({"header": {"name": "x-alice.secret", "value": "v"}});
+            }),
+        ),
+        ("version", {
+            let mut file: serde_json::Value =
+                serde_json::from_str(&flow_file_with(|_| {})).unwrap();
+            file["version"] = 987_654_321.into();
+            file.to_string()
+        }),
         ("unknown field", flow_file_with(|f| f[MARKER] = 1.into())),
         (
             "unknown field (webhook)",
@@ -425,9 +472,21 @@ fn flow_file_errors_do_not_repeat_names_variants_keys_or_ids() {
         }),
     ];
     for (what, json) in cases {
-        assert!(json.contains(MARKER), "{what}: the marker is in the file");
+        let marked = ["x-alice.secret", "987654321"]
+            .iter()
+            .find(|extra| json.contains(*extra))
+            .copied();
+        assert!(
+            json.contains(MARKER) || marked.is_some(),
+            "{what}: the marker is in the file"
+        );
         let error = FlowFile::from_json(&json).unwrap_err();
         check_all(&format!("FlowFileError ({what})"), &error);
+        // Valid names and numbers are not repeated either.
+        for shown in [error.to_string(), format!("{error:?}")] {
+            assert!(!shown.contains("alice.secret"), "{what}: {shown}");
+            assert!(!shown.contains("987654321"), "{what}: {shown}");
+        }
     }
 }
 

@@ -804,8 +804,6 @@ fn parser_builders_report_bad_names() {
             .param("email", ParamSource::Email)
             .optional_param("email", ParamSource::Mobile)
             .build(),
-        Err(WebhookConfigError::DuplicateParam {
-            name: "email".to_owned()
-        })
+        Err(WebhookConfigError::DuplicateParam { index: 1, first: 0 })
     );
 }

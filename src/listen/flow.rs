@@ -296,7 +296,6 @@ impl FlowFile {
             return Err(FlowFileError {
                 path: "version".into(),
                 problem: FlowFileProblem::Version {
-                    found: file.version,
                     expected: FLOW_FILE_VERSION,
                 },
                 line: 0,

@@ -174,7 +174,8 @@ id_type!(
 );
 
 impl ProfileId {
-    /// The id masked for logs and errors: its first character and `***`, as in `p***`. A
+    /// The id masked for logs and errors: its first character and `***`, as in `p***` (only
+    /// `***` for an id of one or two characters, which would otherwise show whole). A
     /// Profile id may be personal (some hosts use the Email or Mobile as the id), so errors
     /// that name a Profile show it masked.
     ///
@@ -182,6 +183,7 @@ impl ProfileId {
     /// use optout_relay::ProfileId;
     ///
     /// assert_eq!(ProfileId::new("ada@example.com")?.masked(), "a***");
+    /// assert_eq!(ProfileId::new("p")?.masked(), "***");
     /// # Ok::<(), optout_relay::IdError>(())
     /// ```
     pub fn masked(&self) -> String {

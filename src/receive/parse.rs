@@ -583,10 +583,11 @@ impl NoticeParserBuilder {
             });
         }
         for (i, param) in self.params.iter().enumerate() {
-            if self.params[..i].iter().any(|p| p.name() == param.name()) {
-                return Err(WebhookConfigError::DuplicateParam {
-                    name: param.name().to_owned(),
-                });
+            if let Some(first) = self.params[..i]
+                .iter()
+                .position(|p| p.name() == param.name())
+            {
+                return Err(WebhookConfigError::DuplicateParam { index: i, first });
             }
         }
         Ok(NoticeParser {

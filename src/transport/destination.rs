@@ -122,7 +122,8 @@ pub enum Treatment {
     /// Globally reachable: allowed (a more specific entry inside a refused one).
     Allowed,
     /// Carries an IPv4 address (NAT64 `64:ff9b::/96`, 6to4 `2002::/16`): refused when that
-    /// address is.
+    /// address is (a loopback one as [`BlockReason::Translation`]: it is the translator's own
+    /// loopback, not this machine's, so [`DestinationPolicy::allow_loopback`] does not allow it).
     Embedded,
     /// IPv4-mapped (`::ffff:0:0/96`): refused, with the IPv4 address's reason when that one is
     /// refused too.
@@ -156,227 +157,70 @@ use Treatment::{Allowed, Embedded, Mapped, Refused};
 /// The IPv4 table: every entry of the IANA IPv4 Special-Purpose Address Registry
 /// (<https://www.iana.org/assignments/iana-ipv4-special-registry/>, as of 2025), and multicast
 /// from the IPv4 Multicast Address Space Registry. Addresses in none of them are allowed.
+#[rustfmt::skip]
 pub const IPV4_SPECIAL_PURPOSE: &[SpecialPurpose] = &[
-    entry(
-        "0.0.0.0/8",
-        "\"This network\" (RFC 791)",
-        Refused(R::Unspecified),
-    ),
-    entry(
-        "0.0.0.0/32",
-        "\"This host on this network\" (RFC 1122)",
-        Refused(R::Unspecified),
-    ),
+    entry("0.0.0.0/8", "\"This network\" (RFC 791)", Refused(R::Unspecified)),
+    entry("0.0.0.0/32", "\"This host on this network\" (RFC 1122)", Refused(R::Unspecified)),
     entry("10.0.0.0/8", "Private-Use (RFC 1918)", Refused(R::Private)),
-    entry(
-        "100.64.0.0/10",
-        "Shared Address Space (RFC 6598)",
-        Refused(R::SharedAddressSpace),
-    ),
+    entry("100.64.0.0/10", "Shared Address Space (RFC 6598)", Refused(R::SharedAddressSpace)),
     entry("127.0.0.0/8", "Loopback (RFC 1122)", Refused(R::Loopback)),
-    entry(
-        "169.254.0.0/16",
-        "Link Local (RFC 3927)",
-        Refused(R::LinkLocal),
-    ),
-    entry(
-        "172.16.0.0/12",
-        "Private-Use (RFC 1918)",
-        Refused(R::Private),
-    ),
-    entry(
-        "192.0.0.0/24",
-        "IETF Protocol Assignments (RFC 6890)",
-        Refused(R::Reserved),
-    ),
-    entry(
-        "192.0.0.0/29",
-        "IPv4 Service Continuity Prefix (RFC 7335)",
-        Refused(R::Translation),
-    ),
-    entry(
-        "192.0.0.8/32",
-        "IPv4 dummy address (RFC 7600)",
-        Refused(R::Reserved),
-    ),
-    entry(
-        "192.0.0.9/32",
-        "Port Control Protocol Anycast (RFC 7723)",
-        Allowed,
-    ),
-    entry(
-        "192.0.0.10/32",
-        "Traversal Using Relays around NAT Anycast (RFC 8155)",
-        Allowed,
-    ),
-    entry(
-        "192.0.0.170/32",
-        "NAT64/DNS64 Discovery (RFC 8880)",
-        Refused(R::Translation),
-    ),
-    entry(
-        "192.0.0.171/32",
-        "NAT64/DNS64 Discovery (RFC 8880)",
-        Refused(R::Translation),
-    ),
-    entry(
-        "192.0.2.0/24",
-        "Documentation (TEST-NET-1) (RFC 5737)",
-        Refused(R::Documentation),
-    ),
+    entry("169.254.0.0/16", "Link Local (RFC 3927)", Refused(R::LinkLocal)),
+    entry("172.16.0.0/12", "Private-Use (RFC 1918)", Refused(R::Private)),
+    entry("192.0.0.0/24", "IETF Protocol Assignments (RFC 6890)", Refused(R::Reserved)),
+    entry("192.0.0.0/29", "IPv4 Service Continuity Prefix (RFC 7335)", Refused(R::Translation)),
+    entry("192.0.0.8/32", "IPv4 dummy address (RFC 7600)", Refused(R::Reserved)),
+    entry("192.0.0.9/32", "Port Control Protocol Anycast (RFC 7723)", Allowed),
+    entry("192.0.0.10/32", "Traversal Using Relays around NAT Anycast (RFC 8155)", Allowed),
+    entry("192.0.0.170/32", "NAT64/DNS64 Discovery (RFC 8880)", Refused(R::Translation)),
+    entry("192.0.0.171/32", "NAT64/DNS64 Discovery (RFC 8880)", Refused(R::Translation)),
+    entry("192.0.2.0/24", "Documentation (TEST-NET-1) (RFC 5737)", Refused(R::Documentation)),
     entry("192.31.196.0/24", "AS112-v4 (RFC 7535)", Allowed),
     entry("192.52.193.0/24", "AMT (RFC 7450)", Allowed),
-    entry(
-        "192.88.99.0/24",
-        "Deprecated (6to4 Relay Anycast) (RFC 7526)",
-        Refused(R::Reserved),
-    ),
-    entry(
-        "192.168.0.0/16",
-        "Private-Use (RFC 1918)",
-        Refused(R::Private),
-    ),
-    entry(
-        "192.175.48.0/24",
-        "Direct Delegation AS112 Service (RFC 7534)",
-        Allowed,
-    ),
-    entry(
-        "198.18.0.0/15",
-        "Benchmarking (RFC 2544)",
-        Refused(R::Benchmarking),
-    ),
-    entry(
-        "198.51.100.0/24",
-        "Documentation (TEST-NET-2) (RFC 5737)",
-        Refused(R::Documentation),
-    ),
-    entry(
-        "203.0.113.0/24",
-        "Documentation (TEST-NET-3) (RFC 5737)",
-        Refused(R::Documentation),
-    ),
+    entry("192.88.99.0/24", "Deprecated (6to4 Relay Anycast) (RFC 7526)", Refused(R::Reserved)),
+    entry("192.88.99.2/32", "6a44-relay anycast address (RFC 6751)", Refused(R::Translation)),
+    entry("192.168.0.0/16", "Private-Use (RFC 1918)", Refused(R::Private)),
+    entry("192.175.48.0/24", "Direct Delegation AS112 Service (RFC 7534)", Allowed),
+    entry("198.18.0.0/15", "Benchmarking (RFC 2544)", Refused(R::Benchmarking)),
+    entry("198.51.100.0/24", "Documentation (TEST-NET-2) (RFC 5737)", Refused(R::Documentation)),
+    entry("203.0.113.0/24", "Documentation (TEST-NET-3) (RFC 5737)", Refused(R::Documentation)),
     entry("224.0.0.0/4", "Multicast (RFC 5771)", Refused(R::Multicast)),
     entry("240.0.0.0/4", "Reserved (RFC 1112)", Refused(R::Reserved)),
-    entry(
-        "255.255.255.255/32",
-        "Limited Broadcast (RFC 919)",
-        Refused(R::Reserved),
-    ),
+    entry("255.255.255.255/32", "Limited Broadcast (RFC 919)", Refused(R::Reserved)),
 ];
 
 /// The IPv6 table: every entry of the IANA IPv6 Special-Purpose Address Registry
 /// (<https://www.iana.org/assignments/iana-ipv6-special-registry/>, as of 2025), site-local and
 /// multicast from the IPv6 Address Space Registry, and IPv4-translated addresses (RFC 2765). An address in none of them is allowed inside `2000::/3`
 /// and refused ([`BlockReason::Reserved`]) outside it.
+#[rustfmt::skip]
 pub const IPV6_SPECIAL_PURPOSE: &[SpecialPurpose] = &[
-    entry(
-        "::1/128",
-        "Loopback Address (RFC 4291)",
-        Refused(R::Loopback),
-    ),
-    entry(
-        "::/128",
-        "Unspecified Address (RFC 4291)",
-        Refused(R::Unspecified),
-    ),
+    entry("::1/128", "Loopback Address (RFC 4291)", Refused(R::Loopback)),
+    entry("::/128", "Unspecified Address (RFC 4291)", Refused(R::Unspecified)),
     entry("::ffff:0:0/96", "IPv4-mapped Address (RFC 4291)", Mapped),
-    entry(
-        "::ffff:0:0:0/96",
-        "IPv4-translated Address (RFC 2765)",
-        Refused(R::Translation),
-    ),
+    entry("::ffff:0:0:0/96", "IPv4-translated Address (RFC 2765)", Refused(R::Translation)),
     entry("64:ff9b::/96", "IPv4-IPv6 Translat. (RFC 6052)", Embedded),
-    entry(
-        "64:ff9b:1::/48",
-        "IPv4-IPv6 Translat. (RFC 8215)",
-        Refused(R::Translation),
-    ),
-    entry(
-        "100::/64",
-        "Discard-Only Address Block (RFC 6666)",
-        Refused(R::Reserved),
-    ),
-    entry(
-        "100:0:0:1::/64",
-        "Dummy IPv6 Prefix (RFC 9780)",
-        Refused(R::Reserved),
-    ),
-    entry(
-        "2001::/23",
-        "IETF Protocol Assignments (RFC 2928)",
-        Refused(R::Reserved),
-    ),
+    entry("64:ff9b:1::/48", "IPv4-IPv6 Translat. (RFC 8215)", Refused(R::Translation)),
+    entry("100::/64", "Discard-Only Address Block (RFC 6666)", Refused(R::Reserved)),
+    entry("100:0:0:1::/64", "Dummy IPv6 Prefix (RFC 9780)", Refused(R::Reserved)),
+    entry("2001::/23", "IETF Protocol Assignments (RFC 2928)", Refused(R::Reserved)),
     entry("2001::/32", "TEREDO (RFC 4380)", Refused(R::Translation)),
-    entry(
-        "2001:1::1/128",
-        "Port Control Protocol Anycast (RFC 7723)",
-        Allowed,
-    ),
-    entry(
-        "2001:1::2/128",
-        "Traversal Using Relays around NAT Anycast (RFC 8155)",
-        Allowed,
-    ),
-    entry(
-        "2001:1::3/128",
-        "DNS-SD Service Registration Protocol Anycast (RFC 9665)",
-        Allowed,
-    ),
-    entry(
-        "2001:2::/48",
-        "Benchmarking (RFC 5180)",
-        Refused(R::Benchmarking),
-    ),
+    entry("2001:1::1/128", "Port Control Protocol Anycast (RFC 7723)", Allowed),
+    entry("2001:1::2/128", "Traversal Using Relays around NAT Anycast (RFC 8155)", Allowed),
+    entry("2001:1::3/128", "DNS-SD Service Registration Protocol Anycast (RFC 9665)", Allowed),
+    entry("2001:2::/48", "Benchmarking (RFC 5180)", Refused(R::Benchmarking)),
     entry("2001:3::/32", "AMT (RFC 7450)", Allowed),
     entry("2001:4:112::/48", "AS112-v6 (RFC 7535)", Allowed),
-    entry(
-        "2001:10::/28",
-        "Deprecated (previously ORCHID) (RFC 4843)",
-        Refused(R::Reserved),
-    ),
+    entry("2001:10::/28", "Deprecated (previously ORCHID) (RFC 4843)", Refused(R::Reserved)),
     entry("2001:20::/28", "ORCHIDv2 (RFC 7343)", Allowed),
-    entry(
-        "2001:30::/28",
-        "Drone Remote ID Protocol Entity Tags (DETs) Prefix (RFC 9374)",
-        Allowed,
-    ),
-    entry(
-        "2001:db8::/32",
-        "Documentation (RFC 3849)",
-        Refused(R::Documentation),
-    ),
+    entry("2001:30::/28", "Drone Remote ID Protocol Entity Tags (DETs) Prefix (RFC 9374)", Allowed),
+    entry("2001:db8::/32", "Documentation (RFC 3849)", Refused(R::Documentation)),
     entry("2002::/16", "6to4 (RFC 3056)", Embedded),
-    entry(
-        "2620:4f:8000::/48",
-        "Direct Delegation AS112 Service (RFC 7534)",
-        Allowed,
-    ),
-    entry(
-        "3fff::/20",
-        "Documentation (RFC 9637)",
-        Refused(R::Documentation),
-    ),
-    entry(
-        "5f00::/16",
-        "Segment Routing (SRv6) SIDs (RFC 9602)",
-        Refused(R::Reserved),
-    ),
-    entry(
-        "fc00::/7",
-        "Unique-Local (RFC 4193)",
-        Refused(R::UniqueLocal),
-    ),
-    entry(
-        "fe80::/10",
-        "Link-Local Unicast (RFC 4291)",
-        Refused(R::LinkLocal),
-    ),
-    entry(
-        "fec0::/10",
-        "Site-Local, deprecated (RFC 3879)",
-        Refused(R::SiteLocal),
-    ),
+    entry("2620:4f:8000::/48", "Direct Delegation AS112 Service (RFC 7534)", Allowed),
+    entry("3fff::/20", "Documentation (RFC 9637)", Refused(R::Documentation)),
+    entry("5f00::/16", "Segment Routing (SRv6) SIDs (RFC 9602)", Refused(R::Reserved)),
+    entry("fc00::/7", "Unique-Local (RFC 4193)", Refused(R::UniqueLocal)),
+    entry("fe80::/10", "Link-Local Unicast (RFC 4291)", Refused(R::LinkLocal)),
+    entry("fec0::/10", "Site-Local, deprecated (RFC 3879)", Refused(R::SiteLocal)),
     entry("ff00::/8", "Multicast (RFC 4291)", Refused(R::Multicast)),
 ];
 
@@ -666,7 +510,10 @@ fn classify_v6(address: Ipv6Addr) -> Option<BlockReason> {
             } else {
                 low_v4(bits)
             };
-            classify_v4(embedded)
+            classify_v4(embedded).map(|reason| match reason {
+                BlockReason::Loopback => BlockReason::Translation,
+                other => other,
+            })
         }
         // Only 2000::/3 is allocated to global unicast.
         None if address.segments()[0] & 0xe000 != 0x2000 => Some(BlockReason::Reserved),

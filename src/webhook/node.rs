@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::error::WebhookConfigError;
-use crate::webhook::params::{Param, ParamSource, printable};
+use crate::webhook::params::{Param, ParamSource};
 use crate::webhook::sign::SigningSecret;
 
 /// The longest endpoint URL accepted, in bytes.
@@ -286,13 +286,16 @@ impl Auth {
             }
             Self::Header { name, value } => {
                 let lower = validate_header_name(name)?;
-                if let Some(hint) = reserved_header(&lower) {
-                    return Err(WebhookConfigError::ReservedHeader { name: lower, hint });
+                if let Some(reserved) = reserved_header(&lower) {
+                    return Err(reserved);
                 }
-                if headers.iter().any(|h| h.name.eq_ignore_ascii_case(name)) {
-                    return Err(WebhookConfigError::DuplicateHeader { name: lower });
+                if let Some(first) = headers
+                    .iter()
+                    .position(|h| h.name.eq_ignore_ascii_case(name))
+                {
+                    return Err(WebhookConfigError::DuplicateHeader { index: None, first });
                 }
-                validate_header_value(&lower, value.expose())
+                validate_header_value(None, value.expose())
             }
         }
     }
@@ -354,18 +357,29 @@ impl Header {
 }
 
 /// Headers the crate sets (or leaves to the transport), with what to do instead.
-fn reserved_header(lower: &str) -> Option<&'static str> {
-    Some(match lower {
-        "host" | "content-length" | "transfer-encoding" | "connection" => {
-            "the transport derives it from the URL and body"
-        }
-        "content-type" => "it follows from `encoding`",
-        "authorization" => "use `auth` (bearer or basic), which is redacted in logs and previews",
-        "webhook-id" | "webhook-timestamp" | "webhook-signature" => {
-            "the crate sets the Standard Webhooks headers; use `signing_secrets` to sign"
-        }
-        _ => return None,
-    })
+/// The reserved header `lower` names (the crate's own spelling) and what to do instead.
+fn reserved_header(lower: &str) -> Option<WebhookConfigError> {
+    const TRANSPORT: &str = "the transport derives it from the URL and body";
+    const SIGNING: &str =
+        "the crate sets the Standard Webhooks headers; use `signing_secrets` to sign";
+    const RESERVED: [(&str, &str); 9] = [
+        ("host", TRANSPORT),
+        ("content-length", TRANSPORT),
+        ("transfer-encoding", TRANSPORT),
+        ("connection", TRANSPORT),
+        ("content-type", "it follows from `encoding`"),
+        (
+            "authorization",
+            "use `auth` (bearer or basic), which is redacted in logs and previews",
+        ),
+        ("webhook-id", SIGNING),
+        ("webhook-timestamp", SIGNING),
+        ("webhook-signature", SIGNING),
+    ];
+    RESERVED
+        .iter()
+        .find(|(name, _)| *name == lower)
+        .map(|&(name, hint)| WebhookConfigError::ReservedHeader { name, hint })
 }
 
 fn validate_header_name(name: &str) -> Result<String, WebhookConfigError> {
@@ -402,7 +416,7 @@ fn deserialize_header_name<'de, D: serde::Deserializer<'de>>(
     Ok(name)
 }
 
-fn validate_header_value(lower: &str, value: &str) -> Result<(), WebhookConfigError> {
+fn validate_header_value(index: Option<usize>, value: &str) -> Result<(), WebhookConfigError> {
     let reason = if value.len() > MAX_HEADER_VALUE_LEN {
         "is longer than 4096 bytes"
     } else if value.bytes().any(|b| b == b'\r' || b == b'\n') {
@@ -417,10 +431,7 @@ fn validate_header_value(lower: &str, value: &str) -> Result<(), WebhookConfigEr
     } else {
         return Ok(());
     };
-    Err(WebhookConfigError::InvalidHeaderValue {
-        name: lower.to_owned(),
-        reason,
-    })
+    Err(WebhookConfigError::InvalidHeaderValue { index, reason })
 }
 
 /// The Webhook node of a flow: where and how the opt-out is sent.
@@ -458,13 +469,13 @@ impl Prepared {
             reason: header_name_problem(name),
         };
         let mut prepared = Vec::with_capacity(headers.len());
-        for header in headers {
+        for (index, header) in headers.iter().enumerate() {
             let lower = header.name().to_ascii_lowercase();
             let name =
                 http::HeaderName::from_bytes(lower.as_bytes()).map_err(|_| invalid(&lower))?;
             let value = http::HeaderValue::from_str(header.value()).map_err(|_| {
                 WebhookConfigError::InvalidHeaderValue {
-                    name: lower.clone(),
+                    index: Some(index),
                     reason: "holds a byte that is not visible ASCII, space or tab",
                 }
             })?;
@@ -644,10 +655,7 @@ fn check_static_query(url: &Url, params: &[Param]) -> Result<(), WebhookConfigEr
         .iter()
         .position(|p| statics.iter().any(|name| name == p.name()))
     {
-        Some(index) => Err(WebhookConfigError::ParamConflictsWithStaticQuery {
-            index,
-            name: printable(params[index].name()),
-        }),
+        Some(index) => Err(WebhookConfigError::ParamConflictsWithStaticQuery { index }),
         None => Ok(()),
     }
 }
@@ -802,10 +810,11 @@ impl TryFrom<NodeSpec> for WebhookNode {
         }
         for (i, param) in spec.params.iter().enumerate() {
             param.validate()?;
-            if spec.params[..i].iter().any(|p| p.name() == param.name()) {
-                return Err(WebhookConfigError::DuplicateParam {
-                    name: printable(param.name()),
-                });
+            if let Some(first) = spec.params[..i]
+                .iter()
+                .position(|p| p.name() == param.name())
+            {
+                return Err(WebhookConfigError::DuplicateParam { index: i, first });
             }
         }
         check_static_query(&url, &spec.params)?;
@@ -818,16 +827,19 @@ impl TryFrom<NodeSpec> for WebhookNode {
         }
         for (i, header) in spec.headers.iter().enumerate() {
             let lower = validate_header_name(&header.name)?;
-            if let Some(hint) = reserved_header(&lower) {
-                return Err(WebhookConfigError::ReservedHeader { name: lower, hint });
+            if let Some(reserved) = reserved_header(&lower) {
+                return Err(reserved);
             }
-            if spec.headers[..i]
+            if let Some(first) = spec.headers[..i]
                 .iter()
-                .any(|h| h.name.eq_ignore_ascii_case(&header.name))
+                .position(|h| h.name.eq_ignore_ascii_case(&header.name))
             {
-                return Err(WebhookConfigError::DuplicateHeader { name: lower });
+                return Err(WebhookConfigError::DuplicateHeader {
+                    index: Some(i),
+                    first,
+                });
             }
-            validate_header_value(&lower, &header.value)?;
+            validate_header_value(Some(i), &header.value)?;
         }
 
         spec.auth.validate(&spec.headers)?;

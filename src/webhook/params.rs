@@ -169,14 +169,6 @@ impl Param {
     }
 }
 
-/// A name for an error message: control characters escaped, cut at the limit.
-pub(crate) fn printable(name: &str) -> String {
-    name.chars()
-        .take(MAX_PARAM_NAME_LEN)
-        .flat_map(char::escape_debug)
-        .collect()
-}
-
 fn validate_name(name: &str) -> Result<(), WebhookConfigError> {
     let reason = if name.is_empty() {
         "it is empty"
