@@ -13,6 +13,37 @@ use std::hint::black_box;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use optout_relay::*;
 
+/// `n` flows whose listeners narrow crosswise: in thirds, each third takes any Activity, any
+/// Subscription or any Folder, and narrows the other two to values of its own. No two overlap,
+/// yet every flow shares "any" with a third of the others in every dimension.
+fn crosswise(n: usize) -> Vec<Flow> {
+    let webhook = WebhookNode::builder("https://crm.example.com/optout")
+        .param("email", ParamSource::Email)
+        .param("subscription", ParamSource::SubscriptionId)
+        .build()
+        .unwrap();
+    (0..n)
+        .map(|i| {
+            let mut listen = ListenNode::builder().kind(EventKind::EmailUnsubscribe);
+            if i % 3 != 0 {
+                listen = listen.activity(ActivityId::new(format!("a{i}")).unwrap());
+            }
+            if i % 3 != 1 {
+                listen = listen.subscription(SubscriptionId::new(format!("s{i}")).unwrap());
+            }
+            if i % 3 != 2 {
+                listen = listen.folder(FolderId::new(format!("f{i}")).unwrap());
+            }
+            Flow::new(
+                FlowId::new(format!("flow-{i}")).unwrap(),
+                SectionId::new("sec-1").unwrap(),
+                listen.build().unwrap(),
+                webhook.clone(),
+            )
+        })
+        .collect()
+}
+
 /// `n` active flows in `sec-1`, all sending to `https://crm.example.com/optout`; narrowed to a
 /// Subscription each, or all taking every Email - Unsubscribe.
 fn flows(n: usize, narrowed: bool) -> Vec<Flow> {
@@ -60,6 +91,14 @@ fn one_endpoint(c: &mut Criterion) {
             (n, flows)
         })
         .collect();
+    let crossing: Vec<(usize, Vec<Flow>)> = sizes
+        .iter()
+        .map(|&n| {
+            let flows = crosswise(n);
+            assert_eq!(lint_flows(&flows), []);
+            (n, flows)
+        })
+        .collect();
     let mut group = c.benchmark_group("one_endpoint");
     group.sample_size(10);
     for (n, text, file) in &narrowed {
@@ -76,6 +115,13 @@ fn one_endpoint(c: &mut Criterion) {
     for (n, flows) in &overlapping {
         group.bench_with_input(
             BenchmarkId::new("lint_flows_all_overlapping", n),
+            flows,
+            |b, flows| b.iter(|| lint_flows(black_box(flows))),
+        );
+    }
+    for (n, flows) in &crossing {
+        group.bench_with_input(
+            BenchmarkId::new("lint_flows_crosswise", n),
             flows,
             |b, flows| b.iter(|| lint_flows(black_box(flows))),
         );
