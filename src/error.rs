@@ -533,6 +533,19 @@ pub enum DeliveryError {
         /// How many attempts are stored.
         stored: usize,
     },
+    /// The stored replay mark does not fit the delivery: it counts more attempts before the
+    /// replay than the delivery has, or it is dated before the delivery was created (either
+    /// would let the delivery escape its retry policy's limits).
+    #[error(
+        "the stored replay mark does not fit: {after} attempts before it of {count}, or dated \
+         before the delivery was created"
+    )]
+    Replayed {
+        /// The attempts the mark says came before the replay.
+        after: u32,
+        /// The delivery's attempt count.
+        count: u32,
+    },
 }
 
 /// A Webhook node's configuration was rejected (by [`crate::WebhookNodeBuilder::build`],

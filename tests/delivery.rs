@@ -597,6 +597,30 @@ fn an_unbounded_old_record_is_read_bounded_with_its_count() {
         .to_string(),
         "the stored attempt_count 3 is less than the 17 attempts stored"
     );
+
+    // A replay mark that counts more attempts than the delivery has (it would let the delivery
+    // retry past max_attempts) or predates the delivery is a typed error too.
+    assert!(d.replay(now));
+    let replayed = serde_json::to_value(&d).unwrap();
+    assert_eq!(replayed["replayed"]["after_attempts"], json!(41));
+    assert!(serde_json::from_value::<Delivery>(replayed.clone()).is_ok());
+    let mut inflated = replayed.clone();
+    inflated["replayed"]["after_attempts"] = json!(4_000_000_000u32);
+    assert_eq!(
+        serde_json::from_value::<Delivery>(inflated)
+            .unwrap_err()
+            .to_string(),
+        "the stored replay mark does not fit: 4000000000 attempts before it of 41, or dated \
+         before the delivery was created"
+    );
+    let mut early = replayed;
+    early["replayed"]["at"] = json!("2000-01-01T00:00:00Z");
+    assert!(
+        serde_json::from_value::<Delivery>(early)
+            .unwrap_err()
+            .to_string()
+            .starts_with("the stored replay mark does not fit: 41 attempts before it of 41")
+    );
 }
 
 #[test]

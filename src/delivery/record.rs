@@ -452,6 +452,14 @@ impl<'de> Deserialize<'de> for Delivery {
                 stored: wire.attempts.len(),
             }));
         }
+        if let Some(replayed) = wire.replayed {
+            if replayed.after_attempts > attempt_count || replayed.at < wire.created_at {
+                return Err(serde::de::Error::custom(DeliveryError::Replayed {
+                    after: replayed.after_attempts,
+                    count: attempt_count,
+                }));
+            }
+        }
         // A record written before the history was bounded may hold any number of attempts.
         let mut attempts = wire.attempts;
         drop_middle_attempts(&mut attempts);
