@@ -182,7 +182,7 @@ fn forged_unsigned_requests_carrying_genuine_ids_do_not_suppress_the_genuine_opt
             answer(
                 204,
                 &format!(
-                    "stored: Email - Abuse from everything in section sec-1 for b***@e***.org{}",
+                    "stored: Email - Abuse from everything in section sec-1 for ***@e***.org{}",
                     conflict(&id_3)
                 )
             ),
