@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use optout_relay::*;
 use server::{Limits, serve};
-use system::{Change, Summary, System};
+use system::{Change, ClaimLimits, Claims, Summary, System};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -403,6 +403,187 @@ fn a_signed_query_flow_is_not_de_duplicated_by_its_id_because_the_url_is_not_sig
             email("ada+news@example.com", "123456"),
             email("someone@example.net", "123457")
         ])
+    );
+}
+
+#[test]
+fn conflict_bookkeeping_stays_within_its_bounds_and_never_costs_an_opt_out() {
+    assert_eq!(
+        ClaimLimits::default(),
+        ClaimLimits {
+            ids: 100_000,
+            versions: 4
+        }
+    );
+    let system = System::with_claim_limits(
+        &flows(),
+        ClaimLimits {
+            ids: 1_000,
+            versions: 4,
+        },
+    );
+    let crm = flow("crm-unsubscribes");
+    let (id_1, id_2) = (
+        webhook_id("crm-unsubscribes", "evt-1001"),
+        webhook_id("crm-unsubscribes", "evt-1002"),
+    );
+    let claim = |id: &str, who: &str| {
+        unsigned(
+            &format!(
+                "https://crm.example.com/optout?email={who}%40example.net&subscription=123457"
+            ),
+            id,
+            b"",
+        )
+    };
+    // A forger claims evt-1002's id first...
+    assert_eq!(system.handle(&claim(&id_2, "someone")).0, 204);
+    // ...then floods evt-1001's id with 20,000 different contents: all stored (nothing tells
+    // them apart from genuine ones), a few versions kept, each later one counted.
+    for i in 0..20_000 {
+        assert_eq!(system.handle(&claim(&id_1, &format!("u{i}"))).0, 204);
+    }
+    assert_eq!(
+        system.claims(),
+        Claims {
+            ids: 2,
+            fingerprints: 1 + 4
+        }
+    );
+    // The genuine delivery of evt-1001 is stored and flagged.
+    let conflict =
+        |id: &str| format!(" (conflict: {id} came before with other contents; flagged for review)");
+    assert_eq!(
+        system.handle(&genuine(
+            &crm,
+            &ada(),
+            &unsubscribe("evt-1001", &ada(), "123456")
+        )),
+        answer(
+            204,
+            &format!(
+                "stored: Email - Unsubscribe from subscription 123456 for a***@e***.com{}",
+                conflict(&id_1)
+            )
+        )
+    );
+    assert_eq!(system.conflicts(), BTreeMap::from([(id_1.clone(), 20_001)]));
+
+    // 20,000 distinct ids: only the latest 1,000 are tracked, the oldest evicted first.
+    for i in 0..20_000 {
+        let status = system.handle(&claim(&format!("msg_{i}"), "kim")).0;
+        assert_eq!(status, if i == 0 { 204 } else { 200 });
+    }
+    assert_eq!(
+        system.claims(),
+        Claims {
+            ids: 1_000,
+            fingerprints: 1_000
+        }
+    );
+    assert_eq!(system.conflicts(), BTreeMap::new());
+    // evt-1002's forged claim was evicted: its genuine delivery is stored all the same, only no
+    // longer flagged.
+    assert_eq!(
+        system.handle(&genuine(
+            &crm,
+            &ada(),
+            &unsubscribe("evt-1002", &ada(), "123457")
+        )),
+        answer(
+            204,
+            "stored: Email - Unsubscribe from subscription 123457 for a***@e***.com"
+        )
+    );
+    // An id still tracked is still flagged.
+    assert_eq!(
+        system.handle(&claim("msg_19999", "lee")),
+        answer(
+            204,
+            &format!(
+                "stored: Email - Unsubscribe from subscription 123457 for l***@e***.net{}",
+                conflict("msg_19999")
+            )
+        )
+    );
+    assert_eq!(
+        system.claims(),
+        Claims {
+            ids: 1_000,
+            fingerprints: 1_001
+        }
+    );
+    let stored = system.stored();
+    assert!(stored.contains(&email("ada+news@example.com", "123456")));
+    assert!(stored.contains(&email("ada+news@example.com", "123457")));
+    assert_eq!(stored.len(), 1 + 20_000 + 1 + 1 + 1 + 1);
+    assert_eq!(
+        system.summary(),
+        Summary {
+            stored: 1 + 20_000 + 1 + 1 + 1 + 1,
+            already_stored: 19_999,
+            conflicts: 19_999 + 1 + 1,
+            unauthorized: 0,
+            bad_requests: 0,
+        }
+    );
+}
+
+#[test]
+fn a_signed_request_replayed_to_another_path_does_not_suppress_that_paths_own() {
+    let stop = flow("sms-gateway-stop");
+    // A second endpoint under the same secret that reads the same body otherwise (its
+    // `mobile` parameter is a Profile id).
+    let by_profile = Flow {
+        id: FlowId::new("sms-gateway-stop-by-profile").unwrap(),
+        webhook: WebhookNode::builder("https://sms-gateway.example.com/webhooks/stop-by-profile")
+            .encoding(WebhookEncoding::JsonEnvelope)
+            .param("mobile", ParamSource::ProfileId)
+            .param("subscription", ParamSource::SubscriptionId)
+            .sign_with("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")
+            .build()
+            .unwrap(),
+        ..stop.clone()
+    };
+    let system = System::new(&[stop.clone(), by_profile]);
+    let real = genuine(&stop, &cy(), &sms_stop());
+    let id = webhook_id("sms-gateway-stop", "evt-1004");
+    // Someone who saw the genuine request replays it to the other path first: it verifies there
+    // (the signature does not cover the path) and is stored as that endpoint reads it.
+    let mut replayed = real.clone();
+    *replayed.uri_mut() = "https://sms-gateway.example.com/webhooks/stop-by-profile"
+        .parse()
+        .unwrap();
+    assert_eq!(
+        system.handle(&replayed),
+        answer(
+            204,
+            "stored: SMS - Unsubscribe from subscription 200001 for profile +46701234567"
+        )
+    );
+    // The genuine request on its own path is still applied: its id was verified on another.
+    assert_eq!(
+        system.handle(&real),
+        answer(
+            204,
+            "stored: SMS - Unsubscribe from subscription 200001 for +46*******67"
+        )
+    );
+    // A re-delivery on the same path is a duplicate.
+    assert_eq!(
+        system.handle(&genuine(&stop, &cy(), &sms_stop())),
+        answer(200, &format!("duplicate {id}: already stored"))
+    );
+    let sms = |who: &str| {
+        Change::Subscription(
+            who.to_owned(),
+            Channel::Sms,
+            SubscriptionId::new("200001").unwrap(),
+        )
+    };
+    assert_eq!(
+        system.stored(),
+        BTreeSet::from([sms("+46701234567"), sms("profile:+46701234567")])
     );
 }
 
