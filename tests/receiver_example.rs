@@ -776,6 +776,44 @@ async fn connections_beyond_the_bound_wait_for_room() {
     assert_eq!(bytes, "");
 }
 
+#[tokio::test]
+async fn a_content_length_of_anything_but_ascii_digits_is_refused() {
+    let (addr, _server) = start(Limits::default()).await;
+    let bad = "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: 18\r\nconnection: close\r\n\r\nbad content-length";
+    for value in ["+0", "", "-0", "0x0", "1_0", "0\u{a0}", "\u{2003}0", "٠"] {
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(
+                format!("POST /optout/section HTTP/1.1\r\ncontent-length: {value}\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let (bytes, _) = read_to_close(&mut client).await;
+        assert_eq!(bytes, bad, "content-length: {value:?}");
+    }
+    // More digits than a length can hold: too large, refused before any body is read.
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client
+        .write_all(
+            b"POST /optout/section HTTP/1.1\r\ncontent-length: 99999999999999999999999\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let (bytes, _) = read_to_close(&mut client).await;
+    assert_eq!(
+        bytes,
+        "HTTP/1.1 413 Content Too Large\r\ncontent-type: text/plain\r\ncontent-length: 14\r\nconnection: close\r\n\r\nbody too large"
+    );
+    // Digits, with optional whitespace (spaces, tabs) around them, are fine; a leading zero too.
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client
+        .write_all(b"POST /optout?email=kim%40example.com&subscription=123456 HTTP/1.1\r\ncontent-length: \t00 \r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_answer(&mut client).await, STORED);
+}
+
 // ---------------------------------------------------------------------------------------------
 // accept() failing: the server runs in a child process (this test binary again) whose
 // descriptor limit is lowered with `ulimit -n`, so that it runs out while the parent keeps

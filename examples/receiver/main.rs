@@ -41,7 +41,8 @@
 //!
 //! **Serving** (`server.rs`): it keeps serving. A failing `accept()` (out of descriptors) is
 //! logged and retried after a short pause; each request must arrive whole within 10 s; heads
-//! are limited to 16 KiB and bodies to 64 KiB; at most 256 connections are served at once.
+//! are limited to 16 KiB and bodies to 64 KiB, and a `content-length` must be plain digits; at
+//! most 256 connections are served at once.
 
 mod server;
 mod system;

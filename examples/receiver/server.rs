@@ -12,7 +12,8 @@
 //!   connection is closed. Each answer must be written within [`Limits::write_timeout`].
 //! - The head may hold [`Limits::max_head`] bytes and the body [`Limits::max_body`]
 //!   (`content-length` only; `transfer-encoding` is refused with `411`): `413` otherwise, before
-//!   the body is read.
+//!   the body is read. A `content-length` must be ASCII digits (no sign, not empty): `400`
+//!   otherwise.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -199,7 +200,8 @@ async fn read_request(
         let (name, value) = line
             .split_once(':')
             .ok_or(Refused(400, "malformed header line"))?;
-        let (name, value) = (name.trim(), value.trim());
+        // Optional whitespace around a value is spaces and tabs only (RFC 9110, 5.6.3).
+        let (name, value) = (name.trim(), value.trim_matches([' ', '\t']));
         if name.eq_ignore_ascii_case("transfer-encoding") {
             return Err(Refused(
                 411,
@@ -207,9 +209,12 @@ async fn read_request(
             ));
         }
         if name.eq_ignore_ascii_case("content-length") {
-            let parsed: usize = value
-                .parse()
-                .map_err(|_| Refused(400, "bad content-length"))?;
+            // `1*DIGIT` (RFC 9110, 8.6): no sign, no space, not empty. Too many digits for a
+            // number here is too large a body.
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(Refused(400, "bad content-length"));
+            }
+            let parsed: usize = value.parse().map_err(|_| Refused(413, "body too large"))?;
             if length.is_some_and(|l| l != parsed) {
                 return Err(Refused(400, "conflicting content-length"));
             }
