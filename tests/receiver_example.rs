@@ -776,6 +776,79 @@ async fn connections_beyond_the_bound_wait_for_room() {
     assert_eq!(bytes, "");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_clients_cannot_hold_every_connection_past_the_lifetime_bound() {
+    let lifetime = Duration::from_secs(1);
+    let (addr, _server) = start(Limits {
+        max_connections: 2,
+        connection_lifetime: lifetime,
+        ..Limits::default()
+    })
+    .await;
+    let started = Instant::now();
+    // Two clients take both places and send a request every 50 ms, never idle for long.
+    let squat = || async move {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let mut answers = 0;
+        loop {
+            stream.write_all(REQUEST.as_bytes()).await.unwrap();
+            let answer = read_answer(&mut stream).await;
+            answers += 1;
+            if answer.contains("\r\nconnection: close\r\n") {
+                let (rest, _) = read_to_close(&mut stream).await;
+                assert_eq!(rest, "");
+                return (answers, Instant::now());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let squatters = [tokio::spawn(squat()), tokio::spawn(squat())];
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A third client is served once the first squatter's lifetime is up.
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client.write_all(REQUEST.as_bytes()).await.unwrap();
+    let served = tokio::time::timeout(lifetime * 3, read_answer(&mut client))
+        .await
+        .expect("served within the lifetime bound");
+    assert_eq!(served, ALREADY);
+    let elapsed = started.elapsed();
+    assert!(elapsed >= lifetime, "{elapsed:?}");
+    assert!(
+        elapsed < lifetime + Duration::from_millis(700),
+        "{elapsed:?}"
+    );
+    for squatter in squatters {
+        let (answers, closed) = squatter.await.unwrap();
+        assert!(answers > 5, "{answers}");
+        assert!(closed >= started + lifetime && closed < started + lifetime * 2);
+    }
+}
+
+#[tokio::test]
+async fn a_connection_serves_a_bounded_number_of_requests() {
+    let (addr, _server) = start(Limits {
+        max_requests_per_connection: 3,
+        ..Limits::default()
+    })
+    .await;
+    assert_eq!(Limits::default().max_requests_per_connection, 100);
+    assert_eq!(
+        Limits::default().connection_lifetime,
+        Duration::from_secs(60)
+    );
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client.write_all(REQUEST.as_bytes()).await.unwrap();
+    assert_eq!(read_answer(&mut client).await, STORED);
+    client.write_all(REQUEST.as_bytes()).await.unwrap();
+    assert_eq!(read_answer(&mut client).await, ALREADY);
+    client.write_all(REQUEST.as_bytes()).await.unwrap();
+    let (bytes, _) = read_to_close(&mut client).await;
+    assert_eq!(
+        bytes,
+        ALREADY.replace("\r\n\r\n", "\r\nconnection: close\r\n\r\n")
+    );
+}
+
 #[tokio::test]
 async fn a_content_length_of_anything_but_ascii_digits_is_refused() {
     let (addr, _server) = start(Limits::default()).await;

@@ -42,7 +42,8 @@
 //! **Serving** (`server.rs`): it keeps serving. A failing `accept()` (out of descriptors) is
 //! logged and retried after a short pause; each request must arrive whole within 10 s; heads
 //! are limited to 16 KiB and bodies to 64 KiB, and a `content-length` must be plain digits; at
-//! most 256 connections are served at once.
+//! most 256 connections are served at once, each for at most 100 requests and 60 s (the last
+//! answer says `connection: close`), so keep-alive clients cannot hold every place.
 
 mod server;
 mod system;
