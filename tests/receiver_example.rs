@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use optout_relay::*;
 use server::{Limits, serve};
-use system::{Change, Summary, System};
+use system::{Change, ClaimLimits, Claims, Summary, System};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -182,7 +182,7 @@ fn forged_unsigned_requests_carrying_genuine_ids_do_not_suppress_the_genuine_opt
             answer(
                 204,
                 &format!(
-                    "stored: Email - Abuse from everything in section sec-1 for b***@e***.org{}",
+                    "stored: Email - Abuse from everything in section sec-1 for ***@e***.org{}",
                     conflict(&id_3)
                 )
             ),
@@ -406,6 +406,187 @@ fn a_signed_query_flow_is_not_de_duplicated_by_its_id_because_the_url_is_not_sig
     );
 }
 
+#[test]
+fn conflict_bookkeeping_stays_within_its_bounds_and_never_costs_an_opt_out() {
+    assert_eq!(
+        ClaimLimits::default(),
+        ClaimLimits {
+            ids: 100_000,
+            versions: 4
+        }
+    );
+    let system = System::with_claim_limits(
+        &flows(),
+        ClaimLimits {
+            ids: 1_000,
+            versions: 4,
+        },
+    );
+    let crm = flow("crm-unsubscribes");
+    let (id_1, id_2) = (
+        webhook_id("crm-unsubscribes", "evt-1001"),
+        webhook_id("crm-unsubscribes", "evt-1002"),
+    );
+    let claim = |id: &str, who: &str| {
+        unsigned(
+            &format!(
+                "https://crm.example.com/optout?email={who}%40example.net&subscription=123457"
+            ),
+            id,
+            b"",
+        )
+    };
+    // A forger claims evt-1002's id first...
+    assert_eq!(system.handle(&claim(&id_2, "someone")).0, 204);
+    // ...then floods evt-1001's id with 20,000 different contents: all stored (nothing tells
+    // them apart from genuine ones), a few versions kept, each later one counted.
+    for i in 0..20_000 {
+        assert_eq!(system.handle(&claim(&id_1, &format!("u{i}"))).0, 204);
+    }
+    assert_eq!(
+        system.claims(),
+        Claims {
+            ids: 2,
+            fingerprints: 1 + 4
+        }
+    );
+    // The genuine delivery of evt-1001 is stored and flagged.
+    let conflict =
+        |id: &str| format!(" (conflict: {id} came before with other contents; flagged for review)");
+    assert_eq!(
+        system.handle(&genuine(
+            &crm,
+            &ada(),
+            &unsubscribe("evt-1001", &ada(), "123456")
+        )),
+        answer(
+            204,
+            &format!(
+                "stored: Email - Unsubscribe from subscription 123456 for a***@e***.com{}",
+                conflict(&id_1)
+            )
+        )
+    );
+    assert_eq!(system.conflicts(), BTreeMap::from([(id_1.clone(), 20_001)]));
+
+    // 20,000 distinct ids: only the latest 1,000 are tracked, the oldest evicted first.
+    for i in 0..20_000 {
+        let status = system.handle(&claim(&format!("msg_{i}"), "kim")).0;
+        assert_eq!(status, if i == 0 { 204 } else { 200 });
+    }
+    assert_eq!(
+        system.claims(),
+        Claims {
+            ids: 1_000,
+            fingerprints: 1_000
+        }
+    );
+    assert_eq!(system.conflicts(), BTreeMap::new());
+    // evt-1002's forged claim was evicted: its genuine delivery is stored all the same, only no
+    // longer flagged.
+    assert_eq!(
+        system.handle(&genuine(
+            &crm,
+            &ada(),
+            &unsubscribe("evt-1002", &ada(), "123457")
+        )),
+        answer(
+            204,
+            "stored: Email - Unsubscribe from subscription 123457 for a***@e***.com"
+        )
+    );
+    // An id still tracked is still flagged.
+    assert_eq!(
+        system.handle(&claim("msg_19999", "lee")),
+        answer(
+            204,
+            &format!(
+                "stored: Email - Unsubscribe from subscription 123457 for l***@e***.net{}",
+                conflict("msg_19999")
+            )
+        )
+    );
+    assert_eq!(
+        system.claims(),
+        Claims {
+            ids: 1_000,
+            fingerprints: 1_001
+        }
+    );
+    let stored = system.stored();
+    assert!(stored.contains(&email("ada+news@example.com", "123456")));
+    assert!(stored.contains(&email("ada+news@example.com", "123457")));
+    assert_eq!(stored.len(), 1 + 20_000 + 1 + 1 + 1 + 1);
+    assert_eq!(
+        system.summary(),
+        Summary {
+            stored: 1 + 20_000 + 1 + 1 + 1 + 1,
+            already_stored: 19_999,
+            conflicts: 19_999 + 1 + 1,
+            unauthorized: 0,
+            bad_requests: 0,
+        }
+    );
+}
+
+#[test]
+fn a_signed_request_replayed_to_another_path_does_not_suppress_that_paths_own() {
+    let stop = flow("sms-gateway-stop");
+    // A second endpoint under the same secret that reads the same body otherwise (its
+    // `mobile` parameter is a Profile id).
+    let by_profile = Flow {
+        id: FlowId::new("sms-gateway-stop-by-profile").unwrap(),
+        webhook: WebhookNode::builder("https://sms-gateway.example.com/webhooks/stop-by-profile")
+            .encoding(WebhookEncoding::JsonEnvelope)
+            .param("mobile", ParamSource::ProfileId)
+            .param("subscription", ParamSource::SubscriptionId)
+            .sign_with("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")
+            .build()
+            .unwrap(),
+        ..stop.clone()
+    };
+    let system = System::new(&[stop.clone(), by_profile]);
+    let real = genuine(&stop, &cy(), &sms_stop());
+    let id = webhook_id("sms-gateway-stop", "evt-1004");
+    // Someone who saw the genuine request replays it to the other path first: it verifies there
+    // (the signature does not cover the path) and is stored as that endpoint reads it.
+    let mut replayed = real.clone();
+    *replayed.uri_mut() = "https://sms-gateway.example.com/webhooks/stop-by-profile"
+        .parse()
+        .unwrap();
+    assert_eq!(
+        system.handle(&replayed),
+        answer(
+            204,
+            "stored: SMS - Unsubscribe from subscription 200001 for profile +46701234567"
+        )
+    );
+    // The genuine request on its own path is still applied: its id was verified on another.
+    assert_eq!(
+        system.handle(&real),
+        answer(
+            204,
+            "stored: SMS - Unsubscribe from subscription 200001 for +46*******67"
+        )
+    );
+    // A re-delivery on the same path is a duplicate.
+    assert_eq!(
+        system.handle(&genuine(&stop, &cy(), &sms_stop())),
+        answer(200, &format!("duplicate {id}: already stored"))
+    );
+    let sms = |who: &str| {
+        Change::Subscription(
+            who.to_owned(),
+            Channel::Sms,
+            SubscriptionId::new("200001").unwrap(),
+        )
+    };
+    assert_eq!(
+        system.stored(),
+        BTreeSet::from([sms("+46701234567"), sms("profile:+46701234567")])
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Serving
 
@@ -593,6 +774,117 @@ async fn connections_beyond_the_bound_wait_for_room() {
     assert!(Instant::now() >= started + timeout);
     let (bytes, _) = read_to_close(&mut idle).await;
     assert_eq!(bytes, "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_clients_cannot_hold_every_connection_past_the_lifetime_bound() {
+    let lifetime = Duration::from_secs(1);
+    let (addr, _server) = start(Limits {
+        max_connections: 2,
+        connection_lifetime: lifetime,
+        ..Limits::default()
+    })
+    .await;
+    let started = Instant::now();
+    // Two clients take both places and send a request every 50 ms, never idle for long.
+    let squat = || async move {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let mut answers = 0;
+        loop {
+            stream.write_all(REQUEST.as_bytes()).await.unwrap();
+            let answer = read_answer(&mut stream).await;
+            answers += 1;
+            if answer.contains("\r\nconnection: close\r\n") {
+                let (rest, _) = read_to_close(&mut stream).await;
+                assert_eq!(rest, "");
+                return (answers, Instant::now());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let squatters = [tokio::spawn(squat()), tokio::spawn(squat())];
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A third client is served once the first squatter's lifetime is up.
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client.write_all(REQUEST.as_bytes()).await.unwrap();
+    let served = tokio::time::timeout(lifetime * 3, read_answer(&mut client))
+        .await
+        .expect("served within the lifetime bound");
+    assert_eq!(served, ALREADY);
+    let elapsed = started.elapsed();
+    assert!(elapsed >= lifetime, "{elapsed:?}");
+    assert!(
+        elapsed < lifetime + Duration::from_millis(700),
+        "{elapsed:?}"
+    );
+    for squatter in squatters {
+        let (answers, closed) = squatter.await.unwrap();
+        assert!(answers > 5, "{answers}");
+        assert!(closed >= started + lifetime && closed < started + lifetime * 2);
+    }
+}
+
+#[tokio::test]
+async fn a_connection_serves_a_bounded_number_of_requests() {
+    let (addr, _server) = start(Limits {
+        max_requests_per_connection: 3,
+        ..Limits::default()
+    })
+    .await;
+    assert_eq!(Limits::default().max_requests_per_connection, 100);
+    assert_eq!(
+        Limits::default().connection_lifetime,
+        Duration::from_secs(60)
+    );
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client.write_all(REQUEST.as_bytes()).await.unwrap();
+    assert_eq!(read_answer(&mut client).await, STORED);
+    client.write_all(REQUEST.as_bytes()).await.unwrap();
+    assert_eq!(read_answer(&mut client).await, ALREADY);
+    client.write_all(REQUEST.as_bytes()).await.unwrap();
+    let (bytes, _) = read_to_close(&mut client).await;
+    assert_eq!(
+        bytes,
+        ALREADY.replace("\r\n\r\n", "\r\nconnection: close\r\n\r\n")
+    );
+}
+
+#[tokio::test]
+async fn a_content_length_of_anything_but_ascii_digits_is_refused() {
+    let (addr, _server) = start(Limits::default()).await;
+    let bad = "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: 18\r\nconnection: close\r\n\r\nbad content-length";
+    for value in ["+0", "", "-0", "0x0", "1_0", "0\u{a0}", "\u{2003}0", "٠"] {
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(
+                format!("POST /optout/section HTTP/1.1\r\ncontent-length: {value}\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let (bytes, _) = read_to_close(&mut client).await;
+        assert_eq!(bytes, bad, "content-length: {value:?}");
+    }
+    // More digits than a length can hold: too large, refused before any body is read.
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client
+        .write_all(
+            b"POST /optout/section HTTP/1.1\r\ncontent-length: 99999999999999999999999\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let (bytes, _) = read_to_close(&mut client).await;
+    assert_eq!(
+        bytes,
+        "HTTP/1.1 413 Content Too Large\r\ncontent-type: text/plain\r\ncontent-length: 14\r\nconnection: close\r\n\r\nbody too large"
+    );
+    // Digits, with optional whitespace (spaces, tabs) around them, are fine; a leading zero too.
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client
+        .write_all(b"POST /optout?email=kim%40example.com&subscription=123456 HTTP/1.1\r\ncontent-length: \t00 \r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_answer(&mut client).await, STORED);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -29,7 +29,9 @@
 //! a body encoding is de-duplicated by its id. Every other request is applied each time (an
 //! opt-out applied twice changes nothing), and an id that arrives with other contents than before
 //! is flagged as a conflict, every version stored: a forged request can add an opt-out, never
-//! suppress a genuine one.
+//! suppress a genuine one. A verified id de-duplicates on its own path only. The conflict
+//! bookkeeping is bounded (a few content fingerprints per id, at most 100,000 ids, the oldest
+//! forgotten first): forgetting loses a flag, never an opt-out.
 //!
 //! Answers: `204` stored; `200` nothing new (a verified `webhook-id` seen before, or an opt-out
 //! already stored); `401` a request of a signed flow that fails verification (nothing of it is
@@ -39,7 +41,9 @@
 //!
 //! **Serving** (`server.rs`): it keeps serving. A failing `accept()` (out of descriptors) is
 //! logged and retried after a short pause; each request must arrive whole within 10 s; heads
-//! are limited to 16 KiB and bodies to 64 KiB; at most 256 connections are served at once.
+//! are limited to 16 KiB and bodies to 64 KiB, and a `content-length` must be plain digits; at
+//! most 256 connections are served at once, each for at most 100 requests and 60 s (the last
+//! answer says `connection: close`), so keep-alive clients cannot hold every place.
 
 mod server;
 mod system;
@@ -54,7 +58,7 @@ use optout_relay::url::Url;
 use optout_relay::*;
 use serde::Deserialize;
 use server::{Limits, serve};
-use system::{Change, Summary, System};
+use system::{Change, Claims, Summary, System};
 use tokio::net::TcpListener;
 
 const FLOWS: &str = include_str!("../flows/relay.json");
@@ -142,6 +146,15 @@ fn check(system: &System) -> Result<(), Box<dyn std::error::Error>> {
     let flagged: BTreeMap<String, usize> = [(evt_1002_id()?, 2)].into();
     if system.conflicts() != flagged {
         return Err(format!("flagged {:?}, expected {flagged:?}", system.conflicts()).into());
+    }
+    // The unsigned deliveries' ids (evt-1001 to evt-1003) are tracked, evt-1002's with the
+    // fingerprints of both contents: the bookkeeping holds no more than that.
+    let claims = Claims {
+        ids: 3,
+        fingerprints: 4,
+    };
+    if system.claims() != claims {
+        return Err(format!("tracking {:?}, expected {claims:?}", system.claims()).into());
     }
     Ok(())
 }

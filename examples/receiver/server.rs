@@ -10,9 +10,15 @@
 //!   connection's start or of the previous answer: a client that sends half a request and
 //!   stalls, or trickles it byte by byte, is answered `408` and closed; an idle keep-alive
 //!   connection is closed. Each answer must be written within [`Limits::write_timeout`].
+//! - A connection serves at most [`Limits::max_requests_per_connection`] requests, and none
+//!   after [`Limits::connection_lifetime`] from its start: the first answer at or past either
+//!   bound says `connection: close` and the connection is closed. No client keeps a place for
+//!   good by sending a request now and then: a connection lasts at most its lifetime plus one
+//!   request timeout and one write timeout.
 //! - The head may hold [`Limits::max_head`] bytes and the body [`Limits::max_body`]
 //!   (`content-length` only; `transfer-encoding` is refused with `411`): `413` otherwise, before
-//!   the body is read.
+//!   the body is read. A `content-length` must be ASCII digits (no sign, not empty): `400`
+//!   otherwise.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +26,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 use super::system::System;
 
@@ -36,6 +43,10 @@ pub struct Limits {
     pub max_body: usize,
     /// The most connections served at once.
     pub max_connections: usize,
+    /// How long after its start a connection is kept open for another request.
+    pub connection_lifetime: Duration,
+    /// The most requests served on one connection.
+    pub max_requests_per_connection: usize,
 }
 
 impl Default for Limits {
@@ -46,6 +57,8 @@ impl Default for Limits {
             max_head: 16 * 1024,
             max_body: 64 * 1024,
             max_connections: 256,
+            connection_lifetime: Duration::from_secs(60),
+            max_requests_per_connection: 100,
         }
     }
 }
@@ -91,13 +104,15 @@ pub async fn serve(listener: TcpListener, system: Arc<System>, limits: Limits) {
 }
 
 /// Serves one connection: requests one after another until the client closes, a request is
-/// refused, or the client is too slow.
+/// refused, the client is too slow, or the connection has served its share.
 async fn connection(
     mut stream: TcpStream,
     system: Arc<System>,
     limits: Limits,
     _permit: Option<OwnedSemaphorePermit>,
 ) {
+    let end_of_life = Instant::now() + limits.connection_lifetime;
+    let mut served = 0usize;
     let mut buffer = Vec::new();
     loop {
         let read = tokio::time::timeout(
@@ -113,7 +128,12 @@ async fn connection(
                     request.method(),
                     request.uri().path()
                 ));
-                (status, message, true)
+                // Past either bound, this answer is the last: the client learns it from
+                // `connection: close` rather than from a close it might race a request with.
+                served += 1;
+                let more =
+                    served < limits.max_requests_per_connection && Instant::now() < end_of_life;
+                (status, message, more)
             }
             Ok(Ok(None)) => return,
             Ok(Err(Refused(status, message))) => {
@@ -199,7 +219,8 @@ async fn read_request(
         let (name, value) = line
             .split_once(':')
             .ok_or(Refused(400, "malformed header line"))?;
-        let (name, value) = (name.trim(), value.trim());
+        // Optional whitespace around a value is spaces and tabs only (RFC 9110, 5.6.3).
+        let (name, value) = (name.trim(), value.trim_matches([' ', '\t']));
         if name.eq_ignore_ascii_case("transfer-encoding") {
             return Err(Refused(
                 411,
@@ -207,9 +228,12 @@ async fn read_request(
             ));
         }
         if name.eq_ignore_ascii_case("content-length") {
-            let parsed: usize = value
-                .parse()
-                .map_err(|_| Refused(400, "bad content-length"))?;
+            // `1*DIGIT` (RFC 9110, 8.6): no sign, no space, not empty. Too many digits for a
+            // number here is too large a body.
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(Refused(400, "bad content-length"));
+            }
+            let parsed: usize = value.parse().map_err(|_| Refused(413, "body too large"))?;
             if length.is_some_and(|l| l != parsed) {
                 return Err(Refused(400, "conflicting content-length"));
             }

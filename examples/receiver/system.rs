@@ -10,9 +10,19 @@
 //! is applied every time (applying an opt-out again changes nothing), answered `200` when it
 //! changed nothing, and a `webhook-id` that arrives with different content than before is a
 //! conflict: every version is stored, and the id is flagged for review.
+//!
+//! A verified id de-duplicates on its own path only: the signature does not cover the path, so a
+//! signed request replayed to another endpoint must not suppress that endpoint's own.
+//!
+//! The conflict bookkeeping is bounded, since anyone can fill it: per id a few fingerprints of
+//! the contents seen ([`ClaimLimits::versions`]) and a count, for at most [`ClaimLimits::ids`]
+//! ids, the oldest forgotten first. Forgetting only loses a flag, never an opt-out: an
+//! unauthenticated request is applied whatever the bookkeeping says.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::{Mutex, PoisonError};
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use optout_relay::receive::{NoticeParser, NoticeScope, OptOutNotice, Verifier};
 use optout_relay::*;
@@ -58,21 +68,120 @@ pub enum Change {
 }
 
 /// The consent store of the external system.
-#[derive(Default)]
 struct Store {
     /// Every opt-out stored.
     applied: BTreeSet<Change>,
     /// The masked form of each person, for printing.
     masked: HashMap<String, String>,
-    /// The `webhook-id`s of verified requests whose signature covers the content, once applied:
-    /// a repeat is a re-delivery.
-    verified: HashSet<String>,
-    /// Per `webhook-id` an unauthenticated request claimed, the contents it came with. Never
-    /// used to skip a request: only to flag an id claimed by different contents.
-    claimed: HashMap<String, Vec<BTreeSet<Change>>>,
-    /// The ids claimed by different contents, with how many versions were seen.
-    conflicts: BTreeMap<String, usize>,
+    /// The endpoint paths and `webhook-id`s of verified requests whose signature covers the
+    /// content, once applied: a repeat on the same path is a re-delivery.
+    verified: HashSet<(String, String)>,
+    /// The `webhook-id`s unauthenticated requests claimed. Never used to skip a request: only to
+    /// flag an id claimed by different contents.
+    claims: ClaimBook,
     summary: Summary,
+}
+
+/// How much the conflict bookkeeping may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimLimits {
+    /// The most `webhook-id`s tracked; past it the oldest is forgotten (its flag with it).
+    pub ids: usize,
+    /// The most content fingerprints kept per id. Past it, contents other than those kept are
+    /// counted as one more version each (a repeat of a later version cannot be told apart).
+    pub versions: usize,
+}
+
+impl Default for ClaimLimits {
+    fn default() -> Self {
+        Self {
+            ids: 100_000,
+            versions: 4,
+        }
+    }
+}
+
+/// What the conflict bookkeeping holds, for checking its bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claims {
+    /// The `webhook-id`s tracked.
+    pub ids: usize,
+    /// The content fingerprints kept, over all ids.
+    pub fingerprints: usize,
+}
+
+/// The ids unauthenticated requests claimed, in the order first seen, each with fingerprints of
+/// the contents it came with: constant work per request, and bounded by [`ClaimLimits`].
+struct ClaimBook {
+    limits: ClaimLimits,
+    /// Keys the fingerprints (random per process: no one can aim at a collision).
+    hasher: RandomState,
+    by_id: HashMap<Arc<str>, Claim>,
+    /// The ids of `by_id`, oldest first.
+    order: VecDeque<Arc<str>>,
+}
+
+struct Claim {
+    /// Fingerprints of the first few contents (at most [`ClaimLimits::versions`]).
+    fingerprints: Vec<u64>,
+    /// How many different contents claimed the id.
+    versions: usize,
+}
+
+impl ClaimBook {
+    fn new(limits: ClaimLimits) -> Self {
+        Self {
+            limits,
+            hasher: RandomState::new(),
+            by_id: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    /// Records that `id` came with `contents`; the number of versions when the id came before
+    /// with other contents (a conflict).
+    fn claim(&mut self, id: &str, contents: &BTreeSet<Change>) -> Option<usize> {
+        let fingerprint = self.hasher.hash_one(contents);
+        if let Some(claim) = self.by_id.get_mut(id) {
+            if claim.fingerprints.contains(&fingerprint) {
+                return None;
+            }
+            if claim.fingerprints.len() < self.limits.versions {
+                claim.fingerprints.push(fingerprint);
+            }
+            claim.versions += 1;
+            return Some(claim.versions);
+        }
+        if self.by_id.len() >= self.limits.ids.max(1) {
+            if let Some(oldest) = self.order.pop_front() {
+                self.by_id.remove(&oldest);
+            }
+        }
+        let id: Arc<str> = id.into();
+        self.order.push_back(Arc::clone(&id));
+        let fingerprints = if self.limits.versions == 0 {
+            Vec::new()
+        } else {
+            vec![fingerprint]
+        };
+        self.by_id.insert(
+            id,
+            Claim {
+                fingerprints,
+                versions: 1,
+            },
+        );
+        None
+    }
+
+    /// The tracked ids claimed by different contents, with how many.
+    fn conflicts(&self) -> BTreeMap<String, usize> {
+        self.by_id
+            .iter()
+            .filter(|(_, claim)| claim.versions > 1)
+            .map(|(id, claim)| (id.to_string(), claim.versions))
+            .collect()
+    }
 }
 
 /// What the system answered, by kind.
@@ -84,7 +193,7 @@ pub struct Summary {
     /// unauthenticated request whose opt-out was already stored.
     pub already_stored: usize,
     /// Unauthenticated requests that claimed a `webhook-id` seen before with other contents
-    /// (stored all the same, and flagged).
+    /// (stored all the same, and flagged), as far as the bounded bookkeeping remembers.
     pub conflicts: usize,
     /// Requests of a signed flow that failed verification (`401`).
     pub unauthorized: usize,
@@ -94,6 +203,11 @@ pub struct Summary {
 
 impl System {
     pub fn new(flows: &[Flow]) -> Self {
+        Self::with_claim_limits(flows, ClaimLimits::default())
+    }
+
+    /// A system whose conflict bookkeeping holds at most `limits`.
+    pub fn with_claim_limits(flows: &[Flow], limits: ClaimLimits) -> Self {
         let endpoints = flows
             .iter()
             .map(|flow| {
@@ -109,7 +223,13 @@ impl System {
             .collect();
         Self {
             endpoints,
-            store: Mutex::new(Store::default()),
+            store: Mutex::new(Store {
+                applied: BTreeSet::new(),
+                masked: HashMap::new(),
+                verified: HashSet::new(),
+                claims: ClaimBook::new(limits),
+                summary: Summary::default(),
+            }),
         }
     }
 
@@ -120,7 +240,8 @@ impl System {
     /// Verifies (signed flows), parses, de-duplicates (verified ids only) and stores; answers
     /// 2xx only once the opt-out is stored. The message never holds personal data unmasked.
     pub fn handle(&self, request: &http::Request<Vec<u8>>) -> (u16, String) {
-        let Some(endpoint) = self.endpoints.get(request.uri().path()) else {
+        let path = request.uri().path();
+        let Some(endpoint) = self.endpoints.get(path) else {
             return (404, "no such endpoint".to_owned());
         };
         let mut store = self.store();
@@ -146,11 +267,11 @@ impl System {
         // The id de-duplicates only when the signature covers it together with the content.
         let trusted_id = verified
             .filter(|_| endpoint.id_covers_content())
-            .map(|v| v.id().to_owned());
-        if let Some(id) = &trusted_id {
-            if store.verified.contains(id) {
+            .map(|v| (path.to_owned(), v.id().to_owned()));
+        if let Some(key) = &trusted_id {
+            if store.verified.contains(key) {
                 store.summary.already_stored += 1;
-                return (200, format!("duplicate {id}: already stored"));
+                return (200, format!("duplicate {}: already stored", key.1));
             }
         }
         let (changes, masked) = changes(&notice);
@@ -165,15 +286,9 @@ impl System {
         }
         let mut flagged = None;
         if let (None, Some(id)) = (&trusted_id, &notice.webhook_id) {
-            let contents = store.claimed.entry(id.clone()).or_default();
-            if !contents.contains(&changes) {
-                contents.push(changes.clone());
-                let versions = contents.len();
-                if versions > 1 {
-                    store.conflicts.insert(id.clone(), versions);
-                    store.summary.conflicts += 1;
-                    flagged = Some(id.clone());
-                }
+            if store.claims.claim(id, &changes).is_some() {
+                store.summary.conflicts += 1;
+                flagged = Some(id.clone());
             }
         }
         let mut added = 0;
@@ -181,8 +296,8 @@ impl System {
             added += usize::from(store.applied.insert(change));
         }
         store.masked.extend(masked.iter().cloned());
-        if let Some(id) = &trusted_id {
-            store.verified.insert(id.clone());
+        if let Some(key) = trusted_id {
+            store.verified.insert(key);
         }
         let what = describe(&notice, &masked);
         let flag = flagged.map_or(String::new(), |id| {
@@ -202,9 +317,23 @@ impl System {
         self.store().applied.clone()
     }
 
-    /// The `webhook-id`s flagged as conflicts, with how many contents claimed each.
+    /// The tracked `webhook-id`s flagged as conflicts, with how many contents claimed each.
     pub fn conflicts(&self) -> BTreeMap<String, usize> {
-        self.store().conflicts.clone()
+        self.store().claims.conflicts()
+    }
+
+    /// What the conflict bookkeeping holds.
+    pub fn claims(&self) -> Claims {
+        let store = self.store();
+        Claims {
+            ids: store.claims.by_id.len(),
+            fingerprints: store
+                .claims
+                .by_id
+                .values()
+                .map(|c| c.fingerprints.len())
+                .sum(),
+        }
     }
 
     pub fn summary(&self) -> Summary {
@@ -234,7 +363,7 @@ impl System {
             let name = store.masked.get(person).map_or("?", String::as_str);
             println!("  {name}: opted out of {}", parts.join("; "));
         }
-        for (id, versions) in &store.conflicts {
+        for (id, versions) in &store.claims.conflicts() {
             println!("  flagged: {id} arrived with {versions} different contents (all stored)");
         }
         let s = store.summary;
