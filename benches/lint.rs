@@ -106,7 +106,7 @@ fn one_endpoint(c: &mut Criterion) {
             b.iter(|| FlowFile::from_json(black_box(text)).unwrap())
         });
         group.bench_with_input(BenchmarkId::new("lint_flows", n), file, |b, file| {
-            b.iter(|| lint_flows(black_box(&file.flows)))
+            b.iter_with_large_drop(|| lint_flows(black_box(&file.flows)))
         });
         group.bench_with_input(BenchmarkId::new("router", n), file, |b, file| {
             b.iter(|| Router::new(black_box(file.flows.clone()), &Catalog::default()).unwrap())
@@ -116,14 +116,14 @@ fn one_endpoint(c: &mut Criterion) {
         group.bench_with_input(
             BenchmarkId::new("lint_flows_all_overlapping", n),
             flows,
-            |b, flows| b.iter(|| lint_flows(black_box(flows))),
+            |b, flows| b.iter_with_large_drop(|| lint_flows(black_box(flows))),
         );
     }
     for (n, flows) in &crossing {
         group.bench_with_input(
             BenchmarkId::new("lint_flows_crosswise", n),
             flows,
-            |b, flows| b.iter(|| lint_flows(black_box(flows))),
+            |b, flows| b.iter_with_large_drop(|| lint_flows(black_box(flows))),
         );
     }
     group.finish();
