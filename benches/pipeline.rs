@@ -225,13 +225,16 @@ fn pipeline(c: &mut Criterion) {
         })
     });
     group.bench_function("crate_instant_client", |b| {
-        let instant: Arc<dyn HttpClient> =
-            Arc::new(client_fn(|_r: http::Request<Vec<u8>>| async {
+        let instant: Arc<dyn HttpClient> = Arc::new(
+            client_fn(|_r: http::Request<Vec<u8>>| async {
                 Ok(http::Response::builder()
                     .status(204)
                     .body(Vec::new())
                     .unwrap())
-            }));
+            })
+            // The flows point at the receiver on 127.0.0.1.
+            .with_destination_policy(DestinationPolicy::default().allow_loopback()),
+        );
         b.iter_custom(|iterations| {
             (0..iterations)
                 .map(|_| {
