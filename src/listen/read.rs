@@ -336,6 +336,17 @@ macro_rules! hinted {
     )*};
 }
 
+/// Methods whose hint is passed on as it is (no value of the file is read under another type).
+macro_rules! forwarded {
+    ($($method:ident($($arg:ident: $ty:ty),*);)*) => {$(
+        fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, Failed> {
+            let (at, track, stash) = (self.at, self.track, self.stash);
+            let visitor = Wrap { inner: visitor, at, track, key: self.key };
+            self.inner.$method($($arg,)* visitor).map_err(|error| track.lift(at, error, stash))
+        }
+    )*};
+}
+
 impl<'de, D: Deserializer<'de, Error = E>, E: de::Error> Deserializer<'de> for De<'_, D, E> {
     type Error = Failed;
 
@@ -367,64 +378,12 @@ impl<'de, D: Deserializer<'de, Error = E>, E: de::Error> Deserializer<'de> for D
         deserialize_identifier();
     }
 
-    fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Failed> {
-        let (at, track, stash) = (self.at, self.track, self.stash);
-        let visitor = Wrap {
-            inner: visitor,
-            at,
-            track,
-            key: self.key,
-        };
-        (self.inner.deserialize_bytes(visitor)).map_err(|error| track.lift(at, error, stash))
-    }
-
-    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Failed> {
-        let (at, track, stash) = (self.at, self.track, self.stash);
-        let visitor = Wrap {
-            inner: visitor,
-            at,
-            track,
-            key: self.key,
-        };
-        (self.inner.deserialize_byte_buf(visitor)).map_err(|error| track.lift(at, error, stash))
-    }
-
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Failed> {
-        let (at, track, stash) = (self.at, self.track, self.stash);
-        let visitor = Wrap {
-            inner: visitor,
-            at,
-            track,
-            key: self.key,
-        };
-        (self.inner.deserialize_option(visitor)).map_err(|error| track.lift(at, error, stash))
-    }
-
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, Failed> {
-        let (at, track, stash) = (self.at, self.track, self.stash);
-        let visitor = Wrap {
-            inner: visitor,
-            at,
-            track,
-            key: self.key,
-        };
-        (self.inner.deserialize_newtype_struct(name, visitor))
-            .map_err(|error| track.lift(at, error, stash))
-    }
-
-    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Failed> {
-        let (at, track, stash) = (self.at, self.track, self.stash);
-        let visitor = Wrap {
-            inner: visitor,
-            at,
-            track,
-            key: self.key,
-        };
-        (self.inner.deserialize_ignored_any(visitor)).map_err(|error| track.lift(at, error, stash))
+    forwarded! {
+        deserialize_bytes();
+        deserialize_byte_buf();
+        deserialize_option();
+        deserialize_newtype_struct(name: &'static str);
+        deserialize_ignored_any();
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
