@@ -430,6 +430,7 @@ async fn the_reqwest_transport_refuses_before_connecting() {
 }
 
 /// The loopback address 127.0.0.1 as the URL standard also reads it, on `port`.
+#[cfg(all(feature = "reqwest", feature = "tokio"))]
 fn loopback_spellings(port: u16) -> Vec<String> {
     [
         "127.0.0.1",
@@ -547,7 +548,7 @@ async fn the_worker_uses_the_clients_destination_policy() {
 }
 
 /// Admits one delivery per URL, as another process (or a deserialized `Delivery`) would.
-#[cfg(feature = "tokio")]
+#[cfg(all(feature = "reqwest", feature = "tokio"))]
 async fn admit_raw(store: &VolatileStore, urls: &[String]) {
     let now = Timestamp::now();
     for (i, url) in urls.iter().enumerate() {
