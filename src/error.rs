@@ -245,6 +245,15 @@ pub enum ListenError {
     /// An entry-limit time window that is zero or negative.
     #[error("an entry-limit window must be longer than zero")]
     NonPositiveWindow,
+    /// An entry-limit window with a fraction of a second.
+    #[error("an entry-limit window must be a whole number of seconds")]
+    WindowFraction,
+    /// An entry-limit window that is neither an ISO 8601 duration nor a friendly one (the text
+    /// is not repeated).
+    #[error(
+        "an entry-limit window must be written like \"7 days\", \"1 week\", \"1 month\", \"1 year\", \"36 hours\" or in ISO 8601 (\"P7D\", \"P1W\", \"P1M\", \"P1Y\", \"PT36H\")"
+    )]
+    UnreadableWindow,
 }
 
 /// A [`Router`](crate::Router) could not be built from the flows given.

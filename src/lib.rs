@@ -105,9 +105,9 @@ pub use error::{
 };
 pub use lint::{Diagnostic, Severity};
 pub use listen::{
-    ActivityMatch, EntryDecision, EntryLedger, EntryLimit, EntryRequest, Explanation,
+    ActivityMatch, EntryDecision, EntryLedger, EntryLimit, EntryRequest, EntryWindow, Explanation,
     FLOW_FILE_VERSION, Flow, FlowFile, FlowSettings, InMemoryLedger, ListenNode, ListenNodeBuilder,
-    Match, Refusal, Rejection, Router, Routing, SubscriptionMatch, Why, lint_flows,
+    Match, Refusal, Rejection, Router, Routing, SubscriptionMatch, Why, WindowUnit, lint_flows,
 };
 pub use model::*;
 pub use receive::{NoticeParser, NoticeParserBuilder, NoticeScope, OptOutNotice};

@@ -140,8 +140,16 @@ fn listen_node_validation() {
     );
     assert_eq!(EntryLimit::at_most(0), Err(ListenError::ZeroEntries));
     assert_eq!(
-        EntryLimit::at_most_within(1, jiff::SignedDuration::ZERO),
+        EntryWindow::new(0, WindowUnit::Day),
         Err(ListenError::NonPositiveWindow)
+    );
+    assert_eq!(
+        EntryWindow::from_duration(jiff::SignedDuration::ZERO),
+        Err(ListenError::NonPositiveWindow)
+    );
+    assert_eq!(
+        EntryLimit::at_most_within(0, EntryWindow::new(1, WindowUnit::Day).unwrap()),
+        Err(ListenError::ZeroEntries)
     );
 }
 
@@ -513,7 +521,8 @@ fn unlimited_lets_a_then_b_through_while_a_limit_of_one_drops_b() {
 
 #[test]
 fn at_most_n_within_a_window() {
-    let limit = EntryLimit::at_most_within(2, jiff::SignedDuration::from_hours(24)).unwrap();
+    let limit =
+        EntryLimit::at_most_within(2, EntryWindow::new(24, WindowUnit::Hour).unwrap()).unwrap();
     let router = Router::new(
         [flow(
             "two-a-day",
@@ -652,7 +661,7 @@ fn a_correct_flow_has_no_diagnostics() {
 
 #[test]
 fn lint_entry_limit() {
-    let limit = EntryLimit::at_most_within(1, jiff::SignedDuration::from_hours(24 * 7)).unwrap();
+    let limit = EntryLimit::at_most_within(1, "7 days".parse().unwrap()).unwrap();
     let f = flow(
         "limited",
         ListenNode::new([EventKind::EmailUnsubscribe]).unwrap(),
@@ -666,7 +675,7 @@ fn lint_entry_limit() {
     assert_eq!(found[0].severity, Severity::Warning);
     assert_eq!(
         found[0].to_string(),
-        "warning[entry_limit_loses_opt_outs] flow `limited`: entry limit is at most 1 entries within 168h: \
+        "warning[entry_limit_loses_opt_outs] flow `limited`: entry limit is at most 1 entry within 7 days: \
          a Profile that opts out of one Subscription and later of another is forwarded only once, and the \
          later opt-out is lost; set settings.entry_limit to \"unlimited\" (a re-delivered copy of one event \
          never enters twice anyway)"
@@ -911,7 +920,8 @@ fn flow_files_round_trip() {
             flow("f", ListenNode::new([EventKind::EmailUnsubscribe]).unwrap())
                 .with_name("Limited")
                 .with_settings(FlowSettings::with_entry_limit(
-                    EntryLimit::at_most_within(2, jiff::SignedDuration::from_hours(720)).unwrap(),
+                    EntryLimit::at_most_within(2, EntryWindow::new(30, WindowUnit::Day).unwrap())
+                        .unwrap(),
                 )),
         ]);
     let value: serde_json::Value = serde_json::from_str(&limited.to_json().unwrap()).unwrap();
@@ -920,7 +930,7 @@ fn flow_files_round_trip() {
         json!({"version": 1, "flows": [{
             "id": "f", "name": "Limited", "section": "sec-1", "active": true,
             "listen": {"kinds": ["email_unsubscribe"]},
-            "settings": {"entry_limit": {"at_most": {"entries": 2, "within": "PT720H"}}},
+            "settings": {"entry_limit": {"at_most": {"entries": 2, "within": "30 days"}}},
             "webhook": {
                 "method": "POST", "url": "https://example.com/f", "encoding": "query",
                 "params": [
@@ -1039,7 +1049,7 @@ fn malformed_flow_files_name_the_path() {
     assert_eq!(
         (err.path.as_str(), err.problem.to_string().as_str()),
         (
-            "flows[0].settings",
+            "flows[0].settings.entry_limit.at_most.within",
             "an entry-limit window must be longer than zero"
         )
     );
@@ -1343,4 +1353,148 @@ fn lint_flows_output_is_pinned() {
             pair("a", "c"),
         ]
     );
+}
+
+/// Every form the `EntryWindow` docs list: its length in seconds and how it is written back.
+#[test]
+fn entry_windows_in_every_documented_form() {
+    const DAY: i64 = 86_400;
+    let cases: &[(&str, i64, &str)] = &[
+        ("P7D", 7 * DAY, "7 days"),
+        ("P1W", 7 * DAY, "1 week"),
+        ("P1M", 30 * DAY, "1 month"),
+        ("P1Y", 365 * DAY, "1 year"),
+        ("PT36H", 36 * 3_600, "36 hours"),
+        ("P1DT12H", 36 * 3_600, "36 hours"),
+        ("PT90M", 90 * 60, "90 minutes"),
+        ("PT720H", 720 * 3_600, "720 hours"),
+        ("7 days", 7 * DAY, "7 days"),
+        ("30 days", 30 * DAY, "30 days"),
+        ("7d", 7 * DAY, "7 days"),
+        ("1 day", DAY, "1 day"),
+        ("1 week", 7 * DAY, "1 week"),
+        ("2w", 14 * DAY, "2 weeks"),
+        ("1 month", 30 * DAY, "1 month"),
+        ("3mo", 90 * DAY, "3 months"),
+        ("12 months", 360 * DAY, "12 months"),
+        ("1 year", 365 * DAY, "1 year"),
+        ("1y", 365 * DAY, "1 year"),
+        ("2 years", 730 * DAY, "2 years"),
+        ("1 year 1 day", 366 * DAY, "366 days"),
+        ("36 hours", 36 * 3_600, "36 hours"),
+        ("36h", 36 * 3_600, "36 hours"),
+        ("48h", 2 * DAY, "48 hours"),
+        ("90 minutes", 90 * 60, "90 minutes"),
+        ("90m", 90 * 60, "90 minutes"),
+        ("1 day, 12 hours", 36 * 3_600, "36 hours"),
+        ("1 day 12 hours", 36 * 3_600, "36 hours"),
+        ("2 weeks 1 day", 15 * DAY, "15 days"),
+        ("1 hour", 3_600, "1 hour"),
+        ("45 seconds", 45, "45 seconds"),
+    ];
+    for &(text, seconds, written) in cases {
+        let window: EntryWindow = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(
+            (window.duration().as_secs(), window.to_string().as_str()),
+            (seconds, written),
+            "{text}"
+        );
+        // Written back, it reads as the same window in the same unit.
+        let again: EntryWindow = written.parse().unwrap();
+        assert_eq!(
+            (again, again.unit(), again.count()),
+            (window, window.unit(), window.count())
+        );
+        // And the flow file takes it.
+        let limit: EntryLimit =
+            serde_json::from_value(json!({"at_most": {"entries": 1, "within": text}})).unwrap();
+        assert_eq!(limit, EntryLimit::at_most_within(1, window).unwrap());
+        assert_eq!(
+            serde_json::to_value(limit).unwrap(),
+            json!({"at_most": {"entries": 1, "within": written}})
+        );
+    }
+    // Each unit's documented length.
+    assert_eq!(
+        WindowUnit::ALL.map(WindowUnit::seconds),
+        [1, 60, 3_600, DAY, 7 * DAY, 30 * DAY, 365 * DAY]
+    );
+    // One length, however written, is one window.
+    assert_eq!(
+        EntryWindow::new(1, WindowUnit::Week).unwrap(),
+        EntryWindow::new(7, WindowUnit::Day).unwrap()
+    );
+    assert_ne!(
+        EntryWindow::new(12, WindowUnit::Month).unwrap(),
+        EntryWindow::new(1, WindowUnit::Year).unwrap()
+    );
+    // A length is shown in weeks at most unless written in months or years.
+    let from = |secs| EntryWindow::from_duration(jiff::SignedDuration::from_secs(secs)).unwrap();
+    assert_eq!(from(30 * DAY).to_string(), "30 days");
+    assert_eq!(from(28 * DAY).to_string(), "4 weeks");
+    assert_eq!(from(3_600 + 1).to_string(), "3601 seconds");
+    assert_eq!(
+        EntryWindow::from_duration(jiff::SignedDuration::from_millis(1_500)),
+        Err(ListenError::WindowFraction)
+    );
+}
+
+#[test]
+fn entry_windows_that_cannot_be_windows_are_refused_by_name() {
+    let cases: &[(&str, ListenError)] = &[
+        ("0 days", ListenError::NonPositiveWindow),
+        ("PT0S", ListenError::NonPositiveWindow),
+        ("-P1D", ListenError::NonPositiveWindow),
+        ("-1d", ListenError::NonPositiveWindow),
+        ("1 day ago", ListenError::NonPositiveWindow),
+        ("PT0.5S", ListenError::WindowFraction),
+        ("2 hours 1ms", ListenError::WindowFraction),
+        ("7 parsecs", ListenError::UnreadableWindow),
+        ("", ListenError::UnreadableWindow),
+        ("seven days", ListenError::UnreadableWindow),
+        ("P", ListenError::UnreadableWindow),
+    ];
+    for (text, error) in cases {
+        assert_eq!(text.parse::<EntryWindow>().as_ref(), Err(error), "{text}");
+    }
+    // In a flow file, the path names the window and the text is not repeated.
+    let err = FlowFile::from_json(
+        &json!({"version": 1, "flows": [{
+            "id": "f", "section": "sec-1",
+            "listen": {"kinds": ["email_unsubscribe"]},
+            "settings": {"entry_limit": {"at_most": {"entries": 1, "within": "7 parsecs"}}},
+            "webhook": {"url": "https://example.com/f"}
+        }]})
+        .to_string(),
+    )
+    .unwrap_err();
+    assert_eq!(err.path, "flows[0].settings.entry_limit.at_most.within");
+    assert_eq!(
+        err.problem,
+        FlowFileProblem::Invalid {
+            reason: ListenError::UnreadableWindow.to_string()
+        }
+    );
+    assert!(!err.to_string().contains("parsecs"), "{err}");
+}
+
+#[test]
+fn entry_limit_display_counts_in_the_singular_and_plural() {
+    let window = |text: &str| text.parse::<EntryWindow>().unwrap();
+    let cases = [
+        (EntryLimit::Unlimited, "unlimited"),
+        (EntryLimit::at_most(1).unwrap(), "at most 1 entry"),
+        (EntryLimit::at_most(3).unwrap(), "at most 3 entries"),
+        (
+            EntryLimit::at_most_within(1, window("P1W")).unwrap(),
+            "at most 1 entry within 1 week",
+        ),
+        (
+            EntryLimit::at_most_within(5, window("1 year")).unwrap(),
+            "at most 5 entries within 1 year",
+        ),
+    ];
+    for (limit, text) in cases {
+        assert_eq!(limit.to_string(), text);
+    }
 }

@@ -5,11 +5,10 @@ use std::collections::hash_map::Entry;
 use std::fmt;
 use std::num::NonZeroU32;
 
-use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{FlowFileError, FlowFileProblem, ListenError};
-use crate::listen::ListenNode;
+use crate::listen::{EntryWindow, ListenNode};
 use crate::model::{FlowId, SectionId};
 use crate::webhook::WebhookNode;
 
@@ -19,8 +18,21 @@ use crate::webhook::WebhookNode;
 /// never enters the same flow twice.
 ///
 /// JSON: `"unlimited"`, or `{"at_most": {"entries": 1}}`, or
-/// `{"at_most": {"entries": 2, "within": "PT720H"}}` (an ISO 8601 duration, or jiff's friendly
-/// form such as `"30 days"` when reading; days are 24 hours).
+/// `{"at_most": {"entries": 2, "within": "30 days"}}`: the window in days, weeks, months,
+/// years, hours or minutes, friendly (`"7 days"`, `"1 week"`, `"1 month"`, `"1 year"`, `"7d"`)
+/// or ISO 8601 (`"P7D"`, `"P1W"`, `"P1M"`, `"P1Y"`, `"PT36H"`). A day counts as 24 hours, a
+/// week as 7 days, a month as 30 days and a year as 365 days (see [`EntryWindow`]).
+///
+/// ```
+/// use optout_relay::{EntryLimit, EntryWindow, WindowUnit};
+///
+/// let limit: EntryLimit =
+///     serde_json::from_str(r#"{"at_most": {"entries": 1, "within": "7 days"}}"#)?;
+/// assert_eq!(limit, EntryLimit::at_most_within(1, EntryWindow::new(7, WindowUnit::Day)?)?);
+/// assert_eq!(limit.to_string(), "at most 1 entry within 7 days");
+/// assert_eq!(serde_json::to_string(&limit)?, r#"{"at_most":{"entries":1,"within":"7 days"}}"#);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
@@ -33,48 +45,9 @@ pub enum EntryLimit {
         /// How many entries.
         entries: NonZeroU32,
         /// The sliding window the entries are counted in; `None` counts every entry ever.
-        #[serde(
-            default,
-            skip_serializing_if = "Option::is_none",
-            deserialize_with = "deserialize_within"
-        )]
-        within: Option<SignedDuration>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        within: Option<EntryWindow>,
     },
-}
-
-/// An entry-limit window: jiff's parser, with an error of ours (jiff's messages may quote the
-/// text they could not read).
-fn deserialize_within<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<SignedDuration>, D::Error> {
-    struct Window(SignedDuration);
-
-    struct WindowVisitor;
-
-    impl serde::de::Visitor<'_> for WindowVisitor {
-        type Value = Window;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a duration such as \"PT720H\" or \"720 hours\"")
-        }
-
-        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Window, E> {
-            text.parse().map(Window).map_err(|_| {
-                E::custom(
-                    "the entry-limit window is neither an ISO 8601 duration (such as PT720H) \
-                     nor a friendly one (such as 720 hours)",
-                )
-            })
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Window {
-        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            deserializer.deserialize_str(WindowVisitor)
-        }
-    }
-
-    Ok(Option::<Window>::deserialize(deserializer)?.map(|window| window.0))
 }
 
 impl EntryLimit {
@@ -95,27 +68,13 @@ impl EntryLimit {
     ///
     /// # Errors
     ///
-    /// [`ListenError::ZeroEntries`] for 0 entries, [`ListenError::NonPositiveWindow`] for a
-    /// window that is zero or negative.
-    pub fn at_most_within(entries: u32, within: SignedDuration) -> Result<Self, ListenError> {
+    /// [`ListenError::ZeroEntries`] for 0 entries.
+    pub fn at_most_within(entries: u32, within: EntryWindow) -> Result<Self, ListenError> {
         let entries = NonZeroU32::new(entries).ok_or(ListenError::ZeroEntries)?;
-        if within <= SignedDuration::ZERO {
-            return Err(ListenError::NonPositiveWindow);
-        }
         Ok(Self::AtMost {
             entries,
             within: Some(within),
         })
-    }
-
-    fn validate(&self) -> Result<(), ListenError> {
-        match self {
-            Self::AtMost {
-                within: Some(within),
-                ..
-            } if *within <= SignedDuration::ZERO => Err(ListenError::NonPositiveWindow),
-            _ => Ok(()),
-        }
     }
 }
 
@@ -123,14 +82,18 @@ impl fmt::Display for EntryLimit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Unlimited => f.write_str("unlimited"),
-            Self::AtMost {
-                entries,
-                within: None,
-            } => write!(f, "at most {entries} entries"),
-            Self::AtMost {
-                entries,
-                within: Some(within),
-            } => write!(f, "at most {entries} entries within {within:#}"),
+            Self::AtMost { entries, within } => {
+                let noun = if entries.get() == 1 {
+                    "entry"
+                } else {
+                    "entries"
+                };
+                write!(f, "at most {entries} {noun}")?;
+                match within {
+                    Some(within) => write!(f, " within {within}"),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }
@@ -184,7 +147,7 @@ pub struct Flow {
     /// What the flow takes.
     pub listen: ListenNode,
     /// Flow Settings.
-    #[serde(default, deserialize_with = "deserialize_settings")]
+    #[serde(default)]
     pub settings: FlowSettings,
     /// Where and how the flow sends.
     pub webhook: WebhookNode,
@@ -192,17 +155,6 @@ pub struct Flow {
 
 fn active_default() -> bool {
     true
-}
-
-fn deserialize_settings<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<FlowSettings, D::Error> {
-    let settings = FlowSettings::deserialize(deserializer)?;
-    settings
-        .entry_limit
-        .validate()
-        .map_err(serde::de::Error::custom)?;
-    Ok(settings)
 }
 
 impl Flow {

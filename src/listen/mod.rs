@@ -3,7 +3,7 @@
 //! - [`ListenNode`]: the event kinds a flow takes, optional narrowing by Subscriptions, Folders
 //!   and Activities, and the origins it accepts.
 //! - [`Flow`] and [`FlowSettings`]: a Listen node and a Webhook node in one Section, with an
-//!   [`EntryLimit`]; [`FlowFile`] reads and writes flows as JSON.
+//!   [`EntryLimit`] counted within an [`EntryWindow`]; [`FlowFile`] reads and writes flows as JSON.
 //! - [`EntryLedger`]: entry bookkeeping behind one method, with [`InMemoryLedger`].
 //! - [`Router`]: built once from many flows, routes each event to the flows it enters, with why,
 //!   and [`explain`](Router::explain)s a rejection.
@@ -15,6 +15,7 @@ pub mod lint;
 mod node;
 mod read;
 mod router;
+mod window;
 
 pub use flow::{EntryLimit, FLOW_FILE_VERSION, Flow, FlowFile, FlowSettings};
 pub use ledger::{EntryDecision, EntryLedger, EntryRequest, InMemoryLedger};
@@ -23,3 +24,4 @@ pub use node::{ListenNode, ListenNodeBuilder};
 pub use router::{
     ActivityMatch, Explanation, Match, Refusal, Rejection, Router, Routing, SubscriptionMatch, Why,
 };
+pub use window::{EntryWindow, WindowUnit};

@@ -170,7 +170,7 @@ pub fn window_start(limit: EntryLimit, now: Timestamp) -> Option<Timestamp> {
         EntryLimit::AtMost {
             within: Some(window),
             ..
-        } => Some(now.checked_sub(window).unwrap_or(Timestamp::MIN)),
+        } => Some(now.checked_sub(window.duration()).unwrap_or(Timestamp::MIN)),
         _ => None,
     }
 }
