@@ -1498,3 +1498,144 @@ fn entry_limit_display_counts_in_the_singular_and_plural() {
         assert_eq!(limit.to_string(), text);
     }
 }
+
+/// Each public lint constant is a code some lint reports, and every code reported is one of them.
+#[test]
+fn every_lint_code_is_a_public_constant_and_fires() {
+    use std::collections::BTreeSet;
+    let unsubscribe = || ListenNode::new([EventKind::EmailUnsubscribe]).unwrap();
+    let abuse_narrowed = ListenNode::builder()
+        .kind(EventKind::EmailAbuse)
+        .subscription(sub("111"))
+        .build()
+        .unwrap();
+    let flows = [
+        flow("limited", unsubscribe()).with_settings(FlowSettings::with_entry_limit(
+            EntryLimit::at_most(1).unwrap(),
+        )),
+        flow("abuse", abuse_narrowed),
+        flow_to("twin-a", "sec-1", unsubscribe(), "https://example.com/same"),
+        flow_to("twin-b", "sec-1", unsubscribe(), "https://example.com/same"),
+        flow("off", unsubscribe()).with_active(false),
+    ];
+    let mut fired: BTreeSet<&str> = lint_flows(&flows).iter().map(|d| d.code).collect();
+    let node = |url: &str, params: &[(&str, ParamSource)]| {
+        params
+            .iter()
+            .fold(WebhookNode::builder(url), |b, (name, source)| {
+                b.param(*name, source.clone())
+            })
+    };
+    let id = flow_id("f");
+    let lints = [
+        // abuse_sends_subscription, abuse_without_section
+        node(
+            "https://e.example/a",
+            &[
+                ("email", ParamSource::Email),
+                ("s", ParamSource::SubscriptionId),
+            ],
+        )
+        .build()
+        .unwrap()
+        .lint(&id, &[EventKind::EmailAbuse]),
+        // unsubscribe_without_subscription
+        node("https://e.example/u", &[("email", ParamSource::Email)])
+            .build()
+            .unwrap()
+            .lint(&id, &[EventKind::EmailUnsubscribe]),
+        // identifier_mismatch
+        node(
+            "https://e.example/i",
+            &[
+                ("email", ParamSource::Email),
+                ("s", ParamSource::SubscriptionId),
+            ],
+        )
+        .build()
+        .unwrap()
+        .lint(&id, &[EventKind::SmsUnsubscribe]),
+        // no_identifier
+        node("https://e.example/n", &[("s", ParamSource::SubscriptionId)])
+            .build()
+            .unwrap()
+            .lint(&id, &[EventKind::EmailUnsubscribe]),
+        // kind_not_sent
+        node(
+            "https://e.example/k",
+            &[
+                ("p", ParamSource::ProfileId),
+                ("s", ParamSource::SubscriptionId),
+            ],
+        )
+        .build()
+        .unwrap()
+        .lint(
+            &id,
+            &[EventKind::EmailUnsubscribe, EventKind::SmsUnsubscribe],
+        ),
+        // plain_http
+        node(
+            "http://e.example/h",
+            &[
+                ("p", ParamSource::ProfileId),
+                ("s", ParamSource::SubscriptionId),
+            ],
+        )
+        .build()
+        .unwrap()
+        .lint(&id, &[EventKind::EmailUnsubscribe]),
+    ];
+    fired.extend(lints.iter().flatten().map(|d| d.code));
+    #[cfg(feature = "signing")]
+    fired.extend(
+        node(
+            "https://e.example/s",
+            &[
+                ("p", ParamSource::ProfileId),
+                ("s", ParamSource::SubscriptionId),
+            ],
+        )
+        .sign_with("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")
+        .build()
+        .unwrap()
+        .lint(&id, &[EventKind::EmailUnsubscribe])
+        .iter()
+        .map(|d| d.code),
+    );
+    #[cfg(not(feature = "signing"))]
+    fired.insert(lint::SIGNED_QUERY_ENCODING); // a signing node cannot be built without it
+    let codes: BTreeSet<&str> = lint::CODES.into_iter().collect();
+    assert_eq!(codes.len(), 12, "every constant is a different code");
+    assert_eq!(fired, codes);
+    assert_eq!(
+        [
+            lint::ENTRY_LIMIT_LOSES_OPT_OUTS,
+            lint::NARROWING_IGNORED_FOR_ABUSE,
+            lint::DOUBLE_DELIVERY,
+            lint::INACTIVE_FLOW,
+            lint::ABUSE_SENDS_SUBSCRIPTION,
+            lint::ABUSE_WITHOUT_SECTION,
+            lint::UNSUBSCRIBE_WITHOUT_SUBSCRIPTION,
+            lint::IDENTIFIER_MISMATCH,
+            lint::NO_IDENTIFIER,
+            lint::KIND_NOT_SENT,
+            lint::SIGNED_QUERY_ENCODING,
+            lint::PLAIN_HTTP,
+        ],
+        [
+            "entry_limit_loses_opt_outs",
+            "narrowing_ignored_for_abuse",
+            "double_delivery",
+            "inactive_flow",
+            "abuse_sends_subscription",
+            "abuse_without_section",
+            "unsubscribe_without_subscription",
+            "identifier_mismatch",
+            "no_identifier",
+            "kind_not_sent",
+            "signed_query_encoding",
+            "plain_http",
+        ]
+    );
+}

@@ -7,22 +7,17 @@
 //! | `double_delivery` | warning | two active flows can take the same event and send it to the same endpoint |
 //! | `inactive_flow` | note | the flow is inactive and takes nothing |
 //!
-//! The Webhook node adds its own lints (see [`crate::webhook`]).
+//! The Webhook node adds its own lints (see [`crate::webhook`]); every code is a constant of
+//! [`crate::lint`].
 
 use std::collections::HashMap;
 
-use crate::lint::{Diagnostic, Severity};
+use crate::lint::{
+    DOUBLE_DELIVERY, Diagnostic, ENTRY_LIMIT_LOSES_OPT_OUTS, INACTIVE_FLOW,
+    NARROWING_IGNORED_FOR_ABUSE, Severity,
+};
 use crate::listen::{EntryLimit, Flow, ListenNode};
 use crate::model::{ActivityId, EventKind, FlowId, FolderId, Origin, SubscriptionId};
-
-/// Lint code: an entry limit other than unlimited on an opt-out listener.
-pub const ENTRY_LIMIT_LOSES_OPT_OUTS: &str = "entry_limit_loses_opt_outs";
-/// Lint code: Subscription or Folder narrowing on an Email - Abuse listener.
-pub const NARROWING_IGNORED_FOR_ABUSE: &str = "narrowing_ignored_for_abuse";
-/// Lint code: two active flows send the same event to the same endpoint.
-pub const DOUBLE_DELIVERY: &str = "double_delivery";
-/// Lint code: an inactive flow.
-pub const INACTIVE_FLOW: &str = "inactive_flow";
 
 impl Flow {
     /// The diagnostics about this one flow (every lint but `double_delivery`, which needs the

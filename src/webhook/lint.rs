@@ -2,7 +2,7 @@
 
 use url::Host;
 
-use crate::lint::{Diagnostic, Severity};
+use crate::lint::{self, Diagnostic, Severity};
 use crate::model::{EventKind, FlowId};
 use crate::webhook::WebhookNode;
 use crate::webhook::node::WebhookEncoding;
@@ -21,7 +21,7 @@ impl WebhookNode {
     ///     .build()?;
     /// let flow = FlowId::new("abuse")?;
     /// let codes: Vec<_> = node.lint(&flow, &[EventKind::EmailAbuse]).iter().map(|d| d.code).collect();
-    /// assert_eq!(codes, ["abuse_sends_subscription", "abuse_without_section"]);
+    /// assert_eq!(codes, [lint::ABUSE_SENDS_SUBSCRIPTION, lint::ABUSE_WITHOUT_SECTION]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[must_use]
@@ -63,7 +63,7 @@ impl WebhookNode {
                     )
                 };
                 report(
-                    "abuse_sends_subscription",
+                    lint::ABUSE_SENDS_SUBSCRIPTION,
                     severity,
                     format!(
                         "parameter `{}` sends the {}, but an Email - Abuse event opts out of the \
@@ -81,7 +81,7 @@ impl WebhookNode {
             }
             if !has(&ParamSource::SectionId) {
                 report(
-                    "abuse_without_section",
+                    lint::ABUSE_WITHOUT_SECTION,
                     Severity::Warning,
                     "the flow takes Email - Abuse but sends no section_id: the receiver cannot \
                      tell that the Profile opted out of every Subscription of the Section; add a \
@@ -93,7 +93,7 @@ impl WebhookNode {
 
         if unsubscribe && !has(&ParamSource::SubscriptionId) {
             report(
-                "unsubscribe_without_subscription",
+                lint::UNSUBSCRIBE_WITHOUT_SUBSCRIPTION,
                 Severity::Warning,
                 "the flow takes an Unsubscribe event but sends no subscription_id: the receiver \
                  cannot tell which Subscription the Profile left; add a parameter such as \
@@ -113,7 +113,7 @@ impl WebhookNode {
             && !identifies(&ParamSource::Mobile)
         {
             report(
-                "identifier_mismatch",
+                lint::IDENTIFIER_MISMATCH,
                 Severity::Warning,
                 "the flow takes SMS - Unsubscribe but identifies the Profile by Email only: a \
                  Profile known by its Mobile may have no Email; send the Mobile (source mobile)"
@@ -127,7 +127,7 @@ impl WebhookNode {
             && !identifies(&ParamSource::Email)
         {
             report(
-                "identifier_mismatch",
+                lint::IDENTIFIER_MISMATCH,
                 Severity::Warning,
                 "the flow takes an Email event but identifies the Profile by Mobile only: a \
                  Profile known by its Email may have no Mobile; send the Email (source email)"
@@ -137,7 +137,7 @@ impl WebhookNode {
 
         if !self.params.iter().any(|p| p.source().identifies_profile()) {
             report(
-                "no_identifier",
+                lint::NO_IDENTIFIER,
                 Severity::Error,
                 "no parameter identifies the Profile (email, mobile, profile_id or a custom \
                  attribute): the receiver cannot tell who opted out"
@@ -153,7 +153,7 @@ impl WebhookNode {
             || (!abuse && has(&ParamSource::Channel));
         if distinct.len() > 1 && !told_apart {
             report(
-                "kind_not_sent",
+                lint::KIND_NOT_SENT,
                 Severity::Warning,
                 "the flow takes several event kinds but sends nothing that tells them apart: add \
                  a parameter with source event_kind (or use the json_envelope encoding)"
@@ -163,7 +163,7 @@ impl WebhookNode {
 
         if self.is_signed() && self.encoding == WebhookEncoding::Query {
             report(
-                "signed_query_encoding",
+                lint::SIGNED_QUERY_ENCODING,
                 Severity::Warning,
                 "the node signs its requests but sends the parameters in the query string: the \
                  signature covers only the (empty) body, so the Email, Subscription and every \
@@ -175,7 +175,7 @@ impl WebhookNode {
 
         if self.url.scheme() == "http" && !is_loopback(&self.url) {
             report(
-                "plain_http",
+                lint::PLAIN_HTTP,
                 Severity::Warning,
                 format!(
                     "the endpoint uses plain http to `{}`: personal data and credentials cross \

@@ -126,7 +126,8 @@
 //! | `signed_query_encoding` | warning | the node signs but sends its parameters in the query string, outside what the signature covers |
 //! | `plain_http` | warning | the endpoint is `http://` to a host other than `localhost`, `127.0.0.0/8` or `::1` |
 //!
-//! A body encoding with GET or DELETE is not a lint but a configuration error.
+//! Each code is a constant of [`crate::lint`] (`lint::ABUSE_SENDS_SUBSCRIPTION`, ...). A body
+//! encoding with GET or DELETE is not a lint but a configuration error.
 
 mod build;
 mod lint;
