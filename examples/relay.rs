@@ -184,11 +184,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!();
     println!("outcomes:");
     let (mut delivered, mut dead) = (0, 0);
-    for _ in 0..expected {
+    // The stream reports every decision: each delivery's end, and each flow an event matched
+    // but did not enter (as submit's answer did above).
+    while delivered + dead < expected {
         let outcome = tokio::time::timeout(Duration::from_secs(60), outcomes.recv())
             .await?
             .ok_or("the worker stopped")?;
-        let delivery = outcome.delivery();
+        let Some(delivery) = outcome.delivery() else {
+            match &outcome {
+                Outcome::Refused {
+                    event,
+                    flow,
+                    decision,
+                    ..
+                } => println!("  {flow} for {event}: not entered ({decision:?})"),
+                Outcome::NotBuilt {
+                    event, flow, error, ..
+                } => println!("  {flow} for {event}: not built ({error})"),
+                other => println!("  {other:?}"),
+            }
+            continue;
+        };
         let statuses: Vec<String> = delivery
             .attempts()
             .iter()

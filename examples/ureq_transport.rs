@@ -123,7 +123,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     for _ in 0..2 {
         let outcome = outcomes.recv().await.ok_or("the worker stopped")?;
-        let delivery = outcome.delivery();
+        let delivery = outcome.delivery().ok_or("each event enters the one flow")?;
         let delivered = matches!(outcome, Outcome::Delivered(_));
         println!(
             "{} for {}: delivered = {delivered}",

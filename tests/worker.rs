@@ -177,9 +177,38 @@ async fn events_are_routed_built_sent_and_reported() {
         .await
         .unwrap();
     assert_eq!(entered(&fixed).len(), 2);
-    for _ in 0..2 {
-        assert!(matches!(next(&mut outcomes).await, Outcome::Delivered(_)));
+    // The outcome stream says the same, in flow order, before each submit returned: the two
+    // re-delivered copies, the two flows not built for, then the two deliveries' ends.
+    let mut reported = Vec::new();
+    for _ in 0..6 {
+        reported.push(match next(&mut outcomes).await {
+            Outcome::Refused {
+                event,
+                flow,
+                decision: EntryDecision::AlreadyEntered,
+                ..
+            } => format!("{event} {flow}: already entered"),
+            Outcome::NotBuilt {
+                event,
+                flow,
+                error: RequestBuildError::MissingValue { .. },
+                ..
+            } => format!("{event} {flow}: not built"),
+            Outcome::Delivered(d) => format!("{} delivered", d.event()),
+            other => panic!("{other:?}"),
+        });
     }
+    assert_eq!(
+        reported,
+        [
+            "evt-1 crm: already entered",
+            "evt-1 warehouse: already entered",
+            "evt-2 crm: not built",
+            "evt-2 warehouse: not built",
+            "evt-2 delivered",
+            "evt-2 delivered",
+        ]
+    );
     let stopped = worker.shutdown().await;
     assert_eq!(stopped.abandoned, 0);
     // Nothing pending; four entries (two events in two flows), four deliveries delivered.
@@ -384,11 +413,23 @@ async fn shutdown_leaves_pending_deliveries_in_the_store_for_the_next_worker() {
         again.flows.iter().map(|e| &e.result).collect::<Vec<_>>(),
         [&FlowResult::Refused(EntryDecision::AlreadyEntered); 2]
     );
-    // Due in an hour: nothing is sent yet; abort leaves them untouched.
+    // Due in an hour: nothing is sent yet; abort leaves them untouched. Only the two refusals
+    // were reported.
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(healthy.requests().is_empty());
     let stopped = worker.abort().await;
     assert_eq!(stopped.abandoned, 0);
+    for flow in ["crm", "warehouse"] {
+        match outcomes.try_recv() {
+            Some(Outcome::Refused {
+                event,
+                flow: refused,
+                decision: EntryDecision::AlreadyEntered,
+                ..
+            }) => assert_eq!((event.as_str(), refused.as_str()), ("evt-1", flow)),
+            other => panic!("{other:?}"),
+        }
+    }
     assert!(outcomes.try_recv().is_none());
     assert_eq!(
         store
@@ -602,13 +643,218 @@ async fn entry_limits_are_decided_by_the_store() {
     let p2 = Profile::new(ProfileId::new("p-2").unwrap())
         .with_email(Email::new("c@example.com").unwrap());
     assert_eq!(entered(&worker.submit(&other, &p2).await.unwrap()).len(), 1);
-    for _ in 0..2 {
-        assert!(matches!(next(&mut outcomes).await, Outcome::Delivered(_)));
+    // Two deliveries end, and the refusal is in the stream too (in whatever order the
+    // attempts and the submits interleave).
+    let mut delivered = 0;
+    let mut refused = Vec::new();
+    for _ in 0..3 {
+        match next(&mut outcomes).await {
+            Outcome::Delivered(_) => delivered += 1,
+            Outcome::Refused {
+                event,
+                profile,
+                flow,
+                decision,
+                ..
+            } => refused.push((event, profile, flow, decision)),
+            other => panic!("{other:?}"),
+        }
     }
+    assert_eq!(delivered, 2);
+    assert_eq!(
+        refused,
+        [(
+            EventId::new("evt-2").unwrap(),
+            ProfileId::new("p-1").unwrap(),
+            FlowId::new("crm").unwrap(),
+            EntryDecision::LimitReached {
+                limit: EntryLimit::at_most(1).unwrap(),
+                entries: 1
+            }
+        )]
+    );
     let _ = worker.shutdown().await;
     assert_eq!(client.requests().len(), 2);
     let counts = store.counts().await.unwrap();
     assert_eq!((counts.delivered, counts.entries), (2, 2));
+}
+
+/// A clock the test moves by hand, in milliseconds since the Unix epoch.
+#[derive(Clone)]
+struct HandClock(Arc<std::sync::atomic::AtomicI64>);
+
+impl HandClock {
+    fn at(at: Timestamp) -> Self {
+        Self(Arc::new(std::sync::atomic::AtomicI64::new(
+            at.as_millisecond(),
+        )))
+    }
+
+    fn set(&self, at: Timestamp) {
+        self.0
+            .store(at.as_millisecond(), std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn reader(&self) -> impl Fn() -> Timestamp + Send + Sync + 'static {
+        let millis = Arc::clone(&self.0);
+        move || {
+            Timestamp::from_millisecond(millis.load(std::sync::atomic::Ordering::SeqCst)).unwrap()
+        }
+    }
+}
+
+/// `outcome` is the refusal of `event` (of p-1, in flow crm) for `decision`.
+fn assert_refused(outcome: Outcome, event: &str, decision: EntryDecision) {
+    match outcome {
+        Outcome::Refused {
+            event: e,
+            profile,
+            flow,
+            decision: d,
+            ..
+        } => assert_eq!(
+            (e.as_str(), profile.as_str(), flow.as_str(), d),
+            (event, "p-1", "crm", decision)
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A windowed entry limit through the worker, at the times of the worker's clock: at most one
+/// entry within 7 days. Every decision reaches the outcome stream, refusals included.
+async fn windowed_limit_on_the_worker_clock(
+    store: Arc<dyn optout_relay::store::DeliveryStore>,
+    clock: HandClock,
+    start: Timestamp,
+) {
+    let window: EntryWindow = "7 days".parse().unwrap();
+    let limit = EntryLimit::at_most_within(1, window).unwrap();
+    let mut flow = flows().remove(0);
+    flow.settings = FlowSettings::with_entry_limit(limit);
+    let router = Arc::new(Router::new([flow], &Catalog::default()).unwrap());
+    let client = RecordingClient::new();
+    let (worker, mut outcomes) = Worker::builder(router, Arc::new(client.clone()), store)
+        .clock(clock.reader())
+        .start();
+    let crm = FlowId::new("crm").unwrap();
+    let p1 = ProfileId::new("p-1").unwrap();
+
+    // Day 0: the first opt-out enters, and its delivery is made and sent at the clock's time.
+    clock.set(start);
+    let first = worker
+        .submit(&unsubscribe("evt-1"), &profile())
+        .await
+        .unwrap();
+    assert_eq!(entered(&first).len(), 1);
+    let Outcome::Delivered(delivery) = next(&mut outcomes).await else {
+        panic!("delivered")
+    };
+    assert_eq!(
+        (delivery.created_at(), delivery.attempts()[0].started_at),
+        (start, start)
+    );
+
+    // One second before the 7 days are over: the limit refuses the next one.
+    let almost = start + SignedDuration::from_hours(7 * 24) - SignedDuration::from_secs(1);
+    clock.set(almost);
+    let second = worker
+        .submit(&unsubscribe("evt-2"), &profile())
+        .await
+        .unwrap();
+    let reached = EntryDecision::LimitReached { limit, entries: 1 };
+    assert_eq!(
+        second.flows,
+        [FlowEntry {
+            flow: crm.clone(),
+            result: FlowResult::Refused(reached),
+        }]
+    );
+    assert_refused(next(&mut outcomes).await, "evt-2", reached);
+
+    // 7 days to the millisecond after the first entry, it is out of the window.
+    let week = start + SignedDuration::from_hours(7 * 24);
+    clock.set(week);
+    let third = worker
+        .submit(&unsubscribe("evt-3"), &profile())
+        .await
+        .unwrap();
+    assert_eq!(entered(&third)[0].0, "crm");
+    let Outcome::Delivered(delivery) = next(&mut outcomes).await else {
+        panic!("delivered")
+    };
+    assert_eq!(
+        (delivery.event().as_str(), delivery.created_at()),
+        ("evt-3", week)
+    );
+
+    // A re-delivered copy, and a Profile without the Email the flow sends.
+    let again = worker
+        .submit(&unsubscribe("evt-3"), &profile())
+        .await
+        .unwrap();
+    assert_eq!(
+        again.flows[0].result,
+        FlowResult::Refused(EntryDecision::AlreadyEntered)
+    );
+    assert_refused(
+        next(&mut outcomes).await,
+        "evt-3",
+        EntryDecision::AlreadyEntered,
+    );
+    let without_email = Profile::new(p1.clone());
+    let not_built = worker
+        .submit(&unsubscribe("evt-4"), &without_email)
+        .await
+        .unwrap();
+    let FlowResult::NotBuilt(error) = &not_built.flows[0].result else {
+        panic!("{not_built:?}")
+    };
+    match next(&mut outcomes).await {
+        Outcome::NotBuilt {
+            event,
+            profile,
+            flow,
+            error: reported,
+            ..
+        } => {
+            assert_eq!(
+                (event.as_str(), &profile, &flow, &reported),
+                ("evt-4", &p1, &crm, error)
+            );
+            assert_eq!(
+                reported.to_string(),
+                "parameter `email` (source email) has no value: the Profile has no Email; mark the \
+                 parameter optional to leave it out instead"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let _ = worker.shutdown().await;
+    assert_eq!(client.requests().len(), 2);
+    assert!(outcomes.try_recv().is_none(), "nothing else was reported");
+}
+
+#[tokio::test]
+async fn windowed_limits_follow_the_worker_clock_on_the_volatile_store() {
+    let start: Timestamp = "2026-01-05T08:00:00Z".parse().unwrap();
+    let clock = HandClock::at(start);
+    let store = Arc::new(VolatileStore::with_clock(clock.reader()));
+    windowed_limit_on_the_worker_clock(store, clock, start).await;
+}
+
+/// The same on SQLite, whose due times follow the system clock: the worker's clock is set in
+/// the past, so that everything it makes is due at once.
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn windowed_limits_follow_the_worker_clock_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!("optout-window-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("relay.db");
+    let _ = std::fs::remove_file(&path);
+    let store = Arc::new(optout_relay::store::SqliteStore::open(&path).await.unwrap());
+    let start = Timestamp::from_second(Timestamp::now().as_second() - 30 * 86_400).unwrap();
+    windowed_limit_on_the_worker_clock(store, HandClock::at(start), start).await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The outcome paths against a real receiver on 127.0.0.1: a callback that panics, a host that

@@ -27,13 +27,20 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::delivery::{Delivery, RetryPolicy, Step};
-use crate::listen::Router;
-use crate::model::{OptOutEvent, Profile};
+use crate::error::RequestBuildError;
+use crate::listen::{EntryDecision, Router};
+use crate::model::{EventId, FlowId, OptOutEvent, Profile, ProfileId};
 use crate::relay::{self, FlowResult, Submitted};
 use crate::store::{Claim, DeliveryStore, StoreError};
 use crate::transport::{HttpClient, TransportError, TransportErrorKind};
 
-/// The end of one delivery: one for each delivery this worker's attempts ended.
+/// What the worker reports: the end of each delivery its attempts ended, and each flow that an
+/// event submitted to it matched but did not enter.
+///
+/// A host that reads only this stream sees every decision: `Delivered` and `DeadLettered` once
+/// the store has recorded the attempt that ended the delivery, `Refused` and `NotBuilt` once
+/// [`Worker::submit`] has the store's answer (before `submit` returns, in flow order; the same
+/// decisions are in its [`Submitted`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Outcome {
@@ -42,13 +49,59 @@ pub enum Outcome {
     /// It was given up; [`Delivery::state`] holds the reason. It stays in the store, where it
     /// can be replayed.
     DeadLettered(Delivery),
+    /// The event matched the flow but did not enter it: the flow's entry limit was reached
+    /// ([`EntryDecision::LimitReached`]), or this very event had entered it already (a
+    /// re-delivered copy, [`EntryDecision::AlreadyEntered`], whose delivery is already
+    /// stored). No delivery was made.
+    #[non_exhaustive]
+    Refused {
+        /// The event.
+        event: EventId,
+        /// Its Profile.
+        profile: ProfileId,
+        /// The flow.
+        flow: FlowId,
+        /// Why it did not enter.
+        decision: EntryDecision,
+    },
+    /// The event matched the flow but its request could not be built (for example the
+    /// Profile has no Email and the flow sends it): nothing was recorded for the flow, and the
+    /// event can be submitted again once the Profile is fixed.
+    #[non_exhaustive]
+    NotBuilt {
+        /// The event.
+        event: EventId,
+        /// Its Profile.
+        profile: ProfileId,
+        /// The flow.
+        flow: FlowId,
+        /// Why the request could not be built.
+        error: RequestBuildError,
+    },
 }
 
 impl Outcome {
-    /// The delivery, in its final state.
-    pub fn delivery(&self) -> &Delivery {
+    /// The delivery, in its final state; `None` for an event that did not enter its flow.
+    pub fn delivery(&self) -> Option<&Delivery> {
         match self {
-            Self::Delivered(d) | Self::DeadLettered(d) => d,
+            Self::Delivered(d) | Self::DeadLettered(d) => Some(d),
+            Self::Refused { .. } | Self::NotBuilt { .. } => None,
+        }
+    }
+
+    /// The flow the outcome is about.
+    pub fn flow(&self) -> &FlowId {
+        match self {
+            Self::Delivered(d) | Self::DeadLettered(d) => d.flow(),
+            Self::Refused { flow, .. } | Self::NotBuilt { flow, .. } => flow,
+        }
+    }
+
+    /// The event the outcome is about.
+    pub fn event(&self) -> &EventId {
+        match self {
+            Self::Delivered(d) | Self::DeadLettered(d) => d.event(),
+            Self::Refused { event, .. } | Self::NotBuilt { event, .. } => event,
         }
     }
 }
@@ -95,7 +148,11 @@ pub struct WorkerBuilder {
     outcome_capacity: Option<usize>,
     lease: Duration,
     poll: Duration,
+    clock: Clock,
 }
+
+/// The worker's clock.
+type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 
 impl std::fmt::Debug for WorkerBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -146,9 +203,27 @@ impl WorkerBuilder {
         self
     }
 
+    /// The clock the worker reads its `now` from (default the system clock,
+    /// [`Timestamp::now`]): the time of each submit's plan (its entry decisions, so that a
+    /// windowed [`EntryLimit`](crate::EntryLimit) counts from it, and its deliveries' creation
+    /// time) and of each attempt (its signature, its record, the next retry's due time).
+    ///
+    /// The store keeps its own clock for due times and leases ([`SqliteStore`]: the system
+    /// clock; `PostgresStore`: the database's; [`VolatileStore::with_clock`]: any), so replace
+    /// both together: a worker clock behind the store's makes retries due early, and one ahead
+    /// of it holds every new delivery until the store's clock reaches its creation time.
+    ///
+    /// [`SqliteStore`]: crate::store::SqliteStore
+    /// [`VolatileStore::with_clock`]: crate::store::VolatileStore::with_clock
+    pub fn clock(mut self, clock: impl Fn() -> Timestamp + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
     /// Bounds the [`Outcomes`] channel to `capacity` waiting outcomes (at least 1). By default
     /// it is unbounded. Bounded, an attempt task waits while it is full (its delivery is already
-    /// recorded in the store), so a host that does not read holds the worker back. Once the
+    /// recorded in the store), and so does [`Worker::submit`] with a refusal to report (the
+    /// event is already admitted), so a host that does not read holds the worker back. Once the
     /// worker is stopping ([`Worker::shutdown`], [`Stopper::stop`], [`Worker::abort`]) it no
     /// longer waits: an outcome that finds the channel full then is not sent, so that a host
     /// that stopped reading cannot hold the shutdown forever. The delivery's end is in the store
@@ -159,7 +234,8 @@ impl WorkerBuilder {
     }
 
     /// Starts the worker on the current tokio runtime. Returns the handle and the channel of
-    /// [`Outcome`]s, one per delivery this worker ends (drop it to ignore outcomes).
+    /// [`Outcome`]s: one per delivery this worker ends, and one per flow that a submitted event
+    /// matched but did not enter (drop it to ignore outcomes).
     ///
     /// # Panics
     ///
@@ -184,8 +260,9 @@ impl WorkerBuilder {
     }
 
     /// Starts the worker on the current tokio runtime, calling `on_outcome` with every
-    /// [`Outcome`], in the task of the attempt that ended the delivery, after the store has
-    /// recorded it (keep it short; it must not block). A callback that panics loses nothing: the
+    /// [`Outcome`]: in the task of the attempt that ended the delivery, after the store has
+    /// recorded it, or in the task that called [`Worker::submit`] for a flow the event did not
+    /// enter, after the store has answered (keep it short; it must not block). A callback that panics loses nothing: the
     /// delivery's end is already in the store.
     ///
     /// # Panics
@@ -209,6 +286,7 @@ impl WorkerBuilder {
             max_in_flight: self.max_in_flight,
             lease: self.lease,
             poll: self.poll,
+            clock: self.clock,
             work: Notify::new(),
             outcomes,
             stop: stop_rx,
@@ -314,12 +392,15 @@ impl Worker {
             outcome_capacity: None,
             lease: Duration::from_secs(60),
             poll: Duration::from_secs(1),
+            clock: Arc::new(Timestamp::now),
         }
     }
 
-    /// Plans `event` (of `profile`) at the current time, has the store admit it, and wakes the
-    /// dispatcher. Returns once the store has committed: every delivery of an `Entered` flow is
-    /// then as durable as the store.
+    /// Plans `event` (of `profile`) at the worker's current time ([`WorkerBuilder::clock`]), has
+    /// the store admit it, and wakes the dispatcher. Returns once the store has committed: every
+    /// delivery of an `Entered` flow is then as durable as the store. Each flow the event
+    /// matched but did not enter is also reported as an [`Outcome::Refused`] or
+    /// [`Outcome::NotBuilt`] before this returns.
     ///
     /// # Errors
     ///
@@ -333,7 +414,7 @@ impl Worker {
         if self.shared.stopping().is_some() {
             return Err(SubmitError::Stopped);
         }
-        let plan = relay::plan(&self.shared.router, event, profile, Timestamp::now());
+        let plan = relay::plan(&self.shared.router, event, profile, (self.shared.clock)());
         #[cfg(not(feature = "tracing"))]
         let submitted = self.shared.store.admit(plan).await?;
         #[cfg(feature = "tracing")]
@@ -370,6 +451,24 @@ impl Worker {
             .any(|f| matches!(f.result, FlowResult::Entered { .. }))
         {
             self.shared.work.notify_one();
+        }
+        for entry in &submitted.flows {
+            let outcome = match &entry.result {
+                FlowResult::Entered { .. } => continue,
+                FlowResult::Refused(decision) => Outcome::Refused {
+                    event: event.id().clone(),
+                    profile: profile.id.clone(),
+                    flow: entry.flow.clone(),
+                    decision: *decision,
+                },
+                FlowResult::NotBuilt(error) => Outcome::NotBuilt {
+                    event: event.id().clone(),
+                    profile: profile.id.clone(),
+                    flow: entry.flow.clone(),
+                    error: error.clone(),
+                },
+            };
+            self.shared.report(outcome).await;
         }
         Ok(submitted)
     }
@@ -454,6 +553,7 @@ struct Shared {
     max_in_flight: usize,
     lease: Duration,
     poll: Duration,
+    clock: Clock,
     /// Wakes the dispatcher: a submit stored work, or an attempt ended.
     work: Notify,
     outcomes: Sink,
@@ -514,7 +614,7 @@ impl Shared {
                     match self.store.next_due().await {
                         // At least a few milliseconds: work due now that could not be claimed
                         // (locked by another process's claim) must not make this loop spin.
-                        Ok(Some(due)) => Duration::try_from(due.duration_since(Timestamp::now()))
+                        Ok(Some(due)) => Duration::try_from(due.duration_since((self.clock)()))
                             .unwrap_or_default()
                             .clamp(Duration::from_millis(5), self.poll),
                         _ => self.poll,
@@ -597,7 +697,7 @@ impl Shared {
             mut delivery,
             token,
         } = claim;
-        let started = Timestamp::now();
+        let started = (self.clock)();
         let send = async {
             #[cfg(feature = "tracing")]
             tracing::debug!("attempt started");
@@ -631,7 +731,7 @@ impl Shared {
         let step = delivery.record(
             result.as_ref(),
             started,
-            Timestamp::now(),
+            (self.clock)(),
             &self.policy,
             self.next_random(),
         );
