@@ -283,6 +283,31 @@ async fn entry_limit_one_lets_one_event_of_a_profile_in() {
     assert_eq!(store.counts().await.unwrap(), counts(2, 0, 0, 0, 2));
 }
 
+/// A windowed limit in the database: one entry within 1 month (30 days), decided at the plans'
+/// times: refused 1 s before the month is over, entered again exactly at its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_windowed_limit_counts_entries_within_the_window_only() {
+    let db = pg::database().await;
+    let store = open(&db.url).await;
+    let limit = EntryLimit::at_most_within(1, "1 month".parse().unwrap()).unwrap();
+    let router = router([flow_with("monthly", plain_node(NOWHERE), Some(limit))]);
+    let start: Timestamp = "2026-01-31T12:00:00Z".parse().unwrap();
+    let month = SignedDuration::from_hours(30 * 24);
+    let at =
+        |id: &str, now: Timestamp| relay::plan(&router, &event(id, "p-1"), &profile("p-1"), now);
+    entered_id(&store.admit(at("evt-a", start)).await.unwrap());
+    let early = store
+        .admit(at("evt-b", start + month - SignedDuration::from_secs(1)))
+        .await
+        .unwrap();
+    assert_eq!(
+        early.flows[0].result,
+        FlowResult::Refused(EntryDecision::LimitReached { limit, entries: 1 })
+    );
+    entered_id(&store.admit(at("evt-c", start + month)).await.unwrap());
+    assert_eq!(store.counts().await.unwrap(), counts(2, 0, 0, 0, 2));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_lease_is_taken_over_and_fences_the_old_claim() {
     let db = pg::database().await;
