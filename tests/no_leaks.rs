@@ -201,6 +201,26 @@ fn personal_values_are_masked() {
     check_debug("Profile (from JSON)", &read);
 }
 
+/// An Email that is not an address holds the canary whole: it is masked as well, and the error
+/// of a flow that cannot send it repeats nothing.
+#[test]
+fn values_kept_as_given_are_masked() {
+    let not_address = Email::lenient(format!("x {EMAIL}"));
+    assert!(!not_address.is_address());
+    check_all("Email (not an address)", &not_address);
+    let profile = Profile::new(ProfileId::new("p-1").unwrap()).with_email(not_address);
+    check_debug("Profile (Email not an address)", &profile);
+    let node = WebhookNode::builder("https://crm.example.com/optout")
+        .param("email", ParamSource::Email)
+        .build()
+        .unwrap();
+    let error = node
+        .build_request(&flow_id(), &profile, &event(), now())
+        .unwrap_err();
+    assert!(matches!(error, RequestBuildError::EmailNotAddress { .. }));
+    check_all("RequestBuildError::EmailNotAddress", &error);
+}
+
 #[test]
 fn secrets_are_redacted() {
     check_all("Secret", &Secret::new(BEARER));
