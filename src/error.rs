@@ -114,7 +114,7 @@ impl std::fmt::Display for EmailProblem {
     }
 }
 
-/// A Profile attribute value (Email, Mobile, a custom attribute name) was rejected.
+/// A Profile attribute value (Email, Mobile, a custom attribute name) or a Region was rejected.
 ///
 /// The rejected value is never repeated whole: it is personal data.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -126,9 +126,16 @@ pub enum AttributeError {
         /// The rule it breaks.
         reason: EmailProblem,
     },
-    /// The mobile number cannot be read as an international number.
+    /// The text cannot be a phone number at all (empty, a control character, too long, no
+    /// digit). A number that is merely not normalizable is accepted as given.
     #[error("invalid mobile number: {reason}")]
     Mobile {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A region code is not two ASCII letters, or not a region the phone-number metadata knows.
+    #[error("invalid region: {reason}")]
+    Region {
         /// What is wrong with it.
         reason: &'static str,
     },

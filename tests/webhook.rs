@@ -1524,6 +1524,13 @@ fn preview_node() -> WebhookNode {
         .unwrap()
 }
 
+/// The Profile's Mobile (`+46701234567`) masked: normalized by the metadata, or, without it,
+/// kept as given.
+#[cfg(feature = "phonenumber")]
+const MOBILE_MASKED: &str = "+46*******67";
+#[cfg(not(feature = "phonenumber"))]
+const MOBILE_MASKED: &str = "***67";
+
 #[test]
 fn masked_preview_hides_personal_data_and_secrets() {
     let built = preview_node()
@@ -1539,7 +1546,7 @@ fn masked_preview_hides_personal_data_and_secrets() {
              --header 'authorization: Bearer [redacted]' \\\n  \
              --header 'content-type: application/json' \\\n  \
              --header 'webhook-id: {ID_EVT_1}' \\\n  \
-             --data-binary '{{\"email\":\"a***@e***.com\",\"mobile\":\"+46*******67\",\"crm\":\"[masked]\",\"score\":\"[masked]\",\"subscription\":\"123456\"}}'"
+             --data-binary '{{\"email\":\"a***@e***.com\",\"mobile\":\"{MOBILE_MASKED}\",\"crm\":\"[masked]\",\"score\":\"[masked]\",\"subscription\":\"123456\"}}'"
         )
     );
     assert_eq!(
@@ -1551,10 +1558,10 @@ fn masked_preview_hides_personal_data_and_secrets() {
              content-type: application/json\n\
              webhook-id: {ID_EVT_1}\n\
              body:\n\
-             {{\"email\":\"a***@e***.com\",\"mobile\":\"+46*******67\",\"crm\":\"[masked]\",\"score\":\"[masked]\",\"subscription\":\"123456\"}}\n\
+             {{\"email\":\"a***@e***.com\",\"mobile\":\"{MOBILE_MASKED}\",\"crm\":\"[masked]\",\"score\":\"[masked]\",\"subscription\":\"123456\"}}\n\
              parameters:\n  \
              email = a***@e***.com  (from email)\n  \
-             mobile = +46*******67  (from mobile)\n  \
+             mobile = {MOBILE_MASKED}  (from mobile)\n  \
              crm = [masked]  (from attribute `crm_id`)\n  \
              score = [masked]  (from attribute `score`)\n  \
              subscription = 123456  (from subscription_id)\n"

@@ -378,95 +378,263 @@ impl<'de> Deserialize<'de> for Email {
     }
 }
 
-/// A validated mobile number in its normalized international form: `+` and 8 to 15 digits
-/// (E.164), such as `+46701234567`.
+/// The longest mobile number text accepted, in bytes.
+const MAX_MOBILE_LEN: usize = 64;
+
+/// A region, for reading phone numbers written in national form: an ISO 3166-1 alpha-2 code
+/// such as `SE`, normalized to uppercase.
 ///
-/// [`Mobile::new`] accepts the ways people write such a number: spaces, `-`, `.`, `(` and `)`
-/// are removed, a national trunk prefix written `(0)` is dropped, and a leading `00` becomes
-/// `+`. A number without its country code (`070 123 45
-/// 67`) is rejected rather than guessed.
-///
-/// `Debug` and `Display` are masked (`+46********67`); [`Mobile::as_str`] gives the number.
+/// With the `phonenumber` feature (on by default), a code libphonenumber's metadata does not
+/// know is refused too; without it, any two ASCII letters are accepted.
 ///
 /// ```
-/// use optout_relay::Mobile;
+/// use optout_relay::Region;
 ///
-/// let mobile = Mobile::new("+46 (0)70-123 45 67")?;
-/// assert_eq!(mobile.as_str(), "+46701234567");
-/// assert_eq!(Mobile::new("0046 70-123 45 67")?, mobile);
-/// assert_eq!(mobile.to_string(), "+46*******67");
+/// let region: Region = "se".parse()?;
+/// assert_eq!(region.as_str(), "SE");
+/// assert_eq!(region.to_string(), "SE");
+/// assert!(Region::new("S").is_err());
 /// # Ok::<(), optout_relay::AttributeError>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Mobile(Arc<str>);
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Region([u8; 2]);
 
-impl Mobile {
-    /// Validates and normalizes a mobile number.
+impl Region {
+    /// Reads a two-letter region code, in any case.
     ///
     /// # Errors
     ///
-    /// [`AttributeError::Mobile`] naming the rule broken (never repeating the number).
-    pub fn new(value: impl AsRef<str>) -> Result<Self, AttributeError> {
-        let value = value.as_ref();
-        let fail = |reason| Err(AttributeError::Mobile { reason });
-        if value.len() > 64 {
-            return fail("longer than 64 bytes");
-        }
-        let trimmed = value.trim();
-        let rest = if let Some(rest) = trimmed.strip_prefix('+') {
-            rest
-        } else if let Some(rest) = trimmed.strip_prefix("00") {
-            rest
-        } else {
-            return fail("has no country code: write it as +<country code><number>");
+    /// [`AttributeError::Region`] when the code is not two ASCII letters, or (feature
+    /// `phonenumber`) not a region the phone-number metadata knows.
+    pub fn new(code: &str) -> Result<Self, AttributeError> {
+        let fail = |reason| Err(AttributeError::Region { reason });
+        let &[first, second] = code.as_bytes() else {
+            return fail("it is not two ASCII letters (an ISO 3166-1 alpha-2 code such as `SE`)");
         };
-        let mut normalized = String::with_capacity(16);
-        normalized.push('+');
-        for c in rest.replace("(0)", "").chars() {
-            match c {
-                '0'..='9' => normalized.push(c),
-                ' ' | '-' | '.' | '(' | ')' => {}
-                _ => {
-                    return fail(
-                        "holds a character other than digits, spaces, `-`, `.`, `(` and `)`",
-                    );
-                }
-            }
+        if !first.is_ascii_alphabetic() || !second.is_ascii_alphabetic() {
+            return fail("it is not two ASCII letters (an ISO 3166-1 alpha-2 code such as `SE`)");
         }
-        let digits = normalized.len() - 1;
-        if digits < 8 {
-            return fail("has fewer than 8 digits");
+        let region = Self([first.to_ascii_uppercase(), second.to_ascii_uppercase()]);
+        #[cfg(feature = "phonenumber")]
+        if region.id().is_none() {
+            return fail("it is not a region the phone-number metadata knows");
         }
-        if digits > 15 {
-            return fail("has more than 15 digits");
-        }
-        if normalized.as_bytes()[1] == b'0' {
-            return fail("has a country code starting with 0");
-        }
-        Ok(Self(Arc::from(normalized)))
+        Ok(region)
     }
 
-    /// The normalized number, `+` and digits. Personal data: do not log it.
+    /// The code, two uppercase ASCII letters.
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Two ASCII letters, checked by `new`.
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+
+    /// The metadata's id for this region.
+    #[cfg(feature = "phonenumber")]
+    fn id(self) -> Option<phonenumber::country::Id> {
+        self.as_str().parse().ok()
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Region").field(&self.as_str()).finish()
+    }
+}
+
+impl std::str::FromStr for Region {
+    type Err = AttributeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+/// The Profile's Mobile attribute: a phone number, in its E.164 form (`+46701234567`) when it
+/// could be normalized with certainty, else exactly as given.
+///
+/// An opt-out is never refused or rewritten because of how a number was typed. A number is
+/// normalized only when libphonenumber's metadata (feature `phonenumber`, on by default) reads
+/// it as a valid number without an extension: `+39 (0)6 6982 1234` and `+39 06 6982 1234` both
+/// become `+390669821234` (Italy keeps its 0), `+46 (0)70-123 45 67` becomes `+46701234567`
+/// (Sweden's trunk 0 goes). Anything else is kept as given: a national form without a region
+/// (`070-123 45 67`; [`Mobile::with_region`] reads it), a number the metadata finds invalid or
+/// does not know, a number with an extension. Without the feature, nothing is normalized
+/// (nothing is guessed).
+///
+/// Two values are equal when [`Mobile::as_str`] is: two typings of one number are equal once
+/// normalized. JSON holds [`Mobile::as_str`] and is read with [`Mobile::new`].
+///
+/// `Debug` and `Display` are masked (`+46*******67`, or `***67` for a number kept as given);
+/// [`Mobile::as_str`] gives the number.
+///
+/// ```
+/// use optout_relay::{Mobile, Region};
+///
+/// let mobile = Mobile::new("+46 (0)70-123 45 67")?;
+/// let national = Mobile::with_region("070-123 45 67", Region::new("SE")?)?;
+/// let kept = Mobile::new("070-123 45 67")?;
+/// assert_eq!(kept.as_str(), "070-123 45 67");
+/// assert!(!kept.is_normalized());
+/// assert_eq!(kept.to_string(), "***67");
+/// # #[cfg(feature = "phonenumber")] {
+/// assert_eq!(mobile.as_str(), "+46701234567");
+/// assert_eq!(mobile.as_given(), "+46 (0)70-123 45 67");
+/// assert_eq!(national, mobile);
+/// assert_eq!(mobile.to_string(), "+46*******67");
+/// # }
+/// # Ok::<(), optout_relay::AttributeError>(())
+/// ```
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Mobile {
+    given: Arc<str>,
+    e164: Option<Arc<str>>,
+}
+
+impl Mobile {
+    /// Reads a mobile number, normalizing it when it is written in international form (`+` and
+    /// the country code) and the metadata is certain of it; otherwise keeps it as given.
+    ///
+    /// # Errors
+    ///
+    /// [`AttributeError::Mobile`] only for what cannot be a number at all: an empty or blank
+    /// text, a control character, more than 64 bytes, no digit. Never repeats the number.
+    pub fn new(value: impl AsRef<str>) -> Result<Self, AttributeError> {
+        Self::read(value.as_ref(), None)
+    }
+
+    /// Reads a mobile number as [`Mobile::new`] does, and also normalizes national forms
+    /// written as in `region` (`070-123 45 67` or `0046 70 123 45 67` in `SE` is
+    /// `+46701234567`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Mobile::new`].
+    pub fn with_region(value: impl AsRef<str>, region: Region) -> Result<Self, AttributeError> {
+        Self::read(value.as_ref(), Some(region))
+    }
+
+    fn read(value: &str, region: Option<Region>) -> Result<Self, AttributeError> {
+        let fail = |reason| Err(AttributeError::Mobile { reason });
+        if value.len() > MAX_MOBILE_LEN {
+            return fail("longer than 64 bytes");
+        }
+        if value.chars().any(char::is_control) {
+            return fail("holds a control character");
+        }
+        if value.trim().is_empty() {
+            return fail("is empty");
+        }
+        if !value.chars().any(char::is_numeric) {
+            return fail("holds no digit");
+        }
+        let given: Arc<str> = Arc::from(value);
+        let e164 = normalize(value, region).map(|e164| {
+            if e164 == value {
+                Arc::clone(&given)
+            } else {
+                Arc::from(e164)
+            }
+        });
+        Ok(Self { given, e164 })
+    }
+
+    /// The number: its E.164 form when normalized, else the text as given. This is what is
+    /// sent and stored. Personal data: do not log it.
+    pub fn as_str(&self) -> &str {
+        self.e164.as_deref().unwrap_or(&self.given)
+    }
+
+    /// The text as given, before any normalization.
+    pub fn as_given(&self) -> &str {
+        &self.given
+    }
+
+    /// The E.164 form (`+46701234567`), when the number could be normalized with certainty.
+    pub fn e164(&self) -> Option<&str> {
+        self.e164.as_deref()
+    }
+
+    /// Whether the number is normalized (in E.164 form).
+    pub fn is_normalized(&self) -> bool {
+        self.e164.is_some()
     }
 
     /// The number, shared (no copy).
     pub(crate) fn shared(&self) -> Arc<str> {
-        Arc::clone(&self.0)
+        Arc::clone(self.e164.as_ref().unwrap_or(&self.given))
     }
 
-    /// The number masked for logs and previews: `+`, the first two and the last two digits.
+    /// The number masked for logs and previews: in E.164 form `+`, the first two and the last
+    /// two digits (`+46*******67`); kept as given, only the last two digits (`***67`), or
+    /// `***` when it holds fewer than 6 digits.
     pub fn masked(&self) -> String {
-        let digits = &self.0[1..];
-        let hidden = digits.len().saturating_sub(4);
-        let mut masked = String::with_capacity(self.0.len());
-        masked.push('+');
-        masked.push_str(&digits[..2]);
-        masked.extend(std::iter::repeat_n('*', hidden));
-        masked.push_str(&digits[digits.len() - 2..]);
+        if let Some(e164) = &self.e164 {
+            let digits = e164.trim_start_matches('+');
+            if digits.len() >= 6 && digits.is_ascii() {
+                let mut masked = String::with_capacity(e164.len());
+                masked.push('+');
+                masked.push_str(&digits[..2]);
+                masked.extend(std::iter::repeat_n('*', digits.len() - 4));
+                masked.push_str(&digits[digits.len() - 2..]);
+                return masked;
+            }
+            return "+***".to_owned();
+        }
+        let digits: Vec<char> = self.given.chars().filter(char::is_ascii_digit).collect();
+        let mut masked = String::from("***");
+        if digits.len() >= 6 {
+            masked.extend(&digits[digits.len() - 2..]);
+        }
         masked
+    }
+}
+
+/// The E.164 form of `text` when the metadata reads it as a valid number without an extension.
+#[cfg(feature = "phonenumber")]
+fn normalize(text: &str, region: Option<Region>) -> Option<String> {
+    let number = phonenumber::parse(region.and_then(Region::id), text).ok()?;
+    if number.extension().is_some() || !phonenumber::is_valid(&number) {
+        return None;
+    }
+    Some(number.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+/// Without metadata, nothing is normalized: nothing is guessed.
+#[cfg(not(feature = "phonenumber"))]
+fn normalize(_text: &str, _region: Option<Region>) -> Option<String> {
+    None
+}
+
+impl PartialEq for Mobile {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Mobile {}
+
+impl PartialOrd for Mobile {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Mobile {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::hash::Hash for Mobile {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
     }
 }
 
@@ -492,7 +660,7 @@ impl TryFrom<String> for Mobile {
 
 impl From<Mobile> for String {
     fn from(mobile: Mobile) -> Self {
-        mobile.0.as_ref().to_owned()
+        mobile.as_str().to_owned()
     }
 }
 

@@ -20,7 +20,7 @@ pub const MAX_PARAM_NAME_LEN: usize = 128;
 /// | source | value | absent when |
 /// | --- | --- | --- |
 /// | `email` | the Profile's Email | the Profile has no Email, or holds one that is not an address |
-/// | `mobile` | the Profile's Mobile, `+` and digits | the Profile has no Mobile |
+/// | `mobile` | the Profile's Mobile: E.164 when it could be normalized with certainty, else as given | the Profile has no Mobile |
 /// | `{"attribute": name}` | the custom attribute (text, number or boolean) | the Profile has no such attribute |
 /// | `profile_id` | the Profile's id | never |
 /// | `subscription_id` | the Subscription opted out from | Email - Abuse (section-level) |
