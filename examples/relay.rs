@@ -541,16 +541,17 @@ fn mask(text: &str) -> String {
         .fold(text.to_owned(), |acc, (_, v)| {
             let masked = Email::new(v.clone())
                 .map(|e| e.masked())
-                .or_else(|_| Mobile::new(&v).map(|m| m.masked()));
+                .ok()
+                .or_else(|| normalized_mobile(&v));
             match masked {
-                Ok(m) => acc
+                Some(m) => acc
                     .replace(
                         &optout_relay::url::form_urlencoded::byte_serialize(v.as_bytes())
                             .collect::<String>(),
                         &m,
                     )
                     .replace(&v, &m),
-                Err(_) => acc,
+                None => acc,
             }
         });
     // JSON bodies: mask string values too.
@@ -563,13 +564,22 @@ fn mask(text: &str) -> String {
     }
 }
 
+/// A mobile number in a form the metadata is certain of, masked. A Mobile kept as given could
+/// be any text with a digit (an id, a time): those are left alone.
+fn normalized_mobile(text: &str) -> Option<String> {
+    Mobile::new(text)
+        .ok()
+        .filter(Mobile::is_normalized)
+        .map(|m| m.masked())
+}
+
 fn mask_json(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::String(s) => {
             if let Ok(e) = Email::new(s.clone()) {
                 *s = e.masked();
-            } else if let Ok(m) = Mobile::new(&*s) {
-                *s = m.masked();
+            } else if let Some(m) = normalized_mobile(s) {
+                *s = m;
             }
         }
         serde_json::Value::Object(map) => map.values_mut().for_each(mask_json),

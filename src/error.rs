@@ -48,21 +48,94 @@ pub struct IdError {
     pub problem: IdProblem,
 }
 
-/// A Profile attribute value (Email, Mobile, a custom attribute name) was rejected.
+/// What makes a text not an email address ([`crate::Email::new`]): one variant per rule of
+/// RFC 5321 and RFC 5322 (with RFC 6531's UTF-8) that it breaks. `Display` names the rule, never
+/// the address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EmailProblem {
+    /// Longer than [`crate::MAX_EMAIL_LEN`] bytes (RFC 5321's path limit less the brackets).
+    TooLong,
+    /// A control character (CR, LF, NUL, DEL, ...) anywhere, even inside quotes. A tab is
+    /// allowed inside a quoted local part only.
+    ControlCharacter,
+    /// No `@` outside quotes.
+    NoAt,
+    /// Nothing before the `@`.
+    EmptyLocalPart,
+    /// More than 64 bytes before the `@` (RFC 5321).
+    LocalPartTooLong,
+    /// A local part opens a quote it never closes.
+    UnbalancedQuote,
+    /// A quoted local part goes on after its closing quote (`"a"b@example.com`).
+    TextAfterQuote,
+    /// An unquoted local part holds whitespace or one of `( ) < > [ ] : ; @ \ , "` (these need
+    /// quotes: `"a b"@example.com`).
+    UnquotedSpecial,
+    /// Nothing after the `@`.
+    EmptyDomain,
+    /// The domain has an empty label: two dots in a row, or a dot at its start or end.
+    EmptyDomainLabel,
+    /// A domain label holds a character other than letters, digits and `-` (non-ASCII letters
+    /// are allowed: RFC 6531 U-labels).
+    DomainCharacter,
+    /// A domain label starts or ends with `-` (RFC 1035, RFC 5321 `Ldh-str`).
+    DomainHyphen,
+    /// A domain literal in brackets is not an IPv4 address, `IPv6:` and an IPv6 address, or a
+    /// general `tag:text` literal.
+    DomainLiteral,
+}
+
+impl std::fmt::Display for EmailProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::TooLong => "it is longer than 254 bytes",
+            Self::ControlCharacter => "it holds a control character",
+            Self::NoAt => "it has no `@` outside quotes",
+            Self::EmptyLocalPart => "it has nothing before the `@`",
+            Self::LocalPartTooLong => "it has more than 64 bytes before the `@`",
+            Self::UnbalancedQuote => "its local part opens a quote it does not close",
+            Self::TextAfterQuote => "its quoted local part goes on after the closing quote",
+            Self::UnquotedSpecial => {
+                "its local part holds whitespace or one of `( ) < > [ ] : ; @ \\ , \"` \
+                 outside quotes"
+            }
+            Self::EmptyDomain => "it has no domain after the `@`",
+            Self::EmptyDomainLabel => "its domain has an empty label",
+            Self::DomainCharacter => {
+                "its domain holds a character other than letters, digits, `-` and `.`"
+            }
+            Self::DomainHyphen => "a label of its domain starts or ends with `-`",
+            Self::DomainLiteral => {
+                "its domain literal is not an IPv4 address, `IPv6:` and an IPv6 address, or \
+                 `tag:text`"
+            }
+        })
+    }
+}
+
+/// A Profile attribute value (Email, Mobile, a custom attribute name) or a Region was rejected.
 ///
 /// The rejected value is never repeated whole: it is personal data.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AttributeError {
-    /// The email address is not of the form `local@domain`.
+    /// The text is not an email address.
     #[error("invalid email address: {reason}")]
     Email {
+        /// The rule it breaks.
+        reason: EmailProblem,
+    },
+    /// The text cannot be a phone number at all (empty, a control character, too long, no
+    /// digit). A number that is merely not normalizable is accepted as given.
+    #[error("invalid mobile number: {reason}")]
+    Mobile {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// The mobile number cannot be read as an international number.
-    #[error("invalid mobile number: {reason}")]
-    Mobile {
+    /// A region code is not two ASCII letters, or not a region the phone-number metadata knows.
+    #[error("invalid region: {reason}")]
+    Region {
         /// What is wrong with it.
         reason: &'static str,
     },
@@ -758,6 +831,19 @@ pub enum RequestBuildError {
         /// Why there is no value.
         reason: &'static str,
     },
+    /// A required `email` parameter's Profile holds an Email that is not an address (kept as
+    /// given when the Profile was read): it is not sent. Flows that do not send the Email still
+    /// deliver.
+    #[error(
+        "parameter `{param}` (source email) has no value: the Profile's Email is not an \
+         address: {problem}; mark the parameter optional to leave it out instead"
+    )]
+    EmailNotAddress {
+        /// The parameter name.
+        param: String,
+        /// Why the Email is not an address.
+        problem: EmailProblem,
+    },
     /// A parameter takes the Folder id, which only the Section's catalog knows.
     #[error(
         "parameter `{param}` (source folder_id) needs the Section's catalog: build the request \
@@ -818,6 +904,11 @@ impl std::fmt::Debug for RequestBuildError {
                 .field("param", param)
                 .field("param_source", param_source)
                 .field("reason", reason)
+                .finish(),
+            Self::EmailNotAddress { param, problem } => f
+                .debug_struct("EmailNotAddress")
+                .field("param", param)
+                .field("problem", problem)
                 .finish(),
             Self::SectionNeeded { param } => f
                 .debug_struct("SectionNeeded")

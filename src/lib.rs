@@ -99,9 +99,9 @@ pub use delivery::{
 #[cfg(feature = "tokio")]
 pub use delivery::{Outcome, Outcomes, Stopped, Stopper, SubmitError, Worker, WorkerBuilder};
 pub use error::{
-    ApplyError, AttributeError, CatalogError, DeliveryError, EventError, FlowFileError,
-    FlowFileProblem, IdError, IdProblem, ListenError, NoticeError, PolicyError, ProfileError,
-    RequestBuildError, RetryAfterError, RouterError, VerifyError, WebhookConfigError,
+    ApplyError, AttributeError, CatalogError, DeliveryError, EmailProblem, EventError,
+    FlowFileError, FlowFileProblem, IdError, IdProblem, ListenError, NoticeError, PolicyError,
+    ProfileError, RequestBuildError, RetryAfterError, RouterError, VerifyError, WebhookConfigError,
 };
 pub use lint::{Diagnostic, Severity};
 pub use listen::{

@@ -607,6 +607,44 @@ proptest! {
         }
     }
 
+    /// The phone-number metadata reads any text without panicking (RFC 3966 `tel:` forms
+    /// included, which once made it panic), and what it cannot be certain of is kept as given.
+    #[test]
+    fn mobiles_from_any_text_are_read_kept_or_refused_typed(
+        value in prop_oneof![
+            "\\PC{0,80}",
+            "[+0-9 ()./-]{0,30}",
+            "(tel:)?\\+?[0-9é-]{0,12}(;phone-context=[+0-9.é-]{0,8})?(;ext=[0-9]{0,4})?",
+            "(\\+|00)?[0-9]{1,3} ?(\\(0\\))?[0-9 -]{4,20}( ?(ext\\.|x|#) ?[0-9]{1,5})?",
+        ],
+        region in prop::sample::select(&["SE", "US", "IT", "GB", "JP"][..]),
+    ) {
+        let region = Region::new(region).unwrap();
+        for read in [Mobile::new(&value), Mobile::with_region(&value, region)] {
+            match read {
+                Ok(mobile) => {
+                    prop_assert_eq!(mobile.as_given(), value.as_str());
+                    match mobile.e164() {
+                        Some(e164) => {
+                            prop_assert_eq!(mobile.as_str(), e164);
+                            prop_assert!(e164.starts_with('+'));
+                            prop_assert!(e164[1..].bytes().all(|b| b.is_ascii_digit()));
+                            // E.164 reads back as itself.
+                            let again = Mobile::new(e164).unwrap();
+                            prop_assert_eq!(again.e164(), Some(e164));
+                        }
+                        None => prop_assert_eq!(mobile.as_str(), value.as_str()),
+                    }
+                    let _ = (mobile.masked(), format!("{mobile:?}"));
+                }
+                Err(error) => {
+                    let typed = matches!(error, AttributeError::Mobile { .. });
+                    prop_assert!(typed, "{:?}", error);
+                }
+            }
+        }
+    }
+
     #[test]
     fn retry_after_from_any_text(
         value in prop_oneof![

@@ -145,102 +145,6 @@ fn ids_accept_platform_values_and_reject_bad_ones() {
 }
 
 #[test]
-fn email_validation_and_masking() {
-    let email = Email::new("a+b@example.com").unwrap();
-    assert_eq!(email.as_str(), "a+b@example.com");
-    assert_eq!(email.to_string(), "a***@e***.com");
-    assert_eq!(format!("{email:?}"), "Email(\"a***@e***.com\")");
-    let cases = [
-        ("no-at.example.com", "invalid email address: has no `@`"),
-        (
-            "@example.com",
-            "invalid email address: has nothing before the `@`",
-        ),
-        (
-            "a@b@example.com",
-            "invalid email address: has more than one `@`",
-        ),
-        ("a@", "invalid email address: has no domain after the `@`"),
-        (
-            "a@example..com",
-            "invalid email address: has an empty label in its domain",
-        ),
-        (
-            "a @example.com",
-            "invalid email address: holds whitespace or a control character",
-        ),
-        (
-            " a@example.com",
-            "invalid email address: holds whitespace or a control character",
-        ),
-    ];
-    for (input, message) in cases {
-        assert_eq!(
-            Email::new(input).unwrap_err().to_string(),
-            message,
-            "{input:?}"
-        );
-    }
-    let long_local = format!("{}@example.com", "x".repeat(65));
-    assert_eq!(
-        Email::new(long_local).unwrap_err(),
-        AttributeError::Email {
-            reason: "has more than 64 bytes before the `@`"
-        }
-    );
-    let long = format!("a@{}.com", "x".repeat(260));
-    assert_eq!(
-        Email::new(long).unwrap_err(),
-        AttributeError::Email {
-            reason: "longer than 254 bytes"
-        }
-    );
-}
-
-#[test]
-fn mobile_normalization_and_masking() {
-    for input in [
-        "+46701234567",
-        "+46 70-123 45 67",
-        "0046 70 123 45 67",
-        "+46 (0)70.123.45.67",
-        " +46701234567 ",
-    ] {
-        assert_eq!(
-            Mobile::new(input).unwrap().as_str(),
-            "+46701234567",
-            "{input:?}"
-        );
-    }
-    let mobile = Mobile::new("+46701234567").unwrap();
-    assert_eq!(mobile.to_string(), "+46*******67");
-    assert_eq!(format!("{mobile:?}"), "Mobile(\"+46*******67\")");
-    let cases = [
-        (
-            "070 123 45 67",
-            "has no country code: write it as +<country code><number>",
-        ),
-        (
-            "+46 70 ABC",
-            "holds a character other than digits, spaces, `-`, `.`, `(` and `)`",
-        ),
-        ("+4670", "has fewer than 8 digits"),
-        ("+4670123456789012", "has more than 15 digits"),
-        ("+046701234567", "has a country code starting with 0"),
-    ];
-    for (input, reason) in cases {
-        assert_eq!(
-            Mobile::new(input).unwrap_err(),
-            AttributeError::Mobile { reason },
-            "{input:?}"
-        );
-    }
-    // Serde normalizes too.
-    let parsed: Mobile = serde_json::from_str("\"0046 70 123 45 67\"").unwrap();
-    assert_eq!(serde_json::to_string(&parsed).unwrap(), "\"+46701234567\"");
-}
-
-#[test]
 fn catalog_lookups() {
     let catalog = catalog();
     let sec1 = catalog.section(&SectionId::new("sec-1").unwrap()).unwrap();
@@ -642,7 +546,7 @@ fn malformed_events_are_rejected_with_the_reason() {
 fn profile_json_shape_round_trips_and_debug_is_masked() {
     let mut p = Profile::new(ProfileId::new("p-1").unwrap())
         .with_email(Email::new("a+b@example.com").unwrap())
-        .with_mobile(Mobile::new("+46 70 123 45 67").unwrap())
+        .with_mobile(Mobile::new("+46701234567").unwrap())
         .with_attribute(AttributeName::new("first_name").unwrap(), "Ada")
         .with_attribute(AttributeName::new("score").unwrap(), 42)
         .with_consent(sub("111"), Channel::Email);

@@ -201,6 +201,31 @@ fn personal_values_are_masked() {
     check_debug("Profile (from JSON)", &read);
 }
 
+/// An Email that is not an address and a Mobile kept as given hold the canaries whole: they are
+/// masked as well, and the error of a flow that cannot send the Email repeats nothing.
+#[test]
+fn values_kept_as_given_are_masked() {
+    let not_address = Email::lenient(format!("x {EMAIL}"));
+    assert!(!not_address.is_address());
+    check_all("Email (not an address)", &not_address);
+    let kept = Mobile::new(&MOBILE[1..]).unwrap();
+    assert!(!kept.is_normalized());
+    check_all("Mobile (as given)", &kept);
+    let profile = Profile::new(ProfileId::new("p-1").unwrap())
+        .with_email(not_address)
+        .with_mobile(kept);
+    check_debug("Profile (values as given)", &profile);
+    let node = WebhookNode::builder("https://crm.example.com/optout")
+        .param("email", ParamSource::Email)
+        .build()
+        .unwrap();
+    let error = node
+        .build_request(&flow_id(), &profile, &event(), now())
+        .unwrap_err();
+    assert!(matches!(error, RequestBuildError::EmailNotAddress { .. }));
+    check_all("RequestBuildError::EmailNotAddress", &error);
+}
+
 #[test]
 fn secrets_are_redacted() {
     check_all("Secret", &Secret::new(BEARER));
@@ -648,8 +673,11 @@ fn notices_and_notice_errors_are_masked() {
         // Values that fail validation.
         format!(r#"{{"email": "{EMAIL} ", "subscription": "1"}}"#),
         format!(r#"{{"email": "{EMAIL}@{EMAIL}", "subscription": "1"}}"#),
-        format!(r#"{{"email": "{EMAIL}", "mobile": "{MOBILE}x", "subscription": "1"}}"#),
-        format!(r#"{{"email": "{EMAIL}", "mobile": "{MOBILE}{MOBILE}", "subscription": "1"}}"#),
+        format!(r#"{{"email": "{EMAIL}", "mobile": "{MOBILE}\u0001", "subscription": "1"}}"#),
+        format!(
+            r#"{{"email": "{EMAIL}", "mobile": "{MOBILE}{}", "subscription": "1"}}"#,
+            " ".repeat(64)
+        ),
         format!(r#"{{"email": ["{EMAIL}"], "subscription": "1"}}"#),
         format!(r#"{{"email": "{EMAIL}", "crm": ["{ATTRIBUTE}"], "subscription": "1"}}"#),
         // Conflicts and repeats.

@@ -42,6 +42,12 @@ fn cy() -> Profile {
         .with_mobile(Mobile::new("+46 70 123 45 67").unwrap())
 }
 
+/// Cy's Mobile masked: normalized by the metadata, or, without it, kept as given.
+#[cfg(feature = "phonenumber")]
+const CY_MASKED: &str = "+46*******67";
+#[cfg(not(feature = "phonenumber"))]
+const CY_MASKED: &str = "***67";
+
 fn unsubscribe(event: &str, profile: &Profile, subscription: &str) -> OptOutEvent {
     OptOutEvent::email_unsubscribe(
         EventId::new(event).unwrap(),
@@ -330,7 +336,7 @@ fn on_a_signed_endpoint_forged_requests_are_401_and_poison_no_id() {
         system.handle(&real),
         answer(
             204,
-            "stored: SMS - Unsubscribe from subscription 200001 for +46*******67"
+            &format!("stored: SMS - Unsubscribe from subscription 200001 for {CY_MASKED}")
         )
     );
     assert_eq!(
@@ -566,7 +572,7 @@ fn a_signed_request_replayed_to_another_path_does_not_suppress_that_paths_own() 
         system.handle(&real),
         answer(
             204,
-            "stored: SMS - Unsubscribe from subscription 200001 for +46*******67"
+            &format!("stored: SMS - Unsubscribe from subscription 200001 for {CY_MASKED}")
         )
     );
     // A re-delivery on the same path is a duplicate.

@@ -613,6 +613,83 @@ fn a_source_without_a_value_is_an_error_naming_parameter_and_source() {
 }
 
 #[test]
+fn an_email_that_is_not_an_address_holds_back_only_the_flows_that_send_it() {
+    // A platform's Profile whose Email field holds something that is not an address.
+    let profile: Profile = serde_json::from_str(
+        r#"{"id": "p-1", "email": "not an address", "mobile": "+46701234567"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        profile.email.as_ref().map(Email::problem),
+        Some(Some(EmailProblem::NoAt))
+    );
+    let flow = |id: &str, name: &str, source: ParamSource, optional: bool| {
+        let webhook = WebhookNode::builder(format!("https://crm.example.com/{id}"));
+        let webhook = if optional {
+            webhook.optional_param(name, source)
+        } else {
+            webhook.param(name, source)
+        };
+        Flow::new(
+            FlowId::new(id).unwrap(),
+            SectionId::new("sec-1").unwrap(),
+            ListenNode::new([EventKind::EmailUnsubscribe]).unwrap(),
+            webhook.build().unwrap(),
+        )
+    };
+    let router = Router::new(
+        [
+            flow("by-id", "id", ParamSource::ProfileId, false),
+            flow("by-mobile", "mobile", ParamSource::Mobile, false),
+            flow("by-email", "email", ParamSource::Email, false),
+            flow("maybe-email", "email", ParamSource::Email, true),
+        ],
+        &Catalog::default(),
+    )
+    .unwrap();
+    let plan = relay::plan(&router, &unsubscribe(), &profile, now());
+    let built: Vec<(&str, String)> = plan
+        .candidates
+        .iter()
+        .map(|c| (c.flow.as_str(), c.delivery.request().uri().to_string()))
+        .collect();
+    assert_eq!(
+        built,
+        [
+            ("by-id", "https://crm.example.com/by-id?id=p-1".to_owned()),
+            (
+                "by-mobile",
+                "https://crm.example.com/by-mobile?mobile=%2B46701234567".to_owned()
+            ),
+            // An optional Email that is not an address is left out, as one that is absent.
+            (
+                "maybe-email",
+                "https://crm.example.com/maybe-email".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(plan.not_built.len(), 1);
+    assert_eq!(plan.not_built[0].flow.as_str(), "by-email");
+    let error = &plan.not_built[0].error;
+    assert_eq!(
+        error,
+        &RequestBuildError::EmailNotAddress {
+            param: "email".into(),
+            problem: EmailProblem::NoAt,
+        }
+    );
+    assert_eq!(
+        error.to_string(),
+        "parameter `email` (source email) has no value: the Profile's Email is not an address: \
+         it has no `@` outside quotes; mark the parameter optional to leave it out instead"
+    );
+    assert_eq!(
+        format!("{error:?}"),
+        "EmailNotAddress { param: \"email\", problem: NoAt }"
+    );
+}
+
+#[test]
 fn an_optional_parameter_without_a_value_is_left_out() {
     let node = WebhookNode::builder("https://crm.example.com/optout")
         .param("email", ParamSource::Email)
@@ -1447,6 +1524,13 @@ fn preview_node() -> WebhookNode {
         .unwrap()
 }
 
+/// The Profile's Mobile (`+46701234567`) masked: normalized by the metadata, or, without it,
+/// kept as given.
+#[cfg(feature = "phonenumber")]
+const MOBILE_MASKED: &str = "+46*******67";
+#[cfg(not(feature = "phonenumber"))]
+const MOBILE_MASKED: &str = "***67";
+
 #[test]
 fn masked_preview_hides_personal_data_and_secrets() {
     let built = preview_node()
@@ -1462,7 +1546,7 @@ fn masked_preview_hides_personal_data_and_secrets() {
              --header 'authorization: Bearer [redacted]' \\\n  \
              --header 'content-type: application/json' \\\n  \
              --header 'webhook-id: {ID_EVT_1}' \\\n  \
-             --data-binary '{{\"email\":\"a***@e***.com\",\"mobile\":\"+46*******67\",\"crm\":\"[masked]\",\"score\":\"[masked]\",\"subscription\":\"123456\"}}'"
+             --data-binary '{{\"email\":\"a***@e***.com\",\"mobile\":\"{MOBILE_MASKED}\",\"crm\":\"[masked]\",\"score\":\"[masked]\",\"subscription\":\"123456\"}}'"
         )
     );
     assert_eq!(
@@ -1474,10 +1558,10 @@ fn masked_preview_hides_personal_data_and_secrets() {
              content-type: application/json\n\
              webhook-id: {ID_EVT_1}\n\
              body:\n\
-             {{\"email\":\"a***@e***.com\",\"mobile\":\"+46*******67\",\"crm\":\"[masked]\",\"score\":\"[masked]\",\"subscription\":\"123456\"}}\n\
+             {{\"email\":\"a***@e***.com\",\"mobile\":\"{MOBILE_MASKED}\",\"crm\":\"[masked]\",\"score\":\"[masked]\",\"subscription\":\"123456\"}}\n\
              parameters:\n  \
              email = a***@e***.com  (from email)\n  \
-             mobile = +46*******67  (from mobile)\n  \
+             mobile = {MOBILE_MASKED}  (from mobile)\n  \
              crm = [masked]  (from attribute `crm_id`)\n  \
              score = [masked]  (from attribute `score`)\n  \
              subscription = 123456  (from subscription_id)\n"

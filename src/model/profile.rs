@@ -12,7 +12,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{AttributeError, ProfileError};
+use crate::error::{AttributeError, EmailProblem, ProfileError};
 use crate::model::{EventId, ProfileId, SectionId, SubscriptionId};
 
 /// A communication channel a Profile consents to per Subscription.
@@ -63,78 +63,121 @@ pub(crate) fn mask_prefix(value: &str, keep: usize) -> String {
 /// The longest email address accepted, in bytes (RFC 5321's path limit less the brackets).
 pub const MAX_EMAIL_LEN: usize = 254;
 
-/// A validated email address, the Profile's Email attribute.
+/// The longest local part (before the `@`) accepted, in bytes (RFC 5321).
+const MAX_LOCAL_PART_LEN: usize = 64;
+
+/// The Profile's Email attribute: an email address, or, when a Profile read from JSON holds
+/// something that is not one, that text kept as given.
 ///
-/// Kept exactly as given (no case folding: the local part is case-sensitive). Accepted: one `@`
-/// with a non-empty local part of at most 64 bytes, a domain of non-empty dot-separated labels,
-/// no whitespace or control characters, at most [`MAX_EMAIL_LEN`] bytes. `a+b@example.com` is
-/// valid and stays `a+b@example.com`.
+/// [`Email::new`] accepts every address RFC 5321 and RFC 5322 allow, with RFC 6531's UTF-8, and
+/// rejects only what cannot be an address (an [`EmailProblem`] names the rule):
 ///
-/// `Debug` and `Display` are masked (`a***@e***.com`); [`Email::as_str`] gives the address.
+/// - the local part (before the `@`) is either quoted or unquoted. Quoted, it is an RFC 5322
+///   quoted string: any character but a control character (a tab is allowed), with `\"` and
+///   `\\` for a quote and a backslash, so `"o'neil & co=1#x"@example.com`, `"a@b"@example.com`
+///   and `"john doe"@example.com` are addresses; the `@` is the first one after the closing
+///   quote. Unquoted, it holds letters, digits, ``!#$%&'*+-/=?^_`{|}~``, `.` and any non-ASCII
+///   character (`用户`, `Pelé`), and the `@` is the last one. Dots may lead, trail or double
+///   (`john..doe@docomo.ne.jp`): RFC 5322 forbids it, but some mail systems issued such
+///   addresses and platforms hold them. At most 64 bytes.
+/// - the domain is a domain name of non-empty dot-separated labels of letters, digits and `-`
+///   (not first or last) or non-ASCII characters (U-labels: `例子.广告`), without a trailing dot
+///   (RFC 5321 has none in an address); or a domain literal: `[192.0.2.1]`,
+///   `[IPv6:2001:db8::1]` (both checked as IP addresses) or `[tag:text]`.
+/// - no control character anywhere (CR, LF, NUL, even inside quotes), at most
+///   [`MAX_EMAIL_LEN`] bytes.
+///
+/// The address is kept exactly as given (no case folding: the local part is case-sensitive).
+///
+/// Reading JSON (serde) never fails on the shape of the text: a Profile holding an Email that is
+/// not an address is still read, so its opt-outs are still relayed. Such a value
+/// ([`Email::lenient`]) says why it is not an address ([`Email::problem`]), is written back
+/// as given, and is never sent: a flow that sends the Email fails to build
+/// ([`RequestBuildError::EmailNotAddress`](crate::RequestBuildError::EmailNotAddress)), flows
+/// that send the Profile id or the Mobile still deliver.
+///
+/// `Debug` and `Display` are masked (`a***@e***.com`); [`Email::as_str`] gives the text.
 ///
 /// ```
-/// use optout_relay::Email;
+/// use optout_relay::{AttributeError, Email, EmailProblem};
 ///
 /// let email = Email::new("a+b@example.com")?;
 /// assert_eq!(email.as_str(), "a+b@example.com");
 /// assert_eq!(email.to_string(), "a***@e***.com");
+/// let quoted = Email::new(r#""a@b"@example.com"#)?;
+/// assert_eq!(quoted.to_string(), r#""***@e***.com"#);
+/// assert_eq!(
+///     Email::new("a b@example.com"),
+///     Err(AttributeError::Email { reason: EmailProblem::UnquotedSpecial })
+/// );
+/// let kept = Email::lenient("not an address");
+/// assert_eq!(kept.problem(), Some(EmailProblem::NoAt));
+/// assert_eq!(kept.to_string(), "n***");
 /// # Ok::<(), optout_relay::AttributeError>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Email(Arc<str>);
+#[derive(Clone)]
+pub struct Email {
+    text: Arc<str>,
+    /// The byte offset of the address's `@`, or why the text is not an address.
+    at: Result<usize, EmailProblem>,
+}
 
 impl Email {
     /// Validates an email address.
     ///
     /// # Errors
     ///
-    /// [`AttributeError::Email`] naming the rule broken (never repeating the address).
+    /// [`AttributeError::Email`] with the rule broken (never repeating the address).
     pub fn new(value: impl Into<String>) -> Result<Self, AttributeError> {
-        let value = value.into();
-        let fail = |reason| Err(AttributeError::Email { reason });
-        if value.len() > MAX_EMAIL_LEN {
-            return fail("longer than 254 bytes");
+        let email = Self::lenient(value);
+        match email.at {
+            Ok(_) => Ok(email),
+            Err(reason) => Err(AttributeError::Email { reason }),
         }
-        if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return fail("holds whitespace or a control character");
-        }
-        let Some((local, domain)) = value.split_once('@') else {
-            return fail("has no `@`");
-        };
-        if local.is_empty() {
-            return fail("has nothing before the `@`");
-        }
-        if local.len() > 64 {
-            return fail("has more than 64 bytes before the `@`");
-        }
-        if domain.contains('@') {
-            return fail("has more than one `@`");
-        }
-        if domain.is_empty() {
-            return fail("has no domain after the `@`");
-        }
-        if domain.split('.').any(str::is_empty) {
-            return fail("has an empty label in its domain");
-        }
-        Ok(Self(Arc::from(value)))
     }
 
-    /// The whole address. Personal data: do not log it.
+    /// Keeps any text, address or not: an address is checked as [`Email::new`] checks it,
+    /// anything else is kept as given with its [`Email::problem`]. This is how JSON is read.
+    pub fn lenient(value: impl Into<String>) -> Self {
+        let text: Arc<str> = Arc::from(value.into());
+        let at = find_at(&text);
+        Self { text, at }
+    }
+
+    /// Whether the text is an email address (always, from [`Email::new`]).
+    pub fn is_address(&self) -> bool {
+        self.at.is_ok()
+    }
+
+    /// Why the text is not an email address, or `None` when it is one.
+    pub fn problem(&self) -> Option<EmailProblem> {
+        self.at.err()
+    }
+
+    /// The whole text, as given. Personal data: do not log it.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
     }
 
-    /// The address, shared (no copy).
+    /// The text, shared (no copy).
     pub(crate) fn shared(&self) -> Arc<str> {
-        Arc::clone(&self.0)
+        Arc::clone(&self.text)
     }
 
-    /// The address masked for logs and previews: first character of the local part, first
-    /// character of the domain and its last label, as in `a***@e***.com`.
+    /// The text masked for logs and previews. An address shows the first character of its
+    /// local part, the first character of its domain and its last label, as in
+    /// `a***@e***.com` (`"***@e***.com` for `"a@b"@example.com`, `u***@[***` for a domain
+    /// literal); a text that is not an address shows its first character (`n***`).
     pub fn masked(&self) -> String {
-        let (local, domain) = self.0.split_once('@').unwrap_or((&self.0, ""));
-        let tld = domain.rsplit_once('.').map_or("", |(_, tld)| tld);
+        let Ok(at) = self.at else {
+            return mask_prefix(&self.text, 1);
+        };
+        let (local, domain) = (&self.text[..at], &self.text[at + 1..]);
+        let tld = if domain.starts_with('[') {
+            ""
+        } else {
+            domain.rsplit_once('.').map_or("", |(_, tld)| tld)
+        };
         let mut masked = mask_prefix(local, 1);
         masked.push('@');
         masked.push_str(&mask_prefix(domain, 1));
@@ -143,6 +186,148 @@ impl Email {
             masked.push_str(tld);
         }
         masked
+    }
+}
+
+/// Finds the `@` that separates the local part from the domain, checking both.
+fn find_at(value: &str) -> Result<usize, EmailProblem> {
+    if value.len() > MAX_EMAIL_LEN {
+        return Err(EmailProblem::TooLong);
+    }
+    // A tab is whitespace, allowed inside quotes only (checked below).
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(EmailProblem::ControlCharacter);
+    }
+    let at = if value.starts_with('"') {
+        let close = closing_quote(value).ok_or(EmailProblem::UnbalancedQuote)?;
+        let after = &value[close + 1..];
+        if after.starts_with('@') {
+            close + 1
+        } else if after.contains('@') {
+            return Err(EmailProblem::TextAfterQuote);
+        } else {
+            return Err(EmailProblem::NoAt);
+        }
+    } else {
+        let at = value.rfind('@').ok_or(EmailProblem::NoAt)?;
+        let local = &value[..at];
+        if local.is_empty() {
+            return Err(EmailProblem::EmptyLocalPart);
+        }
+        if local.chars().any(is_unquoted_special) {
+            return Err(EmailProblem::UnquotedSpecial);
+        }
+        at
+    };
+    if at > MAX_LOCAL_PART_LEN {
+        return Err(EmailProblem::LocalPartTooLong);
+    }
+    check_domain(&value[at + 1..])?;
+    Ok(at)
+}
+
+/// The byte offset of the quote closing the quoted string `value` starts with, skipping
+/// quoted pairs (`\"`, `\\`).
+fn closing_quote(value: &str) -> Option<usize> {
+    let mut chars = value.char_indices().skip(1);
+    while let Some((index, c)) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next()?;
+            }
+            '"' => return Some(index),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// A character an unquoted local part cannot hold: RFC 5322 specials but `.`, and whitespace.
+fn is_unquoted_special(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '(' | ')' | '<' | '>' | '[' | ']' | ':' | ';' | '@' | '\\' | ',' | '"'
+        )
+}
+
+/// Checks a domain name or a domain literal.
+fn check_domain(domain: &str) -> Result<(), EmailProblem> {
+    if domain.is_empty() {
+        return Err(EmailProblem::EmptyDomain);
+    }
+    if let Some(literal) = domain.strip_prefix('[') {
+        return match literal.strip_suffix(']') {
+            Some(inner) if is_domain_literal(inner) => Ok(()),
+            _ => Err(EmailProblem::DomainLiteral),
+        };
+    }
+    for label in domain.split('.') {
+        if label.is_empty() {
+            return Err(EmailProblem::EmptyDomainLabel);
+        }
+        let allowed = |c: char| c.is_ascii_alphanumeric() || c == '-' || is_u_label_char(c);
+        if !label.chars().all(allowed) {
+            return Err(EmailProblem::DomainCharacter);
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(EmailProblem::DomainHyphen);
+        }
+    }
+    Ok(())
+}
+
+/// A non-ASCII character of a U-label (RFC 6531): anything but whitespace.
+fn is_u_label_char(c: char) -> bool {
+    !c.is_ascii() && !c.is_whitespace()
+}
+
+/// The inside of `[...]`: an IPv4 address, `IPv6:` and an IPv6 address, or RFC 5321's
+/// general literal `tag:text` (the tag letters, digits and inner `-`, the text visible ASCII
+/// but `[`, `]` and `\`).
+fn is_domain_literal(inner: &str) -> bool {
+    if inner.parse::<std::net::Ipv4Addr>().is_ok() {
+        return true;
+    }
+    let Some((tag, text)) = inner.split_once(':') else {
+        return false;
+    };
+    if tag.eq_ignore_ascii_case("IPv6") {
+        return text.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    let tag_ok = !tag.is_empty()
+        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !tag.ends_with('-');
+    let text_ok = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'[' | b']' | b'\\'));
+    tag_ok && text_ok
+}
+
+impl PartialEq for Email {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Email {}
+
+impl PartialOrd for Email {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Email {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.text.cmp(&other.text)
+    }
+}
+
+impl std::hash::Hash for Email {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.text.hash(state);
     }
 }
 
@@ -168,7 +353,7 @@ impl TryFrom<String> for Email {
 
 impl From<Email> for String {
     fn from(email: Email) -> Self {
-        email.0.as_ref().to_owned()
+        email.text.as_ref().to_owned()
     }
 }
 
@@ -180,95 +365,276 @@ impl std::str::FromStr for Email {
     }
 }
 
-/// A validated mobile number in its normalized international form: `+` and 8 to 15 digits
-/// (E.164), such as `+46701234567`.
+impl Serialize for Email {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
+/// Any string is read, address or not ([`Email::lenient`]).
+impl<'de> Deserialize<'de> for Email {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self::lenient)
+    }
+}
+
+/// The longest mobile number text accepted, in bytes.
+const MAX_MOBILE_LEN: usize = 64;
+
+/// A region, for reading phone numbers written in national form: an ISO 3166-1 alpha-2 code
+/// such as `SE`, normalized to uppercase.
 ///
-/// [`Mobile::new`] accepts the ways people write such a number: spaces, `-`, `.`, `(` and `)`
-/// are removed, a national trunk prefix written `(0)` is dropped, and a leading `00` becomes
-/// `+`. A number without its country code (`070 123 45
-/// 67`) is rejected rather than guessed.
-///
-/// `Debug` and `Display` are masked (`+46********67`); [`Mobile::as_str`] gives the number.
+/// With the `phonenumber` feature (on by default), a code libphonenumber's metadata does not
+/// know is refused too; without it, any two ASCII letters are accepted.
 ///
 /// ```
-/// use optout_relay::Mobile;
+/// use optout_relay::Region;
 ///
-/// let mobile = Mobile::new("+46 (0)70-123 45 67")?;
-/// assert_eq!(mobile.as_str(), "+46701234567");
-/// assert_eq!(Mobile::new("0046 70-123 45 67")?, mobile);
-/// assert_eq!(mobile.to_string(), "+46*******67");
+/// let region: Region = "se".parse()?;
+/// assert_eq!(region.as_str(), "SE");
+/// assert_eq!(region.to_string(), "SE");
+/// assert!(Region::new("S").is_err());
 /// # Ok::<(), optout_relay::AttributeError>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Mobile(Arc<str>);
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Region([u8; 2]);
 
-impl Mobile {
-    /// Validates and normalizes a mobile number.
+impl Region {
+    /// Reads a two-letter region code, in any case.
     ///
     /// # Errors
     ///
-    /// [`AttributeError::Mobile`] naming the rule broken (never repeating the number).
-    pub fn new(value: impl AsRef<str>) -> Result<Self, AttributeError> {
-        let value = value.as_ref();
-        let fail = |reason| Err(AttributeError::Mobile { reason });
-        if value.len() > 64 {
-            return fail("longer than 64 bytes");
-        }
-        let trimmed = value.trim();
-        let rest = if let Some(rest) = trimmed.strip_prefix('+') {
-            rest
-        } else if let Some(rest) = trimmed.strip_prefix("00") {
-            rest
-        } else {
-            return fail("has no country code: write it as +<country code><number>");
+    /// [`AttributeError::Region`] when the code is not two ASCII letters, or (feature
+    /// `phonenumber`) not a region the phone-number metadata knows.
+    pub fn new(code: &str) -> Result<Self, AttributeError> {
+        let fail = |reason| Err(AttributeError::Region { reason });
+        let &[first, second] = code.as_bytes() else {
+            return fail("it is not two ASCII letters (an ISO 3166-1 alpha-2 code such as `SE`)");
         };
-        let mut normalized = String::with_capacity(16);
-        normalized.push('+');
-        for c in rest.replace("(0)", "").chars() {
-            match c {
-                '0'..='9' => normalized.push(c),
-                ' ' | '-' | '.' | '(' | ')' => {}
-                _ => {
-                    return fail(
-                        "holds a character other than digits, spaces, `-`, `.`, `(` and `)`",
-                    );
-                }
-            }
+        if !first.is_ascii_alphabetic() || !second.is_ascii_alphabetic() {
+            return fail("it is not two ASCII letters (an ISO 3166-1 alpha-2 code such as `SE`)");
         }
-        let digits = normalized.len() - 1;
-        if digits < 8 {
-            return fail("has fewer than 8 digits");
+        let region = Self([first.to_ascii_uppercase(), second.to_ascii_uppercase()]);
+        #[cfg(feature = "phonenumber")]
+        if region.id().is_none() {
+            return fail("it is not a region the phone-number metadata knows");
         }
-        if digits > 15 {
-            return fail("has more than 15 digits");
-        }
-        if normalized.as_bytes()[1] == b'0' {
-            return fail("has a country code starting with 0");
-        }
-        Ok(Self(Arc::from(normalized)))
+        Ok(region)
     }
 
-    /// The normalized number, `+` and digits. Personal data: do not log it.
+    /// The code, two uppercase ASCII letters.
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Two ASCII letters, checked by `new`.
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+
+    /// The metadata's id for this region.
+    #[cfg(feature = "phonenumber")]
+    fn id(self) -> Option<phonenumber::country::Id> {
+        self.as_str().parse().ok()
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Region").field(&self.as_str()).finish()
+    }
+}
+
+impl std::str::FromStr for Region {
+    type Err = AttributeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+/// The Profile's Mobile attribute: a phone number, in its E.164 form (`+46701234567`) when it
+/// could be normalized with certainty, else exactly as given.
+///
+/// An opt-out is never refused or rewritten because of how a number was typed. A number is
+/// normalized only when libphonenumber's metadata (feature `phonenumber`, on by default) reads
+/// it as a valid number without an extension: `+39 (0)6 6982 1234` and `+39 06 6982 1234` both
+/// become `+390669821234` (Italy keeps its 0), `+46 (0)70-123 45 67` becomes `+46701234567`
+/// (Sweden's trunk 0 goes). Anything else is kept as given: a national form without a region
+/// (`070-123 45 67`; [`Mobile::with_region`] reads it), a number the metadata finds invalid or
+/// does not know, a number with an extension. Without the feature, nothing is normalized
+/// (nothing is guessed).
+///
+/// Two values are equal when [`Mobile::as_str`] is: two typings of one number are equal once
+/// normalized. JSON holds [`Mobile::as_str`] and is read with [`Mobile::new`].
+///
+/// `Debug` and `Display` are masked (`+46*******67`, or `***67` for a number kept as given);
+/// [`Mobile::as_str`] gives the number.
+///
+/// ```
+/// use optout_relay::{Mobile, Region};
+///
+/// let mobile = Mobile::new("+46 (0)70-123 45 67")?;
+/// let national = Mobile::with_region("070-123 45 67", Region::new("SE")?)?;
+/// let kept = Mobile::new("070-123 45 67")?;
+/// assert_eq!(kept.as_str(), "070-123 45 67");
+/// assert!(!kept.is_normalized());
+/// assert_eq!(kept.to_string(), "***67");
+/// # #[cfg(feature = "phonenumber")] {
+/// assert_eq!(mobile.as_str(), "+46701234567");
+/// assert_eq!(mobile.as_given(), "+46 (0)70-123 45 67");
+/// assert_eq!(national, mobile);
+/// assert_eq!(mobile.to_string(), "+46*******67");
+/// # }
+/// # Ok::<(), optout_relay::AttributeError>(())
+/// ```
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Mobile {
+    given: Arc<str>,
+    e164: Option<Arc<str>>,
+}
+
+impl Mobile {
+    /// Reads a mobile number, normalizing it when it is written in international form (`+` and
+    /// the country code) and the metadata is certain of it; otherwise keeps it as given.
+    ///
+    /// # Errors
+    ///
+    /// [`AttributeError::Mobile`] only for what cannot be a number at all: an empty or blank
+    /// text, a control character, more than 64 bytes, no digit. Never repeats the number.
+    pub fn new(value: impl AsRef<str>) -> Result<Self, AttributeError> {
+        Self::read(value.as_ref(), None)
+    }
+
+    /// Reads a mobile number as [`Mobile::new`] does, and also normalizes national forms
+    /// written as in `region` (`070-123 45 67` or `0046 70 123 45 67` in `SE` is
+    /// `+46701234567`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Mobile::new`].
+    pub fn with_region(value: impl AsRef<str>, region: Region) -> Result<Self, AttributeError> {
+        Self::read(value.as_ref(), Some(region))
+    }
+
+    fn read(value: &str, region: Option<Region>) -> Result<Self, AttributeError> {
+        let fail = |reason| Err(AttributeError::Mobile { reason });
+        if value.len() > MAX_MOBILE_LEN {
+            return fail("longer than 64 bytes");
+        }
+        if value.chars().any(char::is_control) {
+            return fail("holds a control character");
+        }
+        if value.trim().is_empty() {
+            return fail("is empty");
+        }
+        if !value.chars().any(char::is_numeric) {
+            return fail("holds no digit");
+        }
+        let given: Arc<str> = Arc::from(value);
+        let e164 = normalize(value, region).map(|e164| {
+            if e164 == value {
+                Arc::clone(&given)
+            } else {
+                Arc::from(e164)
+            }
+        });
+        Ok(Self { given, e164 })
+    }
+
+    /// The number: its E.164 form when normalized, else the text as given. This is what is
+    /// sent and stored. Personal data: do not log it.
+    pub fn as_str(&self) -> &str {
+        self.e164.as_deref().unwrap_or(&self.given)
+    }
+
+    /// The text as given, before any normalization.
+    pub fn as_given(&self) -> &str {
+        &self.given
+    }
+
+    /// The E.164 form (`+46701234567`), when the number could be normalized with certainty.
+    pub fn e164(&self) -> Option<&str> {
+        self.e164.as_deref()
+    }
+
+    /// Whether the number is normalized (in E.164 form).
+    pub fn is_normalized(&self) -> bool {
+        self.e164.is_some()
     }
 
     /// The number, shared (no copy).
     pub(crate) fn shared(&self) -> Arc<str> {
-        Arc::clone(&self.0)
+        Arc::clone(self.e164.as_ref().unwrap_or(&self.given))
     }
 
-    /// The number masked for logs and previews: `+`, the first two and the last two digits.
+    /// The number masked for logs and previews: in E.164 form `+`, the first two and the last
+    /// two digits (`+46*******67`); kept as given, only the last two digits (`***67`), or
+    /// `***` when it holds fewer than 6 digits.
     pub fn masked(&self) -> String {
-        let digits = &self.0[1..];
-        let hidden = digits.len().saturating_sub(4);
-        let mut masked = String::with_capacity(self.0.len());
-        masked.push('+');
-        masked.push_str(&digits[..2]);
-        masked.extend(std::iter::repeat_n('*', hidden));
-        masked.push_str(&digits[digits.len() - 2..]);
+        if let Some(e164) = &self.e164 {
+            let digits = e164.trim_start_matches('+');
+            if digits.len() >= 6 && digits.is_ascii() {
+                let mut masked = String::with_capacity(e164.len());
+                masked.push('+');
+                masked.push_str(&digits[..2]);
+                masked.extend(std::iter::repeat_n('*', digits.len() - 4));
+                masked.push_str(&digits[digits.len() - 2..]);
+                return masked;
+            }
+            return "+***".to_owned();
+        }
+        let digits: Vec<char> = self.given.chars().filter(char::is_ascii_digit).collect();
+        let mut masked = String::from("***");
+        if digits.len() >= 6 {
+            masked.extend(&digits[digits.len() - 2..]);
+        }
         masked
+    }
+}
+
+/// The E.164 form of `text` when the metadata reads it as a valid number without an extension.
+#[cfg(feature = "phonenumber")]
+fn normalize(text: &str, region: Option<Region>) -> Option<String> {
+    let number = phonenumber::parse(region.and_then(Region::id), text).ok()?;
+    if number.extension().is_some() || !phonenumber::is_valid(&number) {
+        return None;
+    }
+    Some(number.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+/// Without metadata, nothing is normalized: nothing is guessed.
+#[cfg(not(feature = "phonenumber"))]
+fn normalize(_text: &str, _region: Option<Region>) -> Option<String> {
+    None
+}
+
+impl PartialEq for Mobile {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Mobile {}
+
+impl PartialOrd for Mobile {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Mobile {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::hash::Hash for Mobile {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
     }
 }
 
@@ -294,7 +660,7 @@ impl TryFrom<String> for Mobile {
 
 impl From<Mobile> for String {
     fn from(mobile: Mobile) -> Self {
-        mobile.0.as_ref().to_owned()
+        mobile.as_str().to_owned()
     }
 }
 

@@ -51,7 +51,8 @@ pub struct OptOutNotice {
     pub scope: NoticeScope,
     /// The Profile's Email, if sent.
     pub email: Option<Email>,
-    /// The Profile's Mobile (normalized), if sent.
+    /// The Profile's Mobile, if sent: normalized to E.164 when that is certain, else as sent
+    /// ([`Mobile::new`]).
     pub mobile: Option<Mobile>,
     /// The Profile's id, if sent.
     pub profile: Option<ProfileId>,
@@ -131,7 +132,8 @@ impl OptOutNotice {
 /// # What is checked
 ///
 /// - every value with the model's own type ([`Email::new`], [`Mobile::new`],
-///   [`SubscriptionId::new`], ...);
+///   [`SubscriptionId::new`], ...): an Email must be an address; a Mobile is refused only when
+///   it cannot be a number at all (a national form such as `070-123 45 67` is kept as sent);
 /// - a parameter sent twice must carry the same value; two parameters of the same source must
 ///   agree;
 /// - required parameters (not `optional` in the mapping) must be present;

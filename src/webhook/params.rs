@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{RequestBuildError, WebhookConfigError};
+use crate::error::{EmailProblem, RequestBuildError, WebhookConfigError};
 use crate::model::{AttributeName, AttributeValue, Email, Mobile, OptOutEvent, Profile, Section};
 
 /// The longest parameter name accepted, in bytes.
@@ -19,8 +19,8 @@ pub const MAX_PARAM_NAME_LEN: usize = 128;
 ///
 /// | source | value | absent when |
 /// | --- | --- | --- |
-/// | `email` | the Profile's Email | the Profile has no Email |
-/// | `mobile` | the Profile's Mobile, `+` and digits | the Profile has no Mobile |
+/// | `email` | the Profile's Email | the Profile has no Email, or holds one that is not an address |
+/// | `mobile` | the Profile's Mobile: E.164 when it could be normalized with certainty, else as given | the Profile has no Mobile |
 /// | `{"attribute": name}` | the custom attribute (text, number or boolean) | the Profile has no such attribute |
 /// | `profile_id` | the Profile's id | never |
 /// | `subscription_id` | the Subscription opted out from | Email - Abuse (section-level) |
@@ -221,10 +221,7 @@ impl Value {
     /// `Display` does, custom attributes as `[masked]`, everything else as sent.
     pub(crate) fn masked_text(&self, source: &ParamSource) -> Cow<'_, str> {
         match (source, self) {
-            (ParamSource::Email, _) => Cow::Owned(
-                Email::new(self.text().into_owned())
-                    .map_or_else(|_| MASKED.to_owned(), |e| e.masked()),
-            ),
+            (ParamSource::Email, _) => Cow::Owned(Email::lenient(self.text()).masked()),
             (ParamSource::Mobile, _) => Cow::Owned(
                 Mobile::new(self.text()).map_or_else(|_| MASKED.to_owned(), |m| m.masked()),
             ),
@@ -272,6 +269,13 @@ pub(crate) fn resolve(
                 param: index,
                 value,
             }),
+            Err(Absent::NotAddress(_)) if param.optional => {}
+            Err(Absent::NotAddress(problem)) => {
+                return Err(RequestBuildError::EmailNotAddress {
+                    param: param.name.clone(),
+                    problem,
+                });
+            }
             Err(Absent::Section) => {
                 return Err(RequestBuildError::SectionNeeded {
                     param: param.name.clone(),
@@ -293,6 +297,8 @@ pub(crate) fn resolve(
 enum Absent {
     /// No value for this Profile or event.
     Value(&'static str),
+    /// The Profile's Email is kept as given: it is not an address, and is not sent.
+    NotAddress(EmailProblem),
     /// The source needs the Section's catalog, which was not given.
     Section,
 }
@@ -309,6 +315,9 @@ fn resolve_one(source: &ParamSource, inputs: &Inputs<'_>) -> Result<Value, Absen
                 .email
                 .as_ref()
                 .ok_or(Absent::Value("the Profile has no Email"))?;
+            if let Some(problem) = email.problem() {
+                return Err(Absent::NotAddress(problem));
+            }
             Value::Shared(email.shared())
         }
         ParamSource::Mobile => {
