@@ -114,6 +114,33 @@ impl std::fmt::Display for EmailProblem {
     }
 }
 
+/// What makes a text not a phone number at all ([`crate::Mobile::new`]). A number that is
+/// merely not normalizable is not a problem: it is kept as given. `Display` names the rule,
+/// never the number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MobileProblem {
+    /// Empty, or only whitespace.
+    Empty,
+    /// A control character (CR, LF, NUL, ...).
+    ControlCharacter,
+    /// Longer than [`crate::MAX_MOBILE_LEN`] bytes.
+    TooLong,
+    /// Not one digit.
+    NoDigit,
+}
+
+impl std::fmt::Display for MobileProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Empty => "it is empty",
+            Self::ControlCharacter => "it holds a control character",
+            Self::TooLong => "it is longer than 64 bytes",
+            Self::NoDigit => "it holds no digit",
+        })
+    }
+}
+
 /// A Profile attribute value (Email, Mobile, a custom attribute name) or a Region was rejected.
 ///
 /// The rejected value is never repeated whole: it is personal data.
@@ -130,8 +157,8 @@ pub enum AttributeError {
     /// digit). A number that is merely not normalizable is accepted as given.
     #[error("invalid mobile number: {reason}")]
     Mobile {
-        /// What is wrong with it.
-        reason: &'static str,
+        /// The rule it breaks.
+        reason: MobileProblem,
     },
     /// A region code is not two ASCII letters, or not a region the phone-number metadata knows.
     #[error("invalid region: {reason}")]
@@ -844,6 +871,19 @@ pub enum RequestBuildError {
         /// Why the Email is not an address.
         problem: EmailProblem,
     },
+    /// A parameter takes the Mobile, and the Profile's Mobile (read from JSON, kept as given)
+    /// cannot be a phone number at all (empty, no digit, ...): it is never sent. Flows that do
+    /// not send the Mobile are not affected.
+    #[error(
+        "parameter `{param}` (source mobile) has no value: the Profile's Mobile is not a phone \
+         number: {problem}; mark the parameter optional to leave it out instead"
+    )]
+    MobileNotNumber {
+        /// The parameter name.
+        param: String,
+        /// Why the Mobile is not a phone number.
+        problem: MobileProblem,
+    },
     /// A parameter takes the Folder id, which only the Section's catalog knows.
     #[error(
         "parameter `{param}` (source folder_id) needs the Section's catalog: build the request \
@@ -907,6 +947,11 @@ impl std::fmt::Debug for RequestBuildError {
                 .finish(),
             Self::EmailNotAddress { param, problem } => f
                 .debug_struct("EmailNotAddress")
+                .field("param", param)
+                .field("problem", problem)
+                .finish(),
+            Self::MobileNotNumber { param, problem } => f
+                .debug_struct("MobileNotNumber")
                 .field("param", param)
                 .field("problem", problem)
                 .finish(),

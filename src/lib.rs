@@ -100,8 +100,9 @@ pub use delivery::{
 pub use delivery::{Outcome, Outcomes, Stopped, Stopper, SubmitError, Worker, WorkerBuilder};
 pub use error::{
     ApplyError, AttributeError, CatalogError, DeliveryError, EmailProblem, EventError,
-    FlowFileError, FlowFileProblem, IdError, IdProblem, ListenError, NoticeError, PolicyError,
-    ProfileError, RequestBuildError, RetryAfterError, RouterError, VerifyError, WebhookConfigError,
+    FlowFileError, FlowFileProblem, IdError, IdProblem, ListenError, MobileProblem, NoticeError,
+    PolicyError, ProfileError, RequestBuildError, RetryAfterError, RouterError, VerifyError,
+    WebhookConfigError,
 };
 pub use lint::{Diagnostic, Severity};
 pub use listen::{

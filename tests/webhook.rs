@@ -690,6 +690,72 @@ fn an_email_that_is_not_an_address_holds_back_only_the_flows_that_send_it() {
 }
 
 #[test]
+fn a_mobile_that_cannot_be_a_number_holds_back_only_the_flows_that_send_it() {
+    for (text, problem) in [
+        ("", MobileProblem::Empty),
+        ("n/a", MobileProblem::NoDigit),
+        ("   ", MobileProblem::Empty),
+    ] {
+        // A platform's Profile whose Mobile field holds something that cannot be a number.
+        let json = serde_json::json!({"id": "p-1", "email": "a@example.com", "mobile": text});
+        let profile: Profile = serde_json::from_value(json.clone()).unwrap();
+        let mobile = profile.mobile.as_ref().unwrap();
+        assert_eq!(
+            (mobile.problem(), mobile.as_str(), mobile.to_string()),
+            (Some(problem), text, "***".to_owned())
+        );
+        // Written back as given.
+        assert_eq!(serde_json::to_value(&profile).unwrap(), json);
+        assert_eq!(
+            Mobile::new(text),
+            Err(AttributeError::Mobile { reason: problem })
+        );
+        let node = |source: ParamSource, optional: bool| {
+            let builder = WebhookNode::builder("https://sms.example.com/stop");
+            if optional {
+                builder.optional_param("p", source)
+            } else {
+                builder.param("p", source)
+            }
+            .build()
+            .unwrap()
+        };
+        let event = unsubscribe();
+        assert_eq!(
+            build_err(&node(ParamSource::Mobile, false), &profile, &event),
+            RequestBuildError::MobileNotNumber {
+                param: "p".into(),
+                problem
+            }
+        );
+        let built = |node: WebhookNode| {
+            node.build_request(&FlowId::new("f").unwrap(), &profile, &event, now())
+                .unwrap()
+                .request()
+                .uri()
+                .to_string()
+        };
+        assert_eq!(
+            built(node(ParamSource::Mobile, true)),
+            "https://sms.example.com/stop"
+        );
+        assert_eq!(
+            built(node(ParamSource::Email, false)),
+            "https://sms.example.com/stop?p=a%40example.com"
+        );
+    }
+    let error = RequestBuildError::MobileNotNumber {
+        param: "mobile".into(),
+        problem: MobileProblem::NoDigit,
+    };
+    assert_eq!(
+        error.to_string(),
+        "parameter `mobile` (source mobile) has no value: the Profile's Mobile is not a phone \
+         number: it holds no digit; mark the parameter optional to leave it out instead"
+    );
+}
+
+#[test]
 fn an_optional_parameter_without_a_value_is_left_out() {
     let node = WebhookNode::builder("https://crm.example.com/optout")
         .param("email", ParamSource::Email)

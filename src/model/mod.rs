@@ -15,5 +15,5 @@ pub use ids::{
 };
 pub use profile::{
     AttributeName, AttributeValue, Channel, ChannelConsent, ConsentState, Email,
-    MAX_ATTRIBUTE_NAME_LEN, MAX_EMAIL_LEN, Mobile, Profile, Region, SectionOptOut,
+    MAX_ATTRIBUTE_NAME_LEN, MAX_EMAIL_LEN, MAX_MOBILE_LEN, Mobile, Profile, Region, SectionOptOut,
 };

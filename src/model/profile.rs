@@ -12,7 +12,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{AttributeError, EmailProblem, ProfileError};
+use crate::error::{AttributeError, EmailProblem, MobileProblem, ProfileError};
 use crate::model::{EventId, ProfileId, SectionId, SubscriptionId};
 
 /// A communication channel a Profile consents to per Subscription.
@@ -379,7 +379,7 @@ impl<'de> Deserialize<'de> for Email {
 }
 
 /// The longest mobile number text accepted, in bytes.
-const MAX_MOBILE_LEN: usize = 64;
+pub const MAX_MOBILE_LEN: usize = 64;
 
 /// A region, for reading phone numbers written in national form: an ISO 3166-1 alpha-2 code
 /// such as `SE`, normalized to uppercase.
@@ -468,7 +468,11 @@ impl std::str::FromStr for Region {
 /// (nothing is guessed).
 ///
 /// Two values are equal when [`Mobile::as_str`] is: two typings of one number are equal once
-/// normalized. JSON holds [`Mobile::as_str`] and is read with [`Mobile::new`].
+/// normalized. JSON holds [`Mobile::as_str`] and is read with [`Mobile::lenient`]: a Profile
+/// whose Mobile cannot be a number at all (`""`, `"n/a"`) is still read, its text kept as given
+/// with its [`Mobile::problem`], and never sent: a flow that sends the Mobile fails to build
+/// ([`RequestBuildError::MobileNotNumber`](crate::RequestBuildError::MobileNotNumber)), flows
+/// that send the Profile id or the Email still deliver.
 ///
 /// `Debug` and `Display` are masked (`+46*******67`, or `***67` for a number kept as given);
 /// [`Mobile::as_str`] gives the number.
@@ -490,11 +494,12 @@ impl std::str::FromStr for Region {
 /// # }
 /// # Ok::<(), optout_relay::AttributeError>(())
 /// ```
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone)]
 pub struct Mobile {
     given: Arc<str>,
     e164: Option<Arc<str>>,
+    /// Why the text cannot be a number (only from [`Mobile::lenient`]).
+    problem: Option<MobileProblem>,
 }
 
 impl Mobile {
@@ -506,7 +511,7 @@ impl Mobile {
     /// [`AttributeError::Mobile`] only for what cannot be a number at all: an empty or blank
     /// text, a control character, more than 64 bytes, no digit. Never repeats the number.
     pub fn new(value: impl AsRef<str>) -> Result<Self, AttributeError> {
-        Self::read(value.as_ref(), None)
+        Self::read(value.as_ref(), None).map_err(|reason| AttributeError::Mobile { reason })
     }
 
     /// Reads a mobile number as [`Mobile::new`] does, and also normalizes national forms
@@ -517,22 +522,39 @@ impl Mobile {
     ///
     /// As [`Mobile::new`].
     pub fn with_region(value: impl AsRef<str>, region: Region) -> Result<Self, AttributeError> {
-        Self::read(value.as_ref(), Some(region))
+        Self::read(value.as_ref(), Some(region)).map_err(|reason| AttributeError::Mobile { reason })
     }
 
-    fn read(value: &str, region: Option<Region>) -> Result<Self, AttributeError> {
-        let fail = |reason| Err(AttributeError::Mobile { reason });
+    /// Keeps any text, number or not: a number is read as [`Mobile::new`] reads it, anything
+    /// else is kept as given with its [`Mobile::problem`] (and is never sent). This is how JSON
+    /// is read.
+    pub fn lenient(value: impl AsRef<str>) -> Self {
+        let value = value.as_ref();
+        Self::read(value, None).unwrap_or_else(|problem| Self {
+            given: Arc::from(value),
+            e164: None,
+            problem: Some(problem),
+        })
+    }
+
+    /// Why the text cannot be a phone number, or `None` when it can (always `None` from
+    /// [`Mobile::new`]).
+    pub fn problem(&self) -> Option<MobileProblem> {
+        self.problem
+    }
+
+    fn read(value: &str, region: Option<Region>) -> Result<Self, MobileProblem> {
         if value.len() > MAX_MOBILE_LEN {
-            return fail("longer than 64 bytes");
+            return Err(MobileProblem::TooLong);
         }
         if value.chars().any(char::is_control) {
-            return fail("holds a control character");
+            return Err(MobileProblem::ControlCharacter);
         }
         if value.trim().is_empty() {
-            return fail("is empty");
+            return Err(MobileProblem::Empty);
         }
         if !value.chars().any(char::is_numeric) {
-            return fail("holds no digit");
+            return Err(MobileProblem::NoDigit);
         }
         let given: Arc<str> = Arc::from(value);
         let e164 = normalize(value, region).map(|e164| {
@@ -542,7 +564,11 @@ impl Mobile {
                 Arc::from(e164)
             }
         });
-        Ok(Self { given, e164 })
+        Ok(Self {
+            given,
+            e164,
+            problem: None,
+        })
     }
 
     /// The number: its E.164 form when normalized, else the text as given. This is what is
@@ -575,6 +601,9 @@ impl Mobile {
     /// two digits (`+46*******67`); kept as given, only the last two digits (`***67`), or
     /// `***` when it holds fewer than 6 digits.
     pub fn masked(&self) -> String {
+        if self.problem.is_some() {
+            return "***".to_owned();
+        }
         if let Some(e164) = &self.e164 {
             let digits = e164.trim_start_matches('+');
             if digits.len() >= 6 && digits.is_ascii() {
@@ -655,6 +684,19 @@ impl TryFrom<String> for Mobile {
 
     fn try_from(value: String) -> Result<Self, Self::Error> {
         Self::new(value)
+    }
+}
+
+impl Serialize for Mobile {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// Any string is read, number or not ([`Mobile::lenient`]).
+impl<'de> Deserialize<'de> for Mobile {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self::lenient)
     }
 }
 

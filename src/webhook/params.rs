@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{EmailProblem, RequestBuildError, WebhookConfigError};
+use crate::error::{EmailProblem, MobileProblem, RequestBuildError, WebhookConfigError};
 use crate::model::{AttributeName, AttributeValue, Email, Mobile, OptOutEvent, Profile, Section};
 
 /// The longest parameter name accepted, in bytes.
@@ -269,7 +269,13 @@ pub(crate) fn resolve(
                 param: index,
                 value,
             }),
-            Err(Absent::NotAddress(_)) if param.optional => {}
+            Err(Absent::NotAddress(_) | Absent::NotNumber(_)) if param.optional => {}
+            Err(Absent::NotNumber(problem)) => {
+                return Err(RequestBuildError::MobileNotNumber {
+                    param: param.name.clone(),
+                    problem,
+                });
+            }
             Err(Absent::NotAddress(problem)) => {
                 return Err(RequestBuildError::EmailNotAddress {
                     param: param.name.clone(),
@@ -299,6 +305,8 @@ enum Absent {
     Value(&'static str),
     /// The Profile's Email is kept as given: it is not an address, and is not sent.
     NotAddress(EmailProblem),
+    /// The Profile's Mobile is kept as given: it cannot be a number, and is not sent.
+    NotNumber(MobileProblem),
     /// The source needs the Section's catalog, which was not given.
     Section,
 }
@@ -325,6 +333,9 @@ fn resolve_one(source: &ParamSource, inputs: &Inputs<'_>) -> Result<Value, Absen
                 .mobile
                 .as_ref()
                 .ok_or(Absent::Value("the Profile has no Mobile"))?;
+            if let Some(problem) = mobile.problem() {
+                return Err(Absent::NotNumber(problem));
+            }
             Value::Shared(mobile.shared())
         }
         ParamSource::Attribute(name) => match profile.attribute(name.as_str()) {
