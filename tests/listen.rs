@@ -1527,81 +1527,68 @@ fn every_lint_code_is_a_public_constant_and_fires() {
             })
     };
     let id = flow_id("f");
-    let lints = [
+    let email = || ("email", ParamSource::Email);
+    let subscription = || ("s", ParamSource::SubscriptionId);
+    let profile = || ("p", ParamSource::ProfileId);
+    let unsubscribe_kinds = vec![EventKind::EmailUnsubscribe];
+    /// An endpoint, its parameters and the kinds its flow takes.
+    type Case = (
+        &'static str,
+        Vec<(&'static str, ParamSource)>,
+        Vec<EventKind>,
+    );
+    let cases: [Case; 6] = [
         // abuse_sends_subscription, abuse_without_section
-        node(
+        (
             "https://e.example/a",
-            &[
-                ("email", ParamSource::Email),
-                ("s", ParamSource::SubscriptionId),
-            ],
-        )
-        .build()
-        .unwrap()
-        .lint(&id, &[EventKind::EmailAbuse]),
+            vec![email(), subscription()],
+            vec![EventKind::EmailAbuse],
+        ),
         // unsubscribe_without_subscription
-        node("https://e.example/u", &[("email", ParamSource::Email)])
-            .build()
-            .unwrap()
-            .lint(&id, &[EventKind::EmailUnsubscribe]),
+        (
+            "https://e.example/u",
+            vec![email()],
+            unsubscribe_kinds.clone(),
+        ),
         // identifier_mismatch
-        node(
+        (
             "https://e.example/i",
-            &[
-                ("email", ParamSource::Email),
-                ("s", ParamSource::SubscriptionId),
-            ],
-        )
-        .build()
-        .unwrap()
-        .lint(&id, &[EventKind::SmsUnsubscribe]),
+            vec![email(), subscription()],
+            vec![EventKind::SmsUnsubscribe],
+        ),
         // no_identifier
-        node("https://e.example/n", &[("s", ParamSource::SubscriptionId)])
-            .build()
-            .unwrap()
-            .lint(&id, &[EventKind::EmailUnsubscribe]),
+        (
+            "https://e.example/n",
+            vec![subscription()],
+            unsubscribe_kinds.clone(),
+        ),
         // kind_not_sent
-        node(
+        (
             "https://e.example/k",
-            &[
-                ("p", ParamSource::ProfileId),
-                ("s", ParamSource::SubscriptionId),
-            ],
-        )
-        .build()
-        .unwrap()
-        .lint(
-            &id,
-            &[EventKind::EmailUnsubscribe, EventKind::SmsUnsubscribe],
+            vec![profile(), subscription()],
+            vec![EventKind::EmailUnsubscribe, EventKind::SmsUnsubscribe],
         ),
         // plain_http
-        node(
+        (
             "http://e.example/h",
-            &[
-                ("p", ParamSource::ProfileId),
-                ("s", ParamSource::SubscriptionId),
-            ],
-        )
-        .build()
-        .unwrap()
-        .lint(&id, &[EventKind::EmailUnsubscribe]),
+            vec![profile(), subscription()],
+            unsubscribe_kinds,
+        ),
     ];
-    fired.extend(lints.iter().flatten().map(|d| d.code));
+    let lints: Vec<Diagnostic> = cases
+        .iter()
+        .flat_map(|(url, params, kinds)| node(url, params).build().unwrap().lint(&id, kinds))
+        .collect();
+    fired.extend(lints.iter().map(|d| d.code));
     #[cfg(feature = "signing")]
     fired.extend(
-        node(
-            "https://e.example/s",
-            &[
-                ("p", ParamSource::ProfileId),
-                ("s", ParamSource::SubscriptionId),
-            ],
-        )
-        .sign_with("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")
-        .build()
-        .unwrap()
-        .lint(&id, &[EventKind::EmailUnsubscribe])
-        .iter()
-        .map(|d| d.code),
+        node("https://e.example/s", &[profile(), subscription()])
+            .sign_with("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")
+            .build()
+            .unwrap()
+            .lint(&id, &[EventKind::EmailUnsubscribe])
+            .iter()
+            .map(|d| d.code),
     );
     #[cfg(not(feature = "signing"))]
     fired.insert(lint::SIGNED_QUERY_ENCODING); // a signing node cannot be built without it
