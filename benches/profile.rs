@@ -86,24 +86,20 @@ fn profile(c: &mut Criterion) {
                 .count()
         })
     });
-    group.bench_function("mobile_10/crate", |b| {
-        b.iter(|| {
-            NUMBERS
-                .iter()
-                .map(|n| Mobile::new(n).unwrap())
-                .filter(Mobile::is_normalized)
-                .count()
-        })
-    });
-    group.bench_function("mobile_10_one_country/crate", |b| {
-        b.iter(|| {
-            ONE_COUNTRY
-                .iter()
-                .map(|n| Mobile::new(n).unwrap())
-                .filter(Mobile::is_normalized)
-                .count()
-        })
-    });
+    for (name, numbers) in [
+        ("mobile_10/crate", NUMBERS),
+        ("mobile_10_one_country/crate", ONE_COUNTRY),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                numbers
+                    .iter()
+                    .map(|n| Mobile::new(n).unwrap())
+                    .filter(Mobile::is_normalized)
+                    .count()
+            })
+        });
+    }
     group.finish();
 }
 
