@@ -15,7 +15,7 @@ fn read(input: &str, region: Option<&str>) -> Mobile {
 
 /// Numbers of fifteen countries, in international form and in national form with their
 /// region, and the E.164 form the metadata gives each.
-const NORMALIZABLE: [(&str, Option<&str>, &str); 32] = [
+const NORMALIZABLE: [(&str, Option<&str>, &str); 34] = [
     // Italy keeps its leading 0, written `(0)` or not.
     ("+39 (0)6 6982 1234", None, "+390669821234"),
     ("+39 06 6982 1234", None, "+390669821234"),
@@ -50,6 +50,8 @@ const NORMALIZABLE: [(&str, Option<&str>, &str); 32] = [
     ("8 912 345-67-89", Some("RU"), "+79123456789"),
     ("+27 82 123 4567", None, "+27821234567"),
     ("082 123 4567", Some("ZA"), "+27821234567"),
+    ("+48 512 345 678", None, "+48512345678"),
+    ("512-345-678", Some("PL"), "+48512345678"),
 ];
 
 /// Numbers the metadata cannot be certain of: kept exactly as given, with or without it.
