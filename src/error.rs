@@ -345,6 +345,12 @@ pub enum ListenError {
     /// An entry-limit time window that is zero or negative.
     #[error("an entry-limit window must be longer than zero")]
     NonPositiveWindow,
+    /// An entry-limit window longer than [`EntryWindow::MAX`](crate::EntryWindow::MAX), 100
+    /// years: leave the window out to count every entry ever.
+    #[error(
+        "an entry-limit window must be at most 100 years; leave `within` out to count every entry ever"
+    )]
+    WindowTooLong,
     /// An entry-limit window with a fraction of a second.
     #[error("an entry-limit window must be a whole number of seconds")]
     WindowFraction,

@@ -1453,6 +1453,10 @@ fn entry_windows_that_cannot_be_windows_are_refused_by_name() {
         ("", ListenError::UnreadableWindow),
         ("seven days", ListenError::UnreadableWindow),
         ("P", ListenError::UnreadableWindow),
+        ("101 years", ListenError::WindowTooLong),
+        ("36501 days", ListenError::WindowTooLong),
+        ("19998 years", ListenError::WindowTooLong),
+        ("P100Y1D", ListenError::WindowTooLong),
     ];
     for (text, error) in cases {
         assert_eq!(text.parse::<EntryWindow>().as_ref(), Err(error), "{text}");
@@ -1476,6 +1480,35 @@ fn entry_windows_that_cannot_be_windows_are_refused_by_name() {
         }
     );
     assert!(!err.to_string().contains("parsecs"), "{err}");
+}
+
+/// The longest window, 100 years, is written and read back; anything longer is refused, so that
+/// every window written can be read again.
+#[test]
+fn the_longest_window_reads_back_and_a_longer_one_is_refused() {
+    let max = EntryWindow::MAX;
+    assert_eq!(
+        (max.to_string().as_str(), max.duration().as_secs()),
+        ("100 years", 3_153_600_000)
+    );
+    assert_eq!(max.to_string().parse::<EntryWindow>(), Ok(max));
+    assert_eq!(EntryWindow::new(36_500, WindowUnit::Day), Ok(max));
+    assert_eq!(EntryWindow::new(100, WindowUnit::Year), Ok(max));
+    let day = EntryWindow::new(36_500, WindowUnit::Day).unwrap();
+    assert_eq!(day.to_string().parse::<EntryWindow>(), Ok(day));
+    for too_long in [
+        EntryWindow::new(36_501, WindowUnit::Day),
+        EntryWindow::new(101, WindowUnit::Year),
+        EntryWindow::new(u32::MAX, WindowUnit::Year),
+        EntryWindow::from_duration(jiff::SignedDuration::from_secs(i64::MAX)),
+        EntryWindow::from_duration(jiff::SignedDuration::from_secs(3_153_600_001)),
+    ] {
+        assert_eq!(too_long, Err(ListenError::WindowTooLong));
+    }
+    assert_eq!(
+        ListenError::WindowTooLong.to_string(),
+        "an entry-limit window must be at most 100 years; leave `within` out to count every entry ever"
+    );
 }
 
 #[test]

@@ -107,7 +107,8 @@ impl WindowUnit {
 ///
 /// Each unit counts as the fixed length in [`WindowUnit`]'s table: a day is 24 hours, a week
 /// 7 days, a month 30 days and a year 365 days. (`m` is minutes: write `mo` or `month` for
-/// months.) A window that is zero or negative, or holds a fraction of a second, is refused.
+/// months.) A window that is zero or negative, holds a fraction of a second, or is longer than
+/// [`EntryWindow::MAX`] (100 years) is refused.
 ///
 /// It is written back ([`Display`](fmt::Display), and JSON) as one count of the largest unit
 /// that is not larger than the largest unit it was written with and divides it exactly:
@@ -138,20 +139,33 @@ pub struct EntryWindow {
 }
 
 impl EntryWindow {
+    /// The longest window: 100 years (of 365 days). A limit counted over a longer time is a
+    /// limit counted over all time: leave the window out.
+    pub const MAX: EntryWindow = EntryWindow {
+        seconds: 100 * 365 * 86_400,
+        unit: WindowUnit::Year,
+    };
+
     /// A window of `count` of `unit`, such as 7 days or 1 month.
     ///
     /// # Errors
     ///
-    /// [`ListenError::NonPositiveWindow`] for a count of 0.
+    /// [`ListenError::NonPositiveWindow`] for a count of 0, [`ListenError::WindowTooLong`] for
+    /// a window longer than [`EntryWindow::MAX`].
     pub fn new(count: u32, unit: WindowUnit) -> Result<Self, ListenError> {
         if count == 0 {
             return Err(ListenError::NonPositiveWindow);
         }
         // At most u32::MAX years: about 1.4e17 seconds, well within i64.
-        Ok(Self {
-            seconds: i64::from(count) * unit.seconds(),
-            unit,
-        })
+        Self::checked(i64::from(count) * unit.seconds(), unit)
+    }
+
+    /// The window, unless it is longer than [`EntryWindow::MAX`].
+    fn checked(seconds: i64, unit: WindowUnit) -> Result<Self, ListenError> {
+        if seconds > Self::MAX.seconds {
+            return Err(ListenError::WindowTooLong);
+        }
+        Ok(Self { seconds, unit })
     }
 
     /// A window of this length, written in the largest unit up to weeks that divides it
@@ -161,7 +175,8 @@ impl EntryWindow {
     /// # Errors
     ///
     /// [`ListenError::NonPositiveWindow`] for a length that is zero or negative,
-    /// [`ListenError::WindowFraction`] for one that is not a whole number of seconds.
+    /// [`ListenError::WindowFraction`] for one that is not a whole number of seconds,
+    /// [`ListenError::WindowTooLong`] for one longer than [`EntryWindow::MAX`].
     pub fn from_duration(duration: SignedDuration) -> Result<Self, ListenError> {
         if duration <= SignedDuration::ZERO {
             return Err(ListenError::NonPositiveWindow);
@@ -169,18 +184,18 @@ impl EntryWindow {
         if duration.subsec_nanos() != 0 {
             return Err(ListenError::WindowFraction);
         }
-        Ok(Self::written_in(duration.as_secs(), WindowUnit::Week))
+        Self::written_in(duration.as_secs(), WindowUnit::Week)
     }
 
     /// `seconds` (positive), written in the largest unit up to `largest` that divides it.
-    fn written_in(seconds: i64, largest: WindowUnit) -> Self {
+    fn written_in(seconds: i64, largest: WindowUnit) -> Result<Self, ListenError> {
         let unit = WindowUnit::ALL
             .into_iter()
             .rev()
             .filter(|unit| *unit <= largest)
             .find(|unit| seconds % unit.seconds() == 0)
             .unwrap_or(WindowUnit::Second);
-        Self { seconds, unit }
+        Self::checked(seconds, unit)
     }
 
     /// The window's length.
@@ -246,7 +261,8 @@ impl std::str::FromStr for EntryWindow {
     ///
     /// [`ListenError::UnreadableWindow`] for text in neither form (the text is not repeated),
     /// [`ListenError::NonPositiveWindow`] for a window that is zero or negative,
-    /// [`ListenError::WindowFraction`] for one with a fraction of a second.
+    /// [`ListenError::WindowFraction`] for one with a fraction of a second,
+    /// [`ListenError::WindowTooLong`] for one longer than [`EntryWindow::MAX`].
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let span: Span = text.parse().map_err(|_| ListenError::UnreadableWindow)?;
         if span.is_negative() || span.is_zero() {
@@ -277,7 +293,7 @@ impl std::str::FromStr for EntryWindow {
             .iter()
             .find(|(count, _)| *count != 0)
             .map_or(WindowUnit::Second, |(_, unit)| *unit);
-        Ok(Self::written_in(seconds, largest))
+        Self::written_in(seconds, largest)
     }
 }
 
