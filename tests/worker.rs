@@ -679,6 +679,49 @@ async fn entry_limits_are_decided_by_the_store() {
     assert_eq!((counts.delivered, counts.entries), (2, 2));
 }
 
+/// `submit` never waits on the outcome channel: with room for one outcome and nobody reading,
+/// re-delivered copies are submitted at once all the same, and every outcome is read later.
+#[tokio::test]
+async fn submit_never_waits_on_a_full_outcome_channel() {
+    let router = Arc::new(Router::new([flows().remove(0)], &Catalog::default()).unwrap());
+    let client = RecordingClient::new();
+    let (worker, mut outcomes) = Worker::builder(router, Arc::new(client.clone()), store())
+        .outcome_capacity(1)
+        .start();
+    let first = worker
+        .submit(&unsubscribe("evt-1"), &profile())
+        .await
+        .unwrap();
+    assert_eq!(entered(&first).len(), 1);
+    for _ in 0..5 {
+        let again = tokio::time::timeout(
+            Duration::from_secs(5),
+            worker.submit(&unsubscribe("evt-1"), &profile()),
+        )
+        .await
+        .expect("submit did not wait for the outcome channel")
+        .unwrap();
+        assert_eq!(
+            again.flows[0].result,
+            FlowResult::Refused(EntryDecision::AlreadyEntered)
+        );
+    }
+    let (mut delivered, mut refused) = (0, 0);
+    for _ in 0..6 {
+        match next(&mut outcomes).await {
+            Outcome::Delivered(_) => delivered += 1,
+            Outcome::Refused {
+                decision: EntryDecision::AlreadyEntered,
+                ..
+            } => refused += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((delivered, refused), (1, 5));
+    let _ = worker.shutdown().await;
+    assert!(outcomes.try_recv().is_none());
+}
+
 /// A clock the test moves by hand, in milliseconds since the Unix epoch.
 #[derive(Clone)]
 struct HandClock(Arc<std::sync::atomic::AtomicI64>);

@@ -222,8 +222,9 @@ impl WorkerBuilder {
 
     /// Bounds the [`Outcomes`] channel to `capacity` waiting outcomes (at least 1). By default
     /// it is unbounded. Bounded, an attempt task waits while it is full (its delivery is already
-    /// recorded in the store), and so does [`Worker::submit`] with a refusal to report (the
-    /// event is already admitted), so a host that does not read holds the worker back. Once the
+    /// recorded in the store), so a host that does not read holds the worker back.
+    /// [`Worker::submit`] never waits: a flow an event did not enter that finds the channel full
+    /// is handed to a task that waits for room (so it may come after outcomes reported later). Once the
     /// worker is stopping ([`Worker::shutdown`], [`Stopper::stop`], [`Worker::abort`]) it no
     /// longer waits: an outcome that finds the channel full then is not sent, so that a host
     /// that stopped reading cannot hold the shutdown forever. The delivery's end is in the store
@@ -400,7 +401,9 @@ impl Worker {
     /// the store admit it, and wakes the dispatcher. Returns once the store has committed: every
     /// delivery of an `Entered` flow is then as durable as the store. Each flow the event
     /// matched but did not enter is also reported as an [`Outcome::Refused`] or
-    /// [`Outcome::NotBuilt`] before this returns.
+    /// [`Outcome::NotBuilt`], in flow order, before this returns (and before the dispatcher is
+    /// woken for the flows it entered); reporting never waits (see
+    /// [`WorkerBuilder::outcome_capacity`]).
     ///
     /// # Errors
     ///
@@ -445,13 +448,8 @@ impl Worker {
             }
             submitted
         };
-        if submitted
-            .flows
-            .iter()
-            .any(|f| matches!(f.result, FlowResult::Entered { .. }))
-        {
-            self.shared.work.notify_one();
-        }
+        // Reported before the dispatcher is woken, and without waiting: submit never waits on
+        // the outcome channel, so it is as safe to cancel as before.
         for entry in &submitted.flows {
             let outcome = match &entry.result {
                 FlowResult::Entered { .. } => continue,
@@ -468,7 +466,14 @@ impl Worker {
                     error: error.clone(),
                 },
             };
-            self.shared.report(outcome).await;
+            Shared::report_at_once(&self.shared, outcome);
+        }
+        if submitted
+            .flows
+            .iter()
+            .any(|f| matches!(f.result, FlowResult::Entered { .. }))
+        {
+            self.shared.work.notify_one();
         }
         Ok(submitted)
     }
@@ -771,6 +776,25 @@ impl Shared {
             Step::RetryAt { .. } => {}
         }
         Ended::Recorded
+    }
+
+    /// Hands an outcome to the host without waiting: a callback is called and an unbounded
+    /// channel sent to at once; a full bounded channel gets it from a task that waits for room
+    /// (as [`Shared::report`] does), so that the caller never waits.
+    fn report_at_once(shared: &Arc<Self>, outcome: Outcome) {
+        match &shared.outcomes {
+            Sink::Callback(callback) => {
+                let _ = std::panic::catch_unwind(AssertUnwindSafe(|| callback(outcome)));
+            }
+            Sink::Unbounded(channel) => drop(channel.send(outcome)),
+            Sink::Bounded(channel) => match channel.try_send(outcome) {
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+                Err(mpsc::error::TrySendError::Full(outcome)) => {
+                    let shared = Arc::clone(shared);
+                    tokio::spawn(async move { shared.report(outcome).await });
+                }
+            },
+        }
     }
 
     /// Hands an outcome to the host. The delivery's end is already in the store, so a callback
