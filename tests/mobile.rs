@@ -55,7 +55,7 @@ const NORMALIZABLE: [(&str, Option<&str>, &str); 34] = [
 ];
 
 /// Numbers the metadata cannot be certain of: kept exactly as given, with or without it.
-const KEPT: [(&str, Option<&str>); 8] = [
+const KEPT: [(&str, Option<&str>); 13] = [
     // A national form without its region.
     ("070-123 45 67", None),
     ("0046 70 123 45 67", None),
@@ -69,6 +69,15 @@ const KEPT: [(&str, Option<&str>); 8] = [
     ("+46 70 123 45 67 ext. 12", None),
     // A national form in another region's numbering.
     ("070-123 45 67", Some("US")),
+    // A letter would be read as a keypad digit: an `O` typed for a `0` would make a
+    // stranger's valid number, so no text with a letter is rewritten.
+    ("+49 151 2345678O", None),
+    ("+46 7O 123 45 67", None),
+    ("+1 800 FLOWERS", None),
+    // `(0)` in Italy, which has no trunk prefix: with the 0 a Lecco landline, without it a
+    // mobile. Two valid readings: not certain.
+    ("+39 (0)341 123 4567", None),
+    ("tel:+46701234567", None),
 ];
 
 #[cfg(feature = "phonenumber")]
@@ -105,6 +114,62 @@ fn numbers_the_metadata_is_not_certain_of_are_kept_as_given() {
         assert_eq!(mobile.as_given(), input);
         assert_eq!(mobile.e164(), None, "{input:?} in {region:?}");
         assert!(!mobile.is_normalized(), "{input:?} in {region:?}");
+    }
+}
+
+#[test]
+fn whitespace_around_a_number_is_not_part_of_it() {
+    for input in [
+        "+46 70 123 45 67\r",
+        " +46 70 123 45 67 \n",
+        "\u{feff}+46701234567",
+        "\t+46 (0)70-123 45 67\r\n",
+    ] {
+        let mobile = Mobile::new(input).unwrap_or_else(|e| panic!("{input:?}: {e}"));
+        assert_eq!(mobile.as_given(), input);
+        #[cfg(feature = "phonenumber")]
+        assert_eq!(mobile.as_str(), "+46701234567", "{input:?}");
+        #[cfg(not(feature = "phonenumber"))]
+        assert_eq!(
+            mobile.as_str(),
+            input.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}'),
+            "{input:?}"
+        );
+    }
+    // Kept as given: without the whitespace around it.
+    let kept = Mobile::new(" 070-123 45 67\r\n").unwrap();
+    assert_eq!(
+        (kept.as_str(), kept.as_given(), kept.is_normalized()),
+        ("070-123 45 67", " 070-123 45 67\r\n", false)
+    );
+    // A control character inside a number is still refused.
+    assert_eq!(
+        Mobile::new("+46 70\r123 45 67"),
+        Err(AttributeError::Mobile {
+            reason: MobileProblem::ControlCharacter
+        })
+    );
+}
+
+#[test]
+fn a_json_number_is_read_as_its_digits() {
+    let profile: Profile = serde_json::from_str(r#"{"id": "p-1", "mobile": 46701234567}"#).unwrap();
+    let mobile = profile.mobile.unwrap();
+    // Without its `+`, a national or international form cannot be told apart: kept as given.
+    assert_eq!(
+        (mobile.as_str(), mobile.is_normalized(), mobile.problem()),
+        ("46701234567", false, None)
+    );
+}
+
+#[test]
+fn short_numbers_show_only_their_last_two_digits() {
+    for (input, masked) in [
+        ("+6834002", "+***02"),
+        ("+123456789", "+***89"),
+        ("+12345", "+***"),
+    ] {
+        assert_eq!(Mobile::new(input).unwrap().masked(), masked, "{input:?}");
     }
 }
 

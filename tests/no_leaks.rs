@@ -671,7 +671,7 @@ fn notices_and_notice_errors_are_masked() {
         format!(r#"{{"email": "{EMAIL}" "crm": "{ATTRIBUTE}"}}"#),
         format!(r#"["{EMAIL}", "{MOBILE}"]"#),
         // Values that fail validation.
-        format!(r#"{{"email": "{EMAIL} ", "subscription": "1"}}"#),
+        format!(r#"{{"email": "{EMAIL},", "subscription": "1"}}"#),
         format!(r#"{{"email": "{EMAIL}@{EMAIL}", "subscription": "1"}}"#),
         format!(r#"{{"email": "{EMAIL}", "mobile": "{MOBILE}\u0001", "subscription": "1"}}"#),
         format!(
@@ -704,7 +704,7 @@ fn notices_and_notice_errors_are_masked() {
         .unwrap();
     for uri in [
         format!("https://crm.example.com/optout?email={EMAIL_ENCODED}%FF&subscription=1"),
-        format!("https://crm.example.com/optout?email={EMAIL_ENCODED}%20&subscription=1"),
+        format!("https://crm.example.com/optout?email={EMAIL_ENCODED}%2C&subscription=1"),
         format!(
             "https://crm.example.com/optout?email={EMAIL_ENCODED}&email=x%40y.z&subscription=1"
         ),

@@ -13,6 +13,7 @@ pub use event::{EventKind, OptOutEvent, OptOutKind, Origin};
 pub use ids::{
     ActivityId, EventId, FlowId, FolderId, MAX_ID_LEN, ProfileId, SectionId, SubscriptionId,
 };
+pub(crate) use profile::mask_number;
 pub use profile::{
     AttributeName, AttributeValue, Channel, ChannelConsent, ConsentState, Email,
     MAX_ATTRIBUTE_NAME_LEN, MAX_EMAIL_LEN, MAX_MOBILE_LEN, Mobile, Profile, Region, SectionOptOut,

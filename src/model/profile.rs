@@ -69,8 +69,11 @@ const MAX_LOCAL_PART_LEN: usize = 64;
 /// The Profile's Email attribute: an email address, or, when a Profile read from JSON holds
 /// something that is not one, that text kept as given.
 ///
-/// [`Email::new`] accepts every address RFC 5321 and RFC 5322 allow, with RFC 6531's UTF-8, and
-/// rejects only what cannot be an address (an [`EmailProblem`] names the rule):
+/// [`Email::new`] accepts every mailbox RFC 5321 allows (a dot-string or quoted-string local
+/// part, as RFC 5322's addr-spec writes it), with RFC 6531's UTF-8, and rejects only what cannot
+/// be an address (an [`EmailProblem`] names the rule). RFC 5322's comments
+/// (`john(comment)@example.com`) and obsolete forms (`"a".b@example.com`) are not addresses a
+/// mail system sends to, and are refused.
 ///
 /// - the local part (before the `@`) is either quoted or unquoted. Quoted, it is an RFC 5322
 ///   quoted string: any character but a control character (a tab is allowed), with `\"` and
@@ -87,7 +90,9 @@ const MAX_LOCAL_PART_LEN: usize = 64;
 /// - no control character anywhere (CR, LF, NUL, even inside quotes), at most
 ///   [`MAX_EMAIL_LEN`] bytes.
 ///
-/// The address is kept exactly as given (no case folding: the local part is case-sensitive).
+/// The address is kept as given (no case folding: the local part is case-sensitive), without the
+/// whitespace (or byte-order mark) around it, which is never part of an address:
+/// `" ada@example.com\r\n"` is `ada@example.com`.
 ///
 /// Reading JSON (serde) never fails on the shape of the text: a Profile holding an Email that is
 /// not an address is still read, so its opt-outs are still relayed. Such a value
@@ -139,9 +144,18 @@ impl Email {
     /// Keeps any text, address or not: an address is checked as [`Email::new`] checks it,
     /// anything else is kept as given with its [`Email::problem`]. This is how JSON is read.
     pub fn lenient(value: impl Into<String>) -> Self {
-        let text: Arc<str> = Arc::from(value.into());
-        let at = find_at(&text);
-        Self { text, at }
+        let value = value.into();
+        let trimmed = trim_around(&value);
+        match find_at(trimmed) {
+            Ok(at) => Self {
+                text: Arc::from(trimmed),
+                at: Ok(at),
+            },
+            Err(problem) => Self {
+                text: Arc::from(value),
+                at: Err(problem),
+            },
+        }
     }
 
     /// Whether the text is an email address (always, from [`Email::new`]).
@@ -173,14 +187,15 @@ impl Email {
             return mask_prefix(&self.text, 1);
         };
         let (local, domain) = (&self.text[..at], &self.text[at + 1..]);
-        let tld = if domain.starts_with('[') {
-            ""
+        let (name, tld) = if domain.starts_with('[') {
+            (domain, "")
         } else {
-            domain.rsplit_once('.').map_or("", |(_, tld)| tld)
+            domain.rsplit_once('.').unwrap_or((domain, ""))
         };
         let mut masked = mask_prefix(local, 1);
         masked.push('@');
-        masked.push_str(&mask_prefix(domain, 1));
+        // The first character of the name only when it is long enough not to give it away.
+        masked.push_str(&mask_prefix(name, 1));
         if !tld.is_empty() {
             masked.push('.');
             masked.push_str(tld);
@@ -456,15 +471,18 @@ impl std::str::FromStr for Region {
 }
 
 /// The Profile's Mobile attribute: a phone number, in its E.164 form (`+46701234567`) when it
-/// could be normalized with certainty, else exactly as given.
+/// could be normalized with certainty, else as given (without the whitespace around it).
 ///
 /// An opt-out is never refused or rewritten because of how a number was typed. A number is
-/// normalized only when libphonenumber's metadata (feature `phonenumber`, on by default) reads
-/// it as a valid number without an extension: `+39 (0)6 6982 1234` and `+39 06 6982 1234` both
-/// become `+390669821234` (Italy keeps its 0), `+46 (0)70-123 45 67` becomes `+46701234567`
-/// (Sweden's trunk 0 goes). Anything else is kept as given: a national form without a region
-/// (`070-123 45 67`; [`Mobile::with_region`] reads it), a number the metadata finds invalid or
-/// does not know, a number with an extension. Without the feature, nothing is normalized
+/// normalized only when it holds nothing but digits and typed separators (`+`, whitespace, `-`,
+/// `.`, `/`, parentheses), libphonenumber's metadata (feature `phonenumber`, on by default)
+/// reads it as a valid number, and a `(0)` in it does not allow two different valid readings:
+/// `+39 (0)6 6982 1234` and `+39 06 6982 1234` both become `+390669821234` (Italy keeps its 0),
+/// `+46 (0)70-123 45 67` becomes `+46701234567` (Sweden's trunk 0 goes). Anything else is kept
+/// as given: a national form without a region (`070-123 45 67`; [`Mobile::with_region`] reads
+/// it), a number the metadata finds invalid or does not know, a text with a letter (an `O`
+/// typed for a `0` would be read as a keypad digit, `ext.`, `tel:`), `+39 (0)341 123 4567`
+/// (a landline with the 0, a mobile without it). Without the feature, nothing is normalized
 /// (nothing is guessed).
 ///
 /// Two values are equal when [`Mobile::as_str`] is: two typings of one number are equal once
@@ -497,7 +515,10 @@ impl std::str::FromStr for Region {
 #[derive(Clone)]
 pub struct Mobile {
     given: Arc<str>,
-    e164: Option<Arc<str>>,
+    /// What is sent: the E.164 form when normalized, else the text as given without the
+    /// whitespace around it (or exactly as given when it cannot be a number).
+    value: Arc<str>,
+    normalized: bool,
     /// Why the text cannot be a number (only from [`Mobile::lenient`]).
     problem: Option<MobileProblem>,
 }
@@ -530,10 +551,14 @@ impl Mobile {
     /// is read.
     pub fn lenient(value: impl AsRef<str>) -> Self {
         let value = value.as_ref();
-        Self::read(value, None).unwrap_or_else(|problem| Self {
-            given: Arc::from(value),
-            e164: None,
-            problem: Some(problem),
+        Self::read(value, None).unwrap_or_else(|problem| {
+            let given: Arc<str> = Arc::from(value);
+            Self {
+                value: Arc::clone(&given),
+                given,
+                normalized: false,
+                problem: Some(problem),
+            }
         })
     }
 
@@ -547,81 +572,125 @@ impl Mobile {
         if value.len() > MAX_MOBILE_LEN {
             return Err(MobileProblem::TooLong);
         }
-        if value.chars().any(char::is_control) {
+        // Whitespace around a number (a CSV's line end, a stray space) is not part of it.
+        let text = trim_around(value);
+        if text.chars().any(char::is_control) {
             return Err(MobileProblem::ControlCharacter);
         }
-        if value.trim().is_empty() {
+        if text.is_empty() {
             return Err(MobileProblem::Empty);
         }
-        if !value.chars().any(char::is_numeric) {
+        if !text.chars().any(char::is_numeric) {
             return Err(MobileProblem::NoDigit);
         }
         let given: Arc<str> = Arc::from(value);
-        let e164 = normalize(value, region).map(|e164| {
-            if e164 == value {
-                Arc::clone(&given)
-            } else {
-                Arc::from(e164)
-            }
-        });
+        let (value, normalized) = match normalize_certain(text, region) {
+            Some(e164) => (Arc::from(e164), true),
+            None if text.len() == given.len() => (Arc::clone(&given), false),
+            None => (Arc::from(text), false),
+        };
         Ok(Self {
             given,
-            e164,
+            value,
+            normalized,
             problem: None,
         })
     }
 
-    /// The number: its E.164 form when normalized, else the text as given. This is what is
-    /// sent and stored. Personal data: do not log it.
+    /// The number: its E.164 form when normalized, else the text as given (without the
+    /// whitespace around it). This is what is sent and stored. Personal data: do not log it.
     pub fn as_str(&self) -> &str {
-        self.e164.as_deref().unwrap_or(&self.given)
+        &self.value
     }
 
-    /// The text as given, before any normalization.
+    /// The text exactly as given, before any normalization.
     pub fn as_given(&self) -> &str {
         &self.given
     }
 
     /// The E.164 form (`+46701234567`), when the number could be normalized with certainty.
     pub fn e164(&self) -> Option<&str> {
-        self.e164.as_deref()
+        self.normalized.then_some(&*self.value)
     }
 
     /// Whether the number is normalized (in E.164 form).
     pub fn is_normalized(&self) -> bool {
-        self.e164.is_some()
+        self.normalized
     }
 
     /// The number, shared (no copy).
     pub(crate) fn shared(&self) -> Arc<str> {
-        Arc::clone(self.e164.as_ref().unwrap_or(&self.given))
+        Arc::clone(&self.value)
     }
 
-    /// The number masked for logs and previews: in E.164 form `+`, the first two and the last
-    /// two digits (`+46*******67`); kept as given, only the last two digits (`***67`), or
-    /// `***` when it holds fewer than 6 digits.
+    /// The number masked for logs and previews ([`mask_number`]); a text that cannot be a
+    /// number is `***`.
     pub fn masked(&self) -> String {
         if self.problem.is_some() {
             return "***".to_owned();
         }
-        if let Some(e164) = &self.e164 {
-            let digits = e164.trim_start_matches('+');
-            if digits.len() >= 6 && digits.is_ascii() {
-                let mut masked = String::with_capacity(e164.len());
-                masked.push('+');
-                masked.push_str(&digits[..2]);
-                masked.extend(std::iter::repeat_n('*', digits.len() - 4));
-                masked.push_str(&digits[digits.len() - 2..]);
-                return masked;
-            }
-            return "+***".to_owned();
+        mask_number(&self.value)
+    }
+}
+
+/// Masks a phone number's text. In E.164 form (`+` and digits) of at least 10 digits: `+`,
+/// the first two and the last two digits (`+46*******67`); a shorter one shows its last two
+/// only (`+***02`). Any other text shows its last two digits (`***67`), or `***` when it holds
+/// fewer than 6 digits.
+pub(crate) fn mask_number(text: &str) -> String {
+    let e164 = text
+        .strip_prefix('+')
+        .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()));
+    if let Some(digits) = e164 {
+        let mut masked = String::with_capacity(text.len());
+        masked.push('+');
+        if digits.len() >= 10 {
+            masked.push_str(&digits[..2]);
+            masked.extend(std::iter::repeat_n('*', digits.len() - 4));
+        } else {
+            masked.push_str("***");
         }
-        let digits: Vec<char> = self.given.chars().filter(char::is_ascii_digit).collect();
-        let mut masked = String::from("***");
         if digits.len() >= 6 {
-            masked.extend(&digits[digits.len() - 2..]);
+            masked.push_str(&digits[digits.len() - 2..]);
         }
-        masked
+        return masked;
+    }
+    let digits: Vec<char> = text.chars().filter(char::is_ascii_digit).collect();
+    let mut masked = String::from("***");
+    if digits.len() >= 6 {
+        masked.extend(&digits[digits.len() - 2..]);
+    }
+    masked
+}
+
+/// `value` without the whitespace (and byte-order mark) around it.
+fn trim_around(value: &str) -> &str {
+    value.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}')
+}
+
+/// The E.164 form of `text` when it is certain:
+///
+/// - the text holds only digits and the separators people type (`+`, whitespace, `-`, `.`,
+///   `/`, `(`, `)`): a letter (a keypad letter, an `O` typed for a `0`, `ext.`) would be read
+///   as some digit, so such a text is never rewritten;
+/// - the metadata reads it as a valid number without an extension;
+/// - when it holds `(0)`, reading it with and without that 0 does not give two different
+///   valid numbers (`+39 (0)341 123 4567` could be a landline with the 0 or a mobile without
+///   it: kept as given; `+44 (0)20 …` is the same number either way).
+fn normalize_certain(text: &str, region: Option<Region>) -> Option<String> {
+    let typed = |c: char| {
+        c.is_ascii_digit() || c.is_whitespace() || matches!(c, '+' | '-' | '.' | '/' | '(' | ')')
+    };
+    if !text.chars().all(typed) {
+        return None;
+    }
+    let read = normalize(text, region);
+    if !text.contains("(0)") {
+        return read;
+    }
+    match (read, normalize(&text.replace("(0)", ""), region)) {
+        (Some(with), Some(without)) => (with == without).then_some(with),
+        (with, without) => with.or(without),
     }
 }
 
@@ -693,10 +762,33 @@ impl Serialize for Mobile {
     }
 }
 
-/// Any string is read, number or not ([`Mobile::lenient`]).
+/// Any string is read, number or not ([`Mobile::lenient`]); so is a whole number (a
+/// spreadsheet's `46701234567`), as its digits.
 impl<'de> Deserialize<'de> for Mobile {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(Self::lenient)
+        struct MobileVisitor;
+
+        impl serde::de::Visitor<'_> for MobileVisitor {
+            type Value = Mobile;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a phone number, as text or a whole number")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Mobile, E> {
+                Ok(Mobile::lenient(text))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<Mobile, E> {
+                Ok(Mobile::lenient(number.to_string()))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<Mobile, E> {
+                Ok(Mobile::lenient(number.to_string()))
+            }
+        }
+
+        deserializer.deserialize_any(MobileVisitor)
     }
 }
 

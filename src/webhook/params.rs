@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EmailProblem, MobileProblem, RequestBuildError, WebhookConfigError};
-use crate::model::{AttributeName, AttributeValue, Email, Mobile, OptOutEvent, Profile, Section};
+use crate::model::{AttributeName, AttributeValue, Email, OptOutEvent, Profile, Section};
 
 /// The longest parameter name accepted, in bytes.
 pub const MAX_PARAM_NAME_LEN: usize = 128;
@@ -20,7 +20,7 @@ pub const MAX_PARAM_NAME_LEN: usize = 128;
 /// | source | value | absent when |
 /// | --- | --- | --- |
 /// | `email` | the Profile's Email | the Profile has no Email, or holds one that is not an address |
-/// | `mobile` | the Profile's Mobile: E.164 when it could be normalized with certainty, else as given | the Profile has no Mobile |
+/// | `mobile` | the Profile's Mobile: E.164 when it could be normalized with certainty, else as given | the Profile has no Mobile, or holds a text that cannot be a number |
 /// | `{"attribute": name}` | the custom attribute (text, number or boolean) | the Profile has no such attribute |
 /// | `profile_id` | the Profile's id | never |
 /// | `subscription_id` | the Subscription opted out from | Email - Abuse (section-level) |
@@ -222,9 +222,8 @@ impl Value {
     pub(crate) fn masked_text(&self, source: &ParamSource) -> Cow<'_, str> {
         match (source, self) {
             (ParamSource::Email, _) => Cow::Owned(Email::lenient(self.text()).masked()),
-            (ParamSource::Mobile, _) => Cow::Owned(
-                Mobile::new(self.text()).map_or_else(|_| MASKED.to_owned(), |m| m.masked()),
-            ),
+            // Masked from the text: the number is not read again.
+            (ParamSource::Mobile, _) => Cow::Owned(crate::model::mask_number(&self.text())),
             (ParamSource::Attribute(_), _) => Cow::Borrowed(MASKED),
             _ => self.text(),
         }
