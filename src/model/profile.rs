@@ -623,8 +623,10 @@ impl Mobile {
         Arc::clone(&self.value)
     }
 
-    /// The number masked for logs and previews ([`mask_number`]); a text that cannot be a
-    /// number is `***`.
+    /// The number masked for logs and previews. In E.164 form of at least 10 digits: `+`, the
+    /// first two and the last two digits (`+46*******67`); a shorter one shows its last two
+    /// only (`+***02`). Any other text shows its last two digits (`***67`), or `***` when it
+    /// holds fewer than 6 digits or cannot be a number.
     pub fn masked(&self) -> String {
         if self.problem.is_some() {
             return "***".to_owned();
