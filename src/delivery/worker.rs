@@ -223,9 +223,9 @@ impl WorkerBuilder {
     /// Bounds the [`Outcomes`] channel to `capacity` waiting outcomes (at least 1). By default
     /// it is unbounded. Bounded, an attempt task waits while it is full (its delivery is already
     /// recorded in the store), so a host that does not read holds the worker back.
-    /// [`Worker::submit`] never waits: a flow an event did not enter that finds the channel full
-    /// is handed to a task that waits for room (so it may come after outcomes reported later). Once the
-    /// worker is stopping ([`Worker::shutdown`], [`Stopper::stop`], [`Worker::abort`]) it no
+    /// [`Worker::submit`] never waits: a flow an event did not enter that finds the channel
+    /// full is handed to a task that waits for room (so it may come after outcomes reported
+    /// later). Once the worker is stopping ([`Worker::shutdown`], [`Stopper::stop`], [`Worker::abort`]) it no
     /// longer waits: an outcome that finds the channel full then is not sent, so that a host
     /// that stopped reading cannot hold the shutdown forever. The delivery's end is in the store
     /// either way ([`DeliveryStore::get`]).
@@ -263,8 +263,8 @@ impl WorkerBuilder {
     /// Starts the worker on the current tokio runtime, calling `on_outcome` with every
     /// [`Outcome`]: in the task of the attempt that ended the delivery, after the store has
     /// recorded it, or in the task that called [`Worker::submit`] for a flow the event did not
-    /// enter, after the store has answered (keep it short; it must not block). A callback that panics loses nothing: the
-    /// delivery's end is already in the store.
+    /// enter, after the store has answered (keep it short; it must not block). A callback that
+    /// panics loses nothing: the delivery's end is already in the store.
     ///
     /// # Panics
     ///
@@ -778,42 +778,45 @@ impl Shared {
         Ended::Recorded
     }
 
-    /// Hands an outcome to the host without waiting: a callback is called and an unbounded
-    /// channel sent to at once; a full bounded channel gets it from a task that waits for room
-    /// (as [`Shared::report`] does), so that the caller never waits.
-    fn report_at_once(shared: &Arc<Self>, outcome: Outcome) {
-        match &shared.outcomes {
-            Sink::Callback(callback) => {
-                let _ = std::panic::catch_unwind(AssertUnwindSafe(|| callback(outcome)));
-            }
-            Sink::Unbounded(channel) => drop(channel.send(outcome)),
-            Sink::Bounded(channel) => match channel.try_send(outcome) {
-                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
-                Err(mpsc::error::TrySendError::Full(outcome)) => {
-                    let shared = Arc::clone(shared);
-                    tokio::spawn(async move { shared.report(outcome).await });
-                }
-            },
-        }
-    }
-
-    /// Hands an outcome to the host. The delivery's end is already in the store, so a callback
-    /// that panics, or a host that stopped reading, loses nothing.
-    async fn report(&self, outcome: Outcome) {
+    /// Hands an outcome to the host if that needs no wait: a callback is called, a channel
+    /// sent to. Gives the outcome back only when a bounded channel is full.
+    fn hand_over(&self, outcome: Outcome) -> Option<Outcome> {
         match &self.outcomes {
             Sink::Callback(callback) => {
                 let _ = std::panic::catch_unwind(AssertUnwindSafe(|| callback(outcome)));
             }
             // The host may have dropped the receiver: it no longer wants outcomes.
             Sink::Unbounded(channel) => drop(channel.send(outcome)),
-            // Waits while the channel is full, until the worker is stopped: a host that stopped
-            // reading must not hold shutdown() forever.
-            Sink::Bounded(channel) => {
-                tokio::select! {
-                    biased;
-                    _ = channel.send(outcome) => {}
-                    () = self.stopped() => {}
-                }
+            Sink::Bounded(channel) => match channel.try_send(outcome) {
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+                Err(mpsc::error::TrySendError::Full(outcome)) => return Some(outcome),
+            },
+        }
+        None
+    }
+
+    /// Hands an outcome to the host without waiting: one that finds a bounded channel full
+    /// goes to a task that waits for room (as [`Shared::report`] does).
+    fn report_at_once(shared: &Arc<Self>, outcome: Outcome) {
+        if let Some(outcome) = shared.hand_over(outcome) {
+            let shared = Arc::clone(shared);
+            tokio::spawn(async move { shared.report(outcome).await });
+        }
+    }
+
+    /// Hands an outcome to the host. The delivery's end is already in the store, so a callback
+    /// that panics, or a host that stopped reading, loses nothing.
+    async fn report(&self, outcome: Outcome) {
+        let Some(outcome) = self.hand_over(outcome) else {
+            return;
+        };
+        // Waits while the channel is full, until the worker is stopped: a host that stopped
+        // reading must not hold shutdown() forever.
+        if let Sink::Bounded(channel) = &self.outcomes {
+            tokio::select! {
+                biased;
+                _ = channel.send(outcome) => {}
+                () = self.stopped() => {}
             }
         }
     }

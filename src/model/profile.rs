@@ -423,13 +423,16 @@ impl Region {
     /// `phonenumber`) not a region the phone-number metadata knows.
     pub fn new(code: &str) -> Result<Self, AttributeError> {
         let fail = |reason| Err(AttributeError::Region { reason });
-        let &[first, second] = code.as_bytes() else {
-            return fail("it is not two ASCII letters (an ISO 3166-1 alpha-2 code such as `SE`)");
+        let region = match code.as_bytes() {
+            &[first, second] if first.is_ascii_alphabetic() && second.is_ascii_alphabetic() => {
+                Self([first.to_ascii_uppercase(), second.to_ascii_uppercase()])
+            }
+            _ => {
+                return fail(
+                    "it is not two ASCII letters (an ISO 3166-1 alpha-2 code such as `SE`)",
+                );
+            }
         };
-        if !first.is_ascii_alphabetic() || !second.is_ascii_alphabetic() {
-            return fail("it is not two ASCII letters (an ISO 3166-1 alpha-2 code such as `SE`)");
-        }
-        let region = Self([first.to_ascii_uppercase(), second.to_ascii_uppercase()]);
         #[cfg(feature = "phonenumber")]
         if region.id().is_none() {
             return fail("it is not a region the phone-number metadata knows");
