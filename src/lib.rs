@@ -73,6 +73,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(
     missing_docs,
@@ -89,6 +90,8 @@ pub mod model;
 pub mod receive;
 pub mod relay;
 pub mod store;
+#[cfg(feature = "test-util")]
+pub mod testing;
 pub mod transport;
 pub mod webhook;
 
@@ -123,8 +126,8 @@ pub use store::{DeliveryStore, StoreError, StoreErrorKind, VolatileStore};
 #[cfg(feature = "reqwest")]
 pub use transport::ReqwestClient;
 pub use transport::{
-    BlockReason, Cidr, CidrError, ClientFn, DestinationPolicy, HttpClient, RecordingClient,
-    ScriptedAnswer, TransportError, TransportErrorKind, client_fn,
+    BlockReason, Cidr, CidrError, ClientFn, DestinationPolicy, HttpClient, TransportError,
+    TransportErrorKind, client_fn,
 };
 pub use webhook::{
     Auth, Header, Param, ParamSource, Preview, Secret, SigningSecret, WebhookEncoding, WebhookId,

@@ -2,6 +2,7 @@
 
 use optout_relay::jiff::SignedDuration;
 use optout_relay::*;
+use optout_relay::testing::{RecordingClient, ScriptedAnswer};
 use serde_json::json;
 
 fn at(s: &str) -> Timestamp {

@@ -3,6 +3,8 @@
 
 use optout_relay::transport::{IPV4_SPECIAL_PURPOSE, IPV6_SPECIAL_PURPOSE};
 use optout_relay::*;
+#[cfg(feature = "tokio")]
+use optout_relay::testing::RecordingClient;
 
 fn ip(text: &str) -> std::net::IpAddr {
     text.parse().unwrap()

@@ -9,6 +9,7 @@
 
 use optout_relay::receive::{NoticeParser, NoticeScope, OptOutNotice};
 use optout_relay::*;
+use optout_relay::testing::RecordingClient;
 
 const EMAIL: &str = "leak.canary+x@secret-domain.example";
 const EMAIL_ENCODED: &str = "leak.canary%2Bx%40secret-domain.example";

@@ -12,6 +12,7 @@ use optout_relay::delivery::DeadLetterReason;
 use optout_relay::relay::{self, FlowResult};
 use optout_relay::store::{DeliveryStore, ListQuery, StateFilter, StoreErrorKind, VolatileStore};
 use optout_relay::*;
+use optout_relay::testing::RecordingClient;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use optout_relay::jiff::SignedDuration;
 use optout_relay::*;
+use optout_relay::testing::{RecordingClient, ScriptedAnswer};
 
 #[derive(Clone, Default)]
 struct Buffer(Arc<Mutex<Vec<u8>>>);

@@ -11,6 +11,7 @@ use std::time::Duration;
 use optout_relay::jiff::SignedDuration;
 use optout_relay::store::{ListQuery, StateFilter};
 use optout_relay::*;
+use optout_relay::testing::{RecordingClient, ScriptedAnswer};
 
 fn flows() -> Vec<Flow> {
     let file = FlowFile::from_json(
