@@ -3,34 +3,72 @@
 //! Relay every opt-out (unsubscribe, spam complaint, SMS STOP) from a marketing platform to the
 //! external systems that must honour it, in real time, with nothing lost.
 //!
-//! The crate models what a marketing-automation platform's "Listen node -> Webhook node" flow
-//! does, as a library a host embeds:
+//! A host loads its flows (a Listen node: which events enter; a Webhook node: what is sent where),
+//! starts a [`Worker`] over a transport and a delivery store, and submits each opt-out with the
+//! Profile it is about. Once [`Worker::submit`] returns, the entry and the request are in the
+//! store; the worker sends it, retries by the [`RetryPolicy`], and reports each end on a stream.
 //!
-//! - a pure domain model ([`Section`], [`Folder`], [`Subscription`], [`Profile`],
-//!   [`OptOutEvent`]) with the exact consent effect of each opt-out ([`Profile::apply`]);
-//! - a Listen-node matcher: [`Flow`]s with a [`ListenNode`] and an [`EntryLimit`], an indexed
-//!   [`Router`] whose cost does not grow with the number of flows that cannot match, an
-//!   [`EntryLedger`] that never lets a re-delivered copy of an event enter twice, and
-//!   [`lint_flows`] for the platform's traps;
-//! - the Webhook node ([`WebhookNode`]) and a pure request builder
-//!   ([`WebhookNode::build_request`]) that turns a Profile and an event into the exact
-//!   `http::Request<Vec<u8>>`: query (byte-compatible with the platform), form or JSON encoding,
-//!   a stable `webhook-id`, optional Standard Webhooks signatures (feature `signing`, on by
-//!   default), masked dry-run previews and lints ([`webhook`]);
-//! - the receiving side ([`receive`]): Standard Webhooks verification with key rotation and a
-//!   timestamp tolerance (`Verifier`, feature `signing`), and a parser that turns an incoming
-//!   request into a typed [`OptOutNotice`] from the same Webhook node the sender used
-//!   ([`NoticeParser`]);
-//! - delivery: the [`HttpClient`] trait hosts plug their transport into ([`client_fn`],
-//!   [`RecordingClient`] for tests, `ReqwestClient` with feature `reqwest`), a pure retry
-//!   planner ([`RetryPolicy`], [`Delivery::record`]) whose state is plain serde data, and a
-//!   [`DestinationPolicy`] (SSRF guard);
-//! - durability: the pure [`relay`] core ([`relay::plan`] builds every request before anything
-//!   is recorded, [`relay::prepare_attempt`] signs and vets each attempt), a [`DeliveryStore`]
-//!   that admits entries and deliveries in one transaction and leases work with fencing tokens
-//!   (`SqliteStore`, the default, feature `sqlite`; `PostgresStore` for many processes, feature
-//!   `postgres`; [`VolatileStore`] for tests), and an async `Worker` (feature `tokio`) whose
-//!   `submit` returns only once the store has committed.
+//! ```
+//! # #[cfg(feature = "tokio")]
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+//! use optout_relay::{Catalog, FlowFile, OptOutEvent, Outcome, Profile, Router, Worker};
+//! use optout_relay::{VolatileStore, client_fn, http};
+//!
+//! // The flows and the Sections they belong to, as JSON files (or built in code).
+//! let flows = FlowFile::from_json(r#"{"version": 1, "flows": [{
+//!     "id": "crm-unsubscribes", "section": "sec-1",
+//!     "listen": {"kinds": ["email_unsubscribe"]},
+//!     "webhook": {"method": "POST", "url": "https://crm.example.com/optout", "encoding": "query",
+//!                 "params": [{"name": "email", "source": "email"},
+//!                            {"name": "subscription", "source": "subscription_id"}]}
+//! }]}"#)?;
+//! let catalog: Catalog = serde_json::from_str(r#"[{"id": "sec-1", "folders": [
+//!     {"id": "news", "subscriptions": [{"id": "123456"}]}]}]"#)?;
+//! let router = Router::new(flows.flows, &catalog)?;
+//!
+//! // The transport: any `HttpClient` (`ReqwestClient` with feature `reqwest`); here a closure.
+//! let client = client_fn(|request: http::Request<Vec<u8>>| async move {
+//!     assert_eq!(request.uri(), "https://crm.example.com/optout?email=a%2Bb%40example.com&subscription=123456");
+//!     Ok(http::Response::new(Vec::new()))
+//! });
+//! // The store: in memory here; `SqliteStore` (default feature) or `PostgresStore` survive a crash.
+//! let (worker, mut outcomes) = Worker::builder(router, client, VolatileStore::new()).start();
+//!
+//! // An opt-out and its Profile, as the platform sends them.
+//! let event: OptOutEvent = serde_json::from_str(r#"{"id": "evt-1", "profile": "p-1",
+//!     "section": "sec-1", "kind": "email_unsubscribe", "subscription": "123456",
+//!     "occurred_at": "2026-11-26T09:30:00Z", "origin": "communication"}"#)?;
+//! let profile: Profile = serde_json::from_str(r#"{"id": "p-1", "email": "a+b@example.com"}"#)?;
+//!
+//! let submitted = worker.submit(&event, &profile).await?; // stored once this returns
+//! assert_eq!(submitted.entered().count(), 1);
+//! assert!(matches!(outcomes.recv().await, Some(Outcome::Delivered(_))));
+//! worker.shutdown().await;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## What is where
+//!
+//! The crate root holds what a host needs: the model ([`Profile`], [`OptOutEvent`],
+//! [`Section`] and their ids), the flows ([`FlowFile`], [`Flow`], [`ListenNode`],
+//! [`WebhookNode`], [`Router`]), the transport ([`HttpClient`], [`client_fn`], `ReqwestClient`
+//! with feature `reqwest`), the store ([`DeliveryStore`]; `SqliteStore`, feature `sqlite`, the
+//! default; `PostgresStore`, feature `postgres`) and the [`Worker`] (feature `tokio`). The rest
+//! is in named modules:
+//!
+//! - [`model`]: consent effects ([`Profile::apply`]), attributes, limits and the model's errors;
+//! - [`listen`]: the Listen node's parts, entry limits and windows, routing results, flow-file
+//!   errors; [`explain`]: why an event did or did not enter a flow;
+//! - [`webhook`]: the Webhook node's parts (parameters, headers, authentication, signing
+//!   secrets), the built [`webhook::WebhookRequest`] and its masked dry-run preview;
+//! - [`lint`]: the traps of a flow file, with their codes;
+//! - [`delivery`]: the retry policy, a delivery's record and the worker's builder and outcomes;
+//! - [`relay`]: the pure core the stores and the worker share (plan, entry decisions, attempts);
+//! - [`store`], [`transport`]: the stores' and transports' options, the destination policy;
+//! - [`receive`]: the receiving side (verify a Standard Webhooks signature, parse a notice);
+//! - `testing` (feature `test-util`): a recording, scripted `HttpClient` for hosts' tests.
 //!
 //! Everything left of the transport is pure: no clock, no randomness, no network; time and
 //! random numbers are passed in, so every decision is testable to the millisecond. The worker
@@ -44,34 +82,7 @@
 //! | SMS - Unsubscribe | SMS consent for the one Subscription the SMS was sent to |
 //! | Email - Abuse | email consent for every Subscription of the Section, recorded once as a section-level opt-out; SMS consent stays |
 //!
-//! ## Example
-//!
-//! ```
-//! use optout_relay::*;
-//!
-//! let (weekly, offers) = (SubscriptionId::new("123456")?, SubscriptionId::new("654321")?);
-//! let section = Section::new(
-//!     SectionId::new("sec-1")?,
-//!     [Folder::new(FolderId::new("news")?, [weekly.clone(), offers.clone()])],
-//! )?;
-//! let mut profile = Profile::new(ProfileId::new("p-1")?)
-//!     .with_email(Email::new("a+b@example.com")?)
-//!     .with_consent(weekly.clone(), Channel::Email)
-//!     .with_consent(offers.clone(), Channel::Email)
-//!     .with_consent(weekly.clone(), Channel::Sms);
-//!
-//! // A spam report opts the Profile out of email for the whole Section, once.
-//! let abuse: OptOutEvent = serde_json::from_str(r#"{
-//!     "id": "evt-2", "profile": "p-1", "section": "sec-1", "kind": "email_abuse",
-//!     "occurred_at": "2026-11-26T09:30:00Z", "origin": "communication"
-//! }"#)?;
-//! let effect = profile.apply(&abuse, &section)?;
-//! assert_eq!(effect.scope, OptOutScope::Section { section: SectionId::new("sec-1")? });
-//! assert_eq!(effect.revoked.len(), 2);
-//! assert!(!profile.is_opted_in(&offers, Channel::Email));
-//! assert!(profile.is_opted_in(&weekly, Channel::Sms)); // SMS consent is untouched
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! [`Profile::apply`] applies them to a Profile's consent; the README has the example.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
