@@ -13,6 +13,9 @@ use base64::Engine as _;
 use criterion::{Criterion, criterion_group, criterion_main};
 use hmac::{Hmac, Mac};
 use optout_relay::url::{Url, form_urlencoded};
+use optout_relay::webhook::ParamSource;
+use optout_relay::webhook::WebhookEncoding;
+use optout_relay::webhook::WebhookId;
 use optout_relay::*;
 
 struct Counting;

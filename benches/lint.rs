@@ -11,6 +11,9 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use optout_relay::lint::lint_flows;
+use optout_relay::model::ActivityId;
+use optout_relay::webhook::ParamSource;
 use optout_relay::*;
 
 /// `n` flows whose listeners narrow crosswise: in thirds, each third takes any Activity, any

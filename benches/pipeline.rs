@@ -10,7 +10,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use http_body_util::Empty;
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use optout_relay::transport::ReqwestClient;
+use optout_relay::ReqwestClient;
 use optout_relay::*;
 
 const EVENTS: usize = 2_000;

@@ -10,6 +10,9 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use optout_relay::model::ActivityId;
+use optout_relay::model::OptOutKind;
+use optout_relay::webhook::ParamSource;
 use optout_relay::*;
 
 const SUBSCRIPTIONS_PER_SECTION: usize = 20;

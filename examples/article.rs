@@ -2,6 +2,9 @@
 //!
 //! Run with `cargo run --example article`.
 
+use optout_relay::model::ConsentState;
+use optout_relay::model::EffectStatus;
+use optout_relay::model::OptOutScope;
 use optout_relay::*;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -39,9 +39,16 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use optout_relay::ReqwestClient;
+use optout_relay::delivery::AttemptOutcome;
+use optout_relay::delivery::DeliveryState;
 use optout_relay::jiff::SignedDuration;
-use optout_relay::transport::ReqwestClient;
+use optout_relay::lint::lint_flows;
+use optout_relay::listen::EntryDecision;
+use optout_relay::relay::FlowResult;
 use optout_relay::url::Url;
+use optout_relay::webhook::ParamSource;
+use optout_relay::webhook::SigningSecret;
 use optout_relay::*;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use optout_relay::http::{Request, Response};
+use optout_relay::transport::TransportErrorKind;
 use optout_relay::*;
 
 /// The host's transport: ureq, configured as every serious sender is (no redirects followed, a

@@ -54,7 +54,7 @@ pub struct IdError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum EmailProblem {
-    /// Longer than [`crate::MAX_EMAIL_LEN`] bytes (RFC 5321's path limit less the brackets).
+    /// Longer than [`crate::model::MAX_EMAIL_LEN`] bytes (RFC 5321's path limit less the brackets).
     TooLong,
     /// A control character (CR, LF, NUL, DEL, ...) anywhere, even inside quotes. A tab is
     /// allowed inside a quoted local part only.
@@ -124,7 +124,7 @@ pub enum MobileProblem {
     Empty,
     /// A control character (CR, LF, NUL, ...).
     ControlCharacter,
-    /// Longer than [`crate::MAX_MOBILE_LEN`] bytes.
+    /// Longer than [`crate::model::MAX_MOBILE_LEN`] bytes.
     TooLong,
     /// Not one digit.
     NoDigit,
@@ -345,7 +345,7 @@ pub enum ListenError {
     /// An entry-limit time window that is zero or negative.
     #[error("an entry-limit window must be longer than zero")]
     NonPositiveWindow,
-    /// An entry-limit window longer than [`EntryWindow::MAX`](crate::EntryWindow::MAX), 100
+    /// An entry-limit window longer than [`EntryWindow::MAX`](crate::listen::EntryWindow::MAX), 100
     /// years: leave the window out to count every entry ever.
     #[error(
         "an entry-limit window must be at most 100 years; leave `within` out to count every entry ever"
@@ -470,7 +470,7 @@ pub enum FlowFileProblem {
     /// The file's `version` is not one this crate reads (the number found is not repeated, as
     /// no value of the file is).
     Version {
-        /// The version read, [`FLOW_FILE_VERSION`](crate::FLOW_FILE_VERSION).
+        /// The version read, [`FLOW_FILE_VERSION`](crate::listen::FLOW_FILE_VERSION).
         expected: u32,
     },
     /// Two flows share an id (the id is not repeated).
@@ -663,7 +663,7 @@ pub enum DeliveryError {
     },
 }
 
-/// A Webhook node's configuration was rejected (by [`crate::WebhookNodeBuilder::build`],
+/// A Webhook node's configuration was rejected (by [`crate::webhook::WebhookNodeBuilder::build`],
 /// [`crate::WebhookNode::new`] or when a node is read from JSON).
 ///
 /// Every variant names what is wrong: which parameter, which header, which secret (by position).
@@ -808,9 +808,9 @@ pub enum WebhookConfigError {
     )]
     BodyOnBodylessMethod {
         /// The method (GET or DELETE).
-        method: crate::WebhookMethod,
+        method: crate::webhook::WebhookMethod,
         /// The body encoding.
-        encoding: crate::WebhookEncoding,
+        encoding: crate::webhook::WebhookEncoding,
     },
     /// The `auth` setting is invalid.
     #[error("invalid auth ({scheme}): {reason}")]
@@ -860,7 +860,7 @@ pub enum RequestBuildError {
         /// The parameter name.
         param: String,
         /// The source it takes its value from.
-        param_source: crate::ParamSource,
+        param_source: crate::webhook::ParamSource,
         /// Why there is no value.
         reason: &'static str,
     },
@@ -1044,8 +1044,8 @@ pub enum VerifyError {
     NoMatchingSignature,
 }
 
-/// An incoming opt-out webhook could not be turned into an [`crate::OptOutNotice`]
-/// ([`crate::NoticeParser::parse`]).
+/// An incoming opt-out webhook could not be turned into an [`crate::receive::OptOutNotice`]
+/// ([`crate::receive::NoticeParser::parse`]).
 ///
 /// Every variant names the parameter (as the parser's mapping names it) and what is wrong.
 /// Values are never repeated: they may be personal data. Answer them with `400`.
@@ -1056,7 +1056,7 @@ pub enum NoticeError {
     #[error("content-type `{found}` does not fit encoding `{encoding}`: expected `{expected}`")]
     ContentType {
         /// The parser's encoding.
-        encoding: crate::WebhookEncoding,
+        encoding: crate::webhook::WebhookEncoding,
         /// The media type the encoding expects.
         expected: &'static str,
         /// The media type found (escaped, cut at 64 characters).
@@ -1067,7 +1067,7 @@ pub enum NoticeError {
     #[error("the {encoding} body is malformed: {reason}")]
     MalformedBody {
         /// The parser's encoding.
-        encoding: crate::WebhookEncoding,
+        encoding: crate::webhook::WebhookEncoding,
         /// What is wrong (no value is repeated).
         reason: String,
     },
@@ -1077,7 +1077,7 @@ pub enum NoticeError {
         /// The parameter name.
         param: String,
         /// What it carries.
-        param_source: crate::ParamSource,
+        param_source: crate::webhook::ParamSource,
     },
     /// The event kind needs a parameter that is absent (the Subscription of an unsubscribe, the
     /// Section of a spam complaint).
@@ -1090,7 +1090,7 @@ pub enum NoticeError {
         /// The parameter name.
         param: String,
         /// What it carries.
-        param_source: crate::ParamSource,
+        param_source: crate::webhook::ParamSource,
     },
     /// The event kind needs a value that no parameter of the mapping carries.
     #[error("an {kind} opt-out needs its {param_source}, and no parameter is mapped to it")]
@@ -1098,7 +1098,7 @@ pub enum NoticeError {
         /// The event kind.
         kind: crate::EventKind,
         /// The source no parameter carries.
-        param_source: crate::ParamSource,
+        param_source: crate::webhook::ParamSource,
     },
     /// A parameter is sent more than once with different values.
     #[error("parameter `{param}` is sent more than once with different values")]

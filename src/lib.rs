@@ -95,6 +95,7 @@
 
 pub mod delivery;
 pub mod error;
+pub mod explain;
 pub mod lint;
 pub mod listen;
 pub mod model;
@@ -106,44 +107,36 @@ pub mod testing;
 pub mod transport;
 pub mod webhook;
 
-pub use delivery::{
-    Attempt, AttemptOutcome, DEFAULT_SCHEDULE, DeadLetterReason, Delivery, DeliveryState,
-    RetryPolicy, RetryPolicyBuilder, StatusClass, Step, parse_retry_after,
-};
+// The core a host needs, one path each; everything else is in the modules above.
+pub use delivery::policy::RetryPolicy;
+pub use delivery::record::Delivery;
 #[cfg(feature = "tokio")]
-pub use delivery::{Outcome, Outcomes, Stopped, Stopper, SubmitError, Worker, WorkerBuilder};
+pub use delivery::worker::{Outcome, Worker};
 pub use error::{
     ApplyError, AttributeError, CatalogError, DeliveryError, EmailProblem, EventError,
     FlowFileError, FlowFileProblem, IdError, IdProblem, ListenError, MobileProblem, NoticeError,
     PolicyError, ProfileError, RequestBuildError, RetryAfterError, RouterError, VerifyError,
     WebhookConfigError,
 };
-pub use lint::{Diagnostic, Severity};
-pub use listen::{
-    ActivityMatch, EntryDecision, EntryLedger, EntryLimit, EntryRequest, EntryWindow, Explanation,
-    FLOW_FILE_VERSION, Flow, FlowFile, FlowSettings, InMemoryLedger, ListenNode, ListenNodeBuilder,
-    Match, Refusal, Rejection, Router, Routing, SubscriptionMatch, Why, WindowUnit, lint_flows,
-};
-pub use model::*;
-pub use receive::{NoticeParser, NoticeParserBuilder, NoticeScope, OptOutNotice};
-#[cfg(feature = "signing")]
-pub use receive::{VerifiedWebhook, Verifier};
-pub use relay::{FlowEntry, FlowResult, Plan, Submitted};
+pub use listen::flow::{EntryLimit, Flow, FlowFile};
+pub use listen::node::ListenNode;
+pub use listen::router::Router;
+pub use model::catalog::{Catalog, Folder, Section, Subscription};
+pub use model::event::{EventKind, OptOutEvent, Origin};
+pub use model::ids::{EventId, FlowId, FolderId, ProfileId, SectionId, SubscriptionId};
+pub use model::profile::{Channel, Email, Mobile, Profile};
+pub use store::delivery_store::DeliveryStore;
 #[cfg(feature = "postgres")]
-pub use store::PostgresStore;
+pub use store::postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
-pub use store::SqliteStore;
-pub use store::{DeliveryStore, StoreError, StoreErrorKind, VolatileStore};
+pub use store::sqlite::SqliteStore;
+pub use store::volatile::VolatileStore;
+pub use transport::client::{HttpClient, client_fn};
+pub use transport::destination::DestinationPolicy;
+pub use transport::error::TransportError;
 #[cfg(feature = "reqwest")]
-pub use transport::ReqwestClient;
-pub use transport::{
-    BlockReason, Cidr, CidrError, ClientFn, DestinationPolicy, HttpClient, TransportError,
-    TransportErrorKind, client_fn,
-};
-pub use webhook::{
-    Auth, Header, Param, ParamSource, Preview, Secret, SigningSecret, WebhookEncoding, WebhookId,
-    WebhookMethod, WebhookNode, WebhookNodeBuilder, WebhookRequest,
-};
+pub use transport::reqwest::ReqwestClient;
+pub use webhook::node::WebhookNode;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

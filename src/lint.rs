@@ -4,7 +4,7 @@
 //! Every code is a constant of this module, so that a host matches on
 //! `diagnostic.code == lint::ENTRY_LIMIT_LOSES_OPT_OUTS` rather than on a string it typed;
 //! [`CODES`] lists them all. The flow lints ([`Flow::lint`](crate::Flow::lint),
-//! [`lint_flows`](crate::lint_flows)) and the Webhook node lints
+//! [`lint_flows`]) and the Webhook node lints
 //! ([`WebhookNode::lint`](crate::WebhookNode::lint)) say when each one fires.
 //!
 //! | constant | code | from |
@@ -27,6 +27,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::model::FlowId;
+
+pub use crate::listen::lint::{MAX_LISTED_OVERLAPS, lint_flows};
 
 /// An entry limit other than unlimited on an opt-out listener: a Profile that opts out of one
 /// Subscription and later of another is forwarded once, and the later opt-out is lost.

@@ -6,7 +6,25 @@
 //! Also the limits on what a hostile or broken input could inflate that the other test files do
 //! not already cover.
 
+use optout_relay::delivery::AttemptOutcome;
+use optout_relay::delivery::parse_retry_after;
+use optout_relay::lint::lint_flows;
+use optout_relay::model::ActivityId;
+use optout_relay::model::AttributeName;
+use optout_relay::model::AttributeValue;
+use optout_relay::model::MAX_ATTRIBUTE_NAME_LEN;
+use optout_relay::model::MAX_EMAIL_LEN;
+use optout_relay::model::OptOutKind;
+use optout_relay::model::Region;
 use optout_relay::receive::NoticeParser;
+#[cfg(feature = "signing")]
+use optout_relay::receive::Verifier;
+use optout_relay::webhook::Auth;
+use optout_relay::webhook::Param;
+use optout_relay::webhook::ParamSource;
+use optout_relay::webhook::Secret;
+use optout_relay::webhook::WebhookEncoding;
+use optout_relay::webhook::WebhookMethod;
 use optout_relay::webhook::{
     MAX_BASIC_CREDENTIAL_LEN, MAX_HEADER_VALUE_LEN, MAX_PARAM_NAME_LEN, MAX_REQUEST_URL_LEN,
 };

@@ -10,8 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use optout_relay::ReqwestClient;
+use optout_relay::delivery::Outcomes;
 use optout_relay::jiff::SignedDuration;
-use optout_relay::transport::ReqwestClient;
+use optout_relay::listen::EntryDecision;
+use optout_relay::relay::FlowResult;
 use optout_relay::*;
 use support::{Answer, TestServer};
 

@@ -1,8 +1,16 @@
 //! The retry planner, with exact times for every branch, and the delivery record's serde form.
 
+use optout_relay::delivery::Attempt;
+use optout_relay::delivery::AttemptOutcome;
+use optout_relay::delivery::DeadLetterReason;
+use optout_relay::delivery::DeliveryState;
+use optout_relay::delivery::StatusClass;
+use optout_relay::delivery::Step;
+use optout_relay::delivery::parse_retry_after;
 use optout_relay::jiff::SignedDuration;
-use optout_relay::*;
 use optout_relay::testing::{RecordingClient, ScriptedAnswer};
+use optout_relay::transport::TransportErrorKind;
+use optout_relay::*;
 use serde_json::json;
 
 fn at(s: &str) -> Timestamp {

@@ -1,10 +1,18 @@
 //! The destination policy (SSRF guard): address classes, IPv4 inside IPv6, explicit allowances,
 //! and its use by the worker and the reqwest transport.
 
-use optout_relay::transport::{IPV4_SPECIAL_PURPOSE, IPV6_SPECIAL_PURPOSE};
-use optout_relay::*;
+#[cfg(feature = "tokio")]
+use optout_relay::delivery::DeadLetterReason;
+#[cfg(feature = "tokio")]
+use optout_relay::delivery::DeliveryState;
 #[cfg(feature = "tokio")]
 use optout_relay::testing::RecordingClient;
+use optout_relay::transport::BlockReason;
+use optout_relay::transport::Cidr;
+#[cfg(feature = "tokio")]
+use optout_relay::transport::TransportErrorKind;
+use optout_relay::transport::{IPV4_SPECIAL_PURPOSE, IPV6_SPECIAL_PURPOSE};
+use optout_relay::*;
 
 fn ip(text: &str) -> std::net::IpAddr {
     text.parse().unwrap()
@@ -401,7 +409,7 @@ async fn the_worker_dead_letters_a_refused_destination_without_sending() {
 #[cfg(all(feature = "reqwest", feature = "tokio"))]
 #[tokio::test]
 async fn the_reqwest_transport_refuses_before_connecting() {
-    use optout_relay::transport::ReqwestClient;
+    use optout_relay::ReqwestClient;
     // A listener on loopback that must never see a connection.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
@@ -455,7 +463,7 @@ fn loopback_spellings(port: u16) -> Vec<String> {
 #[cfg(all(feature = "reqwest", feature = "tokio"))]
 #[tokio::test]
 async fn stored_deliveries_to_loopback_spellings_are_dead_lettered_unsent() {
-    use optout_relay::transport::ReqwestClient;
+    use optout_relay::ReqwestClient;
     use std::sync::Arc;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();

@@ -16,9 +16,12 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use optout_relay::ReqwestClient;
 use optout_relay::jiff::SignedDuration;
+use optout_relay::listen::FlowSettings;
 use optout_relay::relay;
-use optout_relay::transport::ReqwestClient;
+use optout_relay::webhook::ParamSource;
+use optout_relay::webhook::WebhookId;
 use optout_relay::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;

@@ -64,7 +64,9 @@ fn code_of(text: &str) -> String {
     while let Some(line) = lines.next() {
         // Unit tests beside the code are not the code's dependencies.
         if line.trim() == "#[cfg(test)]"
-            && lines.peek().is_some_and(|next| next.trim_start().starts_with("mod "))
+            && lines
+                .peek()
+                .is_some_and(|next| next.trim_start().starts_with("mod "))
         {
             break;
         }
@@ -191,7 +193,10 @@ fn parse(src: &Path, file: &Path) -> (Vec<String>, Module) {
         let after = &rest[at + 4..];
         let end = after.find(';').unwrap_or(after.len());
         if starts_statement {
-            let tree: String = after[..end].split_whitespace().collect::<Vec<_>>().join(" ");
+            let tree: String = after[..end]
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
             let mut out = Vec::new();
             expand(&[], &tree, &mut out);
             for (path, local) in out {
@@ -233,11 +238,7 @@ fn parse(src: &Path, file: &Path) -> (Vec<String>, Module) {
 
 /// A `use` path made relative to the crate root, or `None` for other crates. A path that starts
 /// with a submodule of the file's own module (`use record::Delivery` in a `mod.rs`) is relative.
-fn absolute(
-    here: &[String],
-    children: &BTreeSet<String>,
-    path: &[String],
-) -> Option<Vec<String>> {
+fn absolute(here: &[String], children: &BTreeSet<String>, path: &[String]) -> Option<Vec<String>> {
     let (first, rest) = path.split_first()?;
     match first.as_str() {
         child if children.contains(child) => {
@@ -455,10 +456,7 @@ fn the_cycle_check_finds_a_loop_written_into_it() {
 
     let mut out = Vec::new();
     expand(&[], "crate::x::{A, y::{B as C, self}, *}", &mut out);
-    let paths: Vec<(String, String)> = out
-        .into_iter()
-        .map(|(p, l)| (p.join("::"), l))
-        .collect();
+    let paths: Vec<(String, String)> = out.into_iter().map(|(p, l)| (p.join("::"), l)).collect();
     assert_eq!(
         paths,
         [

@@ -1,5 +1,22 @@
 //! Listen nodes, flows, entry limits, the router and the flow lints.
 
+use optout_relay::explain::ActivityMatch;
+use optout_relay::explain::Explanation;
+use optout_relay::explain::Rejection;
+use optout_relay::explain::SubscriptionMatch;
+use optout_relay::explain::Why;
+use optout_relay::lint::Diagnostic;
+use optout_relay::lint::Severity;
+use optout_relay::lint::lint_flows;
+use optout_relay::listen::EntryDecision;
+use optout_relay::listen::EntryWindow;
+use optout_relay::listen::FlowSettings;
+use optout_relay::listen::InMemoryLedger;
+use optout_relay::listen::Routing;
+use optout_relay::listen::WindowUnit;
+use optout_relay::model::ActivityId;
+use optout_relay::model::OptOutKind;
+use optout_relay::webhook::ParamSource;
 use optout_relay::*;
 use serde_json::json;
 

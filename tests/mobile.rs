@@ -4,7 +4,12 @@
 //! Each test that depends on the metadata comes in a pair: with the feature it expects the
 //! normalized form, without it the text as given.
 
-use optout_relay::{AttributeError, Mobile, MobileProblem, Profile, ProfileId, Region};
+use optout_relay::AttributeError;
+use optout_relay::Mobile;
+use optout_relay::MobileProblem;
+use optout_relay::Profile;
+use optout_relay::ProfileId;
+use optout_relay::model::Region;
 
 fn read(input: &str, region: Option<&str>) -> Mobile {
     match region {

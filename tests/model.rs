@@ -1,5 +1,13 @@
 //! The domain model: ids, catalog, profiles, events, consent effects and their JSON shapes.
 
+use optout_relay::model::ActivityId;
+use optout_relay::model::AttributeName;
+use optout_relay::model::ConsentEffect;
+use optout_relay::model::ConsentState;
+use optout_relay::model::EffectStatus;
+use optout_relay::model::OptOutScope;
+use optout_relay::model::Revocation;
+use optout_relay::model::SectionOptOut;
 use optout_relay::*;
 use serde_json::json;
 

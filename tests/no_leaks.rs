@@ -7,9 +7,28 @@
 //! nor the basic-auth header value, nor the signing key's base64). JSON serialization is data,
 //! not logging, and is not checked here.
 
+use optout_relay::delivery::AttemptOutcome;
+use optout_relay::lint::lint_flows;
+use optout_relay::listen::InMemoryLedger;
+#[cfg(feature = "tokio")]
+use optout_relay::model::ActivityId;
+use optout_relay::model::AttributeName;
+use optout_relay::model::AttributeValue;
+#[cfg(feature = "signing")]
+use optout_relay::receive::Verifier;
 use optout_relay::receive::{NoticeParser, NoticeScope, OptOutNotice};
-use optout_relay::*;
+#[cfg(feature = "tokio")]
+use optout_relay::relay::Submitted;
 use optout_relay::testing::RecordingClient;
+use optout_relay::transport::TransportErrorKind;
+use optout_relay::webhook::Auth;
+use optout_relay::webhook::ParamSource;
+use optout_relay::webhook::Secret;
+#[cfg(feature = "signing")]
+use optout_relay::webhook::SigningSecret;
+use optout_relay::webhook::WebhookEncoding;
+use optout_relay::webhook::WebhookRequest;
+use optout_relay::*;
 
 const EMAIL: &str = "leak.canary+x@secret-domain.example";
 const EMAIL_ENCODED: &str = "leak.canary%2Bx%40secret-domain.example";

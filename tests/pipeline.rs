@@ -7,8 +7,15 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use optout_relay::ReqwestClient;
+use optout_relay::delivery::AttemptOutcome;
+use optout_relay::delivery::DeadLetterReason;
+use optout_relay::delivery::DeliveryState;
 use optout_relay::jiff::SignedDuration;
-use optout_relay::transport::ReqwestClient;
+use optout_relay::model::AttributeName;
+use optout_relay::relay::FlowResult;
+use optout_relay::transport::TransportErrorKind;
+use optout_relay::webhook::WebhookId;
 use optout_relay::*;
 use support::{Answer, Received, TestServer};
 

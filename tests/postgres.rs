@@ -18,14 +18,24 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use optout_relay::DeliveryStore;
+use optout_relay::PostgresStore;
+use optout_relay::ReqwestClient;
+use optout_relay::delivery::DeadLetterReason;
 use optout_relay::delivery::DeliveryState;
 use optout_relay::jiff::SignedDuration;
+use optout_relay::listen::EntryDecision;
+use optout_relay::listen::FlowSettings;
+use optout_relay::relay::Plan;
+use optout_relay::relay::Submitted;
 use optout_relay::relay::{self, FlowResult};
-use optout_relay::store::{
-    ClaimToken, Counts, DeliveryStore, ListQuery, MAX_ABANDONED_CLAIMS, PostgresStore, StateFilter,
-    StoreErrorKind,
-};
-use optout_relay::transport::ReqwestClient;
+use optout_relay::store::ClaimToken;
+use optout_relay::store::Counts;
+use optout_relay::store::ListQuery;
+use optout_relay::store::MAX_ABANDONED_CLAIMS;
+use optout_relay::store::StateFilter;
+use optout_relay::store::StoreErrorKind;
+use optout_relay::webhook::ParamSource;
 use optout_relay::*;
 use support::{Answer, TestServer};
 use tokio::sync::Barrier;

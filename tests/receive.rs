@@ -1,7 +1,12 @@
 //! The receiving side's parser: the round trip sender -> bytes -> receiver for every encoding and
 //! event kind, parsers from flows and for the platform's own webhook, and every error branch.
 
+use optout_relay::model::ActivityId;
+use optout_relay::model::AttributeName;
+use optout_relay::model::AttributeValue;
 use optout_relay::receive::{NoticeParser, NoticeScope, OptOutNotice};
+use optout_relay::webhook::ParamSource;
+use optout_relay::webhook::WebhookEncoding;
 use optout_relay::*;
 
 const ENCODINGS: [WebhookEncoding; 4] = [

@@ -4,7 +4,15 @@
 
 use std::collections::BTreeMap;
 
+use optout_relay::model::ActivityId;
+use optout_relay::model::AttributeName;
+use optout_relay::model::AttributeValue;
+#[cfg(feature = "signing")]
+use optout_relay::receive::Verifier;
 use optout_relay::receive::{NoticeParser, NoticeScope, OptOutNotice};
+use optout_relay::webhook::ParamSource;
+use optout_relay::webhook::WebhookEncoding;
+use optout_relay::webhook::WebhookId;
 use optout_relay::*;
 use proptest::prelude::*;
 

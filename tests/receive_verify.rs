@@ -4,7 +4,11 @@
 
 use http::{HeaderMap, HeaderValue};
 use optout_relay::jiff::SignedDuration;
+use optout_relay::receive::Verifier;
 use optout_relay::receive::{DEFAULT_TOLERANCE, MAX_SIGNATURES};
+use optout_relay::webhook::ParamSource;
+use optout_relay::webhook::SigningSecret;
+use optout_relay::webhook::WebhookEncoding;
 use optout_relay::*;
 
 const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";

@@ -15,6 +15,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use optout_relay::webhook::ParamSource;
+use optout_relay::webhook::WebhookEncoding;
+use optout_relay::webhook::WebhookId;
 use optout_relay::*;
 use server::{Limits, serve};
 use system::{Change, ClaimLimits, Claims, Summary, System};

@@ -2,7 +2,13 @@
 
 use std::collections::BTreeSet;
 
-use optout_relay::listen::lint::MAX_LISTED_OVERLAPS;
+use optout_relay::explain::Explanation;
+use optout_relay::lint::MAX_LISTED_OVERLAPS;
+use optout_relay::lint::lint_flows;
+use optout_relay::listen::InMemoryLedger;
+use optout_relay::model::ActivityId;
+use optout_relay::model::OptOutKind;
+use optout_relay::webhook::WebhookMethod;
 use optout_relay::*;
 use proptest::prelude::*;
 

@@ -8,11 +8,32 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use optout_relay::DeliveryStore;
+use optout_relay::VolatileStore;
 use optout_relay::delivery::DeadLetterReason;
+use optout_relay::delivery::DeliveryState;
+use optout_relay::delivery::Step;
+#[cfg(feature = "tokio")]
+use optout_relay::delivery::SubmitError;
+use optout_relay::listen::EntryDecision;
+use optout_relay::listen::FlowSettings;
+#[cfg(feature = "tokio")]
+use optout_relay::relay::Plan;
+#[cfg(feature = "tokio")]
+use optout_relay::relay::Submitted;
 use optout_relay::relay::{self, FlowResult};
-use optout_relay::store::{DeliveryStore, ListQuery, StateFilter, StoreErrorKind, VolatileStore};
-use optout_relay::*;
+use optout_relay::store::ListQuery;
+use optout_relay::store::StateFilter;
+#[cfg(feature = "tokio")]
+use optout_relay::store::StoreError;
+use optout_relay::store::StoreErrorKind;
+#[cfg(feature = "tokio")]
 use optout_relay::testing::RecordingClient;
+use optout_relay::webhook::ParamSource;
+use optout_relay::webhook::SigningSecret;
+use optout_relay::webhook::WebhookEncoding;
+use optout_relay::webhook::WebhookId;
+use optout_relay::*;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 

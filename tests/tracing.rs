@@ -5,8 +5,9 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use optout_relay::jiff::SignedDuration;
-use optout_relay::*;
+use optout_relay::model::AttributeName;
 use optout_relay::testing::{RecordingClient, ScriptedAnswer};
+use optout_relay::*;
 
 #[derive(Clone, Default)]
 struct Buffer(Arc<Mutex<Vec<u8>>>);

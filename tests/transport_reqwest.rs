@@ -5,7 +5,11 @@ mod support;
 
 use std::time::Duration;
 
-use optout_relay::transport::ReqwestClient;
+use optout_relay::ReqwestClient;
+use optout_relay::delivery::DeadLetterReason;
+use optout_relay::delivery::StatusClass;
+use optout_relay::delivery::Step;
+use optout_relay::transport::TransportErrorKind;
 use optout_relay::*;
 use support::{Answer, TestServer};
 

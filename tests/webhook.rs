@@ -1,6 +1,16 @@
 //! The Webhook node and the pure request builder: exact bytes of every request, configuration
 //! and build errors, the webhook id, previews and lints. Signatures are in `webhook_signing.rs`.
 
+use optout_relay::lint::Severity;
+use optout_relay::model::ActivityId;
+use optout_relay::model::AttributeName;
+use optout_relay::webhook::Auth;
+use optout_relay::webhook::ParamSource;
+use optout_relay::webhook::Secret;
+use optout_relay::webhook::WebhookEncoding;
+use optout_relay::webhook::WebhookId;
+use optout_relay::webhook::WebhookMethod;
+use optout_relay::webhook::WebhookNodeBuilder;
 use optout_relay::*;
 use serde_json::json;
 

@@ -2,6 +2,9 @@
 //! and interoperability with the independent `standardwebhooks` crate in both directions.
 #![cfg(feature = "signing")]
 
+use optout_relay::webhook::ParamSource;
+use optout_relay::webhook::SigningSecret;
+use optout_relay::webhook::WebhookEncoding;
 use optout_relay::*;
 
 const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";

@@ -8,10 +8,26 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use optout_relay::delivery::DeadLetterReason;
+use optout_relay::delivery::DeliveryState;
+use optout_relay::delivery::Outcomes;
+use optout_relay::delivery::SubmitError;
+#[cfg(feature = "reqwest")]
+use optout_relay::delivery::WorkerBuilder;
 use optout_relay::jiff::SignedDuration;
+use optout_relay::listen::EntryDecision;
+use optout_relay::listen::EntryWindow;
+use optout_relay::listen::FlowSettings;
+use optout_relay::relay::FlowEntry;
+use optout_relay::relay::FlowResult;
+use optout_relay::relay::Plan;
+use optout_relay::relay::Submitted;
 use optout_relay::store::{ListQuery, StateFilter};
-use optout_relay::*;
 use optout_relay::testing::{RecordingClient, ScriptedAnswer};
+use optout_relay::transport::TransportErrorKind;
+#[cfg(feature = "reqwest")]
+use optout_relay::webhook::ParamSource;
+use optout_relay::*;
 
 fn flows() -> Vec<Flow> {
     let file = FlowFile::from_json(
@@ -767,7 +783,7 @@ fn assert_refused(outcome: Outcome, event: &str, decision: EntryDecision) {
 /// A windowed entry limit through the worker, at the times of the worker's clock: at most one
 /// entry within 7 days. Every decision reaches the outcome stream, refusals included.
 async fn windowed_limit_on_the_worker_clock(
-    store: Arc<dyn optout_relay::store::DeliveryStore>,
+    store: Arc<dyn optout_relay::DeliveryStore>,
     clock: HandClock,
     start: Timestamp,
 ) {
@@ -895,7 +911,7 @@ async fn windowed_limits_follow_the_worker_clock_on_sqlite() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("relay.db");
     let _ = std::fs::remove_file(&path);
-    let store = Arc::new(optout_relay::store::SqliteStore::open(&path).await.unwrap());
+    let store = Arc::new(optout_relay::SqliteStore::open(&path).await.unwrap());
     let start = Timestamp::from_second(Timestamp::now().as_second() - 30 * 86_400).unwrap();
     windowed_limit_on_the_worker_clock(store, HandClock::at(start), start).await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -910,7 +926,7 @@ mod outcome_paths {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use optout_relay::transport::ReqwestClient;
+    use optout_relay::ReqwestClient;
     use support::{Answer, TestServer};
 
     use super::*;

@@ -52,9 +52,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use optout_relay::ReqwestClient;
 use optout_relay::jiff::SignedDuration;
-use optout_relay::transport::ReqwestClient;
+use optout_relay::relay::FlowResult;
 use optout_relay::url::Url;
+use optout_relay::webhook::ParamSource;
+use optout_relay::webhook::WebhookEncoding;
+use optout_relay::webhook::WebhookId;
 use optout_relay::*;
 use serde::Deserialize;
 use server::{Limits, serve};

@@ -25,6 +25,7 @@ use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use optout_relay::receive::{NoticeParser, NoticeScope, OptOutNotice, Verifier};
+use optout_relay::webhook::WebhookEncoding;
 use optout_relay::*;
 
 /// One endpoint: the flow it belongs to, its parser and, for signed flows, its verifier.

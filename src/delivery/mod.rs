@@ -9,20 +9,24 @@
 //! | 3xx (never followed), other 4xx, 1xx | dead letter with the status |
 //! | a blocked destination or an invalid request | dead letter |
 
-mod policy;
-mod record;
+pub(crate) mod policy;
+pub(crate) mod record;
 mod retry_after;
 #[cfg(feature = "tokio")]
-mod worker;
+pub(crate) mod worker;
 
 pub use policy::{
     DEFAULT_SCHEDULE, MAX_AGE, MAX_ATTEMPTS, MAX_DELAY, MAX_JITTER_PERCENT,
-    MAX_RESPONSE_BODY_LIMIT, MIN_DELAY, RetryPolicy, RetryPolicyBuilder, StatusClass,
+    MAX_RESPONSE_BODY_LIMIT, MIN_DELAY, RetryPolicyBuilder, StatusClass,
 };
 pub use record::{
-    Attempt, AttemptOutcome, DeadLetterReason, Delivery, DeliveryState, KEPT_FIRST_ATTEMPTS,
+    Attempt, AttemptOutcome, DeadLetterReason, DeliveryState, KEPT_FIRST_ATTEMPTS,
     KEPT_LATEST_ATTEMPTS, Step,
 };
 pub use retry_after::parse_retry_after;
 #[cfg(feature = "tokio")]
-pub use worker::{Outcome, Outcomes, Stopped, Stopper, SubmitError, Worker, WorkerBuilder};
+pub use worker::{Outcomes, Stopped, Stopper, SubmitError, WorkerBuilder};
+
+// Crate-internal paths of the items the crate root exports.
+pub(crate) use policy::RetryPolicy;
+pub(crate) use record::Delivery;

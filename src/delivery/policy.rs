@@ -89,7 +89,7 @@ pub const MAX_RESPONSE_BODY_LIMIT: usize = 64 * 1024;
 /// When and how often a failed delivery is retried.
 ///
 /// - **Success** is 2xx only; see [`StatusClass`] for the rest. Transport errors are retried
-///   unless their kind says otherwise ([`TransportErrorKind::is_retryable`](crate::TransportErrorKind::is_retryable)).
+///   unless their kind says otherwise ([`TransportErrorKind::is_retryable`](crate::transport::TransportErrorKind::is_retryable)).
 /// - **Schedule**: the delay before the 2nd, 3rd, ... attempt; the first attempt is immediate.
 ///   When `max_attempts` exceeds the schedule, the last delay repeats.
 /// - **Jitter**: each delay is scaled by a factor in `[1 - j, 1 + j]` (j = `jitter_percent` /

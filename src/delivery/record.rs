@@ -310,6 +310,7 @@ pub enum DeliveryState {
 ///
 /// ```
 /// use optout_relay::*;
+/// use optout_relay::delivery::Step;
 ///
 /// let request = http::Request::post("https://crm.example.com/optout").body(b"{}".to_vec())?;
 /// let created: Timestamp = "2026-11-26T09:00:00Z".parse()?;

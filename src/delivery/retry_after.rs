@@ -31,7 +31,8 @@ const MAX_LEN: usize = 64;
 /// weekday does not match it).
 ///
 /// ```
-/// use optout_relay::{parse_retry_after, Timestamp};
+/// use optout_relay::delivery::parse_retry_after;
+/// use optout_relay::Timestamp;
 ///
 /// let now: Timestamp = "2026-11-26T09:00:00Z".parse()?;
 /// let later: Timestamp = "2026-11-26T09:10:00Z".parse()?;

@@ -213,8 +213,8 @@ impl WorkerBuilder {
     /// both together: a worker clock behind the store's makes retries due early, and one ahead
     /// of it holds every new delivery until the store's clock reaches its creation time.
     ///
-    /// [`SqliteStore`]: crate::store::SqliteStore
-    /// [`VolatileStore::with_clock`]: crate::store::VolatileStore::with_clock
+    /// [`SqliteStore`]: crate::SqliteStore
+    /// [`VolatileStore::with_clock`]: crate::VolatileStore::with_clock
     pub fn clock(mut self, clock: impl Fn() -> Timestamp + Send + Sync + 'static) -> Self {
         self.clock = Arc::new(clock);
         self
@@ -310,7 +310,8 @@ impl WorkerBuilder {
 /// ```
 /// use std::sync::Arc;
 /// use optout_relay::*;
-/// use optout_relay::store::VolatileStore;
+/// use optout_relay::testing::RecordingClient;
+/// use optout_relay::webhook::ParamSource;
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
 /// let flow = Flow::new(
@@ -376,7 +377,7 @@ impl Worker {
     /// The worker vets every request's destination with the client's own
     /// [`HttpClient::destination_policy`] before each attempt (one policy, one owner): a refused
     /// destination is dead-lettered at once
-    /// ([`DeadLetterReason::NotRetryable`](crate::DeadLetterReason::NotRetryable) with
+    /// ([`DeadLetterReason::NotRetryable`](crate::delivery::DeadLetterReason::NotRetryable) with
     /// [`TransportErrorKind::Blocked`]) and never reaches the client.
     pub fn builder(
         router: Arc<Router>,

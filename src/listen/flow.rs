@@ -24,7 +24,9 @@ use crate::webhook::WebhookNode;
 /// week as 7 days, a month as 30 days and a year as 365 days (see [`EntryWindow`]).
 ///
 /// ```
-/// use optout_relay::{EntryLimit, EntryWindow, WindowUnit};
+/// use optout_relay::EntryLimit;
+/// use optout_relay::listen::EntryWindow;
+/// use optout_relay::listen::WindowUnit;
 ///
 /// let limit: EntryLimit =
 ///     serde_json::from_str(r#"{"at_most": {"entries": 1, "within": "7 days"}}"#)?;

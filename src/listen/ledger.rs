@@ -131,6 +131,7 @@ impl From<FlowEntries> for HashMap<ProfileId, Vec<Recorded>> {
 ///
 /// ```
 /// use optout_relay::*;
+/// use optout_relay::listen::{EntryDecision, EntryLedger, EntryRequest, InMemoryLedger};
 ///
 /// let mut ledger = InMemoryLedger::new();
 /// let (flow, profile, event) = (FlowId::new("f")?, ProfileId::new("p")?, EventId::new("e")?);

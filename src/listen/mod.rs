@@ -3,25 +3,27 @@
 //! - [`ListenNode`]: the event kinds a flow takes, optional narrowing by Subscriptions, Folders
 //!   and Activities, and the origins it accepts.
 //! - [`Flow`] and [`FlowSettings`]: a Listen node and a Webhook node in one Section, with an
-//!   [`EntryLimit`] counted within an [`EntryWindow`]; [`FlowFile`] reads and writes flows as JSON.
+//!   [`EntryLimit`] counted within an [`EntryWindow`]; [`FlowFile`](crate::FlowFile) reads and writes flows as JSON.
 //! - [`EntryLedger`]: entry bookkeeping behind one method, with [`InMemoryLedger`].
 //! - [`Router`]: built once from many flows, routes each event to the flows it enters, with why,
 //!   and [`explain`](Router::explain)s a rejection.
-//! - [`lint_flows`]: the article's traps as diagnostics.
+//! - [`lint_flows`](crate::lint::lint_flows): the article's traps as diagnostics.
 
-mod flow;
+pub(crate) mod flow;
 mod ledger;
-pub mod lint;
-mod node;
+pub(crate) mod lint;
+pub(crate) mod node;
 mod read;
-mod router;
+pub(crate) mod router;
 mod window;
 
-pub use flow::{EntryLimit, FLOW_FILE_VERSION, Flow, FlowFile, FlowSettings};
+pub use flow::{FLOW_FILE_VERSION, FlowSettings};
 pub use ledger::{EntryDecision, EntryLedger, EntryRequest, InMemoryLedger};
-pub use lint::lint_flows;
-pub use node::{ListenNode, ListenNodeBuilder};
-pub use router::{
-    ActivityMatch, Explanation, Match, Refusal, Rejection, Router, Routing, SubscriptionMatch, Why,
-};
+pub use node::ListenNodeBuilder;
+pub use router::{Match, Refusal, Routing};
 pub use window::{EntryWindow, WindowUnit};
+
+// Crate-internal paths of the items the crate root exports.
+pub(crate) use flow::{EntryLimit, Flow};
+pub(crate) use node::ListenNode;
+pub(crate) use router::Router;

@@ -298,6 +298,9 @@ fn origin_slot(origin: Origin) -> usize {
 ///
 /// ```
 /// use optout_relay::*;
+/// use optout_relay::listen::EntryDecision;
+/// use optout_relay::listen::InMemoryLedger;
+/// use optout_relay::webhook::ParamSource;
 ///
 /// let flow = Flow::new(
 ///     FlowId::new("unsubscribes")?,

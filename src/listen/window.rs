@@ -119,7 +119,8 @@ impl WindowUnit {
 /// `"1 week"`).
 ///
 /// ```
-/// use optout_relay::{EntryWindow, WindowUnit};
+/// use optout_relay::listen::EntryWindow;
+/// use optout_relay::listen::WindowUnit;
 ///
 /// let week: EntryWindow = "P1W".parse()?;
 /// assert_eq!(week, "7 days".parse()?);

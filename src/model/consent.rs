@@ -98,6 +98,7 @@ impl Profile {
     ///
     /// ```
     /// use optout_relay::*;
+    /// use optout_relay::model::EffectStatus;
     ///
     /// let (a, b) = (SubscriptionId::new("111")?, SubscriptionId::new("222")?);
     /// let section = Section::new(SectionId::new("sec-1")?, [Folder::new(FolderId::new("news")?, [a.clone(), b.clone()])])?;

@@ -1,20 +1,24 @@
 //! The pure domain model: Sections, Folders, Subscriptions, Profiles, opt-out events and their
 //! consent effects. No I/O, no clock.
 
-mod catalog;
+pub(crate) mod catalog;
 mod consent;
-mod event;
-mod ids;
-mod profile;
+pub(crate) mod event;
+pub(crate) mod ids;
+pub(crate) mod profile;
 
-pub use catalog::{Catalog, Folder, Location, Section, Subscription};
+pub use catalog::Location;
 pub use consent::{ConsentEffect, EffectStatus, OptOutScope, Revocation};
-pub use event::{EventKind, OptOutEvent, OptOutKind, Origin};
-pub use ids::{
-    ActivityId, EventId, FlowId, FolderId, MAX_ID_LEN, ProfileId, SectionId, SubscriptionId,
-};
+pub use event::OptOutKind;
+pub use ids::{ActivityId, MAX_ID_LEN};
 pub(crate) use profile::mask_number;
 pub use profile::{
-    AttributeName, AttributeValue, Channel, ChannelConsent, ConsentState, Email,
-    MAX_ATTRIBUTE_NAME_LEN, MAX_EMAIL_LEN, MAX_MOBILE_LEN, Mobile, Profile, Region, SectionOptOut,
+    AttributeName, AttributeValue, ChannelConsent, ConsentState, MAX_ATTRIBUTE_NAME_LEN,
+    MAX_EMAIL_LEN, MAX_MOBILE_LEN, Region, SectionOptOut,
 };
+
+// Crate-internal paths of the items the crate root exports.
+pub(crate) use catalog::{Catalog, Section};
+pub(crate) use event::{EventKind, OptOutEvent, Origin};
+pub(crate) use ids::{EventId, FlowId, FolderId, ProfileId, SectionId, SubscriptionId};
+pub(crate) use profile::{Channel, Email, Mobile, Profile};

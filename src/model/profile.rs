@@ -403,7 +403,7 @@ pub const MAX_MOBILE_LEN: usize = 64;
 /// know is refused too; without it, any two ASCII letters are accepted.
 ///
 /// ```
-/// use optout_relay::Region;
+/// use optout_relay::model::Region;
 ///
 /// let region: Region = "se".parse()?;
 /// assert_eq!(region.as_str(), "SE");
@@ -499,7 +499,8 @@ impl std::str::FromStr for Region {
 /// [`Mobile::as_str`] gives the number.
 ///
 /// ```
-/// use optout_relay::{Mobile, Region};
+/// use optout_relay::Mobile;
+/// use optout_relay::model::Region;
 ///
 /// let mobile = Mobile::new("+46 (0)70-123 45 67")?;
 /// let national = Mobile::with_region("070-123 45 67", Region::new("SE")?)?;

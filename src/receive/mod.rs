@@ -26,7 +26,7 @@
 //! # De-duplicating on the `webhook-id`
 //!
 //! The `webhook-id` is the same on every retry and re-delivery of an event, and it is
-//! predictable: derived from the flow id and the event id ([`WebhookId`](crate::WebhookId)), not
+//! predictable: derived from the flow id and the event id ([`WebhookId`](crate::webhook::WebhookId)), not
 //! secret. It identifies a delivery only once a signature vouches for it:
 //!
 //! - De-duplicate on it only after the [`Verifier`] has verified the request, and only when the

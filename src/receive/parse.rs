@@ -151,6 +151,8 @@ impl OptOutNotice {
 /// ```
 /// use optout_relay::*;
 /// use optout_relay::receive::{NoticeParser, NoticeScope};
+/// use optout_relay::webhook::ParamSource;
+/// use optout_relay::webhook::WebhookEncoding;
 ///
 /// // The platform's own webhook: POST, everything in the query string, no kind, no signature.
 /// let parser = NoticeParser::builder()

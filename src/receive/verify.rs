@@ -49,7 +49,8 @@ const SIGNATURE: &str = "webhook-signature";
 ///
 /// ```
 /// use optout_relay::receive::Verifier;
-/// use optout_relay::{SigningSecret, Timestamp};
+/// use optout_relay::webhook::SigningSecret;
+/// use optout_relay::Timestamp;
 ///
 /// let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 /// let body = br#"{"test": 2432232314}"#;

@@ -76,6 +76,7 @@ pub struct Plan {
 ///
 /// ```
 /// use optout_relay::*;
+/// use optout_relay::webhook::ParamSource;
 ///
 /// let flow = Flow::new(
 ///     FlowId::new("crm")?,
@@ -183,6 +184,7 @@ pub fn window_start(limit: EntryLimit, now: Timestamp) -> Option<Timestamp> {
 /// ```
 /// use optout_relay::*;
 /// use optout_relay::relay::{EntryHistory, decide_entry};
+/// use optout_relay::listen::EntryDecision;
 ///
 /// let once = EntryLimit::at_most(1)?;
 /// let fresh = EntryHistory::default();

@@ -210,7 +210,7 @@ impl PostgresStore {
     /// workers are notified then.
     ///
     /// ```no_run
-    /// # async fn example(store: &optout_relay::PostgresStore, plan: optout_relay::Plan) -> Result<(), Box<dyn std::error::Error>> {
+    /// # async fn example(store: &optout_relay::PostgresStore, plan: optout_relay::relay::Plan) -> Result<(), Box<dyn std::error::Error>> {
     /// let mut tx = store.pool().begin().await?;
     /// // ... the host's own writes on &mut *tx ...
     /// let submitted = optout_relay::PostgresStore::admit_in(&mut tx, &plan).await?;

@@ -139,7 +139,8 @@ impl SqliteStoreBuilder {
 ///   epoch.
 ///
 /// ```
-/// use optout_relay::store::{DeliveryStore, SqliteStore};
+/// use optout_relay::DeliveryStore;
+/// use optout_relay::SqliteStore;
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
 /// let dir = std::env::temp_dir().join(format!("optout-relay-doc-{}", std::process::id()));

@@ -1,52 +1,5 @@
-//! The destination policy (SSRF guard): which addresses a webhook may be sent to.
-//!
-//! A flow's endpoint comes from configuration that a host may let its users write. Without a
-//! guard, an endpoint such as `http://169.254.169.254/latest/meta-data/` (a cloud metadata
-//! service) or `http://10.0.0.5/admin` turns the relay into a way into the host's own network.
-//!
-//! # What is refused
-//!
-//! By default the policy refuses every address that is not globally reachable, as the IANA
-//! special-purpose address registries say (RFC 6890):
-//!
-//! - the [IPv4 Special-Purpose Address Registry] and the [IPv6 Special-Purpose Address
-//!   Registry]: every entry whose "Globally Reachable" is `False`, and the entries marked `N/A`
-//!   that no public endpoint lives in (Teredo `2001::/32`, the deprecated ORCHID `2001:10::/28`
-//!   and 6to4 relay anycast `192.88.99.0/24`); a more specific entry wins over the one that holds
-//!   it, so `192.0.0.9` (PCP anycast, globally reachable) inside `192.0.0.0/24` (not) is allowed;
-//! - multicast (`224.0.0.0/4`, `ff00::/8`), from the multicast address registries;
-//! - every IPv6 address outside `2000::/3`, the only block the [IPv6 Address Space] registry
-//!   allocates to global unicast: this covers the deprecated site-local `fec0::/10`, IPv4-compatible
-//!   `::/96`, IPv4-translated `::ffff:0:0:0/96` and whatever IANA allocates later;
-//! - IPv6 forms that carry an IPv4 address are judged by it: IPv4-mapped `::ffff:a.b.c.d` is
-//!   always refused (not globally reachable; the reason is the IPv4 address's when that one is
-//!   refused too), NAT64 `64:ff9b::/96` and 6to4 `2002::/16` are refused when the address inside
-//!   is.
-//!
-//! The tables [`IPV4_SPECIAL_PURPOSE`] and [`IPV6_SPECIAL_PURPOSE`] list every entry with its
-//! decision; the tests check each one.
-//!
-//! [IPv4 Special-Purpose Address Registry]: https://www.iana.org/assignments/iana-ipv4-special-registry/
-//! [IPv6 Special-Purpose Address Registry]: https://www.iana.org/assignments/iana-ipv6-special-registry/
-//! [IPv6 Address Space]: https://www.iana.org/assignments/ipv6-address-space/
-//!
-//! # Hosts are read as the URL standard reads them
-//!
-//! A host is parsed exactly as the WHATWG URL standard does (the `url` crate's host parser, the
-//! one the reqwest transport uses to connect) before it is judged, so `127.1`, `2130706433`,
-//! `0x7f000001`, `0177.0.0.1`, `127.0.0.1.` and `%31%32%37.0.0.1` are all the loopback address
-//! `127.0.0.1` and are refused; a host the standard rejects is refused as
-//! [`BlockReason::InvalidHost`].
-//!
-//! # One owner
-//!
-//! The policy belongs to the transport: [`HttpClient::destination_policy`](crate::HttpClient::destination_policy)
-//! says which policy a client enforces (the strict default unless the client says otherwise),
-//! and the worker vets every request with that same policy before handing it over. The reqwest
-//! transport also vets every address a host name resolves to, and connects only to vetted
-//! addresses. Exceptions are explicit: [`DestinationPolicy::allow_loopback`] for development and
-//! tests, and [`DestinationPolicy::allow`] for CIDR ranges the host trusts (an allowed range wins
-//! over the refusals).
+//! Which destinations webhooks may be sent to: the policy, CIDR blocks and the special-purpose
+//! registries.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -321,10 +274,61 @@ impl From<Cidr> for String {
     }
 }
 
-/// Which destinations webhooks may be sent to; see the [module docs](self).
+/// Which destinations webhooks may be sent to.
+///
+/// The destination policy (SSRF guard): which addresses a webhook may be sent to.
+///
+/// A flow's endpoint comes from configuration that a host may let its users write. Without a
+/// guard, an endpoint such as `http://169.254.169.254/latest/meta-data/` (a cloud metadata
+/// service) or `http://10.0.0.5/admin` turns the relay into a way into the host's own network.
+///
+/// # What is refused
+///
+/// By default the policy refuses every address that is not globally reachable, as the IANA
+/// special-purpose address registries say (RFC 6890):
+///
+/// - the [IPv4 Special-Purpose Address Registry] and the [IPv6 Special-Purpose Address
+///   Registry]: every entry whose "Globally Reachable" is `False`, and the entries marked `N/A`
+///   that no public endpoint lives in (Teredo `2001::/32`, the deprecated ORCHID `2001:10::/28`
+///   and 6to4 relay anycast `192.88.99.0/24`); a more specific entry wins over the one that holds
+///   it, so `192.0.0.9` (PCP anycast, globally reachable) inside `192.0.0.0/24` (not) is allowed;
+/// - multicast (`224.0.0.0/4`, `ff00::/8`), from the multicast address registries;
+/// - every IPv6 address outside `2000::/3`, the only block the [IPv6 Address Space] registry
+///   allocates to global unicast: this covers the deprecated site-local `fec0::/10`, IPv4-compatible
+///   `::/96`, IPv4-translated `::ffff:0:0:0/96` and whatever IANA allocates later;
+/// - IPv6 forms that carry an IPv4 address are judged by it: IPv4-mapped `::ffff:a.b.c.d` is
+///   always refused (not globally reachable; the reason is the IPv4 address's when that one is
+///   refused too), NAT64 `64:ff9b::/96` and 6to4 `2002::/16` are refused when the address inside
+///   is.
+///
+/// The tables [`IPV4_SPECIAL_PURPOSE`] and [`IPV6_SPECIAL_PURPOSE`] list every entry with its
+/// decision; the tests check each one.
+///
+/// [IPv4 Special-Purpose Address Registry]: https://www.iana.org/assignments/iana-ipv4-special-registry/
+/// [IPv6 Special-Purpose Address Registry]: https://www.iana.org/assignments/iana-ipv6-special-registry/
+/// [IPv6 Address Space]: https://www.iana.org/assignments/ipv6-address-space/
+///
+/// # Hosts are read as the URL standard reads them
+///
+/// A host is parsed exactly as the WHATWG URL standard does (the `url` crate's host parser, the
+/// one the reqwest transport uses to connect) before it is judged, so `127.1`, `2130706433`,
+/// `0x7f000001`, `0177.0.0.1`, `127.0.0.1.` and `%31%32%37.0.0.1` are all the loopback address
+/// `127.0.0.1` and are refused; a host the standard rejects is refused as
+/// [`BlockReason::InvalidHost`].
+///
+/// # One owner
+///
+/// The policy belongs to the transport: [`HttpClient::destination_policy`](crate::HttpClient::destination_policy)
+/// says which policy a client enforces (the strict default unless the client says otherwise),
+/// and the worker vets every request with that same policy before handing it over. The reqwest
+/// transport also vets every address a host name resolves to, and connects only to vetted
+/// addresses. Exceptions are explicit: [`DestinationPolicy::allow_loopback`] for development and
+/// tests, and [`DestinationPolicy::allow`] for CIDR ranges the host trusts (an allowed range wins
+/// over the refusals).
 ///
 /// ```
-/// use optout_relay::transport::{BlockReason, DestinationPolicy};
+/// use optout_relay::transport::BlockReason;
+/// use optout_relay::DestinationPolicy;
 ///
 /// let strict = DestinationPolicy::default();
 /// assert_eq!(strict.check_ip("169.254.169.254".parse()?), Err(BlockReason::LinkLocal));

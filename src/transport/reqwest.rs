@@ -114,7 +114,7 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 /// Error messages never include the request URL (its query may carry an email address).
 ///
 /// ```no_run
-/// use optout_relay::transport::ReqwestClient;
+/// use optout_relay::ReqwestClient;
 /// use std::time::Duration;
 ///
 /// let client = ReqwestClient::builder().timeout(Duration::from_secs(10)).build()?;

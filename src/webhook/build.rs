@@ -105,6 +105,7 @@ impl WebhookNode {
     ///
     /// ```
     /// use optout_relay::*;
+    /// use optout_relay::webhook::ParamSource;
     ///
     /// let node = WebhookNode::builder("https://crm.example.com/optout?source=platform")
     ///     .param("email", ParamSource::Email)

@@ -14,6 +14,7 @@ impl WebhookNode {
     ///
     /// ```
     /// use optout_relay::*;
+    /// use optout_relay::webhook::ParamSource;
     ///
     /// let node = WebhookNode::builder("https://crm.example.com/optout")
     ///     .param("email", ParamSource::Email)

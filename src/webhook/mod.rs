@@ -131,7 +131,7 @@
 
 mod build;
 mod lint;
-mod node;
+pub(crate) mod node;
 mod params;
 mod preview;
 pub(crate) mod sign;
@@ -139,9 +139,10 @@ pub(crate) mod sign;
 pub use build::{MAX_REQUEST_URL_LEN, WebhookRequest};
 pub use node::{
     Auth, Header, MAX_BASIC_CREDENTIAL_LEN, MAX_HEADER_VALUE_LEN, MAX_HEADERS, MAX_PARAMS,
-    MAX_SIGNING_SECRETS, MAX_URL_LEN, Secret, WebhookEncoding, WebhookMethod, WebhookNode,
-    WebhookNodeBuilder,
+    MAX_SIGNING_SECRETS, MAX_URL_LEN, Secret, WebhookEncoding, WebhookMethod, WebhookNodeBuilder,
 };
+// The crate-internal path of the node the crate root exports.
+pub(crate) use node::WebhookNode;
 pub use params::{MAX_PARAM_NAME_LEN, Param, ParamSource};
 pub use preview::Preview;
 pub use sign::{MAX_SECRET_BYTES, MIN_SECRET_BYTES, SECRET_PREFIX, SigningSecret, WebhookId};

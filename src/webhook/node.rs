@@ -538,7 +538,10 @@ impl WebhookNode {
     /// (a CR or LF, a tab, a leading or trailing space) is an error, never silently dropped.
     ///
     /// ```
-    /// use optout_relay::{ParamSource, WebhookEncoding, WebhookMethod, WebhookNode};
+    /// use optout_relay::webhook::ParamSource;
+    /// use optout_relay::webhook::WebhookEncoding;
+    /// use optout_relay::webhook::WebhookMethod;
+    /// use optout_relay::WebhookNode;
     ///
     /// let node = WebhookNode::builder("https://crm.example.com/optout?source=platform")
     ///     .method(WebhookMethod::Post)

@@ -32,7 +32,9 @@ pub const MAX_SECRET_BYTES: usize = 64;
 /// signature is for). It needs no dependency, so it is identical without the `signing` feature.
 ///
 /// ```
-/// use optout_relay::{EventId, FlowId, WebhookId};
+/// use optout_relay::EventId;
+/// use optout_relay::FlowId;
+/// use optout_relay::webhook::WebhookId;
 ///
 /// let id = WebhookId::derive(&FlowId::new("crm-unsubscribes")?, &EventId::new("evt-1")?);
 /// assert_eq!(id.as_str(), "msg_f602f46a34bde42fbf025123344f856d");
@@ -223,7 +225,7 @@ mod hmac_signing {
         /// `"{id}.{timestamp}.{body}"`.
         ///
         /// ```
-        /// use optout_relay::SigningSecret;
+        /// use optout_relay::webhook::SigningSecret;
         ///
         /// // The Standard Webhooks specification's known-answer vector.
         /// let secret = SigningSecret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?;

@@ -1,0 +1,149 @@
+//! The delivery store's trait.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+
+use crate::delivery::Delivery;
+use crate::relay::{Plan, Submitted};
+use crate::store::{Claim, ClaimToken, Counts, ListQuery, StoreError};
+
+/// Where entries and deliveries are kept: see the [module docs](crate::store).
+///
+/// `&self`, `Send + Sync`: one store serves every submitter and sender task; share it as
+/// `Arc<dyn DeliveryStore>`. Times a store decides by (a claim's due time and lease) come from
+/// the store's own clock: the database's for PostgreSQL.
+///
+/// ```
+/// use optout_relay::*;
+/// use optout_relay::DeliveryStore;
+/// use optout_relay::VolatileStore;
+/// use optout_relay::listen::EntryDecision;
+/// use optout_relay::webhook::ParamSource;
+/// use std::time::Duration;
+///
+/// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+/// let flow = Flow::new(
+///     FlowId::new("crm")?, SectionId::new("sec-1")?,
+///     ListenNode::new([EventKind::EmailUnsubscribe])?,
+///     WebhookNode::builder("https://crm.example.com/optout").param("email", ParamSource::Email).build()?,
+/// );
+/// let router = Router::new([flow], &Catalog::default())?;
+/// let event = OptOutEvent::email_unsubscribe(
+///     EventId::new("evt-1")?, ProfileId::new("p-1")?, SectionId::new("sec-1")?,
+///     SubscriptionId::new("123456")?, "2026-11-26T09:30:00Z".parse()?,
+/// );
+/// let profile = Profile::new(ProfileId::new("p-1")?).with_email(Email::new("a@example.com")?);
+/// let now: Timestamp = "2026-11-26T09:30:01Z".parse()?;
+///
+/// let store = VolatileStore::with_clock(move || now);
+/// let submitted = store.admit(relay::plan(&router, &event, &profile, now)).await?;
+/// assert_eq!(submitted.entered().count(), 1);
+/// // Admitting the same event again is a no-op that says so.
+/// let again = store.admit(relay::plan(&router, &event, &profile, now)).await?;
+/// assert_eq!(again.flows[0].result, relay::FlowResult::Refused(EntryDecision::AlreadyEntered));
+///
+/// let claims = store.claim(10, Duration::from_secs(60)).await?;
+/// assert_eq!(claims.len(), 1);
+/// let mut delivery = claims[0].delivery.clone();
+/// let ok = http::Response::builder().status(204).body(Vec::new())?;
+/// let _ = delivery.record(Ok(&ok), now, now, &RetryPolicy::default(), 0);
+/// store.record(&claims[0].token, &delivery).await?;
+/// assert_eq!(store.counts().await?.delivered, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?; Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[async_trait]
+pub trait DeliveryStore: Send + Sync {
+    /// Records the entries `plan`'s candidates earn and enqueues their deliveries, in one
+    /// transaction; durable when this returns `Ok` (as durable as the store is). Each entry is
+    /// decided by [`relay::decide_entry`](crate::relay::decide_entry) on what the store holds,
+    /// inside the transaction. A delivery whose webhook id is already stored is not stored again.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`]: nothing of the plan was recorded; the event can be submitted again.
+    async fn admit(&self, plan: Plan) -> Result<Submitted, StoreError>;
+
+    /// Claims up to `max` pending deliveries that are due and not under an unexpired lease,
+    /// oldest due first, leasing each for `lease`. A delivery whose earlier claims expired
+    /// [`MAX_ABANDONED_CLAIMS`](crate::store::MAX_ABANDONED_CLAIMS) times without an attempt is dead-lettered instead.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`]; nothing was claimed.
+    async fn claim(&self, max: usize, lease: Duration) -> Result<Vec<Claim>, StoreError>;
+
+    /// Records the attempt just made on a claimed delivery: `delivery` as
+    /// [`Delivery::record`] left it (pending with its next attempt time, delivered, or
+    /// dead-lettered). Ends the claim.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreErrorKind::LeaseLost`](crate::store::StoreErrorKind::LeaseLost) when the claim is no longer held (nothing is written);
+    /// another [`StoreError`] when the store failed (try again while the lease lasts).
+    async fn record(&self, claim: &ClaimToken, delivery: &Delivery) -> Result<(), StoreError>;
+
+    /// Gives a claimed delivery back without an attempt (a worker stopping): it is due again as
+    /// it was, and the claim does not count as abandoned.
+    ///
+    /// # Errors
+    ///
+    /// As [`record`](Self::record).
+    async fn release(&self, claim: &ClaimToken) -> Result<(), StoreError>;
+
+    /// When the earliest pending delivery not under lease is due (or its lease ends); `None`
+    /// when nothing is pending.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`].
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
+
+    /// Completes when another process may have made work available (for PostgreSQL, a
+    /// `NOTIFY`). The default never completes: a worker wakes itself for its own submits and at
+    /// the due times [`next_due`](Self::next_due) gives.
+    async fn wait_for_work(&self) {
+        std::future::pending::<()>().await;
+    }
+
+    /// One delivery by webhook id.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`].
+    async fn get(&self, webhook_id: &str) -> Result<Option<Delivery>, StoreError>;
+
+    /// A page of deliveries.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`].
+    async fn list(&self, query: &ListQuery) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Makes a dead-lettered delivery pending again, due now, with the retry policy's whole
+    /// allowance (see [`Delivery::replay`]). Returns whether a dead letter with that webhook id
+    /// was found and replayed.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`].
+    async fn replay(&self, webhook_id: &str) -> Result<bool, StoreError>;
+
+    /// Deletes the deliveries that ended (delivered or dead-lettered) before `before`; they hold
+    /// personal data. Returns how many were deleted. Entries (ids only) are kept: they are what
+    /// recognises a re-delivered event and counts entry limits.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`].
+    async fn purge(&self, before: Timestamp) -> Result<u64, StoreError>;
+
+    /// How many deliveries are in each state.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`].
+    async fn counts(&self) -> Result<Counts, StoreError>;
+}
