@@ -83,6 +83,7 @@
 
 pub mod delivery;
 pub mod error;
+mod hash;
 pub mod lint;
 pub mod listen;
 pub mod model;
@@ -101,8 +102,7 @@ pub use delivery::{Outcome, Outcomes, Stopped, Stopper, SubmitError, Worker, Wor
 pub use error::{
     ApplyError, AttributeError, CatalogError, DeliveryError, EmailProblem, EventError,
     FlowFileError, FlowFileProblem, IdError, IdProblem, ListenError, MobileProblem, NoticeError,
-    PolicyError, ProfileError, RequestBuildError, RetryAfterError, RouterError, VerifyError,
-    WebhookConfigError,
+    PolicyError, ProfileError, RetryAfterError, RouterError, VerifyError,
 };
 pub use lint::{Diagnostic, Severity};
 pub use listen::{
@@ -127,8 +127,9 @@ pub use transport::{
     ScriptedAnswer, TransportError, TransportErrorKind, client_fn,
 };
 pub use webhook::{
-    Auth, Header, Param, ParamSource, Preview, Secret, SigningSecret, WebhookEncoding, WebhookId,
-    WebhookMethod, WebhookNode, WebhookNodeBuilder, WebhookRequest,
+    Auth, Header, Param, ParamSource, Preview, RequestBuildError, Secret, SigningSecret,
+    WebhookConfigError, WebhookEncoding, WebhookId, WebhookMethod, WebhookNode, WebhookNodeBuilder,
+    WebhookRequest,
 };
 
 /// The README's examples, compiled and run as doctests.
