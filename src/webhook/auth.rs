@@ -4,8 +4,9 @@ use http::{HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
 use crate::webhook::base64_encode;
-use crate::webhook::error::{AuthProblem, WebhookConfigError};
+use crate::webhook::error::WebhookConfigError;
 use crate::webhook::header::{self, Header, MAX_HEADER_VALUE_LEN};
+use crate::webhook::problem::AuthProblem;
 use crate::webhook::secret::Secret;
 
 /// The longest basic-auth user name or password accepted, in bytes.

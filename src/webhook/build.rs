@@ -8,10 +8,11 @@ use jiff::Timestamp;
 
 use crate::model::{FlowId, OptOutEvent, Profile, Section};
 use crate::webhook::encode::encode;
-use crate::webhook::error::{HttpProblem, RequestBuildError, UriProblem};
+use crate::webhook::error::RequestBuildError;
 use crate::webhook::id::WebhookId;
 use crate::webhook::node::WebhookNode;
 use crate::webhook::params::{Inputs, resolve};
+use crate::webhook::problem::{HttpProblem, UriProblem};
 use crate::webhook::request::{PreviewData, WebhookRequest};
 #[cfg(feature = "signing")]
 use crate::webhook::sign;

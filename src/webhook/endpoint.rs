@@ -2,8 +2,9 @@
 
 use url::Url;
 
-use crate::webhook::error::{UriProblem, UrlCharacterKind, WebhookConfigError};
+use crate::webhook::error::WebhookConfigError;
 use crate::webhook::params::Param;
+use crate::webhook::problem::{UriProblem, UrlCharacterKind};
 
 /// The longest endpoint URL accepted, in bytes.
 pub const MAX_URL_LEN: usize = 2048;

@@ -6,9 +6,8 @@ use std::fmt;
 use http::{HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
-use crate::webhook::error::{
-    HeaderNameProblem, HeaderValueProblem, ReservedHeaderHint, WebhookConfigError,
-};
+use crate::webhook::error::WebhookConfigError;
+use crate::webhook::problem::{HeaderNameProblem, HeaderValueProblem, ReservedHeaderHint};
 
 /// The most static headers a node may send.
 pub const MAX_HEADERS: usize = 32;

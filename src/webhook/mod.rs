@@ -143,6 +143,7 @@ mod method;
 mod node;
 mod params;
 mod preview;
+mod problem;
 mod request;
 mod secret;
 mod sign;
@@ -153,17 +154,17 @@ pub use auth::{Auth, MAX_BASIC_CREDENTIAL_LEN};
 pub use build::MAX_REQUEST_URL_LEN;
 pub use builder::WebhookNodeBuilder;
 pub use endpoint::MAX_URL_LEN;
-pub use error::{
-    AuthProblem, HeaderNameProblem, HeaderValueProblem, HttpProblem, MissingValueReason,
-    ParamNameProblem, RequestBuildError, ReservedHeaderHint, SigningSecretProblem, UriProblem,
-    UrlCharacterKind, WebhookConfigError,
-};
+pub use error::{RequestBuildError, WebhookConfigError};
 pub use header::{Header, MAX_HEADER_VALUE_LEN, MAX_HEADERS};
 pub use id::WebhookId;
 pub use method::{WebhookEncoding, WebhookMethod};
 pub use node::{MAX_PARAMS, WebhookNode};
 pub use params::{MAX_PARAM_NAME_LEN, Param};
 pub use preview::Preview;
+pub use problem::{
+    AuthProblem, HeaderNameProblem, HeaderValueProblem, HttpProblem, MissingValueReason,
+    ParamNameProblem, ReservedHeaderHint, SigningSecretProblem, UriProblem, UrlCharacterKind,
+};
 pub use request::WebhookRequest;
 pub use secret::Secret;
 pub use sign::{

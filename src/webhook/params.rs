@@ -7,9 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{EmailProblem, MobileProblem};
 use crate::model::{AttributeValue, Email, OptOutEvent, Profile, Section};
-use crate::webhook::error::{
-    MissingValueReason, ParamNameProblem, RequestBuildError, WebhookConfigError,
-};
+use crate::webhook::error::{RequestBuildError, WebhookConfigError};
+use crate::webhook::problem::{MissingValueReason, ParamNameProblem};
 use crate::webhook::source::ParamSource;
 
 /// The longest parameter name accepted, in bytes.

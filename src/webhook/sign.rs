@@ -71,7 +71,8 @@ mod hmac_signing {
     use sha2::Sha256;
 
     use super::{MAX_SECRET_BYTES, MIN_SECRET_BYTES, SECRET_PREFIX, SigningSecret};
-    use crate::webhook::error::{SigningSecretProblem, WebhookConfigError};
+    use crate::webhook::error::WebhookConfigError;
+    use crate::webhook::problem::SigningSecretProblem;
     use crate::webhook::secret::Secret;
 
     pub(super) type HmacSha256 = Hmac<Sha256>;
