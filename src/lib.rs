@@ -96,6 +96,7 @@
 pub mod delivery;
 pub mod error;
 pub mod explain;
+mod hash;
 pub mod lint;
 pub mod listen;
 pub mod model;
@@ -115,8 +116,7 @@ pub use delivery::worker::{Outcome, Worker};
 pub use error::{
     ApplyError, AttributeError, CatalogError, DeliveryError, EmailProblem, EventError,
     FlowFileError, FlowFileProblem, IdError, IdProblem, ListenError, MobileProblem, NoticeError,
-    PolicyError, ProfileError, RequestBuildError, RetryAfterError, RouterError, VerifyError,
-    WebhookConfigError,
+    PolicyError, ProfileError, RetryAfterError, RouterError, VerifyError,
 };
 pub use listen::flow::{EntryLimit, Flow, FlowFile};
 pub use listen::node::ListenNode;

@@ -22,7 +22,9 @@ use optout_relay::receive::Verifier;
 use optout_relay::webhook::Auth;
 use optout_relay::webhook::Param;
 use optout_relay::webhook::ParamSource;
+use optout_relay::webhook::RequestBuildError;
 use optout_relay::webhook::Secret;
+use optout_relay::webhook::WebhookConfigError;
 use optout_relay::webhook::WebhookEncoding;
 use optout_relay::webhook::WebhookMethod;
 use optout_relay::webhook::{

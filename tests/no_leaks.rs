@@ -23,6 +23,7 @@ use optout_relay::testing::RecordingClient;
 use optout_relay::transport::TransportErrorKind;
 use optout_relay::webhook::Auth;
 use optout_relay::webhook::ParamSource;
+use optout_relay::webhook::RequestBuildError;
 use optout_relay::webhook::Secret;
 #[cfg(feature = "signing")]
 use optout_relay::webhook::SigningSecret;

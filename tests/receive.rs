@@ -6,6 +6,7 @@ use optout_relay::model::AttributeName;
 use optout_relay::model::AttributeValue;
 use optout_relay::receive::{NoticeParser, NoticeScope, OptOutNotice};
 use optout_relay::webhook::ParamSource;
+use optout_relay::webhook::WebhookConfigError;
 use optout_relay::webhook::WebhookEncoding;
 use optout_relay::*;
 

@@ -8,6 +8,7 @@ use optout_relay::receive::Verifier;
 use optout_relay::receive::{DEFAULT_TOLERANCE, MAX_SIGNATURES};
 use optout_relay::webhook::ParamSource;
 use optout_relay::webhook::SigningSecret;
+use optout_relay::webhook::WebhookConfigError;
 use optout_relay::webhook::WebhookEncoding;
 use optout_relay::*;
 

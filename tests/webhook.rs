@@ -6,11 +6,19 @@ use optout_relay::model::ActivityId;
 use optout_relay::model::AttributeName;
 use optout_relay::webhook::Auth;
 use optout_relay::webhook::ParamSource;
+use optout_relay::webhook::RequestBuildError;
 use optout_relay::webhook::Secret;
+use optout_relay::webhook::WebhookConfigError;
 use optout_relay::webhook::WebhookEncoding;
 use optout_relay::webhook::WebhookId;
 use optout_relay::webhook::WebhookMethod;
 use optout_relay::webhook::WebhookNodeBuilder;
+#[cfg(feature = "signing")]
+use optout_relay::webhook::SigningSecretProblem;
+use optout_relay::webhook::{
+    AuthProblem, HeaderNameProblem, HeaderValueProblem, MissingValueReason, ParamNameProblem,
+    UrlCharacterKind,
+};
 use optout_relay::*;
 use serde_json::json;
 
@@ -568,7 +576,7 @@ fn a_source_without_a_value_is_an_error_naming_parameter_and_source() {
         RequestBuildError::MissingValue {
             param: "email".into(),
             param_source: ParamSource::Email,
-            reason: "the Profile has no Email",
+            reason: MissingValueReason::NoEmail,
         }
     );
     assert_eq!(
@@ -589,23 +597,27 @@ fn a_source_without_a_value_is_an_error_naming_parameter_and_source() {
             if param == "subscription"
     ));
 
-    for (source, event, reason) in [
+    for (source, event, reason, text) in [
         (
             ParamSource::Mobile,
             unsubscribe(),
+            MissingValueReason::NoMobile,
             "the Profile has no Mobile",
         ),
         (
             ParamSource::Attribute(AttributeName::new("nope").unwrap()),
             unsubscribe(),
+            MissingValueReason::NoAttribute,
             "the Profile has no such attribute",
         ),
         (
             ParamSource::ActivityId,
             sms(),
+            MissingValueReason::NoActivity,
             "the event names no Activity",
         ),
     ] {
+        assert_eq!(reason.to_string(), text);
         let node = WebhookNode::builder("https://crm.example.com/optout")
             .param("p", source.clone())
             .build()
@@ -1002,16 +1014,30 @@ fn endpoint_errors() {
 #[test]
 fn endpoint_url_with_control_characters_or_whitespace() {
     let refused = |position, found| WebhookConfigError::UrlCharacter { position, found };
-    let control = "a control character";
+    let control = UrlCharacterKind::Control;
+    assert_eq!(control.to_string(), "a control character");
+    assert_eq!(UrlCharacterKind::Whitespace.to_string(), "whitespace");
     for (url, error) in [
         ("https://x.exa\r\nmple/optout", refused(13, control)),
         ("https://x.example/opt\tout", refused(21, control)),
-        (" https://x.example/optout", refused(0, "whitespace")),
-        ("https://x.example/optout ", refused(24, "whitespace")),
+        (
+            " https://x.example/optout",
+            refused(0, UrlCharacterKind::Whitespace),
+        ),
+        (
+            "https://x.example/optout ",
+            refused(24, UrlCharacterKind::Whitespace),
+        ),
         ("https://x.example/optout?a=b\0", refused(28, control)),
         ("https://x.example/opt\x7fout", refused(21, control)),
-        ("https://x.example/opt out", refused(21, "whitespace")),
-        ("https://x.example/opt\u{a0}out", refused(21, "whitespace")),
+        (
+            "https://x.example/opt out",
+            refused(21, UrlCharacterKind::Whitespace),
+        ),
+        (
+            "https://x.example/opt\u{a0}out",
+            refused(21, UrlCharacterKind::Whitespace),
+        ),
         ("https://x.example/opt\u{85}out", refused(21, control)),
     ] {
         assert_eq!(config_err(at(url)), error, "{url:?}");
@@ -1044,16 +1070,26 @@ fn endpoint_url_with_control_characters_or_whitespace() {
 
 #[test]
 fn parameter_errors() {
+    for (problem, text) in [
+        (ParamNameProblem::Empty, "it is empty"),
+        (
+            ParamNameProblem::ControlCharacter,
+            "it holds a control character",
+        ),
+        (ParamNameProblem::TooLong, "it is longer than 128 bytes"),
+    ] {
+        assert_eq!(problem.to_string(), text);
+    }
     assert_eq!(
         config_err(WebhookNode::builder("https://h.example/").param("", ParamSource::Email)),
         WebhookConfigError::InvalidParamName {
-            reason: "it is empty"
+            reason: ParamNameProblem::Empty
         }
     );
     assert_eq!(
         config_err(WebhookNode::builder("https://h.example/").param("a\nb", ParamSource::Email)),
         WebhookConfigError::InvalidParamName {
-            reason: "it holds a control character"
+            reason: ParamNameProblem::ControlCharacter
         }
     );
     assert!(matches!(
@@ -1061,7 +1097,7 @@ fn parameter_errors() {
             WebhookNode::builder("https://h.example/").param("x".repeat(129), ParamSource::Email)
         ),
         WebhookConfigError::InvalidParamName {
-            reason: "it is longer than 128 bytes"
+            reason: ParamNameProblem::TooLong
         }
     ));
     assert_eq!(
@@ -1177,38 +1213,58 @@ fn header_errors() {
         hdr("x-a", "1\r\nx-evil: 2"),
         WebhookConfigError::InvalidHeaderValue {
             index: Some(0),
-            reason: "holds a CR or LF"
+            reason: HeaderValueProblem::LineBreak
         }
     );
     assert_eq!(
         hdr("x-a", "1\n"),
         WebhookConfigError::InvalidHeaderValue {
             index: Some(0),
-            reason: "holds a CR or LF"
+            reason: HeaderValueProblem::LineBreak
         }
     );
     assert_eq!(
         hdr("x-a", "zoë"),
         WebhookConfigError::InvalidHeaderValue {
             index: Some(0),
-            reason: "holds a byte that is not visible ASCII, space or tab"
+            reason: HeaderValueProblem::NotVisibleAscii
         }
     );
     assert_eq!(
         hdr("x-a", " padded"),
         WebhookConfigError::InvalidHeaderValue {
             index: Some(0),
-            reason: "starts or ends with whitespace"
+            reason: HeaderValueProblem::SurroundingWhitespace
         }
     );
     assert_eq!(
         hdr("x-a", &"v".repeat(4097)),
         WebhookConfigError::InvalidHeaderValue {
             index: Some(0),
-            reason: "is longer than 4096 bytes"
+            reason: HeaderValueProblem::TooLong
         }
     );
-    let not_a_token = "it holds a character other than letters, digits and !#$%&'*+-.^_`|~";
+    for (problem, text) in [
+        (HeaderValueProblem::LineBreak, "holds a CR or LF"),
+        (
+            HeaderValueProblem::NotVisibleAscii,
+            "holds a byte that is not visible ASCII, space or tab",
+        ),
+        (
+            HeaderValueProblem::SurroundingWhitespace,
+            "starts or ends with whitespace",
+        ),
+        (HeaderValueProblem::TooLong, "is longer than 4096 bytes"),
+    ] {
+        assert_eq!(problem.to_string(), text);
+    }
+    let not_a_token = HeaderNameProblem::NotToken;
+    assert_eq!(
+        not_a_token.to_string(),
+        "it holds a character other than letters, digits and !#$%&'*+-.^_`|~"
+    );
+    assert_eq!(HeaderNameProblem::Empty.to_string(), "it is empty");
+    assert_eq!(HeaderNameProblem::TooLong.to_string(), "it is too long");
     assert_eq!(
         hdr("x a", "1"),
         WebhookConfigError::InvalidHeaderName {
@@ -1224,13 +1280,13 @@ fn header_errors() {
     assert_eq!(
         hdr("", "1"),
         WebhookConfigError::InvalidHeaderName {
-            reason: "it is empty"
+            reason: HeaderNameProblem::Empty
         }
     );
     assert_eq!(
         hdr(&"x".repeat(70_000), "1"),
         WebhookConfigError::InvalidHeaderName {
-            reason: "it is too long"
+            reason: HeaderNameProblem::TooLong
         }
     );
     assert_eq!(
@@ -1312,6 +1368,7 @@ fn auth_errors_never_repeat_the_secret() {
         (
             Auth::Bearer { token: "".into() },
             "bearer",
+            AuthProblem::EmptyToken,
             "the token is empty",
         ),
         (
@@ -1319,6 +1376,7 @@ fn auth_errors_never_repeat_the_secret() {
                 token: "has space-SECRET".into(),
             },
             "bearer",
+            AuthProblem::TokenNotVisibleAscii,
             "the token holds a byte that is not visible ASCII (a space, CR, LF or non-ASCII)",
         ),
         (
@@ -1327,6 +1385,7 @@ fn auth_errors_never_repeat_the_secret() {
                 password: "SECRET".into(),
             },
             "basic",
+            AuthProblem::ColonInUserName,
             "the user name holds a `:`",
         ),
         (
@@ -1335,10 +1394,12 @@ fn auth_errors_never_repeat_the_secret() {
                 password: "SECRET\n".into(),
             },
             "basic",
+            AuthProblem::CredentialControlCharacter,
             "the user name or password holds a control character",
         ),
     ];
-    for (auth, scheme, reason) in cases {
+    for (auth, scheme, reason, text) in cases {
+        assert_eq!(reason.to_string(), text);
         let error = config_err(at("https://h.example/").auth(auth));
         assert_eq!(error, WebhookConfigError::InvalidAuth { scheme, reason });
         assert!(!error.to_string().contains("SECRET"));
@@ -1373,7 +1434,7 @@ fn auth_errors_never_repeat_the_secret() {
         error,
         WebhookConfigError::InvalidHeaderValue {
             index: None,
-            reason: "holds a CR or LF"
+            reason: HeaderValueProblem::LineBreak
         }
     );
 }
@@ -1388,21 +1449,29 @@ fn signing_secret_errors() {
                 .sign_with(s),
         )
     };
-    for (value, reason) in [
+    for (value, reason, text) in [
         (
             "C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+            SigningSecretProblem::NoPrefix,
             "it does not start with `whsec_`",
         ),
         (
             "whsec_not base64!",
+            SigningSecretProblem::NotBase64,
             "the part after `whsec_` is not standard base64",
         ),
-        ("whsec_c2hvcnQ=", "the key is shorter than 24 bytes"),
+        (
+            "whsec_c2hvcnQ=",
+            SigningSecretProblem::KeyTooShort,
+            "the key is shorter than 24 bytes",
+        ),
         (
             &format!("whsec_{}", "QUFB".repeat(22)),
+            SigningSecretProblem::KeyTooLong,
             "the key is longer than 64 bytes",
         ),
     ] {
+        assert_eq!(reason.to_string(), text);
         let error = secret(value);
         assert_eq!(
             error,
@@ -1425,7 +1494,7 @@ fn signing_secret_errors() {
         config_err(at("https://h.example/").sign_with(ok24).sign_with("whsec_")),
         WebhookConfigError::InvalidSigningSecret {
             index: 1,
-            reason: "the key is shorter than 24 bytes"
+            reason: SigningSecretProblem::KeyTooShort
         }
     );
     let mut many = at("https://h.example/");

@@ -27,6 +27,7 @@ use optout_relay::testing::{RecordingClient, ScriptedAnswer};
 use optout_relay::transport::TransportErrorKind;
 #[cfg(feature = "reqwest")]
 use optout_relay::webhook::ParamSource;
+use optout_relay::webhook::RequestBuildError;
 use optout_relay::*;
 
 fn flows() -> Vec<Flow> {

@@ -27,12 +27,12 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::delivery::{Delivery, RetryPolicy, Step};
-use crate::error::RequestBuildError;
 use crate::listen::{EntryDecision, Router};
 use crate::model::{EventId, FlowId, OptOutEvent, Profile, ProfileId};
 use crate::relay::{self, FlowResult, Submitted};
 use crate::store::{Claim, DeliveryStore, StoreError};
 use crate::transport::{HttpClient, TransportError, TransportErrorKind};
+use crate::webhook::RequestBuildError;
 
 /// What the worker reports: the end of each delivery its attempts ended, and each flow that an
 /// event submitted to it matched but did not enter.
@@ -670,7 +670,7 @@ impl Shared {
             .jitter
             .fetch_add(GAMMA, Ordering::Relaxed)
             .wrapping_add(GAMMA);
-        crate::webhook::sign::mix(state)
+        crate::hash::mix(state)
     }
 
     /// Sends the request, cut off at half the lease; a panicking transport is a failed attempt.

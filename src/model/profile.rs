@@ -98,7 +98,7 @@ const MAX_LOCAL_PART_LEN: usize = 64;
 /// not an address is still read, so its opt-outs are still relayed. Such a value
 /// ([`Email::lenient`]) says why it is not an address ([`Email::problem`]), is written back
 /// as given, and is never sent: a flow that sends the Email fails to build
-/// ([`RequestBuildError::EmailNotAddress`](crate::RequestBuildError::EmailNotAddress)), flows
+/// ([`RequestBuildError::EmailNotAddress`](crate::webhook::RequestBuildError::EmailNotAddress)), flows
 /// that send the Profile id or the Mobile still deliver.
 ///
 /// `Debug` and `Display` are masked (`a***@e***.com`); [`Email::as_str`] gives the text.
@@ -492,7 +492,7 @@ impl std::str::FromStr for Region {
 /// normalized. JSON holds [`Mobile::as_str`] and is read with [`Mobile::lenient`]: a Profile
 /// whose Mobile cannot be a number at all (`""`, `"n/a"`) is still read, its text kept as given
 /// with its [`Mobile::problem`], and never sent: a flow that sends the Mobile fails to build
-/// ([`RequestBuildError::MobileNotNumber`](crate::RequestBuildError::MobileNotNumber)), flows
+/// ([`RequestBuildError::MobileNotNumber`](crate::webhook::RequestBuildError::MobileNotNumber)), flows
 /// that send the Profile id or the Email still deliver.
 ///
 /// `Debug` and `Display` are masked (`+46*******67`, or `***67` for a number kept as given);

@@ -8,12 +8,13 @@ use http::HeaderMap;
 use jiff::Timestamp;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use crate::error::{NoticeError, WebhookConfigError};
+use crate::error::NoticeError;
 use crate::listen::Flow;
 use crate::model::{
     ActivityId, AttributeName, AttributeValue, Channel, Email, EventId, EventKind, FolderId,
     Mobile, Origin, ProfileId, SectionId, SubscriptionId,
 };
+use crate::webhook::WebhookConfigError;
 use crate::webhook::{Param, ParamSource, WebhookEncoding, WebhookNode};
 
 /// What an opt-out covers on the receiving side.

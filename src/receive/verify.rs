@@ -7,7 +7,8 @@ use base64::engine::general_purpose::STANDARD;
 use http::HeaderMap;
 use jiff::{SignedDuration, Timestamp};
 
-use crate::error::{VerifyError, WebhookConfigError};
+use crate::error::VerifyError;
+use crate::webhook::WebhookConfigError;
 use crate::webhook::{Secret, SigningSecret, WebhookNode};
 
 /// The default timestamp tolerance: 5 minutes either way, as the Standard Webhooks

@@ -24,10 +24,10 @@
 use jiff::Timestamp;
 
 use crate::delivery::Delivery;
-use crate::error::RequestBuildError;
 use crate::listen::{EntryDecision, EntryLimit, Router};
 use crate::model::{EventId, FlowId, OptOutEvent, Profile, ProfileId};
 use crate::transport::{DestinationPolicy, TransportError, TransportErrorKind};
+use crate::webhook::RequestBuildError;
 
 /// One flow an event matched and whose request was built: it enters the flow if the flow's
 /// entry limit lets it ([`decide_entry`]), and then its delivery is stored.

@@ -1,99 +1,25 @@
 //! The pure request builder: (node, flow, Profile, event, now) -> the exact HTTP request.
 
-use std::fmt;
 use std::sync::Arc;
 
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use jiff::Timestamp;
-use url::form_urlencoded;
 
-use crate::error::RequestBuildError;
-use crate::model::{EventKind, FlowId, OptOutEvent, Profile, Section};
-use crate::webhook::WebhookNode;
-use crate::webhook::node::WebhookEncoding;
-use crate::webhook::params::{Inputs, Param, Resolved, resolve};
-use crate::webhook::preview::Preview;
-use crate::webhook::sign::WebhookId;
+use crate::model::{FlowId, OptOutEvent, Profile, Section};
+use crate::webhook::encode::encode;
+use crate::webhook::error::RequestBuildError;
+use crate::webhook::id::WebhookId;
+use crate::webhook::node::WebhookNode;
+use crate::webhook::params::{Inputs, resolve};
+use crate::webhook::problem::{HttpProblem, UriProblem};
+use crate::webhook::request::{PreviewData, WebhookRequest};
+#[cfg(feature = "signing")]
+use crate::webhook::sign;
 
 /// The longest request URL (endpoint and query parameters) built, in bytes. Many servers
 /// refuse request lines longer than 8 KiB.
 pub const MAX_REQUEST_URL_LEN: usize = 8192;
-
-/// A built request: the exact [`http::Request`] to send, its webhook id, and what a preview
-/// needs to show it with personal data and secrets masked.
-///
-/// `Debug` shows the method, the masked URL and the webhook id only. Take the request with
-/// [`WebhookRequest::request`], [`WebhookRequest::into_request`] or `From`; mind that the
-/// `http::Request`'s own `Debug` prints the URL and body whole.
-#[derive(Clone)]
-#[must_use = "a built request does nothing until it is sent"]
-pub struct WebhookRequest {
-    pub(crate) request: http::Request<Vec<u8>>,
-    pub(crate) id: WebhookId,
-    /// What a masked preview needs to render the request again with personal data masked; kept
-    /// small so that building pays nothing for previews that are never asked for.
-    pub(crate) preview: PreviewData,
-}
-
-/// The parts of a build that a preview re-renders.
-#[derive(Clone)]
-pub(crate) struct PreviewData {
-    pub(crate) params: Arc<[Param]>,
-    pub(crate) resolved: Vec<Resolved>,
-    pub(crate) encoding: WebhookEncoding,
-    /// The length of the URI before the query-encoded parameters.
-    pub(crate) uri_prefix: usize,
-    pub(crate) kind: EventKind,
-    pub(crate) occurred_at: Timestamp,
-    /// The credentials header and the value masked previews show.
-    pub(crate) auth: Option<(http::HeaderName, &'static str)>,
-}
-
-impl WebhookRequest {
-    /// The request to send.
-    pub fn request(&self) -> &http::Request<Vec<u8>> {
-        &self.request
-    }
-
-    /// The request to send, by value.
-    pub fn into_request(self) -> http::Request<Vec<u8>> {
-        self.request
-    }
-
-    /// The `webhook-id` header's value.
-    pub fn webhook_id(&self) -> &WebhookId {
-        &self.id
-    }
-
-    /// A dry-run preview with personal data (Email, Mobile, custom attributes) and secrets
-    /// (auth credentials) masked.
-    pub fn preview(&self) -> Preview<'_> {
-        Preview::new(self, true)
-    }
-
-    /// A dry-run preview showing everything: the exact request, personal data and secrets
-    /// included. Do not log it.
-    pub fn preview_unmasked(&self) -> Preview<'_> {
-        Preview::new(self, false)
-    }
-}
-
-impl fmt::Debug for WebhookRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WebhookRequest")
-            .field("method", self.request.method())
-            .field("uri", &self.preview().uri())
-            .field("webhook_id", &self.id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl From<WebhookRequest> for http::Request<Vec<u8>> {
-    fn from(request: WebhookRequest) -> Self {
-        request.request
-    }
-}
 
 impl WebhookNode {
     /// Builds the exact request this node sends for `event` of `profile` in `flow`, at `now`.
@@ -199,8 +125,7 @@ impl WebhookNode {
             return;
         }
         #[cfg(feature = "signing")]
-        let signature =
-            crate::webhook::sign::signature_header(&self.signing, &id, timestamp, request.body());
+        let signature = sign::signature_header(&self.signing, &id, timestamp, request.body());
         let headers = request.headers_mut();
         headers.insert("webhook-timestamp", http::HeaderValue::from(timestamp));
         #[cfg(feature = "signing")]
@@ -286,7 +211,7 @@ impl WebhookNode {
         }
         headers.append(
             HeaderName::from_static("webhook-id"),
-            HeaderValue::from_str(id.as_str()).map_err(http_error)?,
+            HeaderValue::from_str(id.as_str()).map_err(header_error)?,
         );
         if self.is_signed() {
             let timestamp = now.as_second();
@@ -297,19 +222,19 @@ impl WebhookNode {
             #[cfg(feature = "signing")]
             headers.append(
                 HeaderName::from_static("webhook-signature"),
-                HeaderValue::try_from(crate::webhook::sign::signature_header(
+                HeaderValue::try_from(sign::signature_header(
                     &self.signing,
                     id.as_str(),
                     timestamp,
                     &body,
                 ))
-                .map_err(http_error)?,
+                .map_err(header_error)?,
             );
         }
 
         let mut request = http::Request::new(body);
         *request.method_mut() = self.method.to_http();
-        *request.uri_mut() = http::Uri::try_from(uri).map_err(http_error)?;
+        *request.uri_mut() = http::Uri::try_from(uri).map_err(uri_error)?;
         *request.headers_mut() = headers;
 
         Ok(WebhookRequest {
@@ -332,104 +257,14 @@ impl WebhookNode {
     }
 }
 
-fn http_error(error: impl fmt::Display) -> RequestBuildError {
+fn header_error(_: http::header::InvalidHeaderValue) -> RequestBuildError {
     RequestBuildError::Http {
-        reason: error.to_string(),
+        reason: HttpProblem::HeaderValue,
     }
 }
 
-/// Writes the request URI into `uri` and the body into `body` for these parameters, masked or
-/// not; returns the length of the URI before the query-encoded parameters.
-#[allow(clippy::too_many_arguments)]
-fn encode(
-    url: &url::Url,
-    encoding: WebhookEncoding,
-    params: &[Param],
-    resolved: &[Resolved],
-    event: (EventKind, Timestamp),
-    masked: bool,
-    uri: &mut String,
-    body: &mut Vec<u8>,
-) -> usize {
-    uri.push_str(url.as_str());
-    if encoding == WebhookEncoding::Query && !resolved.is_empty() {
-        match url.query() {
-            None => uri.push('?'),
-            Some(q) if q.is_empty() || q.ends_with('&') => {}
-            Some(_) => uri.push('&'),
-        }
-        let prefix = uri.len();
-        form(params, resolved, masked, uri);
-        return prefix;
+fn uri_error(error: http::uri::InvalidUri) -> RequestBuildError {
+    RequestBuildError::Http {
+        reason: HttpProblem::Uri(UriProblem::of(&error)),
     }
-    encode_body(encoding, params, resolved, event, masked, body);
-    uri.len()
-}
-
-/// Writes the body for these parameters (none for `query`), masked or not.
-pub(crate) fn encode_body(
-    encoding: WebhookEncoding,
-    params: &[Param],
-    resolved: &[Resolved],
-    (kind, occurred_at): (EventKind, Timestamp),
-    masked: bool,
-    body: &mut Vec<u8>,
-) {
-    match encoding {
-        WebhookEncoding::Query => {}
-        WebhookEncoding::Form => {
-            let mut text = String::with_capacity(64 * resolved.len());
-            form(params, resolved, masked, &mut text);
-            *body = text.into_bytes();
-        }
-        WebhookEncoding::Json => {
-            body.reserve(64 * resolved.len());
-            json_object(params, resolved, masked, body);
-        }
-        WebhookEncoding::JsonEnvelope => {
-            body.reserve(96 + 64 * resolved.len());
-            body.extend_from_slice(b"{\"type\":\"opt_out.");
-            body.extend_from_slice(kind.as_str().as_bytes());
-            body.extend_from_slice(b"\",\"timestamp\":\"");
-            body.extend_from_slice(occurred_at.to_string().as_bytes());
-            body.extend_from_slice(b"\",\"data\":");
-            json_object(params, resolved, masked, body);
-            body.push(b'}');
-        }
-    }
-}
-
-/// Appends `name=value&...` to `out`, each name and value through
-/// `form_urlencoded::byte_serialize`.
-pub(crate) fn form(params: &[Param], resolved: &[Resolved], masked: bool, out: &mut String) {
-    for (i, param) in resolved.iter().enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        let spec = &params[param.param];
-        out.extend(form_urlencoded::byte_serialize(spec.name().as_bytes()));
-        out.push('=');
-        let value = if masked && spec.source().is_personal() {
-            param.value.masked_text(spec.source())
-        } else {
-            param.value.text()
-        };
-        out.extend(form_urlencoded::byte_serialize(value.as_bytes()));
-    }
-}
-
-/// Appends a flat JSON object of the parameters, in their configured order, to `out`.
-fn json_object(params: &[Param], resolved: &[Resolved], masked: bool, out: &mut Vec<u8>) {
-    out.push(b'{');
-    for (i, param) in resolved.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        let spec = &params[param.param];
-        // Writing a string into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, spec.name());
-        out.push(b':');
-        param.value.write_json(spec.source(), masked, out);
-    }
-    out.push(b'}');
 }

@@ -4,9 +4,9 @@ use url::Host;
 
 use crate::lint::{self, Diagnostic, Severity};
 use crate::model::{EventKind, FlowId};
-use crate::webhook::WebhookNode;
-use crate::webhook::node::WebhookEncoding;
-use crate::webhook::params::ParamSource;
+use crate::webhook::method::WebhookEncoding;
+use crate::webhook::node::WebhookNode;
+use crate::webhook::source::ParamSource;
 
 impl WebhookNode {
     /// Checks this node against the event kinds its flow's listener takes. The codes, in the

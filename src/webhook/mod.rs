@@ -4,10 +4,10 @@
 //! - [`WebhookNode`]: method, endpoint URL (static query parameters kept), Profile-data
 //!   parameters ([`Param`], [`ParamSource`]), static [`Header`]s, [`Auth`], [`WebhookEncoding`]
 //!   and Standard Webhooks signing secrets; validated when built ([`WebhookNode::builder`]) and
-//!   when read from JSON. Errors: [`WebhookConfigError`](crate::WebhookConfigError).
+//!   when read from JSON. Errors: [`WebhookConfigError`].
 //! - [`WebhookNode::build_request`]: pure; no I/O, no clock, no randomness. Returns a
 //!   [`WebhookRequest`] (the `http::Request`, its [`WebhookId`], and previews). Errors:
-//!   [`RequestBuildError`](crate::RequestBuildError), which names the parameter and the source
+//!   [`RequestBuildError`], which names the parameter and the source
 //!   that has no value.
 //! - [`WebhookRequest::preview`]: a dry-run `curl` command and summary, masked by default.
 //! - [`WebhookNode::lint`]: the mistakes that lose or expose opt-outs (see [Lints](#lints)).
@@ -78,9 +78,9 @@
 //! numbers or booleans stay JSON numbers and booleans; `occurred_at` is RFC 3339.
 //!
 //! GET and DELETE with a body encoding are a configuration error
-//! ([`WebhookConfigError::BodyOnBodylessMethod`](crate::WebhookConfigError::BodyOnBodylessMethod)),
+//! ([`WebhookConfigError::BodyOnBodylessMethod`]),
 //! never silently turned into a query. A parameter whose source has no value for this Profile
-//! or event is a [`RequestBuildError::MissingValue`](crate::RequestBuildError::MissingValue)
+//! or event is a [`RequestBuildError::MissingValue`]
 //! unless it is `optional`, in which case it is left out (not sent empty).
 //!
 //! # Headers, in order
@@ -107,7 +107,7 @@
 //! platform never signed at all), but the lint `signed_query_encoding` flags it: sign a body
 //! encoding (`form`, `json`, `json_envelope`) instead. Without the `signing` feature, a node with
 //! signing secrets fails to build
-//! ([`WebhookConfigError::SigningUnavailable`](crate::WebhookConfigError::SigningUnavailable))
+//! ([`WebhookConfigError::SigningUnavailable`])
 //! rather than send unsigned requests.
 //!
 //! # Lints
@@ -129,20 +129,47 @@
 //! Each code is a constant of [`crate::lint`] (`lint::ABUSE_SENDS_SUBSCRIPTION`, ...). A body
 //! encoding with GET or DELETE is not a lint but a configuration error.
 
+mod auth;
+mod base64_encode;
 mod build;
+mod builder;
+mod encode;
+mod endpoint;
+mod error;
+mod header;
+mod id;
 mod lint;
+mod method;
 pub(crate) mod node;
 mod params;
 mod preview;
-pub(crate) mod sign;
+mod problem;
+mod request;
+mod secret;
+mod sign;
+mod source;
+mod spec;
 
-pub use build::{MAX_REQUEST_URL_LEN, WebhookRequest};
-pub use node::{
-    Auth, Header, MAX_BASIC_CREDENTIAL_LEN, MAX_HEADER_VALUE_LEN, MAX_HEADERS, MAX_PARAMS,
-    MAX_SIGNING_SECRETS, MAX_URL_LEN, Secret, WebhookEncoding, WebhookMethod, WebhookNodeBuilder,
-};
+pub use auth::{Auth, MAX_BASIC_CREDENTIAL_LEN};
+pub use build::MAX_REQUEST_URL_LEN;
+pub use builder::WebhookNodeBuilder;
+pub use endpoint::MAX_URL_LEN;
+pub use error::{RequestBuildError, WebhookConfigError};
+pub use header::{Header, MAX_HEADER_VALUE_LEN, MAX_HEADERS};
+pub use id::WebhookId;
+pub use method::{WebhookEncoding, WebhookMethod};
+pub use node::MAX_PARAMS;
 // The crate-internal path of the node the crate root exports.
 pub(crate) use node::WebhookNode;
-pub use params::{MAX_PARAM_NAME_LEN, Param, ParamSource};
+pub use params::{MAX_PARAM_NAME_LEN, Param};
 pub use preview::Preview;
-pub use sign::{MAX_SECRET_BYTES, MIN_SECRET_BYTES, SECRET_PREFIX, SigningSecret, WebhookId};
+pub use problem::{
+    AuthProblem, HeaderNameProblem, HeaderValueProblem, HttpProblem, MissingValueReason,
+    ParamNameProblem, ReservedHeaderHint, SigningSecretProblem, UriProblem, UrlCharacterKind,
+};
+pub use request::WebhookRequest;
+pub use secret::Secret;
+pub use sign::{
+    MAX_SECRET_BYTES, MAX_SIGNING_SECRETS, MIN_SECRET_BYTES, SECRET_PREFIX, SigningSecret,
+};
+pub use source::ParamSource;

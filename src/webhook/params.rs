@@ -1,105 +1,18 @@
 //! Profile-data parameters: a name the receiver understands and the source of its value.
 
 use std::borrow::Cow;
-use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{EmailProblem, MobileProblem, RequestBuildError, WebhookConfigError};
-use crate::model::{AttributeName, AttributeValue, Email, OptOutEvent, Profile, Section};
+use crate::error::{EmailProblem, MobileProblem};
+use crate::model::{AttributeValue, Email, OptOutEvent, Profile, Section};
+use crate::webhook::error::{RequestBuildError, WebhookConfigError};
+use crate::webhook::problem::{MissingValueReason, ParamNameProblem};
+use crate::webhook::source::ParamSource;
 
 /// The longest parameter name accepted, in bytes.
 pub const MAX_PARAM_NAME_LEN: usize = 128;
-
-/// Where a parameter's value comes from: the Profile, the event, or the Section's catalog.
-///
-/// In JSON a source is a snake_case string (`"email"`, `"subscription_id"`), or
-/// `{"attribute": "<name>"}` for a custom attribute.
-///
-/// | source | value | absent when |
-/// | --- | --- | --- |
-/// | `email` | the Profile's Email | the Profile has no Email, or holds one that is not an address |
-/// | `mobile` | the Profile's Mobile: E.164 when it could be normalized with certainty, else as given | the Profile has no Mobile, or holds a text that cannot be a number |
-/// | `{"attribute": name}` | the custom attribute (text, number or boolean) | the Profile has no such attribute |
-/// | `profile_id` | the Profile's id | never |
-/// | `subscription_id` | the Subscription opted out from | Email - Abuse (section-level) |
-/// | `folder_id` | the Folder of that Subscription (needs the Section's catalog) | Email - Abuse, or the Subscription is not in the catalog |
-/// | `section_id` | the Section of the event | never |
-/// | `event_kind` | `email_unsubscribe`, `email_abuse` or `sms_unsubscribe` | never |
-/// | `channel` | `email` or `sms` | never |
-/// | `event_id` | the event's id | never |
-/// | `activity_id` | the Activity (message) opted out from | the event names no Activity |
-/// | `occurred_at` | when it happened, RFC 3339 (`2026-11-26T09:30:00Z`) | never |
-/// | `origin` | `communication`, `api` or `file_import` | never |
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum ParamSource {
-    /// The Profile's Email attribute.
-    Email,
-    /// The Profile's Mobile attribute.
-    Mobile,
-    /// A custom Profile attribute.
-    Attribute(AttributeName),
-    /// The Profile's id.
-    ProfileId,
-    /// The Subscription opted out from (absent for Email - Abuse).
-    SubscriptionId,
-    /// The Folder of the Subscription opted out from (needs the Section's catalog).
-    FolderId,
-    /// The Section the event happened in.
-    SectionId,
-    /// The event kind's wire name.
-    EventKind,
-    /// The channel's wire name (`email` or `sms`).
-    Channel,
-    /// The event's id.
-    EventId,
-    /// The Activity (message) opted out from.
-    ActivityId,
-    /// When the opt-out happened, RFC 3339.
-    OccurredAt,
-    /// Where the opt-out came from.
-    Origin,
-}
-
-impl ParamSource {
-    /// Whether the value is personal data (Email, Mobile, custom attributes), masked in
-    /// previews.
-    pub fn is_personal(&self) -> bool {
-        matches!(self, Self::Email | Self::Mobile | Self::Attribute(_))
-    }
-
-    /// Whether the value identifies the Profile to the receiver (Email, Mobile, the Profile id
-    /// or a custom attribute such as a CRM id).
-    pub fn identifies_profile(&self) -> bool {
-        matches!(
-            self,
-            Self::Email | Self::Mobile | Self::ProfileId | Self::Attribute(_)
-        )
-    }
-}
-
-impl fmt::Display for ParamSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Email => "email",
-            Self::Mobile => "mobile",
-            Self::Attribute(name) => return write!(f, "attribute `{name}`"),
-            Self::ProfileId => "profile_id",
-            Self::SubscriptionId => "subscription_id",
-            Self::FolderId => "folder_id",
-            Self::SectionId => "section_id",
-            Self::EventKind => "event_kind",
-            Self::Channel => "channel",
-            Self::EventId => "event_id",
-            Self::ActivityId => "activity_id",
-            Self::OccurredAt => "occurred_at",
-            Self::Origin => "origin",
-        })
-    }
-}
 
 /// One Profile-data parameter: the name the receiver understands, the source of its value, and
 /// whether it may be left out when the source has no value.
@@ -171,11 +84,11 @@ impl Param {
 
 fn validate_name(name: &str) -> Result<(), WebhookConfigError> {
     let reason = if name.is_empty() {
-        "it is empty"
+        ParamNameProblem::Empty
     } else if name.len() > MAX_PARAM_NAME_LEN {
-        "it is longer than 128 bytes"
+        ParamNameProblem::TooLong
     } else if name.chars().any(char::is_control) {
-        "it holds a control character"
+        ParamNameProblem::ControlCharacter
     } else {
         return Ok(());
     };
@@ -301,7 +214,7 @@ pub(crate) fn resolve(
 
 enum Absent {
     /// No value for this Profile or event.
-    Value(&'static str),
+    Value(MissingValueReason),
     /// The Profile's Email is kept as given: it is not an address, and is not sent.
     NotAddress(EmailProblem),
     /// The Profile's Mobile is kept as given: it cannot be a number, and is not sent.
@@ -321,7 +234,7 @@ fn resolve_one(source: &ParamSource, inputs: &Inputs<'_>) -> Result<Value, Absen
             let email = profile
                 .email
                 .as_ref()
-                .ok_or(Absent::Value("the Profile has no Email"))?;
+                .ok_or(Absent::Value(MissingValueReason::NoEmail))?;
             if let Some(problem) = email.problem() {
                 return Err(Absent::NotAddress(problem));
             }
@@ -331,14 +244,14 @@ fn resolve_one(source: &ParamSource, inputs: &Inputs<'_>) -> Result<Value, Absen
             let mobile = profile
                 .mobile
                 .as_ref()
-                .ok_or(Absent::Value("the Profile has no Mobile"))?;
+                .ok_or(Absent::Value(MissingValueReason::NoMobile))?;
             if let Some(problem) = mobile.problem() {
                 return Err(Absent::NotNumber(problem));
             }
             Value::Shared(mobile.shared())
         }
         ParamSource::Attribute(name) => match profile.attribute(name.as_str()) {
-            None => return Err(Absent::Value("the Profile has no such attribute")),
+            None => return Err(Absent::Value(MissingValueReason::NoAttribute)),
             Some(AttributeValue::Text(text)) => Value::Text(text.clone()),
             Some(AttributeValue::Number(number)) => {
                 Value::Json(serde_json::Value::Number(number.clone()))
@@ -349,24 +262,18 @@ fn resolve_one(source: &ParamSource, inputs: &Inputs<'_>) -> Result<Value, Absen
         ParamSource::SubscriptionId => Value::Shared(
             event
                 .subscription()
-                .ok_or(Absent::Value(
-                    "an Email - Abuse event concerns the whole Section and has no Subscription \
-                     (send section_id)",
-                ))?
+                .ok_or(Absent::Value(MissingValueReason::NoSubscription))?
                 .shared(),
         ),
         ParamSource::FolderId => {
             let section = section.ok_or(Absent::Section)?;
-            let subscription = event.subscription().ok_or(Absent::Value(
-                "an Email - Abuse event concerns the whole Section and has no Folder \
-                 (send section_id)",
-            ))?;
+            let subscription = event
+                .subscription()
+                .ok_or(Absent::Value(MissingValueReason::NoFolder))?;
             Value::Shared(
                 section
                     .folder_of(subscription)
-                    .ok_or(Absent::Value(
-                        "the event's Subscription is in no Folder of the Section's catalog",
-                    ))?
+                    .ok_or(Absent::Value(MissingValueReason::NotInCatalog))?
                     .shared(),
             )
         }
@@ -377,7 +284,7 @@ fn resolve_one(source: &ParamSource, inputs: &Inputs<'_>) -> Result<Value, Absen
         ParamSource::ActivityId => Value::Shared(
             event
                 .activity()
-                .ok_or(Absent::Value("the event names no Activity"))?
+                .ok_or(Absent::Value(MissingValueReason::NoActivity))?
                 .shared(),
         ),
         ParamSource::OccurredAt => Value::Text(event.occurred_at().to_string()),

@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use crate::webhook::build::{WebhookRequest, encode_body, form};
-use crate::webhook::node::WebhookEncoding;
+use crate::webhook::encode::encode_body;
+use crate::webhook::request::WebhookRequest;
 
 /// A dry-run view of a [`WebhookRequest`]: [`Preview::curl`] gives a copy-pasteable `curl`
 /// command, [`Preview::summary`] (and `Display`) a readable summary.
@@ -21,26 +21,35 @@ pub struct Preview<'a> {
     masked: bool,
 }
 
-impl<'a> Preview<'a> {
-    pub(crate) fn new(request: &'a WebhookRequest, masked: bool) -> Self {
-        Self { request, masked }
+impl WebhookRequest {
+    /// A dry-run preview with personal data (Email, Mobile, custom attributes) and secrets
+    /// (auth credentials) masked.
+    pub fn preview(&self) -> Preview<'_> {
+        Preview {
+            request: self,
+            masked: true,
+        }
     }
 
+    /// A dry-run preview showing everything: the exact request, personal data and secrets
+    /// included. Do not log it.
+    pub fn preview_unmasked(&self) -> Preview<'_> {
+        Preview {
+            request: self,
+            masked: false,
+        }
+    }
+}
+
+impl Preview<'_> {
     /// Whether personal data and secrets are masked.
     pub fn is_masked(&self) -> bool {
         self.masked
     }
 
     /// The request URI, masked when the preview is.
-    pub(crate) fn uri(&self) -> String {
-        let real = self.request.request.uri().to_string();
-        let data = &self.request.preview;
-        if !self.masked || data.encoding != WebhookEncoding::Query || data.resolved.is_empty() {
-            return real;
-        }
-        let mut uri = real.get(..data.uri_prefix).unwrap_or_default().to_owned();
-        form(&data.params, &data.resolved, true, &mut uri);
-        uri
+    fn uri(&self) -> String {
+        self.request.uri(self.masked)
     }
 
     fn body(&self) -> String {

@@ -1,0 +1,50 @@
+//! A secret string, redacted wherever it is printed.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A secret string (a bearer token, a password, an API key, a signing secret).
+///
+/// `Debug` and `Display` print `[redacted]`; [`Secret::expose`] gives the value. It serializes
+/// as the plain string, so that a node's JSON form round-trips: keep flow files that hold secrets
+/// as private as the secrets themselves, or fill the secrets in when loading.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(Box<str>);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into().into_boxed_str())
+    }
+
+    /// The secret value. Do not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self::new(value)
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self::new(value)
+    }
+}
