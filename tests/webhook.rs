@@ -8,13 +8,13 @@ use optout_relay::webhook::Auth;
 use optout_relay::webhook::ParamSource;
 use optout_relay::webhook::RequestBuildError;
 use optout_relay::webhook::Secret;
+#[cfg(feature = "signing")]
+use optout_relay::webhook::SigningSecretProblem;
 use optout_relay::webhook::WebhookConfigError;
 use optout_relay::webhook::WebhookEncoding;
 use optout_relay::webhook::WebhookId;
 use optout_relay::webhook::WebhookMethod;
 use optout_relay::webhook::WebhookNodeBuilder;
-#[cfg(feature = "signing")]
-use optout_relay::webhook::SigningSecretProblem;
 use optout_relay::webhook::{
     AuthProblem, HeaderNameProblem, HeaderValueProblem, MissingValueReason, ParamNameProblem,
     UrlCharacterKind,

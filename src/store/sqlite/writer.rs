@@ -1,0 +1,305 @@
+//! The writer task: every write, in groups, one transaction each.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use sqlx::Connection;
+use sqlx::sqlite::SqliteConnection;
+use tokio::sync::mpsc;
+
+use crate::relay::{Plan, Submitted};
+use crate::store::sql::{self, Columns, millis};
+use crate::store::{Claim, ClaimToken, StoreError, StoreErrorKind};
+
+use super::ops::{Boxed, admit_batch, claim, execute, fenced, record, record_batch, replay};
+use super::synchronous::Synchronous;
+
+/// Where a command's answer goes.
+type Reply<T> = tokio::sync::oneshot::Sender<Result<T, StoreError>>;
+
+pub(super) enum Command {
+    Admit {
+        plan: Plan,
+        rows: Vec<Columns>,
+        reply: Reply<Submitted>,
+    },
+    Claim {
+        max: usize,
+        lease: Duration,
+        reply: Reply<Vec<Claim>>,
+    },
+    Record {
+        token: ClaimToken,
+        columns: Columns,
+        reply: Reply<()>,
+    },
+    Release {
+        token: ClaimToken,
+        reply: Reply<()>,
+    },
+    Replay {
+        webhook_id: String,
+        reply: Reply<bool>,
+    },
+    Purge {
+        before: Timestamp,
+        reply: Reply<u64>,
+    },
+}
+
+/// Sends a command's answer once its transaction has committed (or fails it with the commit's
+/// error).
+pub(super) type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+pub(super) fn finish<T: Send + 'static>(
+    reply: Reply<T>,
+    result: Result<T, StoreError>,
+) -> (bool, Finish) {
+    let ok = result.is_ok();
+    (
+        ok,
+        Box::new(move |commit: Result<(), StoreError>| {
+            let _ = reply.send(commit.and(result));
+        }),
+    )
+}
+
+impl Command {
+    /// Whether the command runs more than one statement, and so needs a savepoint to fail
+    /// alone (a single statement that fails changes nothing by itself).
+    fn needs_savepoint(&self) -> bool {
+        matches!(
+            self,
+            Self::Admit { .. } | Self::Claim { .. } | Self::Replay { .. }
+        )
+    }
+
+    /// Whether losing the command's commit to a power failure would lose something: a claim or
+    /// a release only moves a lease, and a lease lost makes the delivery due again, with the
+    /// same webhook id.
+    fn needs_flush(&self) -> bool {
+        !matches!(self, Self::Claim { .. } | Self::Release { .. })
+    }
+}
+
+/// The writer task: takes every command waiting (up to `max_batch`), runs them in one
+/// `BEGIN IMMEDIATE` transaction (those of several statements each in a savepoint, so that one
+/// failing command does not fail the others), commits once, then answers them all.
+///
+/// With `synchronous = FULL`, a batch of nothing but claims and releases commits with `NORMAL`
+/// (no flush: a power loss may roll the lease back, which only makes the delivery due again);
+/// every other batch flushes, and with it every earlier commit.
+pub(super) async fn write_loop(
+    mut conn: SqliteConnection,
+    mut commands: mpsc::Receiver<Command>,
+    max_batch: usize,
+    synchronous: Synchronous,
+) {
+    let mut batch = Vec::with_capacity(max_batch);
+    let mut flushing = true;
+    while let Some(first) = commands.recv().await {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match commands.try_recv() {
+                Ok(command) => batch.push(command),
+                Err(_) => break,
+            }
+        }
+        let now = Timestamp::now();
+        let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
+        let flush = synchronous == Synchronous::Full && batch.iter().any(Command::needs_flush);
+        let begin = match (synchronous, flush == flushing) {
+            (Synchronous::Full, false) if flush => "PRAGMA synchronous = FULL; BEGIN IMMEDIATE",
+            (Synchronous::Full, false) => "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE",
+            _ => "BEGIN IMMEDIATE",
+        };
+        let begun = execute(&mut conn, begin).await;
+        if let Err(error) = begun {
+            for command in batch.drain(..) {
+                let (_, done) = fail(command, error.clone());
+                done(Ok(()));
+            }
+            // Where the pragma stands is unknown: set it before the next batch.
+            flushing = !flush;
+            continue;
+        }
+        flushing = flush;
+        // The admissions first, all together (a savepoint around them: if the batched path
+        // fails, they are admitted one by one below, each failing alone).
+        let (admits, rest): (Vec<Command>, Vec<Command>) = batch
+            .drain(..)
+            .partition(|command| matches!(command, Command::Admit { .. }));
+        batch.extend(rest);
+        if !admits.is_empty() {
+            let together = match execute(&mut conn, "SAVEPOINT batch").await {
+                Ok(()) => {
+                    let plans: Vec<(&Plan, &[Columns])> = admits
+                        .iter()
+                        .filter_map(|command| match command {
+                            Command::Admit { plan, rows, .. } => Some((plan, rows.as_slice())),
+                            _ => None,
+                        })
+                        .collect();
+                    let result = admit_batch(&mut conn, &plans).await;
+                    let end = if result.is_ok() {
+                        "RELEASE batch"
+                    } else {
+                        "ROLLBACK TO batch; RELEASE batch"
+                    };
+                    match execute(&mut conn, end).await {
+                        Ok(()) => result.ok(),
+                        Err(_) => None,
+                    }
+                }
+                Err(_) => None,
+            };
+            match together {
+                Some(results) => {
+                    for (command, submitted) in admits.into_iter().zip(results) {
+                        if let Command::Admit { reply, .. } = command {
+                            finishes.push(finish(reply, Ok(submitted)).1);
+                        }
+                    }
+                }
+                // One by one, below.
+                None => {
+                    let rest = std::mem::take(&mut batch);
+                    batch.extend(admits);
+                    batch.extend(rest);
+                }
+            }
+        }
+        // The attempts' records, all together in one statement when their ids are distinct;
+        // one by one below otherwise, or if that fails.
+        let mut ids = std::collections::HashSet::new();
+        let distinct = batch.iter().all(|command| match command {
+            Command::Record { token, .. } => ids.insert(token.webhook_id.as_str()),
+            _ => true,
+        });
+        if distinct && ids.len() > 1 {
+            let records: Vec<(&ClaimToken, &Columns)> = batch
+                .iter()
+                .filter_map(|command| match command {
+                    Command::Record { token, columns, .. } => Some((token, columns)),
+                    _ => None,
+                })
+                .collect();
+            if let Ok(written) = record_batch(&mut conn, &records).await {
+                let (records, rest): (Vec<Command>, Vec<Command>) = batch
+                    .drain(..)
+                    .partition(|command| matches!(command, Command::Record { .. }));
+                batch.extend(rest);
+                for command in records {
+                    if let Command::Record { token, reply, .. } = command {
+                        let result = if written.contains(&token.webhook_id) {
+                            Ok(())
+                        } else {
+                            Err(StoreError::lease_lost(&token.webhook_id))
+                        };
+                        finishes.push(finish(reply, result).1);
+                    }
+                }
+            }
+        }
+        // Whether a savepoint `op` is open (the last command's, which succeeded): it is
+        // released together with the next statement sent, to save a round trip.
+        let mut open = false;
+        for command in batch.drain(..) {
+            // A single statement runs inside the savepoint still open, if any: it changes
+            // nothing when it fails, and the savepoint is released later.
+            let savepoint = command.needs_savepoint();
+            let opened = match (savepoint, open) {
+                (true, true) => execute(&mut conn, "RELEASE op; SAVEPOINT op").await,
+                (true, false) => execute(&mut conn, "SAVEPOINT op").await,
+                (false, _) => Ok(()),
+            };
+            if savepoint {
+                open = false;
+            }
+            let (ok, done) = match opened {
+                Ok(()) => run(&mut conn, command, now).await,
+                Err(e) => fail(command, e),
+            };
+            if savepoint && ok {
+                open = true;
+            } else if savepoint {
+                let _ = execute(&mut conn, "ROLLBACK TO op; RELEASE op").await;
+            }
+            finishes.push(done);
+        }
+        let end = if open { "RELEASE op; COMMIT" } else { "COMMIT" };
+        let commit = match execute(&mut conn, end).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = execute(&mut conn, "ROLLBACK").await;
+                Err(e)
+            }
+        };
+        for done in finishes {
+            done(commit.clone());
+        }
+    }
+    let _ = conn.close().await;
+}
+
+pub(super) fn fail(command: Command, error: StoreError) -> (bool, Finish) {
+    match command {
+        Command::Admit { reply, .. } => finish(reply, Err(error)),
+        Command::Claim { reply, .. } => finish(reply, Err(error)),
+        Command::Record { reply, .. } | Command::Release { reply, .. } => finish(reply, Err(error)),
+        Command::Replay { reply, .. } => finish(reply, Err(error)),
+        Command::Purge { reply, .. } => finish(reply, Err(error)),
+    }
+}
+
+pub(super) fn run(
+    conn: &mut SqliteConnection,
+    command: Command,
+    now: Timestamp,
+) -> Boxed<'_, (bool, Finish)> {
+    Box::pin(async move {
+        match command {
+            Command::Admit { plan, rows, reply } => {
+                // The batched path with a batch of one: the same statements, the same rule.
+                let result = admit_batch(conn, &[(&plan, &rows)])
+                    .await
+                    .and_then(|submitted| {
+                        submitted.into_iter().next().ok_or_else(|| {
+                            StoreError::new(StoreErrorKind::Other, "no result for the admission")
+                        })
+                    });
+                finish(reply, result)
+            }
+            Command::Claim { max, lease, reply } => {
+                finish(reply, claim(conn, max, lease, now).await)
+            }
+            Command::Record {
+                token,
+                columns,
+                reply,
+            } => finish(reply, record(conn, &token, &columns).await),
+            Command::Release { token, reply } => {
+                let result = sqlx::query(sql::RELEASE)
+                    .bind(&token.webhook_id)
+                    .bind(i64::try_from(token.claim).unwrap_or(i64::MAX))
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(sql::error)
+                    .and_then(|done| fenced(done.rows_affected(), &token));
+                finish(reply, result)
+            }
+            Command::Replay { webhook_id, reply } => {
+                finish(reply, replay(conn, &webhook_id, now).await)
+            }
+            Command::Purge { before, reply } => {
+                let result = sqlx::query(sql::PURGE)
+                    .bind(millis(before))
+                    .execute(&mut *conn)
+                    .await
+                    .map(|done| done.rows_affected())
+                    .map_err(sql::error);
+                finish(reply, result)
+            }
+        }
+    })
+}
