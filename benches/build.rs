@@ -5,6 +5,10 @@
 //!
 //! A counting allocator reports the allocations of one build of each.
 
+#[path = "../tests/support/node_requests.rs"]
+mod node_requests;
+use node_requests::NodeRequests;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -2,6 +2,10 @@
 //! in-process HTTP server on 127.0.0.1, at a fixed concurrency, beside bare reqwest sending the
 //! same requests, pre-built, to the same server at the same concurrency, in the same run.
 
+#[path = "../tests/support/node_requests.rs"]
+mod node_requests;
+use node_requests::NodeRequests;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

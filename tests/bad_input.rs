@@ -6,6 +6,10 @@
 //! Also the limits on what a hostile or broken input could inflate that the other test files do
 //! not already cover.
 
+#[path = "support/node_requests.rs"]
+mod node_requests;
+use node_requests::NodeRequests;
+
 use optout_relay::delivery::AttemptOutcome;
 use optout_relay::delivery::parse_retry_after;
 use optout_relay::lint::lint_flows;

@@ -618,11 +618,8 @@ fn the_same_event_never_enters_twice() {
         );
     }
     // Another event of the same Profile still enters.
-    let other = router.route(
-        &event("evt-2", EventKind::EmailAbuse, None),
-        &mut ledger,
-        at("2026-11-28T09:00:00Z"),
-    );
+    let second = event("evt-2", EventKind::EmailAbuse, None);
+    let other = router.route(&second, &mut ledger, at("2026-11-28T09:00:00Z"));
     assert_eq!(
         entered(&other),
         [("unlimited".into(), EntryDecision::Entered { entry: 2 })]
@@ -1675,4 +1672,84 @@ fn every_lint_code_is_a_public_constant_and_fires() {
             "plain_http",
         ]
     );
+}
+
+#[test]
+fn a_flow_builds_its_own_request_and_a_match_builds_it_with_the_routers_catalog() {
+    use optout_relay::webhook::{RequestBuildError, WebhookId};
+
+    let (news, weekly) = (
+        FolderId::new("news").unwrap(),
+        SubscriptionId::new("123456").unwrap(),
+    );
+    let section = Section::new(
+        SectionId::new("sec-1").unwrap(),
+        [Folder::new(news, [weekly.clone()])],
+    )
+    .unwrap();
+    let catalog = Catalog::new([section]).unwrap();
+    let flow = Flow::new(
+        FlowId::new("crm").unwrap(),
+        SectionId::new("sec-1").unwrap(),
+        ListenNode::new([EventKind::EmailUnsubscribe]).unwrap(),
+        WebhookNode::builder("https://crm.example.com/optout")
+            .param("folder", ParamSource::FolderId)
+            .param("email", ParamSource::Email)
+            .build()
+            .unwrap(),
+    );
+    let unsubscribe = |section: &str| {
+        OptOutEvent::email_unsubscribe(
+            EventId::new("evt-1").unwrap(),
+            ProfileId::new("p-1").unwrap(),
+            SectionId::new(section).unwrap(),
+            weekly.clone(),
+            at("2026-11-26T09:30:00Z"),
+        )
+    };
+    let event = unsubscribe("sec-1");
+    let profile = Profile::new(ProfileId::new("p-1").unwrap())
+        .with_email(Email::new("a@example.com").unwrap());
+    let now = at("2026-11-26T09:30:05Z");
+
+    // The flow's own id makes the webhook-id; its Section comes from the catalog.
+    let built = flow.build_request(&catalog, &profile, &event, now).unwrap();
+    assert_eq!(
+        built.request().uri(),
+        "https://crm.example.com/optout?folder=news&email=a%40example.com"
+    );
+    assert_eq!(
+        built.webhook_id(),
+        &WebhookId::derive(
+            &FlowId::new("crm").unwrap(),
+            &EventId::new("evt-1").unwrap()
+        )
+    );
+    // A catalog without the flow's Section cannot give the Folder.
+    assert_eq!(
+        flow.build_request(&Catalog::default(), &profile, &event, now)
+            .unwrap_err(),
+        RequestBuildError::SectionNeeded {
+            param: "folder".into()
+        }
+    );
+    // An event of another Section is not this flow's.
+    assert_eq!(
+        flow.build_request(&catalog, &profile, &unsubscribe("sec-2"), now)
+            .unwrap_err(),
+        RequestBuildError::SectionMismatch {
+            event_section: SectionId::new("sec-2").unwrap(),
+            section: SectionId::new("sec-1").unwrap(),
+        }
+    );
+
+    // A routed match builds the same bytes with one call.
+    let router = Router::new([flow.clone()], &catalog).unwrap();
+    let matches = router.matches(&event);
+    assert_eq!(matches.len(), 1);
+    assert_eq!(matches[0].event(), &event);
+    let via_match = matches[0].build_request(&profile, now).unwrap();
+    assert_eq!(via_match.request().uri(), built.request().uri());
+    assert_eq!(via_match.request().headers(), built.request().headers());
+    assert_eq!(via_match.request().body(), built.request().body());
 }

@@ -7,6 +7,10 @@
 //! nor the basic-auth header value, nor the signing key's base64). JSON serialization is data,
 //! not logging, and is not checked here.
 
+#[path = "support/node_requests.rs"]
+mod node_requests;
+use node_requests::NodeRequests;
+
 use optout_relay::delivery::AttemptOutcome;
 use optout_relay::lint::lint_flows;
 use optout_relay::listen::InMemoryLedger;

@@ -1,6 +1,10 @@
 //! The receiving side's parser: the round trip sender -> bytes -> receiver for every encoding and
 //! event kind, parsers from flows and for the platform's own webhook, and every error branch.
 
+#[path = "support/node_requests.rs"]
+mod node_requests;
+use node_requests::NodeRequests;
+
 use optout_relay::model::ActivityId;
 use optout_relay::model::AttributeName;
 use optout_relay::model::AttributeValue;

@@ -2,6 +2,10 @@
 //! exactly, in every encoding; no input (bytes, headers, JSON shapes) makes verify or parse
 //! panic, and every rejection is a typed error.
 
+#[path = "support/node_requests.rs"]
+mod node_requests;
+use node_requests::NodeRequests;
+
 use std::collections::BTreeMap;
 
 use optout_relay::model::ActivityId;

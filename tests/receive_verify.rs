@@ -2,6 +2,10 @@
 //! interoperability with the independent `standardwebhooks` crate in both directions.
 #![cfg(feature = "signing")]
 
+#[path = "support/node_requests.rs"]
+mod node_requests;
+use node_requests::NodeRequests;
+
 use http::{HeaderMap, HeaderValue};
 use optout_relay::jiff::SignedDuration;
 use optout_relay::receive::Verifier;

@@ -10,6 +10,10 @@ mod server;
 #[path = "../examples/receiver/system.rs"]
 mod system;
 
+#[path = "support/node_requests.rs"]
+mod node_requests;
+use node_requests::NodeRequests;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;

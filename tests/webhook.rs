@@ -1,6 +1,10 @@
 //! The Webhook node and the pure request builder: exact bytes of every request, configuration
 //! and build errors, the webhook id, previews and lints. Signatures are in `webhook_signing.rs`.
 
+#[path = "support/node_requests.rs"]
+mod node_requests;
+use node_requests::NodeRequests;
+
 use optout_relay::lint::Severity;
 use optout_relay::model::ActivityId;
 use optout_relay::model::AttributeName;

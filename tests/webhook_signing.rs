@@ -2,6 +2,10 @@
 //! and interoperability with the independent `standardwebhooks` crate in both directions.
 #![cfg(feature = "signing")]
 
+#[path = "support/node_requests.rs"]
+mod node_requests;
+use node_requests::NodeRequests;
+
 use optout_relay::webhook::ParamSource;
 use optout_relay::webhook::SigningSecret;
 use optout_relay::webhook::WebhookEncoding;

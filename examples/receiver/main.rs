@@ -248,7 +248,11 @@ async fn run_demo(flows: &[Flow], base: &str) -> Result<(), Box<dyn std::error::
     let cy = profiles
         .get(sms.profile())
         .ok_or("event for an unknown profile")?;
-    let forged = forger.build_request(&retargeted[2].id, cy, sms, Timestamp::now())?;
+    let forger = Flow {
+        webhook: forger,
+        ..retargeted[2].clone()
+    };
+    let forged = forger.build_request(&input.catalog, cy, sms, Timestamp::now())?;
     let answer = client.send(forged.into_request()).await?;
     println!(
         "  [forger] SMS STOP under evt-1004's webhook-id, wrong secret, answered {}",
@@ -310,10 +314,7 @@ async fn run_demo(flows: &[Flow], base: &str) -> Result<(), Box<dyn std::error::
     let profile = profiles
         .get(first.profile())
         .ok_or("event for an unknown profile")?;
-    let again =
-        retargeted[0]
-            .webhook
-            .build_request(&retargeted[0].id, profile, first, Timestamp::now())?;
+    let again = retargeted[0].build_request(&input.catalog, profile, first, Timestamp::now())?;
     let answer = client.send(again.into_request()).await?;
     println!("  [relay] re-delivery answered {}", answer.status());
 

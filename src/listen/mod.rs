@@ -14,6 +14,7 @@ mod ledger;
 pub(crate) mod lint;
 pub(crate) mod node;
 mod read;
+mod request;
 pub(crate) mod router;
 mod window;
 

@@ -63,7 +63,6 @@ impl Flow {
             });
         }
         let section = catalog.section(&self.section);
-        self.webhook
-            .build(&self.id, profile, event, section, now)
+        self.webhook.build(&self.id, profile, event, section, now)
     }
 }

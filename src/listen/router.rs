@@ -10,9 +10,10 @@ use serde::Serialize;
 use crate::error::RouterError;
 use crate::listen::{EntryDecision, EntryLedger, EntryRequest, Flow};
 use crate::model::{
-    ActivityId, Catalog, EventKind, FlowId, FolderId, OptOutEvent, Origin, SectionId,
+    ActivityId, Catalog, EventKind, FlowId, FolderId, OptOutEvent, Origin, Profile, SectionId,
     SubscriptionId,
 };
+use crate::webhook::{RequestBuildError, WebhookRequest};
 
 /// How the event's Subscription met the flow's narrowing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -181,13 +182,72 @@ pub enum Explanation {
     Rejected(Rejection),
 }
 
-/// One flow an event matched.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One flow an event matched, with what it needs to build the flow's request
+/// ([`Match::build_request`]).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Match<'a> {
     /// The flow.
     pub flow: &'a Flow,
     /// Why it matched.
     pub why: Why,
+    /// The event matched.
+    event: &'a OptOutEvent,
+    /// The router's catalog, which holds the flow's Section when the router was given it.
+    catalog: &'a Catalog,
+}
+
+impl fmt::Debug for Match<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Match")
+            .field("flow", &self.flow.id)
+            .field("why", &self.why)
+            .field("event", self.event.id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Match<'a> {
+    /// The event matched.
+    pub fn event(&self) -> &'a OptOutEvent {
+        self.event
+    }
+
+    /// The exact request the matched flow sends for the event about `profile`:
+    /// [`Flow::build_request`] with the router's catalog. Pure; `now` is only used for
+    /// `webhook-timestamp` when the flow signs.
+    ///
+    /// ```
+    /// use optout_relay::{Catalog, FlowFile, OptOutEvent, Profile, Router};
+    ///
+    /// let flows = FlowFile::from_json(r#"{"version": 1, "flows": [{
+    ///     "id": "crm", "section": "sec-1", "listen": {"kinds": ["email_unsubscribe"]},
+    ///     "webhook": {"method": "POST", "url": "https://crm.example.com/optout",
+    ///                 "params": [{"name": "email", "source": "email"}]}
+    /// }]}"#)?;
+    /// let router = Router::new(flows.flows, &Catalog::default())?;
+    /// let event: OptOutEvent = serde_json::from_str(r#"{"id": "evt-1", "profile": "p-1",
+    ///     "section": "sec-1", "kind": "email_unsubscribe", "subscription": "123456",
+    ///     "occurred_at": "2026-11-26T09:30:00Z", "origin": "communication"}"#)?;
+    /// let profile: Profile = serde_json::from_str(r#"{"id": "p-1", "email": "a@example.com"}"#)?;
+    ///
+    /// for matched in router.matches(&event) {
+    ///     let built = matched.build_request(&profile, "2026-11-26T09:30:05Z".parse()?)?;
+    ///     assert_eq!(built.request().uri(), "https://crm.example.com/optout?email=a%40example.com");
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Flow::build_request`].
+    pub fn build_request(
+        &self,
+        profile: &Profile,
+        now: Timestamp,
+    ) -> Result<WebhookRequest, RequestBuildError> {
+        self.flow
+            .build_request(self.catalog, profile, self.event, now)
+    }
 }
 
 /// One flow an event matched but did not enter: its entry limit refused it, or this event had
@@ -418,7 +478,7 @@ impl Router {
 
     /// Every flow whose Listen node takes `event`, in flow order, with why. Entry limits are not
     /// consulted (see [`route`](Self::route)).
-    pub fn matches(&self, event: &OptOutEvent) -> Vec<Match<'_>> {
+    pub fn matches<'a>(&'a self, event: &'a OptOutEvent) -> Vec<Match<'a>> {
         let mut hits = Vec::new();
         if let Some(buckets) = self.index.get(event.section()) {
             let bucket = &buckets[kind_slot(event.kind()) * ORIGINS + origin_slot(event.origin())];
@@ -435,6 +495,8 @@ impl Router {
         hits.into_iter()
             .map(|hit| Match {
                 flow: &self.flows[hit.position as usize],
+                event,
+                catalog: &self.catalog,
                 why: Why {
                     section: event.section().clone(),
                     kind: event.kind(),
@@ -460,12 +522,12 @@ impl Router {
     /// [`relay::plan`](crate::relay::plan) and a [`DeliveryStore`](crate::DeliveryStore)
     /// instead: they build every request first and record an entry only together with its
     /// delivery, so a Profile missing a value enters nothing.
-    pub fn route<L: EntryLedger + ?Sized>(
-        &self,
-        event: &OptOutEvent,
+    pub fn route<'a, L: EntryLedger + ?Sized>(
+        &'a self,
+        event: &'a OptOutEvent,
         ledger: &mut L,
         now: Timestamp,
-    ) -> Routing<'_> {
+    ) -> Routing<'a> {
         let mut routing = Routing::default();
         for found in self.matches(event) {
             let request = EntryRequest {

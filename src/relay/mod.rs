@@ -106,18 +106,11 @@ pub struct Plan {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn plan(router: &Router, event: &OptOutEvent, profile: &Profile, now: Timestamp) -> Plan {
-    let section = router.catalog().section(event.section());
     let mut candidates = Vec::new();
     let mut not_built = Vec::new();
     for found in router.matches(event) {
         let flow = found.flow;
-        let built = match section {
-            Some(section) => flow
-                .webhook
-                .build_request_in(section, &flow.id, profile, event, now),
-            None => flow.webhook.build_request(&flow.id, profile, event, now),
-        };
-        match built {
+        match found.build_request(profile, now) {
             Ok(built) => {
                 let webhook_id = built.webhook_id().as_str().to_owned();
                 let mut request = built.into_request();

@@ -22,81 +22,6 @@ use crate::webhook::sign;
 pub const MAX_REQUEST_URL_LEN: usize = 8192;
 
 impl WebhookNode {
-    /// Builds the exact request this node sends for `event` of `profile` in `flow`, at `now`.
-    ///
-    /// Pure: no I/O, no clock, no randomness; the same inputs give the same bytes. `now` is only
-    /// used for `webhook-timestamp` when the node signs. `flow` and the event's id give the
-    /// [`WebhookId`]. A `folder_id` parameter needs the Section's catalog: use
-    /// [`WebhookNode::build_request_in`].
-    ///
-    /// ```
-    /// use optout_relay::*;
-    /// use optout_relay::webhook::ParamSource;
-    ///
-    /// let node = WebhookNode::builder("https://crm.example.com/optout?source=platform")
-    ///     .param("email", ParamSource::Email)
-    ///     .param("subscription", ParamSource::SubscriptionId)
-    ///     .build()?;
-    /// let profile = Profile::new(ProfileId::new("p-1")?).with_email(Email::new("a+b@example.com")?);
-    /// let event = OptOutEvent::email_unsubscribe(
-    ///     EventId::new("evt-1")?,
-    ///     ProfileId::new("p-1")?,
-    ///     SectionId::new("sec-1")?,
-    ///     SubscriptionId::new("123456")?,
-    ///     "2026-11-26T09:30:00Z".parse()?,
-    /// );
-    /// let built = node.build_request(
-    ///     &FlowId::new("crm")?, &profile, &event, "2026-11-26T09:30:05Z".parse()?,
-    /// )?;
-    /// assert_eq!(
-    ///     built.request().uri(),
-    ///     "https://crm.example.com/optout?source=platform&email=a%2Bb%40example.com&subscription=123456"
-    /// );
-    /// assert!(built.request().body().is_empty());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// [`RequestBuildError::MissingValue`] when a required parameter's source has no value (the
-    /// Profile has no Email; `subscription_id` on an Email - Abuse event), naming the parameter
-    /// and the source; [`RequestBuildError::ProfileMismatch`] when the event is another
-    /// Profile's; [`RequestBuildError::SectionNeeded`] for a `folder_id` parameter;
-    /// [`RequestBuildError::UrlTooLong`] when the query grows past [`MAX_REQUEST_URL_LEN`].
-    pub fn build_request(
-        &self,
-        flow: &FlowId,
-        profile: &Profile,
-        event: &OptOutEvent,
-        now: Timestamp,
-    ) -> Result<WebhookRequest, RequestBuildError> {
-        self.build(flow, profile, event, None, now)
-    }
-
-    /// As [`WebhookNode::build_request`], with the event's Section catalog, which `folder_id`
-    /// parameters need.
-    ///
-    /// # Errors
-    ///
-    /// As [`WebhookNode::build_request`], and [`RequestBuildError::SectionMismatch`] when the
-    /// event belongs to another Section.
-    pub fn build_request_in(
-        &self,
-        section: &Section,
-        flow: &FlowId,
-        profile: &Profile,
-        event: &OptOutEvent,
-        now: Timestamp,
-    ) -> Result<WebhookRequest, RequestBuildError> {
-        if section.id() != event.section() {
-            return Err(RequestBuildError::SectionMismatch {
-                event_section: event.section().clone(),
-                section: section.id().clone(),
-            });
-        }
-        self.build(flow, profile, event, Some(section), now)
-    }
-
     /// Signs `request` (built by this node) anew for an attempt at `now`: sets
     /// `webhook-timestamp` to `now` and recomputes `webhook-signature` over the same id and body.
     /// Receivers accept timestamps within minutes of their clock, so a retry hours later must
@@ -155,7 +80,10 @@ impl WebhookNode {
         }
     }
 
-    fn build(
+    /// The request for `event` about `profile` from the flow `flow` (its id gives the
+    /// `webhook-id`), with the flow's Section when known: what
+    /// [`Flow::build_request`](crate::Flow::build_request) returns.
+    pub(crate) fn build(
         &self,
         flow: &FlowId,
         profile: &Profile,

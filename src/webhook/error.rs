@@ -195,7 +195,7 @@ pub enum WebhookConfigError {
 }
 
 /// A Webhook request could not be built for this Profile and event
-/// ([`crate::WebhookNode::build_request`]).
+/// ([`crate::Flow::build_request`]).
 ///
 /// `Display` and `Debug` show Profile ids masked ([`ProfileId::masked`]): an id may be personal.
 #[derive(Clone, PartialEq, Eq, thiserror::Error)]
@@ -240,10 +240,11 @@ pub enum RequestBuildError {
         /// Why the Mobile is not a phone number.
         problem: MobileProblem,
     },
-    /// A parameter takes the Folder id, which only the Section's catalog knows.
+    /// A parameter takes the Folder id, which only the Section's catalog knows, and the
+    /// catalog given does not hold the flow's Section.
     #[error(
-        "parameter `{param}` (source folder_id) needs the Section's catalog: build the request \
-         with `build_request_in`"
+        "parameter `{param}` (source folder_id) needs the Section's catalog: give a catalog that \
+         holds the flow's Section"
     )]
     SectionNeeded {
         /// The parameter name.

@@ -5,7 +5,7 @@
 //!   parameters ([`Param`], [`ParamSource`]), static [`Header`]s, [`Auth`], [`WebhookEncoding`]
 //!   and Standard Webhooks signing secrets; validated when built ([`WebhookNode::builder`]) and
 //!   when read from JSON. Errors: [`WebhookConfigError`].
-//! - [`WebhookNode::build_request`]: pure; no I/O, no clock, no randomness. Returns a
+//! - [`Flow::build_request`](crate::Flow::build_request): pure; no I/O, no clock, no randomness. Returns a
 //!   [`WebhookRequest`] (the `http::Request`, its [`WebhookId`], and previews). Errors:
 //!   [`RequestBuildError`], which names the parameter and the source
 //!   that has no value.

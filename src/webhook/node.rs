@@ -16,7 +16,7 @@ pub const MAX_PARAMS: usize = 64;
 /// The Webhook node of a flow: where and how the opt-out is sent.
 ///
 /// Build one with [`WebhookNode::builder`] or read it from JSON (it is validated either way);
-/// turn a Profile and an event into the exact request with [`WebhookNode::build_request`]; check
+/// turn a Profile and an event into the exact request with [`Flow::build_request`](crate::Flow::build_request); check
 /// it with [`WebhookNode::lint`]. The [module docs](crate::webhook) give the JSON shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookNode {
