@@ -8,7 +8,9 @@ use node_requests::NodeRequests;
 use optout_relay::model::ActivityId;
 use optout_relay::model::AttributeName;
 use optout_relay::model::AttributeValue;
-use optout_relay::receive::{NoticeParser, NoticeScope, OptOutNotice};
+use optout_relay::receive::{
+    BodyProblem, ConflictWith, NoticeParser, NoticeScope, OptOutNotice, ValueProblem,
+};
 use optout_relay::webhook::ParamSource;
 use optout_relay::webhook::WebhookConfigError;
 use optout_relay::webhook::WebhookEncoding;
@@ -462,7 +464,7 @@ fn repeated_and_conflicting_parameters_are_named() {
         conflict,
         Err(NoticeError::Conflict {
             param: "list".to_owned(),
-            with: "`subscription`".to_owned()
+            with: ConflictWith::Param("subscription".to_owned())
         })
     );
     assert_eq!(
@@ -483,7 +485,7 @@ fn repeated_and_conflicting_parameters_are_named() {
         ),
         Err(NoticeError::Conflict {
             param: "channel".to_owned(),
-            with: "the event kind Email - Unsubscribe".to_owned()
+            with: ConflictWith::EventKind(EventKind::EmailUnsubscribe)
         })
     );
 }
@@ -514,7 +516,7 @@ fn the_kind_comes_from_the_parameter_the_envelope_or_the_fixed_kind_and_they_mus
         ),
         Err(NoticeError::Conflict {
             param: "kind".to_owned(),
-            with: "the fixed kind Email - Unsubscribe".to_owned()
+            with: ConflictWith::FixedKind(EventKind::EmailUnsubscribe)
         })
     );
     // The envelope's type against the parameter, and against the fixed kind.
@@ -534,7 +536,7 @@ fn the_kind_comes_from_the_parameter_the_envelope_or_the_fixed_kind_and_they_mus
         ),
         Err(NoticeError::Conflict {
             param: "kind".to_owned(),
-            with: "`type`".to_owned()
+            with: ConflictWith::EnvelopeType
         })
     );
     assert_eq!(
@@ -544,7 +546,7 @@ fn the_kind_comes_from_the_parameter_the_envelope_or_the_fixed_kind_and_they_mus
             .parse(&body(None, r#"{"type": "opt_out.email_unsubscribe", "data": {"email": "x@example.com", "subscription": "1"}}"#)),
         Err(NoticeError::Conflict {
             param: "type".to_owned(),
-            with: "the fixed kind Email - Abuse".to_owned()
+            with: ConflictWith::FixedKind(EventKind::EmailAbuse)
         })
     );
     // The envelope's timestamp against occurred_at.
@@ -555,7 +557,7 @@ fn the_kind_comes_from_the_parameter_the_envelope_or_the_fixed_kind_and_they_mus
         ),
         Err(NoticeError::Conflict {
             param: "occurred_at".to_owned(),
-            with: "the envelope's `timestamp`".to_owned()
+            with: ConflictWith::EnvelopeTimestamp
         })
     );
     let agreed = env(r#"{"type": "opt_out.email_unsubscribe", "timestamp": "2026-11-26T09:30:00Z", "extra": [1],
@@ -633,8 +635,12 @@ fn invalid_values_are_named_and_never_repeated() {
         error,
         NoticeError::InvalidValue {
             param: "subscription".to_owned(),
-            reason: "not UTF-8 once percent-decoded".to_owned()
+            reason: ValueProblem::NotUtf8
         }
+    );
+    assert_eq!(
+        error.to_string(),
+        "parameter `subscription`: not UTF-8 once percent-decoded"
     );
 }
 
@@ -736,12 +742,22 @@ fn content_types_and_malformed_bodies() {
     ));
 
     let malformed = |parser: &NoticeParser, text: &str| match parser.parse(&body(None, text)) {
-        Err(NoticeError::MalformedBody { reason, .. }) => reason,
+        Err(NoticeError::MalformedBody { reason, .. }) => reason.to_string(),
         other => panic!("{text}: {other:?}"),
     };
     assert_eq!(
         malformed(&parser, r#"{"email": "secret@example.com""#),
         "the JSON ends early (line 1, column 30)"
+    );
+    assert_eq!(
+        parser.parse(&body(None, r#"{"email": "secret@example.com""#)),
+        Err(NoticeError::MalformedBody {
+            encoding: WebhookEncoding::Json,
+            reason: BodyProblem::JsonEndsEarly {
+                line: 1,
+                column: 30
+            }
+        })
     );
     assert_eq!(
         malformed(&parser, "email=secret"),
@@ -782,6 +798,16 @@ fn content_types_and_malformed_bodies() {
         ),
         "the envelope repeats `type`, `timestamp` or `data`"
     );
+    assert_eq!(
+        envelope.parse(&body(
+            None,
+            r#"{"type": "opt_out.email_abuse", "data": {}, "data": {}}"#
+        )),
+        Err(NoticeError::MalformedBody {
+            encoding: WebhookEncoding::JsonEnvelope,
+            reason: BodyProblem::EnvelopeRepeats
+        })
+    );
     // Deep nesting is refused by the JSON reader, not by a stack overflow.
     let deep = format!(r#"{{"a": {}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
     assert!(malformed(&parser, &deep).starts_with("not valid JSON"));
@@ -818,4 +844,105 @@ fn parser_builders_report_bad_names() {
             .build(),
         Err(WebhookConfigError::DuplicateParam { index: 1, first: 0 })
     );
+}
+
+#[test]
+fn reasons_are_matchable_and_their_messages_are_unchanged() {
+    let conflicts = [
+        (ConflictWith::Param("list".to_owned()), "`list`"),
+        (ConflictWith::EnvelopeType, "`type`"),
+        (
+            ConflictWith::EnvelopeTimestamp,
+            "the envelope's `timestamp`",
+        ),
+        (
+            ConflictWith::FixedKind(EventKind::EmailAbuse),
+            "the fixed kind Email - Abuse",
+        ),
+        (
+            ConflictWith::EventKind(EventKind::SmsUnsubscribe),
+            "the event kind SMS - Unsubscribe",
+        ),
+    ];
+    for (with, text) in conflicts {
+        let error = NoticeError::Conflict {
+            param: "p".to_owned(),
+            with,
+        };
+        assert_eq!(
+            error.to_string(),
+            format!("parameter `p` disagrees with {text}")
+        );
+    }
+    let values = [
+        (ValueProblem::NotUtf8, "not UTF-8 once percent-decoded"),
+        (ValueProblem::NotString, "expected a JSON string"),
+        (
+            ValueProblem::NotAttributeValue,
+            "expected a JSON string, number or boolean",
+        ),
+        (
+            ValueProblem::NotEventKind,
+            "expected email_unsubscribe, email_abuse or sms_unsubscribe",
+        ),
+        (ValueProblem::NotChannel, "expected email or sms"),
+        (
+            ValueProblem::NotOrigin,
+            "expected communication, api or file_import",
+        ),
+        (
+            ValueProblem::NotTimestamp,
+            "not an RFC 3339 timestamp such as 2026-11-26T09:30:00Z",
+        ),
+        (
+            ValueProblem::NotEnvelopeType,
+            "expected `opt_out.email_unsubscribe`, `opt_out.email_abuse` or \
+             `opt_out.sms_unsubscribe`",
+        ),
+        (
+            ValueProblem::Id(SubscriptionId::new("").unwrap_err()),
+            "invalid subscription id: it is empty",
+        ),
+        (
+            ValueProblem::Attribute(Email::new("x").unwrap_err()),
+            "invalid email address: it has no `@` outside quotes",
+        ),
+    ];
+    for (reason, text) in values {
+        let error = NoticeError::InvalidValue {
+            param: "p".to_owned(),
+            reason,
+        };
+        assert_eq!(error.to_string(), format!("parameter `p`: {text}"));
+    }
+    let bodies = [
+        (
+            BodyProblem::NotJson { line: 2, column: 7 },
+            "not valid JSON (line 2, column 7)",
+        ),
+        (
+            BodyProblem::JsonEndsEarly { line: 1, column: 0 },
+            "the JSON ends early (line 1, column 0)",
+        ),
+        (BodyProblem::NotObject, "the body is not a JSON object"),
+        (
+            BodyProblem::EnvelopeRepeats,
+            "the envelope repeats `type`, `timestamp` or `data`",
+        ),
+        (BodyProblem::NoData, "the envelope has no `data`"),
+        (
+            BodyProblem::DataNotObject,
+            "the envelope's `data` is not a JSON object",
+        ),
+    ];
+    for (reason, text) in bodies {
+        let error = NoticeError::MalformedBody {
+            encoding: WebhookEncoding::JsonEnvelope,
+            reason,
+        };
+        assert_eq!(
+            error.to_string(),
+            format!("the json_envelope body is malformed: {text}")
+        );
+    }
 }

@@ -9,7 +9,7 @@ use node_requests::NodeRequests;
 use http::{HeaderMap, HeaderValue};
 use optout_relay::jiff::SignedDuration;
 use optout_relay::receive::Verifier;
-use optout_relay::receive::{DEFAULT_TOLERANCE, MAX_SIGNATURES};
+use optout_relay::receive::{DEFAULT_TOLERANCE, HeaderProblem, MAX_SIGNATURES};
 use optout_relay::webhook::ParamSource;
 use optout_relay::webhook::SigningSecret;
 use optout_relay::webhook::WebhookConfigError;
@@ -101,26 +101,26 @@ fn each_missing_header_is_named() {
 
 #[test]
 fn malformed_headers_are_named() {
-    let check = |headers: HeaderMap, name: &'static str, reason: &'static str| {
+    let check = |headers: HeaderMap, name: &'static str, reason: HeaderProblem| {
         assert_eq!(
             verifier(&[SECRET]).verify(&headers, BODY, at(TS)),
             Err(VerifyError::MalformedHeader { name, reason }),
-            "{name}: {reason}"
+            "{name}: {reason:?}"
         );
     };
     for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
         let mut twice = signed_by(&[SECRET]);
         let value = twice[name].clone();
         twice.append(name, value);
-        check(twice, name, "is sent more than once");
+        check(twice, name, HeaderProblem::Repeated);
 
         let mut empty = signed_by(&[SECRET]);
         empty.insert(name, HeaderValue::from_static("  "));
-        check(empty, name, "is empty");
+        check(empty, name, HeaderProblem::Empty);
 
         let mut binary = signed_by(&[SECRET]);
         binary.insert(name, HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap());
-        check(binary, name, "holds a byte that is not visible ASCII");
+        check(binary, name, HeaderProblem::NotVisibleAscii);
     }
     let long_id = format!("msg_{}", "a".repeat(300));
     check(
@@ -130,19 +130,46 @@ fn malformed_headers_are_named() {
             &secret(SECRET).sign(&long_id, TS, BODY),
         ),
         "webhook-id",
-        "is longer than 256 bytes",
+        HeaderProblem::TooLong,
     );
     check(
         headers(ID, &TS.to_string(), "v1a,c2lnbmF0dXJl v2,abc"),
         "webhook-signature",
-        "holds no `v1,` signature",
+        HeaderProblem::NoV1Signature,
     );
     let many = vec!["v1,AAAA"; MAX_SIGNATURES + 1].join(" ");
     check(
         headers(ID, &TS.to_string(), &many),
         "webhook-signature",
-        "holds more than 16 signatures",
+        HeaderProblem::TooManySignatures,
     );
+}
+
+#[test]
+fn malformed_header_messages_name_the_header_and_the_problem() {
+    for (reason, text) in [
+        (HeaderProblem::Repeated, "is sent more than once"),
+        (
+            HeaderProblem::NotVisibleAscii,
+            "holds a byte that is not visible ASCII",
+        ),
+        (HeaderProblem::Empty, "is empty"),
+        (HeaderProblem::TooLong, "is longer than 256 bytes"),
+        (
+            HeaderProblem::TooManySignatures,
+            "holds more than 16 signatures",
+        ),
+        (HeaderProblem::NoV1Signature, "holds no `v1,` signature"),
+    ] {
+        let error = VerifyError::MalformedHeader {
+            name: "webhook-signature",
+            reason,
+        };
+        assert_eq!(
+            error.to_string(),
+            format!("the `webhook-signature` header {text}")
+        );
+    }
 }
 
 #[test]

@@ -6,14 +6,14 @@
 //! - [`Verifier`] (feature `signing`, on by default): Standard Webhooks verification of
 //!   `webhook-id`, `webhook-timestamp` and `webhook-signature` against one or more secrets (key
 //!   rotation), with a timestamp tolerance (5 minutes either way by default) and `now` passed
-//!   in. Errors: [`VerifyError`](crate::VerifyError), which never says which secret came close.
+//!   in. Errors: [`VerifyError`], which never says which secret came close.
 //! - [`NoticeParser`]: turns an `http::Request` (query, form, JSON or JSON envelope) into an
 //!   [`OptOutNotice`]: the kind, the scope (one Subscription, or the whole Section for a spam
 //!   complaint), the identifying values, ids and time, and the `webhook-id`. Built from the
 //!   sender's own Webhook node ([`NoticeParser::from_node`], [`NoticeParser::from_flow`]), so
 //!   that one flow file describes both ends, or from a mapping for another sender
 //!   ([`NoticeParser::builder`]), such as the platform's own query-string webhook. Errors:
-//!   [`NoticeError`](crate::NoticeError), naming the parameter and never repeating its value.
+//!   [`NoticeError`], naming the parameter and never repeating its value.
 //!
 //! A receiver then: verifies (when the flow signs), parses, applies the opt-out to its own
 //! consent store (an Email - Abuse opts out of email for every Subscription of the Section) and
@@ -72,11 +72,20 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-mod parse;
+mod assemble;
+mod error;
+mod notice;
+mod parser;
+mod raw;
+mod read;
+mod slots;
 #[cfg(feature = "signing")]
 mod verify;
+mod visit;
 
-pub use parse::{NoticeParser, NoticeParserBuilder, NoticeScope, OptOutNotice};
+pub use error::{BodyProblem, ConflictWith, HeaderProblem, NoticeError, ValueProblem, VerifyError};
+pub use notice::{NoticeScope, OptOutNotice};
+pub use parser::{NoticeParser, NoticeParserBuilder};
 #[cfg(feature = "signing")]
 pub use verify::{
     DEFAULT_TOLERANCE, MAX_SIGNATURES, MAX_WEBHOOK_ID_LEN, VerifiedWebhook, Verifier,

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use http::HeaderMap;
 use jiff::{SignedDuration, Timestamp};
 
-use crate::error::VerifyError;
+use crate::receive::error::{HeaderProblem, VerifyError};
 use crate::webhook::WebhookConfigError;
 use crate::webhook::{Secret, SigningSecret, WebhookNode};
 
@@ -160,7 +160,7 @@ impl Verifier {
         if id.len() > MAX_WEBHOOK_ID_LEN {
             return Err(VerifyError::MalformedHeader {
                 name: ID,
-                reason: "is longer than 256 bytes",
+                reason: HeaderProblem::TooLong,
             });
         }
 
@@ -240,18 +240,18 @@ fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, Ver
     if values.next().is_some() {
         return Err(VerifyError::MalformedHeader {
             name,
-            reason: "is sent more than once",
+            reason: HeaderProblem::Repeated,
         });
     }
     let text = value.to_str().map_err(|_| VerifyError::MalformedHeader {
         name,
-        reason: "holds a byte that is not visible ASCII",
+        reason: HeaderProblem::NotVisibleAscii,
     })?;
     let text = text.trim();
     if text.is_empty() {
         return Err(VerifyError::MalformedHeader {
             name,
-            reason: "is empty",
+            reason: HeaderProblem::Empty,
         });
     }
     Ok(text)
@@ -271,7 +271,7 @@ fn decode_signatures(value: &str) -> Result<Vec<Vec<u8>>, VerifyError> {
     if entries.len() > MAX_SIGNATURES {
         return Err(VerifyError::MalformedHeader {
             name: SIGNATURE,
-            reason: "holds more than 16 signatures",
+            reason: HeaderProblem::TooManySignatures,
         });
     }
     let versioned: Vec<&str> = entries
@@ -281,7 +281,7 @@ fn decode_signatures(value: &str) -> Result<Vec<Vec<u8>>, VerifyError> {
     if versioned.is_empty() {
         return Err(VerifyError::MalformedHeader {
             name: SIGNATURE,
-            reason: "holds no `v1,` signature",
+            reason: HeaderProblem::NoV1Signature,
         });
     }
     Ok(versioned

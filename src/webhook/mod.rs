@@ -158,10 +158,10 @@ pub use error::{RequestBuildError, WebhookConfigError};
 pub use header::{Header, MAX_HEADER_VALUE_LEN, MAX_HEADERS};
 pub use id::WebhookId;
 pub use method::{WebhookEncoding, WebhookMethod};
-pub use node::MAX_PARAMS;
 // The crate-internal path of the node the crate root exports.
 pub(crate) use node::WebhookNode;
-pub use params::{MAX_PARAM_NAME_LEN, Param};
+pub(crate) use params::check_params;
+pub use params::{MAX_PARAM_NAME_LEN, MAX_PARAMS, Param};
 pub use preview::Preview;
 pub use problem::{
     AuthProblem, HeaderNameProblem, HeaderValueProblem, HttpProblem, MissingValueReason,

@@ -10,9 +10,6 @@ use crate::webhook::method::{WebhookEncoding, WebhookMethod};
 use crate::webhook::params::Param;
 use crate::webhook::sign::SigningSecret;
 
-/// The most Profile-data parameters a node may send.
-pub const MAX_PARAMS: usize = 64;
-
 /// The Webhook node of a flow: where and how the opt-out is sent.
 ///
 /// Build one with [`WebhookNode::builder`] or read it from JSON (it is validated either way);

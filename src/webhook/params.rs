@@ -14,6 +14,9 @@ use crate::webhook::source::ParamSource;
 /// The longest parameter name accepted, in bytes.
 pub const MAX_PARAM_NAME_LEN: usize = 128;
 
+/// The most Profile-data parameters a node may send (and a receiver's parser may read).
+pub const MAX_PARAMS: usize = 64;
+
 /// One Profile-data parameter: the name the receiver understands, the source of its value, and
 /// whether it may be left out when the source has no value.
 ///
@@ -93,6 +96,33 @@ fn validate_name(name: &str) -> Result<(), WebhookConfigError> {
         return Ok(());
     };
     Err(WebhookConfigError::InvalidParamName { reason })
+}
+
+/// Checks a list of parameters, as a Webhook node and a receiver's parser both need it: at most
+/// [`MAX_PARAMS`], every name valid, no two sharing a name.
+///
+/// # Errors
+///
+/// [`WebhookConfigError::TooManyParams`] past the limit; else, for the first parameter at fault,
+/// [`WebhookConfigError::InvalidParamName`] or [`WebhookConfigError::DuplicateParam`] (named by
+/// position: a name is not repeated).
+pub(crate) fn check_params(params: &[Param]) -> Result<(), WebhookConfigError> {
+    if params.len() > MAX_PARAMS {
+        return Err(WebhookConfigError::TooManyParams {
+            count: params.len(),
+            max: MAX_PARAMS,
+        });
+    }
+    for (index, param) in params.iter().enumerate() {
+        param.validate()?;
+        if let Some(first) = params[..index]
+            .iter()
+            .position(|p| p.name() == param.name())
+        {
+            return Err(WebhookConfigError::DuplicateParam { index, first });
+        }
+    }
+    Ok(())
 }
 
 /// A parameter name read from JSON is checked there, so that a flow-file error points at it.

@@ -7,8 +7,8 @@ use crate::webhook::endpoint::{check_static_query, parse_url, validate_url};
 use crate::webhook::error::WebhookConfigError;
 use crate::webhook::header::{self, Header};
 use crate::webhook::method::{WebhookEncoding, WebhookMethod};
-use crate::webhook::node::{MAX_PARAMS, Prepared, WebhookNode};
-use crate::webhook::params::Param;
+use crate::webhook::node::{Prepared, WebhookNode};
+use crate::webhook::params::{Param, check_params};
 use crate::webhook::secret::Secret;
 use crate::webhook::sign::{MAX_SIGNING_SECRETS, SigningSecret};
 
@@ -38,21 +38,7 @@ impl TryFrom<NodeSpec> for WebhookNode {
         let url = parse_url(&spec.url)?;
         validate_url(&url)?;
 
-        if spec.params.len() > MAX_PARAMS {
-            return Err(WebhookConfigError::TooManyParams {
-                count: spec.params.len(),
-                max: MAX_PARAMS,
-            });
-        }
-        for (i, param) in spec.params.iter().enumerate() {
-            param.validate()?;
-            if let Some(first) = spec.params[..i]
-                .iter()
-                .position(|p| p.name() == param.name())
-            {
-                return Err(WebhookConfigError::DuplicateParam { index: i, first });
-            }
-        }
+        check_params(&spec.params)?;
         check_static_query(&url, &spec.params)?;
 
         let headers = header::prepare(&spec.headers)?;
