@@ -255,6 +255,7 @@ async fn a_crash_mid_way_carries_on_from_the_store_without_loss() {
     let (worker, mut outcomes) = Worker::builder(router(&server), client(), store.clone())
         .policy(policy())
         .max_in_flight(32)
+        .seed(0)
         .start();
     let mut entered = BTreeSet::new();
     for i in 0..500 {
@@ -299,6 +300,7 @@ async fn a_crash_mid_way_carries_on_from_the_store_without_loss() {
     let store = Arc::new(SqliteStore::open(&path).await.unwrap());
     let (worker, mut outcomes) = Worker::builder(router(&server), client(), store.clone())
         .policy(policy())
+        .seed(0)
         .start();
     for i in 0..500 {
         let (event, profile) = event(i);
