@@ -93,16 +93,16 @@ pub mod transport;
 pub mod webhook;
 
 pub use delivery::{
-    Attempt, AttemptOutcome, DEFAULT_SCHEDULE, DeadLetterReason, Delivery, DeliveryState,
-    RetryPolicy, RetryPolicyBuilder, StatusClass, Step, parse_retry_after,
+    Attempt, AttemptOutcome, DEFAULT_SCHEDULE, DeadLetterReason, Delivery, DeliveryError,
+    DeliveryState, PolicyError, RetryAfterError, RetryPolicy, RetryPolicyBuilder, StatusClass,
+    Step, parse_retry_after,
 };
 #[cfg(feature = "tokio")]
 pub use delivery::{Outcome, Outcomes, Stopped, Stopper, SubmitError, Worker, WorkerBuilder};
 pub use error::{
-    ApplyError, AttributeError, CatalogError, DeliveryError, EmailProblem, EventError,
-    FlowFileError, FlowFileProblem, IdError, IdProblem, ListenError, MobileProblem, NoticeError,
-    PolicyError, ProfileError, RequestBuildError, RetryAfterError, RouterError, VerifyError,
-    WebhookConfigError,
+    ApplyError, AttributeError, CatalogError, EmailProblem, EventError, FlowFileError,
+    FlowFileProblem, IdError, IdProblem, ListenError, MobileProblem, NoticeError, ProfileError,
+    RequestBuildError, RouterError, VerifyError, WebhookConfigError,
 };
 pub use lint::{Diagnostic, Severity};
 pub use listen::{

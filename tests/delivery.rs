@@ -1,5 +1,6 @@
 //! The retry planner, with exact times for every branch, and the delivery record's serde form.
 
+use optout_relay::delivery::DurationSetting;
 use optout_relay::jiff::SignedDuration;
 use optout_relay::*;
 use serde_json::json;
@@ -649,7 +650,7 @@ fn policy_validation_and_json() {
     assert_eq!(
         RetryPolicy::builder().max_age(SignedDuration::ZERO).build(),
         Err(PolicyError::DurationOutOfRange {
-            field: "max_age",
+            field: DurationSetting::MaxAge,
             value: SignedDuration::ZERO
         })
     );
@@ -785,7 +786,7 @@ fn policy_bounds_refuse_a_hot_retry_loop() {
     assert_eq!(
         too_old,
         PolicyError::DurationOutOfRange {
-            field: "max_age",
+            field: DurationSetting::MaxAge,
             value: SignedDuration::new(2_592_000, 1)
         }
     );
@@ -803,7 +804,7 @@ fn policy_bounds_refuse_a_hot_retry_loop() {
     assert_eq!(
         too_long,
         PolicyError::DurationOutOfRange {
-            field: "retry_after_max",
+            field: DurationSetting::RetryAfterMax,
             value: SignedDuration::from_hours(25)
         }
     );
@@ -814,7 +815,7 @@ fn policy_bounds_refuse_a_hot_retry_loop() {
     assert_eq!(
         wait(-nanosecond),
         Err(PolicyError::DurationOutOfRange {
-            field: "retry_after_max",
+            field: DurationSetting::RetryAfterMax,
             value: -nanosecond
         })
     );

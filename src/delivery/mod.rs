@@ -9,16 +9,21 @@
 //! | 3xx (never followed), other 4xx, 1xx | dead letter with the status |
 //! | a blocked destination or an invalid request | dead letter |
 
+mod error;
+mod limits;
 mod policy;
 mod record;
 mod retry_after;
 #[cfg(feature = "tokio")]
 mod worker;
 
-pub use policy::{
-    DEFAULT_SCHEDULE, MAX_AGE, MAX_ATTEMPTS, MAX_DELAY, MAX_JITTER_PERCENT,
-    MAX_RESPONSE_BODY_LIMIT, MIN_DELAY, RetryPolicy, RetryPolicyBuilder, StatusClass,
+pub use error::{
+    DeliveryError, DurationSetting, PolicyError, RetryAfterError, StoredRequestProblem,
 };
+pub use limits::{
+    MAX_AGE, MAX_ATTEMPTS, MAX_DELAY, MAX_JITTER_PERCENT, MAX_RESPONSE_BODY_LIMIT, MIN_DELAY,
+};
+pub use policy::{DEFAULT_SCHEDULE, RetryPolicy, RetryPolicyBuilder, StatusClass};
 pub use record::{
     Attempt, AttemptOutcome, DeadLetterReason, Delivery, DeliveryState, KEPT_FIRST_ATTEMPTS,
     KEPT_LATEST_ATTEMPTS, Step,

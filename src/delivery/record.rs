@@ -4,8 +4,8 @@
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use crate::delivery::error::{DeliveryError, StoredRequestProblem};
 use crate::delivery::{RetryPolicy, StatusClass, parse_retry_after};
-use crate::error::DeliveryError;
 use crate::model::{EventId, FlowId};
 use crate::transport::{TransportError, TransportErrorKind};
 
@@ -272,7 +272,7 @@ fn restore(stored: &StoredRequest) -> Result<http::Request<Vec<u8>>, DeliveryErr
     builder
         .body(stored.body.as_bytes().to_vec())
         .map_err(|e| DeliveryError::InvalidRequest {
-            reason: e.to_string(),
+            problem: StoredRequestProblem::of(&e),
         })
 }
 
