@@ -172,8 +172,8 @@ async fn every_entered_event_ends_exactly_once_under_faults() {
         let d = outcome.delivery().expect("every event entered its flow");
         attempts += d.attempt_count() as usize;
         let fresh = match outcome {
-            Outcome::Delivered(_) => delivered.insert(d.webhook_id().to_owned()),
-            _ => dead.insert(d.webhook_id().to_owned()),
+            Outcome::Delivered(_) => delivered.insert(d.webhook_id().as_str().to_owned()),
+            _ => dead.insert(d.webhook_id().as_str().to_owned()),
         };
         assert!(fresh, "{} ended twice", d.webhook_id());
     }
@@ -334,9 +334,12 @@ async fn a_crash_mid_way_carries_on_from_the_store_without_loss() {
             }
             continue;
         };
-        assert!(ids.insert(d.webhook_id().to_owned()), "ended twice");
+        assert!(
+            ids.insert(d.webhook_id().as_str().to_owned()),
+            "ended twice"
+        );
         if let Outcome::Delivered(d) = outcome {
-            delivered.insert(d.webhook_id().to_owned());
+            delivered.insert(d.webhook_id().as_str().to_owned());
         }
     }
     assert_eq!(
@@ -354,7 +357,7 @@ async fn a_crash_mid_way_carries_on_from_the_store_without_loss() {
         .await
         .unwrap()
         .iter()
-        .map(|d| d.webhook_id().to_owned())
+        .map(|d| d.webhook_id().as_str().to_owned())
         .collect();
     assert_eq!(stored, delivered);
     // Duplicates at the receiver only ever share a webhook-id: de-duplicated, they are exactly

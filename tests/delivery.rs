@@ -24,16 +24,25 @@ fn with_retry_after(status: u16, value: &str) -> http::Response<Vec<u8>> {
         .unwrap()
 }
 
+/// The webhook id of flow `f` and event `e`.
+const ID: &str = "msg_44091e99c60222ca434a9206195a9a37";
+
+fn id() -> WebhookId {
+    let id = WebhookId::derive(&FlowId::new("f").unwrap(), &EventId::new("e").unwrap());
+    assert_eq!(id.as_str(), ID);
+    id
+}
+
 fn delivery() -> Delivery {
     let request = http::Request::post(
         "https://crm.example.com/optout?source=platform&email=a%2Bb%40example.com",
     )
     .header("content-type", "application/json")
-    .header("webhook-id", "msg_1")
+    .header("webhook-id", ID)
     .body(br#"{"email":"a+b@example.com"}"#.to_vec())
     .unwrap();
     Delivery::new(
-        "msg_1",
+        id(),
         FlowId::new("f").unwrap(),
         EventId::new("e").unwrap(),
         request,
@@ -416,14 +425,14 @@ fn a_delivery_round_trips_mid_retry_and_resumes() {
     assert_eq!(
         value,
         json!({
-            "webhook_id": "msg_1",
+            "webhook_id": ID,
             "flow": "f",
             "event": "e",
             "created_at": "2026-11-26T09:00:00Z",
             "request": {
                 "method": "POST",
                 "uri": "https://crm.example.com/optout?source=platform&email=a%2Bb%40example.com",
-                "headers": [["content-type", "application/json"], ["webhook-id", "msg_1"]],
+                "headers": [["content-type", "application/json"], ["webhook-id", ID]],
                 "body": "{\"email\":\"a+b@example.com\"}"
             },
             "attempts": [{
@@ -442,7 +451,7 @@ fn a_delivery_round_trips_mid_retry_and_resumes() {
         request.uri(),
         "https://crm.example.com/optout?source=platform&email=a%2Bb%40example.com"
     );
-    assert_eq!(request.headers()["webhook-id"], "msg_1");
+    assert_eq!(request.headers()["webhook-id"], ID);
     assert_eq!(request.body(), br#"{"email":"a+b@example.com"}"#);
     assert_eq!(
         resumed.record(
@@ -461,7 +470,7 @@ fn a_delivery_round_trips_mid_retry_and_resumes() {
         .body(vec![0xff, 0x00, 0x80])
         .unwrap();
     let d = Delivery::new(
-        "msg_2",
+        id(),
         FlowId::new("f").unwrap(),
         EventId::new("e").unwrap(),
         binary,
@@ -533,7 +542,8 @@ fn a_long_failing_delivery_keeps_a_bounded_history_and_counts_every_attempt() {
     assert_eq!(started, expected);
     assert_eq!(
         format!("{d:?}"),
-        "Delivery { method: POST, webhook_id: \"msg_1\", flow: FlowId(\"f\"), \
+        "Delivery { method: POST, webhook_id: \"msg_44091e99c60222ca434a9206195a9a37\", \
+         flow: FlowId(\"f\"), \
          event: EventId(\"e\"), created_at: 2026-11-26T09:00:00Z, attempts: 5000, \
          state: Pending { next_attempt_at: 2026-11-26T10:23:20Z }, .. }"
     );

@@ -552,18 +552,16 @@ async fn the_worker_uses_the_clients_destination_policy() {
 async fn admit_raw(store: &VolatileStore, urls: &[String]) {
     let now = Timestamp::now();
     for (i, url) in urls.iter().enumerate() {
-        let webhook_id = format!("msg_{i}");
+        let (flow, event) = (
+            FlowId::new("crm").unwrap(),
+            EventId::new(format!("e{i}")).unwrap(),
+        );
+        let webhook_id = WebhookId::derive(&flow, &event);
         let request = http::Request::post(url.as_str())
             .header("webhook-id", webhook_id.as_str())
             .body(Vec::new())
             .unwrap();
-        let delivery = Delivery::new(
-            webhook_id,
-            FlowId::new("crm").unwrap(),
-            EventId::new(format!("e{i}")).unwrap(),
-            request,
-            now,
-        );
+        let delivery = Delivery::new(webhook_id, flow, event, request, now);
         let delivery: Delivery =
             serde_json::from_str(&serde_json::to_string(&delivery).unwrap()).unwrap();
         let plan = relay::Plan {

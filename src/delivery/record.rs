@@ -8,6 +8,7 @@ use crate::delivery::error::{DeliveryError, StoredRequestProblem};
 use crate::delivery::{RetryPolicy, StatusClass, parse_retry_after};
 use crate::model::{EventId, FlowId};
 use crate::transport::{TransportError, TransportErrorKind};
+use crate::webhook::WebhookId;
 
 /// What one attempt got back.
 ///
@@ -313,7 +314,9 @@ pub enum DeliveryState {
 ///
 /// let request = http::Request::post("https://crm.example.com/optout").body(b"{}".to_vec())?;
 /// let created: Timestamp = "2026-11-26T09:00:00Z".parse()?;
-/// let mut delivery = Delivery::new("msg_1", FlowId::new("f")?, EventId::new("e")?, request, created);
+/// let (flow, event) = (FlowId::new("f")?, EventId::new("e")?);
+/// let id = WebhookId::derive(&flow, &event);
+/// let mut delivery = Delivery::new(id, flow, event, request, created);
 /// let policy = RetryPolicy::default();
 ///
 /// let answer = http::Response::builder().status(503).body(Vec::new())?;
@@ -348,7 +351,7 @@ impl std::fmt::Debug for Delivery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Delivery")
             .field("method", self.request.method())
-            .field("webhook_id", &self.data.webhook_id)
+            .field("webhook_id", &self.data.webhook_id.as_str())
             .field("flow", &self.data.flow)
             .field("event", &self.data.event)
             .field("created_at", &self.data.created_at)
@@ -362,7 +365,7 @@ impl std::fmt::Debug for Delivery {
 /// only when the delivery is serialized.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct DeliveryData {
-    webhook_id: String,
+    webhook_id: WebhookId,
     flow: FlowId,
     event: EventId,
     created_at: Timestamp,
@@ -424,7 +427,7 @@ struct WireIn {
 impl Serialize for Delivery {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         WireOut {
-            webhook_id: &self.data.webhook_id,
+            webhook_id: self.data.webhook_id.as_str(),
             flow: &self.data.flow,
             event: &self.data.event,
             created_at: self.data.created_at,
@@ -465,7 +468,7 @@ impl<'de> Deserialize<'de> for Delivery {
         drop_middle_attempts(&mut attempts);
         Ok(Self {
             data: DeliveryData {
-                webhook_id: wire.webhook_id,
+                webhook_id: WebhookId::from_stored(wire.webhook_id),
                 flow: wire.flow,
                 event: wire.event,
                 created_at: wire.created_at,
@@ -508,7 +511,7 @@ impl Delivery {
     /// `webhook_id` is the request's stable id (the `webhook-id` header the builder sets); it is
     /// the same on every attempt and every re-delivery of the same event.
     pub fn new(
-        webhook_id: impl Into<String>,
+        webhook_id: WebhookId,
         flow: FlowId,
         event: EventId,
         request: http::Request<Vec<u8>>,
@@ -516,7 +519,7 @@ impl Delivery {
     ) -> Self {
         Self {
             data: DeliveryData {
-                webhook_id: webhook_id.into(),
+                webhook_id,
                 flow,
                 event,
                 created_at,
@@ -559,7 +562,7 @@ impl Delivery {
     }
 
     /// The request's stable id.
-    pub fn webhook_id(&self) -> &str {
+    pub fn webhook_id(&self) -> &WebhookId {
         &self.data.webhook_id
     }
 

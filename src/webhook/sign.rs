@@ -60,6 +60,12 @@ impl WebhookId {
         Self(id)
     }
 
+    /// An id read back from a stored delivery, as it was written (a delivery of an earlier
+    /// version may hold any id its host gave it).
+    pub(crate) fn from_stored(id: String) -> Self {
+        Self(id)
+    }
+
     /// The id, such as `msg_f602f46a34bde42fbf025123344f856d`.
     pub fn as_str(&self) -> &str {
         &self.0

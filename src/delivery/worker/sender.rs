@@ -71,7 +71,7 @@ impl Shared {
             tracing::info_span!(
                 "optout.send",
                 flow = %delivery.flow(),
-                webhook_id = delivery.webhook_id(),
+                webhook_id = delivery.webhook_id().as_str(),
                 attempt = delivery.attempt_count().saturating_add(1),
             ),
         );
@@ -92,7 +92,7 @@ impl Shared {
         #[cfg(feature = "tracing")]
         tracing::info!(
             flow = %delivery.flow(),
-            webhook_id = delivery.webhook_id(),
+            webhook_id = delivery.webhook_id().as_str(),
             attempts = delivery.attempt_count(),
             outcome = ?delivery.attempts().last().map(|a| match &a.outcome {
                 crate::delivery::AttemptOutcome::Response { status, .. } => status.to_string(),
@@ -114,7 +114,7 @@ impl Shared {
                 }
                 Err(_error) => {
                     #[cfg(feature = "tracing")]
-                    tracing::warn!(webhook_id = delivery.webhook_id(), error = %_error, "attempt not recorded");
+                    tracing::warn!(webhook_id = delivery.webhook_id().as_str(), error = %_error, "attempt not recorded");
                     return Ended::Recorded;
                 }
             }
