@@ -9,14 +9,18 @@
 //! | 3xx (never followed), other 4xx, 1xx | dead letter with the status |
 //! | a blocked destination or an invalid request | dead letter |
 
+mod attempt;
 mod error;
 mod limits;
 mod policy;
 mod record;
 mod retry_after;
+mod step;
+mod stored_request;
 #[cfg(feature = "tokio")]
 mod worker;
 
+pub use attempt::{Attempt, AttemptOutcome, KEPT_FIRST_ATTEMPTS, KEPT_LATEST_ATTEMPTS};
 pub use error::{
     DeliveryError, DurationSetting, PolicyError, RetryAfterError, StoredRequestProblem,
 };
@@ -24,10 +28,8 @@ pub use limits::{
     MAX_AGE, MAX_ATTEMPTS, MAX_DELAY, MAX_JITTER_PERCENT, MAX_RESPONSE_BODY_LIMIT, MIN_DELAY,
 };
 pub use policy::{DEFAULT_SCHEDULE, RetryPolicy, RetryPolicyBuilder, StatusClass};
-pub use record::{
-    Attempt, AttemptOutcome, DeadLetterReason, Delivery, DeliveryState, KEPT_FIRST_ATTEMPTS,
-    KEPT_LATEST_ATTEMPTS, Step,
-};
+pub use record::Delivery;
 pub use retry_after::parse_retry_after;
+pub use step::{DeadLetterReason, DeliveryState, Step};
 #[cfg(feature = "tokio")]
 pub use worker::{Outcome, Outcomes, Stopped, Stopper, SubmitError, Worker, WorkerBuilder};
