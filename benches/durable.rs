@@ -489,7 +489,7 @@ async fn hand_admit(
             event: plan.event.as_str().to_owned(),
             profile: plan.profile.as_str().to_owned(),
             at: plan.at.as_millisecond(),
-            webhook_id: delivery.webhook_id().to_owned(),
+            webhook_id: delivery.webhook_id().as_str().to_owned(),
             next_attempt_at: delivery.next_attempt_at().unwrap().as_millisecond(),
             created_at: delivery.created_at().as_millisecond(),
             data: serde_json::to_string(delivery).unwrap(),

@@ -114,9 +114,8 @@ pub use delivery::record::Delivery;
 #[cfg(feature = "tokio")]
 pub use delivery::worker::{Outcome, Worker};
 pub use error::{
-    ApplyError, AttributeError, CatalogError, DeliveryError, EmailProblem, EventError,
-    FlowFileError, FlowFileProblem, IdError, IdProblem, ListenError, MobileProblem, PolicyError,
-    ProfileError, RetryAfterError, RouterError,
+    ApplyError, AttributeError, CatalogError, EmailProblem, EventError, FlowFileError,
+    FlowFileProblem, IdError, IdProblem, ListenError, MobileProblem, ProfileError, RouterError,
 };
 pub use listen::flow::{EntryLimit, Flow, FlowFile};
 pub use listen::node::ListenNode;
@@ -125,7 +124,6 @@ pub use model::catalog::{Catalog, Folder, Section, Subscription};
 pub use model::event::{EventKind, OptOutEvent, Origin};
 pub use model::ids::{EventId, FlowId, FolderId, ProfileId, SectionId, SubscriptionId};
 pub use model::profile::{Channel, Email, Mobile, Profile};
-pub use receive::{NoticeError, VerifyError};
 pub use store::delivery_store::DeliveryStore;
 #[cfg(feature = "postgres")]
 pub use store::postgres::PostgresStore;

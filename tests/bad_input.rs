@@ -11,6 +11,7 @@ mod node_requests;
 use node_requests::NodeRequests;
 
 use optout_relay::delivery::AttemptOutcome;
+use optout_relay::delivery::RetryAfterError;
 use optout_relay::delivery::parse_retry_after;
 use optout_relay::lint::lint_flows;
 use optout_relay::model::ActivityId;
@@ -20,9 +21,12 @@ use optout_relay::model::MAX_ATTRIBUTE_NAME_LEN;
 use optout_relay::model::MAX_EMAIL_LEN;
 use optout_relay::model::OptOutKind;
 use optout_relay::model::Region;
+use optout_relay::receive::NoticeError;
 use optout_relay::receive::NoticeParser;
 #[cfg(feature = "signing")]
 use optout_relay::receive::Verifier;
+#[cfg(feature = "signing")]
+use optout_relay::receive::VerifyError;
 use optout_relay::webhook::Auth;
 use optout_relay::webhook::Param;
 use optout_relay::webhook::ParamSource;

@@ -175,8 +175,8 @@ async fn every_entered_event_ends_exactly_once_under_faults() {
         let d = outcome.delivery().expect("every event entered its flow");
         attempts += d.attempt_count() as usize;
         let fresh = match outcome {
-            Outcome::Delivered(_) => delivered.insert(d.webhook_id().to_owned()),
-            _ => dead.insert(d.webhook_id().to_owned()),
+            Outcome::Delivered(_) => delivered.insert(d.webhook_id().as_str().to_owned()),
+            _ => dead.insert(d.webhook_id().as_str().to_owned()),
         };
         assert!(fresh, "{} ended twice", d.webhook_id());
     }
@@ -258,6 +258,7 @@ async fn a_crash_mid_way_carries_on_from_the_store_without_loss() {
     let (worker, mut outcomes) = Worker::builder(router(&server), client(), store.clone())
         .policy(policy())
         .max_in_flight(32)
+        .seed(0)
         .start();
     let mut entered = BTreeSet::new();
     for i in 0..500 {
@@ -302,6 +303,7 @@ async fn a_crash_mid_way_carries_on_from_the_store_without_loss() {
     let store = Arc::new(SqliteStore::open(&path).await.unwrap());
     let (worker, mut outcomes) = Worker::builder(router(&server), client(), store.clone())
         .policy(policy())
+        .seed(0)
         .start();
     for i in 0..500 {
         let (event, profile) = event(i);
@@ -335,9 +337,12 @@ async fn a_crash_mid_way_carries_on_from_the_store_without_loss() {
             }
             continue;
         };
-        assert!(ids.insert(d.webhook_id().to_owned()), "ended twice");
+        assert!(
+            ids.insert(d.webhook_id().as_str().to_owned()),
+            "ended twice"
+        );
         if let Outcome::Delivered(d) = outcome {
-            delivered.insert(d.webhook_id().to_owned());
+            delivered.insert(d.webhook_id().as_str().to_owned());
         }
     }
     assert_eq!(
@@ -355,7 +360,7 @@ async fn a_crash_mid_way_carries_on_from_the_store_without_loss() {
         .await
         .unwrap()
         .iter()
-        .map(|d| d.webhook_id().to_owned())
+        .map(|d| d.webhook_id().as_str().to_owned())
         .collect();
     assert_eq!(stored, delivered);
     // Duplicates at the receiver only ever share a webhook-id: de-duplicated, they are exactly

@@ -3,13 +3,18 @@
 use optout_relay::delivery::Attempt;
 use optout_relay::delivery::AttemptOutcome;
 use optout_relay::delivery::DeadLetterReason;
+use optout_relay::delivery::DeliveryError;
 use optout_relay::delivery::DeliveryState;
+use optout_relay::delivery::DurationSetting;
+use optout_relay::delivery::PolicyError;
+use optout_relay::delivery::RetryAfterError;
 use optout_relay::delivery::StatusClass;
 use optout_relay::delivery::Step;
 use optout_relay::delivery::parse_retry_after;
 use optout_relay::jiff::SignedDuration;
 use optout_relay::testing::{RecordingClient, ScriptedAnswer};
 use optout_relay::transport::TransportErrorKind;
+use optout_relay::webhook::WebhookId;
 use optout_relay::*;
 use serde_json::json;
 
@@ -32,16 +37,25 @@ fn with_retry_after(status: u16, value: &str) -> http::Response<Vec<u8>> {
         .unwrap()
 }
 
+/// The webhook id of flow `f` and event `e`.
+const ID: &str = "msg_44091e99c60222ca434a9206195a9a37";
+
+fn id() -> WebhookId {
+    let id = WebhookId::derive(&FlowId::new("f").unwrap(), &EventId::new("e").unwrap());
+    assert_eq!(id.as_str(), ID);
+    id
+}
+
 fn delivery() -> Delivery {
     let request = http::Request::post(
         "https://crm.example.com/optout?source=platform&email=a%2Bb%40example.com",
     )
     .header("content-type", "application/json")
-    .header("webhook-id", "msg_1")
+    .header("webhook-id", ID)
     .body(br#"{"email":"a+b@example.com"}"#.to_vec())
     .unwrap();
     Delivery::new(
-        "msg_1",
+        id(),
         FlowId::new("f").unwrap(),
         EventId::new("e").unwrap(),
         request,
@@ -424,14 +438,14 @@ fn a_delivery_round_trips_mid_retry_and_resumes() {
     assert_eq!(
         value,
         json!({
-            "webhook_id": "msg_1",
+            "webhook_id": ID,
             "flow": "f",
             "event": "e",
             "created_at": "2026-11-26T09:00:00Z",
             "request": {
                 "method": "POST",
                 "uri": "https://crm.example.com/optout?source=platform&email=a%2Bb%40example.com",
-                "headers": [["content-type", "application/json"], ["webhook-id", "msg_1"]],
+                "headers": [["content-type", "application/json"], ["webhook-id", ID]],
                 "body": "{\"email\":\"a+b@example.com\"}"
             },
             "attempts": [{
@@ -450,7 +464,7 @@ fn a_delivery_round_trips_mid_retry_and_resumes() {
         request.uri(),
         "https://crm.example.com/optout?source=platform&email=a%2Bb%40example.com"
     );
-    assert_eq!(request.headers()["webhook-id"], "msg_1");
+    assert_eq!(request.headers()["webhook-id"], ID);
     assert_eq!(request.body(), br#"{"email":"a+b@example.com"}"#);
     assert_eq!(
         resumed.record(
@@ -469,7 +483,7 @@ fn a_delivery_round_trips_mid_retry_and_resumes() {
         .body(vec![0xff, 0x00, 0x80])
         .unwrap();
     let d = Delivery::new(
-        "msg_2",
+        id(),
         FlowId::new("f").unwrap(),
         EventId::new("e").unwrap(),
         binary,
@@ -541,7 +555,8 @@ fn a_long_failing_delivery_keeps_a_bounded_history_and_counts_every_attempt() {
     assert_eq!(started, expected);
     assert_eq!(
         format!("{d:?}"),
-        "Delivery { method: POST, webhook_id: \"msg_1\", flow: FlowId(\"f\"), \
+        "Delivery { method: POST, webhook_id: \"msg_44091e99c60222ca434a9206195a9a37\", \
+         flow: FlowId(\"f\"), \
          event: EventId(\"e\"), created_at: 2026-11-26T09:00:00Z, attempts: 5000, \
          state: Pending { next_attempt_at: 2026-11-26T10:23:20Z }, .. }"
     );
@@ -658,7 +673,7 @@ fn policy_validation_and_json() {
     assert_eq!(
         RetryPolicy::builder().max_age(SignedDuration::ZERO).build(),
         Err(PolicyError::DurationOutOfRange {
-            field: "max_age",
+            field: DurationSetting::MaxAge,
             value: SignedDuration::ZERO
         })
     );
@@ -794,7 +809,7 @@ fn policy_bounds_refuse_a_hot_retry_loop() {
     assert_eq!(
         too_old,
         PolicyError::DurationOutOfRange {
-            field: "max_age",
+            field: DurationSetting::MaxAge,
             value: SignedDuration::new(2_592_000, 1)
         }
     );
@@ -812,7 +827,7 @@ fn policy_bounds_refuse_a_hot_retry_loop() {
     assert_eq!(
         too_long,
         PolicyError::DurationOutOfRange {
-            field: "retry_after_max",
+            field: DurationSetting::RetryAfterMax,
             value: SignedDuration::from_hours(25)
         }
     );
@@ -823,7 +838,7 @@ fn policy_bounds_refuse_a_hot_retry_loop() {
     assert_eq!(
         wait(-nanosecond),
         Err(PolicyError::DurationOutOfRange {
-            field: "retry_after_max",
+            field: DurationSetting::RetryAfterMax,
             value: -nanosecond
         })
     );

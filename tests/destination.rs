@@ -12,6 +12,8 @@ use optout_relay::transport::Cidr;
 #[cfg(feature = "tokio")]
 use optout_relay::transport::TransportErrorKind;
 use optout_relay::transport::{IPV4_SPECIAL_PURPOSE, IPV6_SPECIAL_PURPOSE};
+#[cfg(all(feature = "reqwest", feature = "tokio"))]
+use optout_relay::webhook::WebhookId;
 use optout_relay::*;
 
 fn ip(text: &str) -> std::net::IpAddr {
@@ -562,18 +564,16 @@ async fn the_worker_uses_the_clients_destination_policy() {
 async fn admit_raw(store: &VolatileStore, urls: &[String]) {
     let now = Timestamp::now();
     for (i, url) in urls.iter().enumerate() {
-        let webhook_id = format!("msg_{i}");
+        let (flow, event) = (
+            FlowId::new("crm").unwrap(),
+            EventId::new(format!("e{i}")).unwrap(),
+        );
+        let webhook_id = WebhookId::derive(&flow, &event);
         let request = http::Request::post(url.as_str())
             .header("webhook-id", webhook_id.as_str())
             .body(Vec::new())
             .unwrap();
-        let delivery = Delivery::new(
-            webhook_id,
-            FlowId::new("crm").unwrap(),
-            EventId::new(format!("e{i}")).unwrap(),
-            request,
-            now,
-        );
+        let delivery = Delivery::new(webhook_id, flow, event, request, now);
         let delivery: Delivery =
             serde_json::from_str(&serde_json::to_string(&delivery).unwrap()).unwrap();
         let plan = relay::Plan {

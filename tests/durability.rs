@@ -190,6 +190,7 @@ async fn relay_child() {
         store.clone(),
     )
     .policy(policy)
+    .seed(0)
     .lease(Duration::from_secs(2))
     .poll_interval(Duration::from_millis(100))
     .max_in_flight(32)

@@ -815,7 +815,7 @@ fn verify_errors_and_verified_webhooks_are_clean() {
 #[test]
 fn deliveries_and_recording_clients_are_masked() {
     for (what, _, request) in built() {
-        let id = request.webhook_id().as_str().to_owned();
+        let id = request.webhook_id().clone();
         let mut delivery = Delivery::new(
             id,
             flow_id(),

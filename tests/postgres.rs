@@ -206,7 +206,7 @@ async fn admit_is_idempotent_and_a_claim_is_recorded_once() {
             claim: 1
         }
     );
-    assert_eq!(claims[0].delivery.webhook_id(), id);
+    assert_eq!(claims[0].delivery.webhook_id().as_str(), id);
     assert_eq!(store.counts().await.unwrap(), counts(1, 1, 0, 0, 1));
     // Leased: nobody else gets it.
     assert!(
@@ -238,7 +238,10 @@ async fn admit_is_idempotent_and_a_claim_is_recorded_once() {
         .await
         .unwrap();
     assert_eq!(
-        listed.iter().map(Delivery::webhook_id).collect::<Vec<_>>(),
+        listed
+            .iter()
+            .map(|d| d.webhook_id().as_str())
+            .collect::<Vec<_>>(),
         [id.as_str()]
     );
     assert!(
@@ -417,7 +420,10 @@ async fn abandoned_claims_dead_letter_and_replay_brings_it_back() {
         .await
         .unwrap();
     assert_eq!(
-        listed.iter().map(Delivery::webhook_id).collect::<Vec<_>>(),
+        listed
+            .iter()
+            .map(|d| d.webhook_id().as_str())
+            .collect::<Vec<_>>(),
         [id.as_str()]
     );
     assert_eq!(store.next_due().await.unwrap(), None);
@@ -1058,7 +1064,7 @@ async fn worker_processes_share_the_work_and_lose_nothing() {
         .unwrap();
     let delivered_ids: BTreeSet<String> = delivered
         .iter()
-        .map(|d| d.webhook_id().to_owned())
+        .map(|d| d.webhook_id().as_str().to_owned())
         .collect();
     assert_eq!(delivered.len(), DELIVERIES);
     assert_eq!(delivered_ids, admitted);

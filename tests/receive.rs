@@ -8,6 +8,7 @@ use node_requests::NodeRequests;
 use optout_relay::model::ActivityId;
 use optout_relay::model::AttributeName;
 use optout_relay::model::AttributeValue;
+use optout_relay::receive::NoticeError;
 use optout_relay::receive::{
     BodyProblem, ConflictWith, NoticeParser, NoticeScope, OptOutNotice, ValueProblem,
 };

@@ -9,6 +9,7 @@ use node_requests::NodeRequests;
 use http::{HeaderMap, HeaderValue};
 use optout_relay::jiff::SignedDuration;
 use optout_relay::receive::Verifier;
+use optout_relay::receive::VerifyError;
 use optout_relay::receive::{DEFAULT_TOLERANCE, HeaderProblem, MAX_SIGNATURES};
 use optout_relay::webhook::ParamSource;
 use optout_relay::webhook::SigningSecret;

@@ -425,7 +425,7 @@ async fn purge_deletes_finished_deliveries_only_and_list_pages() {
             .list(&ListQuery::new(StateFilter::Pending).limit(2))
             .await
             .unwrap();
-        let page: Vec<&str> = page.iter().map(Delivery::webhook_id).collect();
+        let page: Vec<&str> = page.iter().map(|d| d.webhook_id().as_str()).collect();
         assert_eq!(page, [ids[0].as_str(), ids[1].as_str()], "{name}");
         let next = store
             .list(
@@ -435,7 +435,7 @@ async fn purge_deletes_finished_deliveries_only_and_list_pages() {
             )
             .await
             .unwrap();
-        let next: Vec<&str> = next.iter().map(Delivery::webhook_id).collect();
+        let next: Vec<&str> = next.iter().map(|d| d.webhook_id().as_str()).collect();
         assert_eq!(next, [ids[2].as_str(), ids[3].as_str()], "{name}");
 
         // Deliver three of them.
@@ -728,14 +728,16 @@ async fn one_failing_operation_in_a_group_commit_fails_alone_and_leaves_nothing_
         if i % 50 == 0 {
             let store = store.clone();
             tasks.push(tokio::spawn(async move {
+                let (flow, event) = (FlowId::new("crm").unwrap(), EventId::new("e").unwrap());
+                let webhook_id = WebhookId::derive(&flow, &event);
                 let stale = store::ClaimToken {
-                    webhook_id: "msg_nothing".to_owned(),
+                    webhook_id: webhook_id.as_str().to_owned(),
                     claim: 1,
                 };
                 let delivery = Delivery::new(
-                    "msg_nothing",
-                    FlowId::new("crm").unwrap(),
-                    EventId::new("e").unwrap(),
+                    webhook_id,
+                    flow,
+                    event,
                     http::Request::new(Vec::new()),
                     now(),
                 );

@@ -49,6 +49,7 @@ async fn spans_and_events_hold_no_personal_data() {
     let (worker, mut outcomes) =
         Worker::builder(router, Arc::new(client), Arc::new(VolatileStore::new()))
             .policy(policy)
+            .seed(0)
             .start();
     let profile = Profile::new(ProfileId::new("p-1").unwrap())
         .with_mobile(Mobile::new("+46701234567").unwrap())

@@ -10,6 +10,7 @@ use optout_relay::delivery::DeadLetterReason;
 use optout_relay::delivery::StatusClass;
 use optout_relay::delivery::Step;
 use optout_relay::transport::TransportErrorKind;
+use optout_relay::webhook::WebhookId;
 use optout_relay::*;
 use support::{Answer, TestServer};
 
@@ -71,10 +72,11 @@ async fn redirects_are_not_followed() {
         .unwrap();
     assert_eq!(response.status(), 302);
     assert_eq!(server.received().len(), 1);
+    let (flow, event) = (FlowId::new("f").unwrap(), EventId::new("e").unwrap());
     let mut delivery = Delivery::new(
-        "msg_1",
-        FlowId::new("f").unwrap(),
-        EventId::new("e").unwrap(),
+        WebhookId::derive(&flow, &event),
+        flow,
+        event,
         post(&server.url("/optout"), b"{}"),
         Timestamp::UNIX_EPOCH,
     );

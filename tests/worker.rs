@@ -28,6 +28,7 @@ use optout_relay::transport::TransportErrorKind;
 #[cfg(feature = "reqwest")]
 use optout_relay::webhook::ParamSource;
 use optout_relay::webhook::RequestBuildError;
+use optout_relay::webhook::WebhookId;
 use optout_relay::*;
 
 fn flows() -> Vec<Flow> {
@@ -134,7 +135,7 @@ async fn events_are_routed_built_sent_and_reported() {
         match next(&mut outcomes).await {
             Outcome::Delivered(d) => delivered.push((
                 d.flow().to_string(),
-                d.webhook_id().to_owned(),
+                d.webhook_id().as_str().to_owned(),
                 d.attempts().len(),
             )),
             other => panic!("{other:?}"),
@@ -348,7 +349,10 @@ async fn a_503_is_retried_and_a_410_dead_lettered() {
         "retried after {gap:?}"
     );
     // The store holds the dead letter exactly as reported.
-    assert_eq!(store.get(d.webhook_id()).await.unwrap().as_ref(), Some(&d));
+    assert_eq!(
+        store.get(d.webhook_id().as_str()).await.unwrap().as_ref(),
+        Some(&d)
+    );
     let _ = worker
         .submit(&unsubscribe("evt-2"), &profile())
         .await
@@ -395,7 +399,12 @@ async fn shutdown_leaves_pending_deliveries_in_the_store_for_the_next_worker() {
         .list(&ListQuery::new(StateFilter::Pending))
         .await
         .unwrap();
-    assert_eq!(left.iter().map(|d| d.webhook_id()).collect::<Vec<_>>(), ids);
+    assert_eq!(
+        left.iter()
+            .map(|d| d.webhook_id().as_str())
+            .collect::<Vec<_>>(),
+        ids
+    );
     for d in &left {
         assert_eq!(d.attempts().len(), 1);
         assert!(d.is_pending());
@@ -462,18 +471,14 @@ async fn shutdown_leaves_pending_deliveries_in_the_store_for_the_next_worker() {
 
 #[tokio::test]
 async fn deliveries_already_in_the_store_are_sent_with_their_webhook_id() {
+    let (flow, event) = (FlowId::new("crm").unwrap(), EventId::new("e").unwrap());
+    let id = WebhookId::derive(&flow, &event);
     let request = http::Request::post("https://crm.example.com/optout")
-        .header("webhook-id", "msg_x")
+        .header("webhook-id", id.as_str())
         .body(Vec::new())
         .unwrap();
     let now = Timestamp::now();
-    let delivery = Delivery::new(
-        "msg_x",
-        FlowId::new("crm").unwrap(),
-        EventId::new("e").unwrap(),
-        request,
-        now,
-    );
+    let delivery = Delivery::new(id.clone(), flow, event, request, now);
     // Admitted before any worker runs (by another process, or a worker that stopped).
     let store = store();
     let plan = Plan {
@@ -488,16 +493,16 @@ async fn deliveries_already_in_the_store_are_sent_with_their_webhook_id() {
         not_built: Vec::new(),
     };
     let admitted = store.admit(plan).await.unwrap();
-    assert_eq!(admitted.entered().collect::<Vec<_>>(), ["msg_x"]);
+    assert_eq!(admitted.entered().collect::<Vec<_>>(), [id.as_str()]);
     let client = RecordingClient::new();
     let (worker, mut outcomes) =
         Worker::builder(router(), Arc::new(client.clone()), store.clone()).start();
     let Outcome::Delivered(d) = next(&mut outcomes).await else {
         panic!()
     };
-    assert_eq!(d.webhook_id(), "msg_x");
+    assert_eq!(d.webhook_id(), &id);
     assert_eq!(client.requests().len(), 1);
-    assert_eq!(client.requests()[0].headers()["webhook-id"], "msg_x");
+    assert_eq!(client.requests()[0].headers()["webhook-id"], id.as_str());
     let _ = worker.shutdown().await;
     assert_eq!(store.counts().await.unwrap().delivered, 1);
 }
@@ -1000,7 +1005,7 @@ mod outcome_paths {
             .await
             .unwrap()
             .iter()
-            .map(|d| d.webhook_id().to_owned())
+            .map(|d| d.webhook_id().as_str().to_owned())
             .collect();
         (received, stored)
     }
@@ -1043,7 +1048,7 @@ mod outcome_paths {
                 reported
                     .lock()
                     .unwrap()
-                    .push(delivery.webhook_id().to_owned());
+                    .push(delivery.webhook_id().as_str().to_owned());
                 assert!(!panics(call), "the host's callback fails on call {call}");
             })
         };
@@ -1116,7 +1121,7 @@ mod outcome_paths {
                 let Outcome::Delivered(delivery) = outcome else {
                     panic!("{outcome:?}")
                 };
-                read.push(delivery.webhook_id().to_owned());
+                read.push(delivery.webhook_id().as_str().to_owned());
             }
             assert_eq!(read.len(), capacity.unwrap_or(EVENTS), "{capacity:?}");
             assert!(read.iter().all(|id| ids.contains(id)));

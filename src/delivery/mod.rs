@@ -9,24 +9,31 @@
 //! | 3xx (never followed), other 4xx, 1xx | dead letter with the status |
 //! | a blocked destination or an invalid request | dead letter |
 
+mod attempt;
+mod error;
+mod limits;
 pub(crate) mod policy;
 pub(crate) mod record;
 mod retry_after;
+mod step;
+mod stored_request;
 #[cfg(feature = "tokio")]
 pub(crate) mod worker;
 
-pub use policy::{
-    DEFAULT_SCHEDULE, MAX_AGE, MAX_ATTEMPTS, MAX_DELAY, MAX_JITTER_PERCENT,
-    MAX_RESPONSE_BODY_LIMIT, MIN_DELAY, RetryPolicyBuilder, StatusClass,
+pub use attempt::{Attempt, AttemptOutcome, KEPT_FIRST_ATTEMPTS, KEPT_LATEST_ATTEMPTS};
+pub use error::{
+    DeliveryError, DurationSetting, PolicyError, RetryAfterError, StoredRequestProblem,
 };
-pub use record::{
-    Attempt, AttemptOutcome, DeadLetterReason, DeliveryState, KEPT_FIRST_ATTEMPTS,
-    KEPT_LATEST_ATTEMPTS, Step,
+pub use limits::{
+    MAX_AGE, MAX_ATTEMPTS, MAX_DELAY, MAX_JITTER_PERCENT, MAX_RESPONSE_BODY_LIMIT, MIN_DELAY,
 };
+pub use policy::{DEFAULT_SCHEDULE, RetryPolicyBuilder, StatusClass};
 pub use retry_after::parse_retry_after;
+pub use step::{DeadLetterReason, DeliveryState, Step};
 #[cfg(feature = "tokio")]
 pub use worker::{Outcomes, Stopped, Stopper, SubmitError, WorkerBuilder};
 
 // Crate-internal paths of the items the crate root exports.
+#[allow(unused_imports)] // used by the worker (feature `tokio`)
 pub(crate) use policy::RetryPolicy;
 pub(crate) use record::Delivery;

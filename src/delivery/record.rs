@@ -1,304 +1,20 @@
 //! A delivery: one request to one endpoint, its attempts and what comes next, as plain serde
 //! data that a host can persist and resume.
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::delivery::{RetryPolicy, StatusClass, parse_retry_after};
-use crate::error::DeliveryError;
+use crate::delivery::attempt::{
+    Attempt, AttemptOutcome, KEPT_FIRST_ATTEMPTS, KEPT_LATEST_ATTEMPTS,
+};
+use crate::delivery::error::DeliveryError;
+use crate::delivery::policy::{RetryPolicy, StatusClass};
+use crate::delivery::retry_after::parse_retry_after;
+use crate::delivery::step::{DeadLetterReason, DeliveryState, Step};
+use crate::delivery::stored_request::{StoredRequest, restore, store};
 use crate::model::{EventId, FlowId};
-use crate::transport::{TransportError, TransportErrorKind};
-
-/// What one attempt got back.
-///
-/// `Debug` shows the response body's length, not its text: a receiver may echo the personal data
-/// it was sent. The text is in the field (and in the serialized record).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum AttemptOutcome {
-    /// A response arrived.
-    Response {
-        /// Its status code.
-        status: u16,
-        /// Its `Retry-After` header, if any.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        retry_after: Option<String>,
-        /// The start of its body (lossy UTF-8), at most the policy's `response_body_limit`
-        /// bytes.
-        #[serde(default, skip_serializing_if = "String::is_empty")]
-        body: String,
-        /// Whether `body` was cut short.
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        body_truncated: bool,
-    },
-    /// No response arrived.
-    Error {
-        /// What failed.
-        kind: TransportErrorKind,
-        /// The transport's message.
-        message: String,
-    },
-}
-
-impl std::fmt::Debug for AttemptOutcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Response {
-                status,
-                retry_after,
-                body,
-                body_truncated,
-            } => f
-                .debug_struct("Response")
-                .field("status", status)
-                .field("retry_after", retry_after)
-                .field("body_bytes", &body.len())
-                .field("body_truncated", body_truncated)
-                .finish(),
-            Self::Error { kind, message } => f
-                .debug_struct("Error")
-                .field("kind", kind)
-                .field("message", message)
-                .finish(),
-        }
-    }
-}
-
-impl AttemptOutcome {
-    /// Records a response, keeping at most `body_limit` bytes of its body.
-    pub fn from_response(response: &http::Response<Vec<u8>>, body_limit: usize) -> Self {
-        let body = response.body();
-        let kept = &body[..body.len().min(body_limit)];
-        let mut text = String::from_utf8_lossy(kept).into_owned();
-        // Each byte that is not UTF-8 became a 3-byte U+FFFD: cut again, at a character
-        // boundary, so that the record holds at most `body_limit` bytes whatever was received.
-        let mut end = text.len().min(body_limit);
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        let recut = end < text.len();
-        text.truncate(end);
-        Self::Response {
-            status: response.status().as_u16(),
-            retry_after: response
-                .headers()
-                .get(http::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .map(|v| v.chars().take(64).collect()),
-            body: text,
-            body_truncated: kept.len() < body.len() || recut,
-        }
-    }
-
-    /// Records a transport error.
-    pub fn from_error(error: &TransportError) -> Self {
-        Self::Error {
-            kind: error.kind(),
-            message: error.message().chars().take(512).collect(),
-        }
-    }
-}
-
-/// How many of a delivery's first attempts it keeps: 1 (the first answer often says what is
-/// wrong: a bad URL, a refused credential).
-pub const KEPT_FIRST_ATTEMPTS: usize = 1;
-
-/// How many of a delivery's latest attempts it keeps besides the first ones: 16 (twice the
-/// default policy's 8 attempts, so that a delivery replayed once keeps its whole history).
-///
-/// The attempts in between are dropped as new ones are recorded, so a delivery's record stays
-/// bounded however often it is retried and replayed; [`Delivery::attempt_count`] still counts
-/// them all, and the retry policy counts with it.
-pub const KEPT_LATEST_ATTEMPTS: usize = 16;
-
-/// One attempt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub struct Attempt {
-    /// When it started.
-    pub started_at: Timestamp,
-    /// How long it took.
-    pub duration: SignedDuration,
-    /// What it got back.
-    pub outcome: AttemptOutcome,
-}
-
-/// Why a delivery was given up.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "reason", rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum DeadLetterReason {
-    /// The receiver answered with a status that retrying would not change (3xx, 4xx other than
-    /// 408, 410 and 429, or 1xx).
-    Rejected {
-        /// The status.
-        status: u16,
-    },
-    /// The receiver answered 410 Gone: the endpoint should be disabled.
-    Gone,
-    /// The transport failed in a way retrying would not change (such as a blocked destination).
-    NotRetryable {
-        /// What failed.
-        kind: TransportErrorKind,
-    },
-    /// Every attempt the policy allows failed.
-    AttemptsExhausted {
-        /// How many attempts were made.
-        attempts: u32,
-    },
-    /// The next attempt would be later than the policy's maximum age.
-    Expired {
-        /// When the next attempt would have been.
-        next_attempt_at: Timestamp,
-    },
-    /// Workers claimed it this many times and none recorded an attempt before its lease
-    /// expired (a worker that crashes on it): given up so that it does not take worker after
-    /// worker down. Replay it once the cause is fixed.
-    Abandoned {
-        /// How many claims expired without an attempt.
-        claims: u32,
-    },
-}
-
-impl std::fmt::Display for DeadLetterReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Rejected { status } => write!(f, "rejected with status {status}"),
-            Self::Gone => f.write_str("410 Gone: the endpoint should be disabled"),
-            Self::NotRetryable { kind } => write!(f, "{kind} error, not retryable"),
-            Self::AttemptsExhausted { attempts } => write!(f, "all {attempts} attempts failed"),
-            Self::Expired { next_attempt_at } => {
-                write!(
-                    f,
-                    "the next attempt ({next_attempt_at}) would exceed the maximum age"
-                )
-            }
-            Self::Abandoned { claims } => {
-                write!(f, "{claims} claims expired without an attempt recorded")
-            }
-        }
-    }
-}
-
-impl DeadLetterReason {
-    /// Whether the endpoint should be disabled (the receiver answered 410 Gone).
-    pub fn disable_endpoint(&self) -> bool {
-        matches!(self, Self::Gone)
-    }
-}
-
-/// What happens next to a delivery.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "step", rename_all = "snake_case")]
-#[non_exhaustive]
-#[must_use]
-pub enum Step {
-    /// The receiver accepted it (2xx).
-    Delivered,
-    /// Try again at this time.
-    RetryAt {
-        /// When.
-        at: Timestamp,
-    },
-    /// Given up.
-    DeadLetter {
-        /// Why.
-        reason: DeadLetterReason,
-    },
-}
-
-impl Step {
-    /// Whether this step ends the delivery.
-    pub fn is_terminal(&self) -> bool {
-        !matches!(self, Self::RetryAt { .. })
-    }
-}
-
-/// A request kept as plain data: method, URI, headers and body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-struct StoredRequest {
-    method: String,
-    uri: String,
-    headers: Vec<(String, Bytes)>,
-    body: Bytes,
-}
-
-/// Bytes kept as text when they are UTF-8, else as a list of numbers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-enum Bytes {
-    Text(String),
-    Raw(Vec<u8>),
-}
-
-impl Bytes {
-    fn new(bytes: &[u8]) -> Self {
-        match std::str::from_utf8(bytes) {
-            Ok(text) => Self::Text(text.to_owned()),
-            Err(_) => Self::Raw(bytes.to_vec()),
-        }
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        match self {
-            Self::Text(text) => text.as_bytes(),
-            Self::Raw(bytes) => bytes,
-        }
-    }
-}
-
-fn store(request: &http::Request<Vec<u8>>) -> StoredRequest {
-    StoredRequest {
-        method: request.method().as_str().to_owned(),
-        uri: request.uri().to_string(),
-        headers: request
-            .headers()
-            .iter()
-            .map(|(name, value)| (name.as_str().to_owned(), Bytes::new(value.as_bytes())))
-            .collect(),
-        body: Bytes::new(request.body()),
-    }
-}
-
-fn restore(stored: &StoredRequest) -> Result<http::Request<Vec<u8>>, DeliveryError> {
-    let mut builder = http::Request::builder()
-        .method(stored.method.as_str())
-        .uri(stored.uri.as_str());
-    for (name, value) in &stored.headers {
-        builder = builder.header(name.as_str(), value.as_bytes());
-    }
-    builder
-        .body(stored.body.as_bytes().to_vec())
-        .map_err(|e| DeliveryError::InvalidRequest {
-            reason: e.to_string(),
-        })
-}
-
-/// Where a delivery stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum DeliveryState {
-    /// Waiting for its next attempt.
-    Pending {
-        /// When the next attempt is due.
-        next_attempt_at: Timestamp,
-    },
-    /// Accepted by the receiver.
-    Delivered {
-        /// When the accepting attempt ended.
-        at: Timestamp,
-    },
-    /// Given up.
-    DeadLettered {
-        /// When it was given up.
-        at: Timestamp,
-        /// Why.
-        reason: DeadLetterReason,
-    },
-}
+use crate::transport::TransportError;
+use crate::webhook::WebhookId;
 
 /// One webhook request on its way to one endpoint: the exact request, every attempt so far, and
 /// what comes next.
@@ -314,7 +30,9 @@ pub enum DeliveryState {
 ///
 /// let request = http::Request::post("https://crm.example.com/optout").body(b"{}".to_vec())?;
 /// let created: Timestamp = "2026-11-26T09:00:00Z".parse()?;
-/// let mut delivery = Delivery::new("msg_1", FlowId::new("f")?, EventId::new("e")?, request, created);
+/// let (flow, event) = (FlowId::new("f")?, EventId::new("e")?);
+/// let id = WebhookId::derive(&flow, &event);
+/// let mut delivery = Delivery::new(id, flow, event, request, created);
 /// let policy = RetryPolicy::default();
 ///
 /// let answer = http::Response::builder().status(503).body(Vec::new())?;
@@ -349,7 +67,7 @@ impl std::fmt::Debug for Delivery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Delivery")
             .field("method", self.request.method())
-            .field("webhook_id", &self.data.webhook_id)
+            .field("webhook_id", &self.data.webhook_id.as_str())
             .field("flow", &self.data.flow)
             .field("event", &self.data.event)
             .field("created_at", &self.data.created_at)
@@ -363,7 +81,7 @@ impl std::fmt::Debug for Delivery {
 /// only when the delivery is serialized.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct DeliveryData {
-    webhook_id: String,
+    webhook_id: WebhookId,
     flow: FlowId,
     event: EventId,
     created_at: Timestamp,
@@ -425,7 +143,7 @@ struct WireIn {
 impl Serialize for Delivery {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         WireOut {
-            webhook_id: &self.data.webhook_id,
+            webhook_id: self.data.webhook_id.as_str(),
             flow: &self.data.flow,
             event: &self.data.event,
             created_at: self.data.created_at,
@@ -466,7 +184,7 @@ impl<'de> Deserialize<'de> for Delivery {
         drop_middle_attempts(&mut attempts);
         Ok(Self {
             data: DeliveryData {
-                webhook_id: wire.webhook_id,
+                webhook_id: WebhookId::from_stored(wire.webhook_id),
                 flow: wire.flow,
                 event: wire.event,
                 created_at: wire.created_at,
@@ -509,7 +227,7 @@ impl Delivery {
     /// `webhook_id` is the request's stable id (the `webhook-id` header the builder sets); it is
     /// the same on every attempt and every re-delivery of the same event.
     pub fn new(
-        webhook_id: impl Into<String>,
+        webhook_id: WebhookId,
         flow: FlowId,
         event: EventId,
         request: http::Request<Vec<u8>>,
@@ -517,7 +235,7 @@ impl Delivery {
     ) -> Self {
         Self {
             data: DeliveryData {
-                webhook_id: webhook_id.into(),
+                webhook_id,
                 flow,
                 event,
                 created_at,
@@ -560,7 +278,7 @@ impl Delivery {
     }
 
     /// The request's stable id.
-    pub fn webhook_id(&self) -> &str {
+    pub fn webhook_id(&self) -> &WebhookId {
         &self.data.webhook_id
     }
 

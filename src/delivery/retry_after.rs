@@ -3,7 +3,7 @@
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 
-use crate::error::RetryAfterError;
+use crate::delivery::error::RetryAfterError;
 
 /// The longest `Retry-After` value accepted, in bytes.
 const MAX_LEN: usize = 64;

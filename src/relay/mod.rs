@@ -112,7 +112,7 @@ pub fn plan(router: &Router, event: &OptOutEvent, profile: &Profile, now: Timest
         let flow = found.flow;
         match found.build_request(profile, now) {
             Ok(built) => {
-                let webhook_id = built.webhook_id().as_str().to_owned();
+                let webhook_id = built.webhook_id().clone();
                 let mut request = built.into_request();
                 flow.webhook.strip_secrets(&mut request);
                 candidates.push(Candidate {
@@ -263,7 +263,7 @@ impl Plan {
                 flow: candidate.flow.clone(),
                 result: match decision {
                     EntryDecision::Entered { .. } => FlowResult::Entered {
-                        webhook_id: candidate.delivery.webhook_id().to_owned(),
+                        webhook_id: candidate.delivery.webhook_id().as_str().to_owned(),
                     },
                     refused => FlowResult::Refused(*refused),
                 },

@@ -1,5 +1,6 @@
 //! The delivery store's trait.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -146,4 +147,53 @@ pub trait DeliveryStore: Send + Sync {
     ///
     /// A [`StoreError`].
     async fn counts(&self) -> Result<Counts, StoreError>;
+}
+
+/// A shared store is a store: a host keeps an `Arc` of its store to inspect it while a
+/// [`Worker`](crate::Worker) uses another.
+#[async_trait]
+impl<S: DeliveryStore + ?Sized> DeliveryStore for Arc<S> {
+    async fn admit(&self, plan: Plan) -> Result<Submitted, StoreError> {
+        (**self).admit(plan).await
+    }
+
+    async fn claim(&self, max: usize, lease: Duration) -> Result<Vec<Claim>, StoreError> {
+        (**self).claim(max, lease).await
+    }
+
+    async fn record(&self, claim: &ClaimToken, delivery: &Delivery) -> Result<(), StoreError> {
+        (**self).record(claim, delivery).await
+    }
+
+    async fn release(&self, claim: &ClaimToken) -> Result<(), StoreError> {
+        (**self).release(claim).await
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        (**self).next_due().await
+    }
+
+    async fn wait_for_work(&self) {
+        (**self).wait_for_work().await;
+    }
+
+    async fn get(&self, webhook_id: &str) -> Result<Option<Delivery>, StoreError> {
+        (**self).get(webhook_id).await
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<Vec<Delivery>, StoreError> {
+        (**self).list(query).await
+    }
+
+    async fn replay(&self, webhook_id: &str) -> Result<bool, StoreError> {
+        (**self).replay(webhook_id).await
+    }
+
+    async fn purge(&self, before: Timestamp) -> Result<u64, StoreError> {
+        (**self).purge(before).await
+    }
+
+    async fn counts(&self) -> Result<Counts, StoreError> {
+        (**self).counts().await
+    }
 }

@@ -365,12 +365,12 @@ async fn admit(
                 .bind(plan.event.as_str())
                 .bind(plan.profile.as_str())
                 .bind(millis(plan.at))
-                .bind(delivery.webhook_id())
+                .bind(delivery.webhook_id().as_str())
                 .execute(&mut *conn)
                 .await
                 .map_err(sql::error)?;
             sqlx::query(INSERT_DELIVERY)
-                .bind(delivery.webhook_id())
+                .bind(delivery.webhook_id().as_str())
                 .bind(candidate.flow.as_str())
                 .bind(plan.event.as_str())
                 .bind(plan.profile.as_str())
@@ -407,7 +407,7 @@ async fn rewrite<'c>(
         .bind(columns.attempts)
         .bind(columns.finished_at)
         .bind(&columns.data)
-        .bind(delivery.webhook_id())
+        .bind(delivery.webhook_id().as_str())
         .execute(conn)
         .await
         .map_err(sql::error)?;

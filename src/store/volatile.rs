@@ -140,9 +140,13 @@ impl DeliveryStore for VolatileStore {
                 event: &plan.event,
             };
             let decision = state.ledger.try_enter(request, candidate.limit, plan.at);
-            if decision.entered() && !state.rows.contains_key(candidate.delivery.webhook_id()) {
+            if decision.entered()
+                && !state
+                    .rows
+                    .contains_key(candidate.delivery.webhook_id().as_str())
+            {
                 state.sequence += 1;
-                let id = candidate.delivery.webhook_id().to_owned();
+                let id = candidate.delivery.webhook_id().as_str().to_owned();
                 let row = Row {
                     delivery: candidate.delivery.clone(),
                     sequence: state.sequence,
@@ -265,7 +269,7 @@ impl DeliveryStore for VolatileStore {
                     && query
                         .after
                         .as_deref()
-                        .is_none_or(|after| d.webhook_id() > after)
+                        .is_none_or(|after| d.webhook_id().as_str() > after)
             })
             .collect();
         found.sort_by(|a, b| a.webhook_id().cmp(b.webhook_id()));

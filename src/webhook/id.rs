@@ -30,6 +30,12 @@ use crate::model::{EventId, FlowId};
 pub struct WebhookId(String);
 
 impl WebhookId {
+    /// An id read back from a stored delivery, as it was written (a delivery of an earlier
+    /// version may hold any id its host gave it).
+    pub(crate) fn from_stored(id: String) -> Self {
+        Self(id)
+    }
+
     /// Derives the id of the request that `flow` sends for `event`.
     pub fn derive(flow: &FlowId, event: &EventId) -> Self {
         let mut hash = Fnv1a128::new();

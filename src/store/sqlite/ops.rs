@@ -151,7 +151,7 @@ pub(super) fn admit_batch<'a>(
                     .push_bind(row.plan.event.as_str())
                     .push_bind(row.plan.profile.as_str())
                     .push_bind(millis(row.plan.at))
-                    .push_bind(row.candidate.delivery.webhook_id());
+                    .push_bind(row.candidate.delivery.webhook_id().as_str());
             });
             query
                 .build()
@@ -165,7 +165,7 @@ pub(super) fn admit_batch<'a>(
             query.push_values(part, |mut values, row| {
                 let delivery = &row.candidate.delivery;
                 values
-                    .push_bind(delivery.webhook_id())
+                    .push_bind(delivery.webhook_id().as_str())
                     .push_bind(row.candidate.flow.as_str())
                     .push_bind(row.plan.event.as_str())
                     .push_bind(row.plan.profile.as_str())
@@ -293,7 +293,7 @@ pub(super) async fn rewrite(
         .bind(columns.attempts)
         .bind(columns.finished_at)
         .bind(&columns.data)
-        .bind(delivery.webhook_id())
+        .bind(delivery.webhook_id().as_str())
         .execute(&mut *conn)
         .await
         .map_err(sql::error)?;
