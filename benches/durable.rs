@@ -49,6 +49,7 @@ use optout_relay::relay::Plan;
 use optout_relay::relay::Submitted;
 use optout_relay::store::StoreError;
 use optout_relay::store::Synchronous;
+use optout_relay::webhook::WebhookId;
 use optout_relay::*;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions as _, Connection as _};
@@ -791,7 +792,7 @@ impl DeliveryStore for Counting {
     async fn wait_for_work(&self) {
         self.inner.wait_for_work().await;
     }
-    async fn get(&self, webhook_id: &str) -> Result<Option<Delivery>, StoreError> {
+    async fn get(&self, webhook_id: &WebhookId) -> Result<Option<Delivery>, StoreError> {
         self.inner.get(webhook_id).await
     }
     async fn list(
@@ -800,7 +801,7 @@ impl DeliveryStore for Counting {
     ) -> Result<Vec<Delivery>, StoreError> {
         self.inner.list(query).await
     }
-    async fn replay(&self, webhook_id: &str) -> Result<bool, StoreError> {
+    async fn replay(&self, webhook_id: &WebhookId) -> Result<bool, StoreError> {
         self.inner.replay(webhook_id).await
     }
     async fn purge(&self, before: Timestamp) -> Result<u64, StoreError> {

@@ -157,7 +157,9 @@ async fn every_entered_event_ends_exactly_once_under_faults() {
         let submitted = worker.submit(&event, &profile).await.unwrap();
         for entry in submitted.flows {
             match entry.result {
-                FlowResult::Entered { webhook_id } => assert!(entered.insert(webhook_id)),
+                FlowResult::Entered { webhook_id } => {
+                    assert!(entered.insert(webhook_id.as_str().to_owned()))
+                }
                 other => panic!("{other:?}"),
             }
         }
@@ -265,7 +267,7 @@ async fn a_crash_mid_way_carries_on_from_the_store_without_loss() {
         let (event, profile) = event(i);
         for entry in worker.submit(&event, &profile).await.unwrap().flows {
             if let FlowResult::Entered { webhook_id } = entry.result {
-                entered.insert(webhook_id);
+                entered.insert(webhook_id.as_str().to_owned());
             }
         }
     }

@@ -105,11 +105,7 @@ async fn one(router: Arc<Router>, policy: RetryPolicy) -> Outcome {
     );
     let delivery = outcome.delivery().expect("the event entered its flow");
     assert_eq!(
-        store
-            .get(delivery.webhook_id().as_str())
-            .await
-            .unwrap()
-            .as_ref(),
+        store.get(delivery.webhook_id()).await.unwrap().as_ref(),
         Some(delivery)
     );
     outcome

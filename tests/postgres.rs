@@ -36,6 +36,7 @@ use optout_relay::store::MAX_ABANDONED_CLAIMS;
 use optout_relay::store::StateFilter;
 use optout_relay::store::StoreErrorKind;
 use optout_relay::webhook::ParamSource;
+use optout_relay::webhook::WebhookId;
 use optout_relay::*;
 use support::{Answer, TestServer};
 use tokio::sync::Barrier;
@@ -137,7 +138,7 @@ fn response(status: u16) -> http::Response<Vec<u8>> {
         .unwrap()
 }
 
-fn entered_id(submitted: &Submitted) -> String {
+fn entered_id(submitted: &Submitted) -> WebhookId {
     assert_eq!(submitted.flows.len(), 1, "{submitted:?}");
     match &submitted.flows[0].result {
         FlowResult::Entered { webhook_id } => webhook_id.clone(),
@@ -202,11 +203,11 @@ async fn admit_is_idempotent_and_a_claim_is_recorded_once() {
     assert_eq!(
         claims[0].token,
         ClaimToken {
-            webhook_id: id.clone(),
+            webhook_id: id.to_string(),
             claim: 1
         }
     );
-    assert_eq!(claims[0].delivery.webhook_id().as_str(), id);
+    assert_eq!(claims[0].delivery.webhook_id(), &id);
     assert_eq!(store.counts().await.unwrap(), counts(1, 1, 0, 0, 1));
     // Leased: nobody else gets it.
     assert!(
@@ -348,7 +349,7 @@ async fn an_expired_lease_is_taken_over_and_fences_the_old_claim() {
     assert_eq!(
         new[0].token,
         ClaimToken {
-            webhook_id: id.clone(),
+            webhook_id: id.to_string(),
             claim: 2
         }
     );
@@ -428,7 +429,11 @@ async fn abandoned_claims_dead_letter_and_replay_brings_it_back() {
     );
     assert_eq!(store.next_due().await.unwrap(), None);
 
-    assert!(!store.replay("msg_no_such_delivery").await.unwrap());
+    let unknown = WebhookId::derive(
+        &FlowId::new("no-such-flow").unwrap(),
+        &EventId::new("e").unwrap(),
+    );
+    assert!(!store.replay(&unknown).await.unwrap());
     assert!(store.replay(&id).await.unwrap());
     // Pending again: a second replay finds no dead letter.
     assert!(!store.replay(&id).await.unwrap());
@@ -439,7 +444,7 @@ async fn abandoned_claims_dead_letter_and_replay_brings_it_back() {
     assert_eq!(
         claims[0].token,
         ClaimToken {
-            webhook_id: id.clone(),
+            webhook_id: id.to_string(),
             claim: u64::from(MAX_ABANDONED_CLAIMS) + 2
         }
     );
@@ -999,7 +1004,13 @@ async fn worker_processes_share_the_work_and_lose_nothing() {
             ids
         });
     }
-    let admitted: BTreeSet<String> = admitting.join_all().await.into_iter().flatten().collect();
+    let admitted: BTreeSet<String> = admitting
+        .join_all()
+        .await
+        .into_iter()
+        .flatten()
+        .map(|id| id.to_string())
+        .collect();
     assert_eq!(admitted.len(), DELIVERIES);
     let total = u64::try_from(DELIVERIES).unwrap();
     assert_eq!(store.counts().await.unwrap(), counts(total, 0, 0, 0, total));

@@ -140,7 +140,7 @@ async fn admit_is_idempotent_and_stores_no_secret() {
         assert_eq!(
             first.flows[0].result,
             FlowResult::Entered {
-                webhook_id: id.as_str().to_owned()
+                webhook_id: id.clone()
             },
             "{name}"
         );
@@ -156,7 +156,7 @@ async fn admit_is_idempotent_and_stores_no_secret() {
         let counts = store.counts().await.unwrap();
         assert_eq!((counts.pending, counts.entries), (1, 1), "{name}");
 
-        let stored = store.get(id.as_str()).await.unwrap().unwrap();
+        let stored = store.get(&id).await.unwrap().unwrap();
         let headers = stored.request().headers();
         for secret in ["authorization", "webhook-signature", "webhook-timestamp"] {
             assert!(headers.get(secret).is_none(), "{name}: {secret} was stored");
@@ -235,7 +235,7 @@ async fn claims_are_leased_and_fenced() {
         let first = store.claim(10, Duration::from_millis(300)).await.unwrap();
         assert_eq!(first.len(), 1, "{name}");
         assert_eq!(first[0].token.claim, 1, "{name}");
-        assert_eq!(first[0].token.webhook_id, id, "{name}");
+        assert_eq!(first[0].token.webhook_id, id.as_str(), "{name}");
         assert!(
             store
                 .claim(10, Duration::from_secs(60))
@@ -361,7 +361,7 @@ async fn abandoned_claims_dead_letter_and_replay_brings_it_back() {
         assert!(!store.replay(&id).await.unwrap(), "{name}: replayed twice");
         let claims = store.claim(1, Duration::from_secs(60)).await.unwrap();
         assert_eq!(claims.len(), 1, "{name}");
-        assert_eq!(claims[0].token.webhook_id, id, "{name}");
+        assert_eq!(claims[0].token.webhook_id, id.as_str(), "{name}");
     }
 }
 
@@ -430,7 +430,7 @@ async fn purge_deletes_finished_deliveries_only_and_list_pages() {
         let next = store
             .list(
                 &ListQuery::new(StateFilter::Pending)
-                    .after(ids[1].clone())
+                    .after(ids[1].as_str().to_owned())
                     .limit(2),
             )
             .await
@@ -511,7 +511,7 @@ async fn a_bounded_history_is_stored_with_its_whole_count() {
             let attempts: i64 = sqlx::query_scalar(
                 "SELECT attempts FROM optout_relay_deliveries WHERE webhook_id = $1",
             )
-            .bind(&id)
+            .bind(id.as_str())
             .fetch_one(&mut conn)
             .await
             .unwrap();
@@ -606,13 +606,13 @@ impl DeliveryStore for Switchable {
         self.check()?;
         self.inner.next_due().await
     }
-    async fn get(&self, webhook_id: &str) -> Result<Option<Delivery>, StoreError> {
+    async fn get(&self, webhook_id: &WebhookId) -> Result<Option<Delivery>, StoreError> {
         self.inner.get(webhook_id).await
     }
     async fn list(&self, query: &ListQuery) -> Result<Vec<Delivery>, StoreError> {
         self.inner.list(query).await
     }
-    async fn replay(&self, webhook_id: &str) -> Result<bool, StoreError> {
+    async fn replay(&self, webhook_id: &WebhookId) -> Result<bool, StoreError> {
         self.inner.replay(webhook_id).await
     }
     async fn purge(&self, before: Timestamp) -> Result<u64, StoreError> {

@@ -104,7 +104,7 @@ fn entered(submitted: &Submitted) -> Vec<(String, String)> {
         .flows
         .iter()
         .map(|e| match &e.result {
-            FlowResult::Entered { webhook_id } => (e.flow.to_string(), webhook_id.clone()),
+            FlowResult::Entered { webhook_id } => (e.flow.to_string(), webhook_id.to_string()),
             other => panic!("{} not entered: {other:?}", e.flow),
         })
         .collect()
@@ -349,10 +349,7 @@ async fn a_503_is_retried_and_a_410_dead_lettered() {
         "retried after {gap:?}"
     );
     // The store holds the dead letter exactly as reported.
-    assert_eq!(
-        store.get(d.webhook_id().as_str()).await.unwrap().as_ref(),
-        Some(&d)
-    );
+    assert_eq!(store.get(d.webhook_id()).await.unwrap().as_ref(), Some(&d));
     let _ = worker
         .submit(&unsubscribe("evt-2"), &profile())
         .await

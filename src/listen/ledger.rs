@@ -6,8 +6,8 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::listen::EntryLimit;
+use crate::listen::entry::{EntryHistory, decide_entry};
 use crate::model::{EventId, FlowId, ProfileId};
-use crate::relay::{EntryHistory, decide_entry};
 
 /// One would-be entry of a Profile into a flow, caused by one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,7 +205,7 @@ impl InMemoryLedger {
             .profiles
             .get(request.profile)
             .map_or(&[][..], Vec::as_slice);
-        let counted = match crate::relay::window_start(limit, now) {
+        let counted = match crate::listen::entry::window_start(limit, now) {
             None => entries.len(),
             Some(start) => entries.iter().filter(|e| e.at > start).count(),
         };

@@ -9,6 +9,7 @@
 //!   and [`explain`](Router::explain)s a rejection.
 //! - [`lint_flows`](crate::lint::lint_flows): the article's traps as diagnostics.
 
+pub(crate) mod entry;
 pub(crate) mod flow;
 mod ledger;
 pub(crate) mod lint;

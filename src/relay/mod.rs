@@ -27,7 +27,9 @@ use crate::delivery::Delivery;
 use crate::listen::{EntryDecision, EntryLimit, Router};
 use crate::model::{EventId, FlowId, OptOutEvent, Profile, ProfileId};
 use crate::transport::{DestinationPolicy, TransportError, TransportErrorKind};
-use crate::webhook::RequestBuildError;
+use crate::webhook::{RequestBuildError, WebhookId};
+
+pub use crate::listen::entry::{EntryHistory, decide_entry, window_start};
 
 /// One flow an event matched and whose request was built: it enters the flow if the flow's
 /// entry limit lets it ([`decide_entry`]), and then its delivery is stored.
@@ -142,67 +144,6 @@ pub fn plan(router: &Router, event: &OptOutEvent, profile: &Profile, now: Timest
     }
 }
 
-/// What a store holds about one (flow, Profile) when it decides an entry (see
-/// [`decide_entry`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct EntryHistory {
-    /// This very event already entered this flow (a re-delivered copy).
-    pub already_entered: bool,
-    /// The Profile's entries into the flow that count against the limit: those at times `t`
-    /// with `now - within < t` for a windowed limit (see [`window_start`]), every entry
-    /// otherwise. Entries later than `now` count too: another submitter admitted them
-    /// concurrently, with a plan made a moment later.
-    pub counted: u32,
-    /// Every entry of the Profile into the flow that the store holds.
-    pub total: u32,
-}
-
-/// The start of the window a limit counts entries in at `now` (exclusive): entries at `t` with
-/// `start < t` count. `None` when every entry counts (no window, or unlimited).
-pub fn window_start(limit: EntryLimit, now: Timestamp) -> Option<Timestamp> {
-    match limit {
-        EntryLimit::AtMost {
-            within: Some(window),
-            ..
-        } => Some(now.checked_sub(window.duration()).unwrap_or(Timestamp::MIN)),
-        _ => None,
-    }
-}
-
-/// The entry rule: a re-delivered copy of an event already entered is
-/// [`EntryDecision::AlreadyEntered`] whatever the limit; an entry that the limit refuses is
-/// [`EntryDecision::LimitReached`]; otherwise the Profile enters, as its `total + 1`-th entry.
-/// Pure; every store calls it inside its admit transaction.
-///
-/// ```
-/// use optout_relay::*;
-/// use optout_relay::relay::{EntryHistory, decide_entry};
-/// use optout_relay::listen::EntryDecision;
-///
-/// let once = EntryLimit::at_most(1)?;
-/// let fresh = EntryHistory::default();
-/// assert_eq!(decide_entry(once, &fresh), EntryDecision::Entered { entry: 1 });
-/// let seen = EntryHistory { already_entered: false, counted: 1, total: 1 };
-/// assert_eq!(decide_entry(once, &seen), EntryDecision::LimitReached { limit: once, entries: 1 });
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub fn decide_entry(limit: EntryLimit, history: &EntryHistory) -> EntryDecision {
-    if history.already_entered {
-        return EntryDecision::AlreadyEntered;
-    }
-    if let EntryLimit::AtMost { entries: max, .. } = limit {
-        if history.counted >= max.get() {
-            return EntryDecision::LimitReached {
-                limit,
-                entries: history.counted,
-            };
-        }
-    }
-    EntryDecision::Entered {
-        entry: history.total.saturating_add(1),
-    }
-}
-
 /// What became of one event in one flow it matched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -210,7 +151,7 @@ pub enum FlowResult {
     /// The event entered the flow; its delivery, with this webhook id, is stored.
     Entered {
         /// The delivery's webhook id.
-        webhook_id: String,
+        webhook_id: WebhookId,
     },
     /// The flow's entry limit refused the event, or this event already entered (a re-delivered
     /// copy, whose delivery is already stored): no new delivery.
@@ -244,9 +185,9 @@ pub struct Submitted {
 
 impl Submitted {
     /// The webhook ids of the deliveries this admission stored.
-    pub fn entered(&self) -> impl Iterator<Item = &str> {
+    pub fn entered(&self) -> impl Iterator<Item = &WebhookId> {
         self.flows.iter().filter_map(|f| match &f.result {
-            FlowResult::Entered { webhook_id } => Some(webhook_id.as_str()),
+            FlowResult::Entered { webhook_id } => Some(webhook_id),
             _ => None,
         })
     }
@@ -263,7 +204,7 @@ impl Plan {
                 flow: candidate.flow.clone(),
                 result: match decision {
                     EntryDecision::Entered { .. } => FlowResult::Entered {
-                        webhook_id: candidate.delivery.webhook_id().as_str().to_owned(),
+                        webhook_id: candidate.delivery.webhook_id().clone(),
                     },
                     refused => FlowResult::Refused(*refused),
                 },

@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use crate::delivery::Delivery;
 use crate::relay::{Plan, Submitted};
 use crate::store::{Claim, ClaimToken, Counts, ListQuery, StoreError};
+use crate::webhook::WebhookId;
 
 /// Where entries and deliveries are kept: see the [module docs](crate::store).
 ///
@@ -114,7 +115,7 @@ pub trait DeliveryStore: Send + Sync {
     /// # Errors
     ///
     /// A [`StoreError`].
-    async fn get(&self, webhook_id: &str) -> Result<Option<Delivery>, StoreError>;
+    async fn get(&self, webhook_id: &WebhookId) -> Result<Option<Delivery>, StoreError>;
 
     /// A page of deliveries.
     ///
@@ -130,7 +131,7 @@ pub trait DeliveryStore: Send + Sync {
     /// # Errors
     ///
     /// A [`StoreError`].
-    async fn replay(&self, webhook_id: &str) -> Result<bool, StoreError>;
+    async fn replay(&self, webhook_id: &WebhookId) -> Result<bool, StoreError>;
 
     /// Deletes the deliveries that ended (delivered or dead-lettered) before `before`; they hold
     /// personal data. Returns how many were deleted. Entries (ids only) are kept: they are what
@@ -177,7 +178,7 @@ impl<S: DeliveryStore + ?Sized> DeliveryStore for Arc<S> {
         (**self).wait_for_work().await;
     }
 
-    async fn get(&self, webhook_id: &str) -> Result<Option<Delivery>, StoreError> {
+    async fn get(&self, webhook_id: &WebhookId) -> Result<Option<Delivery>, StoreError> {
         (**self).get(webhook_id).await
     }
 
@@ -185,7 +186,7 @@ impl<S: DeliveryStore + ?Sized> DeliveryStore for Arc<S> {
         (**self).list(query).await
     }
 
-    async fn replay(&self, webhook_id: &str) -> Result<bool, StoreError> {
+    async fn replay(&self, webhook_id: &WebhookId) -> Result<bool, StoreError> {
         (**self).replay(webhook_id).await
     }
 

@@ -16,6 +16,7 @@ use crate::store::sql::{self, Columns, millis};
 use crate::store::{
     Claim, ClaimToken, Counts, DeliveryStore, ListQuery, StoreError, StoreErrorKind,
 };
+use crate::webhook::WebhookId;
 
 /// The channel the store's `NOTIFY` wakes workers on.
 pub const NOTIFY_CHANNEL: &str = "optout_relay";
@@ -508,7 +509,8 @@ impl DeliveryStore for PostgresStore {
         self.inner.wake.notified().await;
     }
 
-    async fn get(&self, webhook_id: &str) -> Result<Option<Delivery>, StoreError> {
+    async fn get(&self, webhook_id: &WebhookId) -> Result<Option<Delivery>, StoreError> {
+        let webhook_id = webhook_id.as_str();
         let data: Option<String> = sqlx::query_scalar(sql::GET)
             .bind(webhook_id)
             .fetch_optional(&self.inner.pool)
@@ -531,7 +533,8 @@ impl DeliveryStore for PostgresStore {
             .collect()
     }
 
-    async fn replay(&self, webhook_id: &str) -> Result<bool, StoreError> {
+    async fn replay(&self, webhook_id: &WebhookId) -> Result<bool, StoreError> {
+        let webhook_id = webhook_id.as_str();
         let mut tx = self.inner.pool.begin().await.map_err(sql::error)?;
         let now = Self::now(&mut tx).await?;
         let data: Option<String> =

@@ -14,6 +14,7 @@ use crate::store::{
     Claim, ClaimToken, Counts, DeliveryStore, ListQuery, MAX_ABANDONED_CLAIMS, StateFilter,
     StoreError, lease_deadline,
 };
+use crate::webhook::WebhookId;
 
 /// A [`DeliveryStore`] in memory, for tests and throwaway runs: **nothing survives the
 /// process**. Use `SqliteStore` (the default) or `PostgresStore` for anything that must not be
@@ -244,7 +245,8 @@ impl DeliveryStore for VolatileStore {
         })
     }
 
-    async fn get(&self, webhook_id: &str) -> Result<Option<Delivery>, StoreError> {
+    async fn get(&self, webhook_id: &WebhookId) -> Result<Option<Delivery>, StoreError> {
+        let webhook_id = webhook_id.as_str();
         Ok(self
             .state()
             .rows
@@ -276,7 +278,8 @@ impl DeliveryStore for VolatileStore {
         Ok(found.into_iter().take(query.limit).cloned().collect())
     }
 
-    async fn replay(&self, webhook_id: &str) -> Result<bool, StoreError> {
+    async fn replay(&self, webhook_id: &WebhookId) -> Result<bool, StoreError> {
+        let webhook_id = webhook_id.as_str();
         let now = (self.clock)();
         let mut state = self.state();
         let Some(row) = state.rows.get_mut(webhook_id) else {

@@ -71,3 +71,15 @@ impl fmt::Display for WebhookId {
         f.write_str(&self.0)
     }
 }
+
+impl PartialEq<str> for WebhookId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for WebhookId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}

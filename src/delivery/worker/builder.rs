@@ -129,8 +129,8 @@ impl WorkerBuilder {
     /// both together: a worker clock behind the store's makes retries due early, and one ahead
     /// of it holds every new delivery until the store's clock reaches its creation time.
     ///
-    /// [`SqliteStore`]: crate::store::SqliteStore
-    /// [`VolatileStore::with_clock`]: crate::store::VolatileStore::with_clock
+    /// [`SqliteStore`]: crate::SqliteStore
+    /// [`VolatileStore::with_clock`]: crate::VolatileStore::with_clock
     pub fn clock(mut self, clock: impl Fn() -> Timestamp + Send + Sync + 'static) -> Self {
         self.clock = Arc::new(clock);
         self

@@ -20,6 +20,7 @@ use crate::store::sql::{self, Columns, millis};
 use crate::store::{
     Claim, ClaimToken, Counts, DeliveryStore, ListQuery, StoreError, StoreErrorKind,
 };
+use crate::webhook::WebhookId;
 
 mod ops;
 mod synchronous;
@@ -300,7 +301,8 @@ impl DeliveryStore for SqliteStore {
         })
     }
 
-    async fn get(&self, webhook_id: &str) -> Result<Option<Delivery>, StoreError> {
+    async fn get(&self, webhook_id: &WebhookId) -> Result<Option<Delivery>, StoreError> {
+        let webhook_id = webhook_id.as_str();
         let data: Option<String> = sqlx::query_scalar(sql::GET)
             .bind(webhook_id)
             .fetch_optional(&self.inner.reader)
@@ -323,7 +325,8 @@ impl DeliveryStore for SqliteStore {
             .collect()
     }
 
-    async fn replay(&self, webhook_id: &str) -> Result<bool, StoreError> {
+    async fn replay(&self, webhook_id: &WebhookId) -> Result<bool, StoreError> {
+        let webhook_id = webhook_id.as_str();
         let webhook_id = webhook_id.to_owned();
         self.write(|reply| Command::Replay { webhook_id, reply })
             .await
