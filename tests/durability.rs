@@ -463,7 +463,7 @@ async fn two_processes_admitting_at_once_never_exceed_a_limit() {
     assert_eq!(
         same,
         [
-            format!("Entered {{ webhook_id: \"{id}\" }}"),
+            format!("Entered {{ webhook_id: WebhookId(\"{id}\") }}"),
             "Refused(AlreadyEntered)".to_owned()
         ]
     );

@@ -27,6 +27,7 @@ use crate::webhook::WebhookId;
 /// ```
 /// use optout_relay::*;
 /// use optout_relay::delivery::Step;
+/// use optout_relay::webhook::WebhookId;
 ///
 /// let request = http::Request::post("https://crm.example.com/optout").body(b"{}".to_vec())?;
 /// let created: Timestamp = "2026-11-26T09:00:00Z".parse()?;

@@ -60,10 +60,12 @@
 //!     EventId::new("evt-2")?, ProfileId::new("p-1")?, SectionId::new("sec-1")?,
 //!     "2026-11-26T09:30:00Z".parse()?,
 //! );
-//! let sent = node.build_request(&FlowId::new("crm")?, &profile, &event, "2026-11-26T09:30:05Z".parse()?)?;
+//! let listen = ListenNode::new([EventKind::EmailAbuse])?;
+//! let flow = Flow::new(FlowId::new("crm")?, SectionId::new("sec-1")?, listen, node);
+//! let sent = flow.build_request(&Catalog::default(), &profile, &event, "2026-11-26T09:30:05Z".parse()?)?;
 //!
 //! // The receiving end.
-//! let notice = NoticeParser::from_node(&node).parse(sent.request())?;
+//! let notice = NoticeParser::from_node(&flow.webhook).parse(sent.request())?;
 //! assert_eq!(notice.kind, EventKind::EmailAbuse);
 //! assert_eq!(notice.scope, NoticeScope::Section(SectionId::new("sec-1")?));
 //! assert_eq!(notice.email.as_ref().map(Email::as_str), Some("a+b@example.com"));

@@ -18,7 +18,10 @@ impl WebhookNode {
     /// (a CR or LF, a tab, a leading or trailing space) is an error, never silently dropped.
     ///
     /// ```
-    /// use optout_relay::{ParamSource, WebhookEncoding, WebhookMethod, WebhookNode};
+    /// use optout_relay::webhook::ParamSource;
+    /// use optout_relay::webhook::WebhookEncoding;
+    /// use optout_relay::webhook::WebhookMethod;
+    /// use optout_relay::WebhookNode;
     ///
     /// let node = WebhookNode::builder("https://crm.example.com/optout?source=platform")
     ///     .method(WebhookMethod::Post)
@@ -28,7 +31,7 @@ impl WebhookNode {
     ///     .encoding(WebhookEncoding::Json)
     ///     .build()?;
     /// assert_eq!(node.url().as_str(), "https://crm.example.com/optout?source=platform");
-    /// # Ok::<(), optout_relay::WebhookConfigError>(())
+    /// # Ok::<(), optout_relay::webhook::WebhookConfigError>(())
     /// ```
     pub fn builder(url: impl Into<String>) -> WebhookNodeBuilder {
         WebhookNodeBuilder {

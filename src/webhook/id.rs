@@ -20,7 +20,9 @@ use crate::model::{EventId, FlowId};
 /// signature is for). It needs no dependency, so it is identical without the `signing` feature.
 ///
 /// ```
-/// use optout_relay::{EventId, FlowId, WebhookId};
+/// use optout_relay::EventId;
+/// use optout_relay::FlowId;
+/// use optout_relay::webhook::WebhookId;
 ///
 /// let id = WebhookId::derive(&FlowId::new("crm-unsubscribes")?, &EventId::new("evt-1")?);
 /// assert_eq!(id.as_str(), "msg_f602f46a34bde42fbf025123344f856d");

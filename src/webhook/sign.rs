@@ -124,7 +124,7 @@ mod hmac_signing {
         /// `"{id}.{timestamp}.{body}"`.
         ///
         /// ```
-        /// use optout_relay::SigningSecret;
+        /// use optout_relay::webhook::SigningSecret;
         ///
         /// // The Standard Webhooks specification's known-answer vector.
         /// let secret = SigningSecret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?;
@@ -132,7 +132,7 @@ mod hmac_signing {
         ///     secret.sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#),
         ///     "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
         /// );
-        /// # Ok::<(), optout_relay::WebhookConfigError>(())
+        /// # Ok::<(), optout_relay::webhook::WebhookConfigError>(())
         /// ```
         pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
             let tag = self.mac(id, timestamp, body).finalize().into_bytes();
