@@ -3,7 +3,9 @@
 
 use jiff::Timestamp;
 
-use crate::listen::{EntryDecision, EntryLimit};
+use serde::{Deserialize, Serialize};
+
+use crate::listen::EntryLimit;
 
 /// What a store holds about one (flow, Profile) when it decides an entry (see
 /// [`decide_entry`]).
@@ -63,5 +65,36 @@ pub fn decide_entry(limit: EntryLimit, history: &EntryHistory) -> EntryDecision 
     }
     EntryDecision::Entered {
         entry: history.total.saturating_add(1),
+    }
+}
+
+/// What the entry rule decided about one entry (in a store's admit transaction, or in an
+/// [`EntryLedger`](crate::listen::EntryLedger)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+#[non_exhaustive]
+#[must_use]
+pub enum EntryDecision {
+    /// The Profile entered; this is its `entry`-th entry into the flow (1-based, counted over
+    /// the ledger's whole memory).
+    Entered {
+        /// The entry's number.
+        entry: u32,
+    },
+    /// This very event already entered this flow (a re-delivered copy): not entered again.
+    AlreadyEntered,
+    /// The flow's entry limit refused the entry: `entries` earlier entries count against it.
+    LimitReached {
+        /// The flow's limit.
+        limit: EntryLimit,
+        /// How many entries counted against the limit.
+        entries: u32,
+    },
+}
+
+impl EntryDecision {
+    /// Whether the Profile entered.
+    pub fn entered(&self) -> bool {
+        matches!(self, Self::Entered { .. })
     }
 }

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::listen::EntryLimit;
-use crate::listen::entry::{EntryHistory, decide_entry};
+use crate::listen::entry::{EntryDecision, EntryHistory, decide_entry};
 use crate::model::{EventId, FlowId, ProfileId};
 
 /// One would-be entry of a Profile into a flow, caused by one event.
@@ -18,36 +18,6 @@ pub struct EntryRequest<'a> {
     pub profile: &'a ProfileId,
     /// The event; a re-delivered copy carries the same id.
     pub event: &'a EventId,
-}
-
-/// What an [`EntryLedger`] decided about one entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "decision", rename_all = "snake_case")]
-#[non_exhaustive]
-#[must_use]
-pub enum EntryDecision {
-    /// The Profile entered; this is its `entry`-th entry into the flow (1-based, counted over
-    /// the ledger's whole memory).
-    Entered {
-        /// The entry's number.
-        entry: u32,
-    },
-    /// This very event already entered this flow (a re-delivered copy): not entered again.
-    AlreadyEntered,
-    /// The flow's entry limit refused the entry: `entries` earlier entries count against it.
-    LimitReached {
-        /// The flow's limit.
-        limit: EntryLimit,
-        /// How many entries counted against the limit.
-        entries: u32,
-    },
-}
-
-impl EntryDecision {
-    /// Whether the Profile entered.
-    pub fn entered(&self) -> bool {
-        matches!(self, Self::Entered { .. })
-    }
 }
 
 /// Entry bookkeeping for flows, behind one method, for routing with

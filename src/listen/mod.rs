@@ -19,8 +19,9 @@ mod request;
 pub(crate) mod router;
 mod window;
 
+pub use entry::EntryDecision;
 pub use flow::{FLOW_FILE_VERSION, FlowSettings};
-pub use ledger::{EntryDecision, EntryLedger, EntryRequest, InMemoryLedger};
+pub use ledger::{EntryLedger, EntryRequest, InMemoryLedger};
 pub use node::ListenNodeBuilder;
 pub use router::{Match, Refusal, Routing};
 pub use window::{EntryWindow, WindowUnit};
