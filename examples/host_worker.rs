@@ -9,46 +9,37 @@
 //! `relay` is the host program; `main` only starts a receiver on 127.0.0.1 for it to send to,
 //! and gives it a store file in a temporary directory.
 
-use std::error::Error;
 use std::path::Path;
 
-use optout_relay::{Catalog, DestinationPolicy, FlowFile, OptOutEvent, Outcome, Profile};
+use optout_relay::{DestinationPolicy, FlowFile, OptOutEvent, Outcome, Profile};
 use optout_relay::{ReqwestClient, Router, SqliteStore, Worker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The host program: the flows, the catalog, a store file and the opt-outs in; requests out.
-async fn relay(
-    flows: &str,
-    catalog: &str,
-    store: &Path,
-    opt_outs: &[(OptOutEvent, Profile)],
-) -> Result<(), Box<dyn Error>> {
-    let catalog: Catalog = serde_json::from_str(catalog)?;
+/// The host program: the flows and catalog (JSON), a store file and the opt-outs in.
+async fn relay(flows: &str, catalog: &str, db: &Path, input: &[Input]) -> Result<(), Error> {
+    let catalog = serde_json::from_str(catalog)?;
     let router = Router::new(FlowFile::from_json(flows)?.flows, &catalog)?;
     let loopback = DestinationPolicy::default().allow_loopback(); // the demo's receiver
-    let client = ReqwestClient::builder()
-        .destination_policy(loopback)
-        .build()?;
-    let (worker, mut outcomes) =
-        Worker::builder(router, client, SqliteStore::open(store).await?).start();
+    let client = ReqwestClient::builder().destination_policy(loopback);
+    let store = SqliteStore::open(db).await?;
+    let (worker, mut outcomes) = Worker::builder(router, client.build()?, store).start();
     let mut entered = 0;
-    for (event, profile) in opt_outs {
-        entered += worker.submit(event, profile).await?.entered().count(); // stored once this returns
+    for (event, profile) in input {
+        entered += worker.submit(event, profile).await?.entered().count(); // stored on return
     }
     for _ in 0..entered {
         if let Some(Outcome::Delivered(delivery)) = outcomes.recv().await {
-            println!(
-                "delivered {} for flow {}",
-                delivery.webhook_id(),
-                delivery.flow()
-            );
+            println!("delivered {}", delivery.webhook_id());
         }
     }
     Ok(())
 }
 
+type Input = (OptOutEvent, Profile);
+type Error = Box<dyn std::error::Error>;
+
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+async fn main() -> Result<(), Error> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let flows = FLOWS.replace("{receiver}", &listener.local_addr()?.to_string());
     tokio::spawn(async move {
