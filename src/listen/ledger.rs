@@ -35,6 +35,26 @@ pub struct EntryRequest<'a> {
 /// recorded at times `t` with `now - within < t` count for a windowed limit, later ones too:
 /// they were recorded concurrently), and recorded at `now` when it is entered. Refused entries
 /// are not recorded. Time is passed in, never read from a clock.
+///
+/// ```
+/// use optout_relay::{EntryLimit, EventId, FlowId, ProfileId};
+/// use optout_relay::listen::{EntryDecision, EntryLedger, EntryRequest, InMemoryLedger};
+///
+/// // Any ledger: the same rule decides.
+/// fn enter(ledger: &mut dyn EntryLedger, event: &EventId) -> EntryDecision {
+///     let (flow, profile) = (FlowId::new("crm").unwrap(), ProfileId::new("p-1").unwrap());
+///     let request = EntryRequest { flow: &flow, profile: &profile, event };
+///     let once = EntryLimit::at_most(1).unwrap();
+///     ledger.try_enter(request, once, "2026-11-26T09:30:00Z".parse().unwrap())
+/// }
+///
+/// let mut ledger = InMemoryLedger::new();
+/// let (first, second) = (EventId::new("evt-1")?, EventId::new("evt-2")?);
+/// assert_eq!(enter(&mut ledger, &first), EntryDecision::Entered { entry: 1 });
+/// assert_eq!(enter(&mut ledger, &first), EntryDecision::AlreadyEntered);
+/// assert!(matches!(enter(&mut ledger, &second), EntryDecision::LimitReached { entries: 1, .. }));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait EntryLedger {
     /// Decides whether `request` may enter under `limit` at `now`, and records it if so.
     fn try_enter(

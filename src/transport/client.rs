@@ -12,7 +12,8 @@ use crate::transport::error::TransportError;
 /// An HTTP client: sends one request and returns the response, whatever its status.
 ///
 /// Implement it over the HTTP library the host already uses. `&self`, `Send + Sync`, so one
-/// client serves many concurrent deliveries; store it as `Arc<dyn HttpClient>`.
+/// client serves many concurrent deliveries; the [`Worker`](crate::Worker) takes it by value
+/// or as an `Arc` (an `Arc` of a client is a client).
 ///
 /// ```
 /// use optout_relay::{HttpClient, TransportError};
@@ -22,10 +23,20 @@ use crate::transport::error::TransportError;
 ///
 /// #[async_trait::async_trait]
 /// impl HttpClient for AlwaysAccepted {
-///     async fn send(&self, _request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, TransportError> {
+///     async fn send(&self, request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, TransportError> {
+///         assert_eq!(request.method(), "POST");
 ///         Ok(Response::builder().status(204).body(Vec::new()).expect("a valid response"))
 ///     }
 /// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+/// let request = Request::post("https://crm.example.com/optout").body(Vec::new())?;
+/// assert_eq!(AlwaysAccepted.send(request).await?.status(), 204);
+/// // The strict destination policy unless the client says otherwise.
+/// assert!(AlwaysAccepted.destination_policy().check_host("127.0.0.1").is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[async_trait]
 pub trait HttpClient: Send + Sync {
