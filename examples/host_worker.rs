@@ -63,16 +63,8 @@ async fn main() -> Result<(), Error> {
     result
 }
 
-const FLOWS: &str = r#"{"version": 1, "flows": [{
-    "id": "crm-unsubscribes", "section": "sec-1",
-    "listen": {"kinds": ["email_unsubscribe"]},
-    "webhook": {"method": "POST", "url": "http://{receiver}/optout", "encoding": "query",
-                "params": [{"name": "email", "source": "email"},
-                           {"name": "subscription", "source": "subscription_id"}]}
-}]}"#;
-const CATALOG: &str =
-    r#"[{"id": "sec-1", "folders": [{"id": "news", "subscriptions": [{"id": "123456"}]}]}]"#;
-const EVENT: &str = r#"{"id": "evt-1", "profile": "p-1", "section": "sec-1",
-    "kind": "email_unsubscribe", "subscription": "123456",
-    "occurred_at": "2026-11-26T09:30:00Z", "origin": "communication"}"#;
-const PROFILE: &str = r#"{"id": "p-1", "email": "ada@example.com"}"#;
+// The demo's input; `{receiver}` in the flows becomes the receiver's address.
+const FLOWS: &str = include_str!("host/flows.json");
+const CATALOG: &str = include_str!("host/catalog.json");
+const EVENT: &str = include_str!("host/event.json");
+const PROFILE: &str = include_str!("host/profile.json");

@@ -6,8 +6,18 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
+use optout_relay::model::ActivityId;
+use optout_relay::model::AttributeName;
+use optout_relay::model::AttributeValue;
+use optout_relay::model::OptOutKind;
 use optout_relay::receive::NoticeParser;
+use optout_relay::receive::Verifier;
+use optout_relay::webhook::Auth;
 use optout_relay::webhook::MAX_REQUEST_URL_LEN;
+use optout_relay::webhook::ParamSource;
+use optout_relay::webhook::Secret;
+use optout_relay::webhook::WebhookEncoding;
+use optout_relay::webhook::WebhookMethod;
 use optout_relay::*;
 
 /// A valid signing secret, so that signing is reached often.
@@ -229,16 +239,26 @@ fuzz_target!(|input: Input| {
         event = event.with_activity(activity);
     }
     let now = timestamp(input.now);
-    let flow = FlowId::new("fuzz").expect("a valid flow id");
+    let listen = ListenNode::new([event.kind()]).expect("one event kind");
+    let flow = Flow::new(
+        FlowId::new("fuzz").expect("a valid flow id"),
+        section.clone(),
+        listen,
+        node,
+    );
+    let node = &flow.webhook;
 
-    let _ = node.lint(&flow, &[event.kind()]);
-    let built = match input.folder.as_deref().and_then(|f| FolderId::new(f).ok()) {
-        Some(folder) => match Section::new(section, [Folder::new(folder, [subscription])]) {
-            Ok(section) => node.build_request_in(&section, &flow, &profile, &event, now),
+    let _ = node.lint(&flow.id, &[event.kind()]);
+    let catalog = match input.folder.as_deref().and_then(|f| FolderId::new(f).ok()) {
+        Some(folder) => match Section::new(section, [Folder::new(folder, [subscription])])
+            .and_then(|section| Catalog::new([section]))
+        {
+            Ok(catalog) => catalog,
             Err(_) => return,
         },
-        None => node.build_request(&flow, &profile, &event, now),
+        None => Catalog::default(),
     };
+    let built = flow.build_request(&catalog, &profile, &event, now);
     let request = match built {
         Ok(request) => request,
         Err(error) => {
@@ -252,7 +272,7 @@ fuzz_target!(|input: Input| {
     let _ = (request.preview_unmasked().curl(), format!("{request:?}"));
 
     // The receiving side reads the built request back.
-    let mut parser = NoticeParser::from_node(&node);
+    let mut parser = NoticeParser::from_node(node);
     if input.fixed_kind {
         parser = parser.with_fixed_kind(event.kind());
     }
@@ -265,7 +285,7 @@ fuzz_target!(|input: Input| {
             let _ = error.to_string();
         }
     }
-    if let Some(verifier) = Verifier::from_node(&node) {
+    if let Some(verifier) = Verifier::from_node(node) {
         let verified = verifier.verify(request.request().headers(), request.request().body(), now);
         assert!(
             verified.is_ok(),

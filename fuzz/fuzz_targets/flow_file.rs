@@ -5,7 +5,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use optout_relay::{Catalog, FlowFile, Router, lint_flows};
+use optout_relay::Catalog;
+use optout_relay::FlowFile;
+use optout_relay::Router;
+use optout_relay::lint::lint_flows;
 
 fuzz_target!(|data: &[u8]| {
     let (file, catalog) = match data.iter().position(|&b| b == 0xFF) {
@@ -34,7 +37,10 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(error) => {
             assert!(!error.path.is_empty(), "an error names a path");
-            assert!(!error.problem.to_string().is_empty(), "an error has a message");
+            assert!(
+                !error.problem.to_string().is_empty(),
+                "an error has a message"
+            );
             let _ = error.to_string();
         }
     }

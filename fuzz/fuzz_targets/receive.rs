@@ -5,7 +5,11 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use optout_relay::jiff::SignedDuration;
+use optout_relay::model::AttributeName;
 use optout_relay::receive::NoticeParser;
+use optout_relay::receive::Verifier;
+use optout_relay::webhook::ParamSource;
+use optout_relay::webhook::WebhookEncoding;
 use optout_relay::*;
 
 const SECRETS: [&str; 2] = [

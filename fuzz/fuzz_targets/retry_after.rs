@@ -2,7 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use optout_relay::{Timestamp, parse_retry_after};
+use optout_relay::Timestamp;
+use optout_relay::delivery::parse_retry_after;
 
 fuzz_target!(|input: (&str, i64, i32)| {
     let (value, seconds, nanos) = input;
