@@ -46,7 +46,8 @@ const FLOWS: &str = r#"{"version": 1, "flows": [{
                 "params": [{"name": "email", "source": "email"},
                            {"name": "subscription", "source": "subscription_id"}]}
 }]}"#;
-const CATALOG: &str = r#"[{"id": "sec-1", "folders": [{"id": "news", "subscriptions": [{"id": "123456"}]}]}]"#;
+const CATALOG: &str =
+    r#"[{"id": "sec-1", "folders": [{"id": "news", "subscriptions": [{"id": "123456"}]}]}]"#;
 const EVENT: &str = r#"{"id": "evt-1", "profile": "p-1", "section": "sec-1",
     "kind": "email_unsubscribe", "subscription": "123456",
     "occurred_at": "2026-11-26T09:30:00Z", "origin": "communication"}"#;

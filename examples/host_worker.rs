@@ -17,18 +17,30 @@ use optout_relay::{ReqwestClient, Router, SqliteStore, Worker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The host program: the flows, the catalog, a store file and the opt-outs in; requests out.
-async fn relay(flows: &str, catalog: &str, store: &Path, opt_outs: &[(OptOutEvent, Profile)]) -> Result<(), Box<dyn Error>> {
+async fn relay(
+    flows: &str,
+    catalog: &str,
+    store: &Path,
+    opt_outs: &[(OptOutEvent, Profile)],
+) -> Result<(), Box<dyn Error>> {
     let catalog: Catalog = serde_json::from_str(catalog)?;
     let router = Router::new(FlowFile::from_json(flows)?.flows, &catalog)?;
     let loopback = DestinationPolicy::default().allow_loopback(); // the demo's receiver
-    let client = ReqwestClient::builder().destination_policy(loopback).build()?;
-    let (worker, mut outcomes) = Worker::builder(router, client, SqliteStore::open(store).await?).start();
+    let client = ReqwestClient::builder()
+        .destination_policy(loopback)
+        .build()?;
+    let (worker, mut outcomes) =
+        Worker::builder(router, client, SqliteStore::open(store).await?).start();
     for (event, profile) in opt_outs {
         worker.submit(event, profile).await?; // stored once this returns
     }
     for _ in opt_outs {
         if let Some(Outcome::Delivered(delivery)) = outcomes.recv().await {
-            println!("delivered {} for flow {}", delivery.webhook_id(), delivery.flow());
+            println!(
+                "delivered {} for flow {}",
+                delivery.webhook_id(),
+                delivery.flow()
+            );
         }
     }
     Ok(())
@@ -66,7 +78,8 @@ const FLOWS: &str = r#"{"version": 1, "flows": [{
                 "params": [{"name": "email", "source": "email"},
                            {"name": "subscription", "source": "subscription_id"}]}
 }]}"#;
-const CATALOG: &str = r#"[{"id": "sec-1", "folders": [{"id": "news", "subscriptions": [{"id": "123456"}]}]}]"#;
+const CATALOG: &str =
+    r#"[{"id": "sec-1", "folders": [{"id": "news", "subscriptions": [{"id": "123456"}]}]}]"#;
 const EVENT: &str = r#"{"id": "evt-1", "profile": "p-1", "section": "sec-1",
     "kind": "email_unsubscribe", "subscription": "123456",
     "occurred_at": "2026-11-26T09:30:00Z", "origin": "communication"}"#;

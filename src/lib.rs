@@ -113,18 +113,15 @@ pub use delivery::policy::RetryPolicy;
 pub use delivery::record::Delivery;
 #[cfg(feature = "tokio")]
 pub use delivery::worker::{Outcome, Worker};
-pub use error::{
-    ApplyError, AttributeError, CatalogError, DeliveryError, EmailProblem, EventError,
-    FlowFileError, FlowFileProblem, IdError, IdProblem, ListenError, MobileProblem, PolicyError,
-    ProfileError, RetryAfterError, RouterError,
-};
+pub use error::{DeliveryError, PolicyError, RetryAfterError};
 pub use listen::flow::{EntryLimit, Flow, FlowFile};
 pub use listen::node::ListenNode;
 pub use listen::router::Router;
 pub use model::catalog::{Catalog, Folder, Section, Subscription};
-pub use model::event::{EventKind, OptOutEvent, Origin};
+pub use model::event::OptOutEvent;
 pub use model::ids::{EventId, FlowId, FolderId, ProfileId, SectionId, SubscriptionId};
-pub use model::profile::{Channel, Email, Mobile, Profile};
+pub use model::kind::{Channel, EventKind, Origin};
+pub use model::profile::{Email, Mobile, Profile};
 pub use receive::{NoticeError, VerifyError};
 pub use store::delivery_store::DeliveryStore;
 #[cfg(feature = "postgres")]

@@ -1,11 +1,17 @@
 //! The domain model: ids, catalog, profiles, events, consent effects and their JSON shapes.
 
 use optout_relay::model::ActivityId;
+use optout_relay::model::ApplyError;
 use optout_relay::model::AttributeName;
+use optout_relay::model::CatalogError;
 use optout_relay::model::ConsentEffect;
 use optout_relay::model::ConsentState;
 use optout_relay::model::EffectStatus;
+use optout_relay::model::IdError;
+use optout_relay::model::IdKind;
+use optout_relay::model::IdProblem;
 use optout_relay::model::OptOutScope;
+use optout_relay::model::ProfileError;
 use optout_relay::model::Revocation;
 use optout_relay::model::SectionOptOut;
 use optout_relay::*;
@@ -93,14 +99,14 @@ fn ids_accept_platform_values_and_reject_bad_ones() {
     assert_eq!(
         SubscriptionId::from_audience_url("https://app.example.com/audience/123456"),
         Err(IdError {
-            kind: "subscription id",
+            kind: IdKind::Subscription,
             problem: IdProblem::NotInUrl
         })
     );
     assert_eq!(
         SubscriptionId::from_audience_url("https://app.example.com/subscription/"),
         Err(IdError {
-            kind: "subscription id",
+            kind: IdKind::Subscription,
             problem: IdProblem::NotInUrl
         })
     );
@@ -108,14 +114,14 @@ fn ids_accept_platform_values_and_reject_bad_ones() {
     assert_eq!(
         SectionId::new(""),
         Err(IdError {
-            kind: "section id",
+            kind: IdKind::Section,
             problem: IdProblem::Empty
         })
     );
     assert_eq!(
         FolderId::new("x".repeat(129)),
         Err(IdError {
-            kind: "folder id",
+            kind: IdKind::Folder,
             problem: IdProblem::TooLong { len: 129, max: 128 }
         })
     );
@@ -123,14 +129,14 @@ fn ids_accept_platform_values_and_reject_bad_ones() {
     assert_eq!(
         EventId::new("evt\n1"),
         Err(IdError {
-            kind: "event id",
+            kind: IdKind::Event,
             problem: IdProblem::ControlCharacter { position: 3 }
         })
     );
     assert_eq!(
         ProfileId::new("p\u{0}"),
         Err(IdError {
-            kind: "profile id",
+            kind: IdKind::Profile,
             problem: IdProblem::ControlCharacter { position: 1 }
         })
     );
@@ -140,7 +146,7 @@ fn ids_accept_platform_values_and_reject_bad_ones() {
     );
     assert_eq!(
         IdError {
-            kind: "folder id",
+            kind: IdKind::Folder,
             problem: IdProblem::TooLong { len: 129, max: 128 }
         }
         .to_string(),

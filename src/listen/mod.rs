@@ -9,6 +9,7 @@
 //!   and [`explain`](Router::explain)s a rejection.
 //! - [`lint_flows`](crate::lint::lint_flows): the article's traps as diagnostics.
 
+pub(crate) mod error;
 pub(crate) mod flow;
 mod ledger;
 pub(crate) mod lint;
@@ -18,6 +19,7 @@ mod request;
 pub(crate) mod router;
 mod window;
 
+pub use error::{FlowFileError, FlowFileProblem, FoundKind, ListenError, RouterError};
 pub use flow::{FLOW_FILE_VERSION, FlowSettings};
 pub use ledger::{EntryDecision, EntryLedger, EntryRequest, InMemoryLedger};
 pub use node::ListenNodeBuilder;

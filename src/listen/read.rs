@@ -29,7 +29,7 @@ use serde::de::{
 
 use serde::de::Error as _;
 
-use crate::error::{FlowFileError, FlowFileProblem};
+use crate::listen::error::{FlowFileError, FlowFileProblem, FoundKind};
 
 /// The longest map key kept for a path, in characters (longer ones are cut, with `…`).
 const MAX_KEY_CHARS: usize = 64;
@@ -170,8 +170,10 @@ impl Track {
         FlowFileError {
             path: if trailing { ".".to_owned() } else { path },
             problem,
-            line: error.line(),
-            column: error.column(),
+            // serde_json says line 0 when it knows no position; column 0 is before the line's
+            // first character (the end of an empty text).
+            line: (error.line() > 0).then_some(error.line()),
+            column: (error.line() > 0).then_some(error.column()),
         }
     }
 }
@@ -239,23 +241,23 @@ impl de::Error for Failed {
 }
 
 /// What kind of value was found, never the value.
-fn category(unexpected: &Unexpected<'_>) -> &'static str {
+fn category(unexpected: &Unexpected<'_>) -> FoundKind {
     match unexpected {
-        Unexpected::Bool(_) => "a boolean",
-        Unexpected::Unsigned(_) | Unexpected::Signed(_) | Unexpected::Float(_) => "a number",
-        Unexpected::Char(_) | Unexpected::Str(_) => "a string",
-        Unexpected::Bytes(_) => "bytes",
-        Unexpected::Unit => "null",
-        Unexpected::Seq => "an array",
-        Unexpected::Map => "an object",
-        Unexpected::Option => "an optional value",
-        Unexpected::NewtypeStruct => "a newtype struct",
-        Unexpected::Enum => "an enum",
-        Unexpected::UnitVariant => "a unit variant",
-        Unexpected::NewtypeVariant => "a newtype variant",
-        Unexpected::TupleVariant => "a tuple variant",
-        Unexpected::StructVariant => "a struct variant",
-        Unexpected::Other(_) => "another value",
+        Unexpected::Bool(_) => FoundKind::Boolean,
+        Unexpected::Unsigned(_) | Unexpected::Signed(_) | Unexpected::Float(_) => FoundKind::Number,
+        Unexpected::Char(_) | Unexpected::Str(_) => FoundKind::String,
+        Unexpected::Bytes(_) => FoundKind::Bytes,
+        Unexpected::Unit => FoundKind::Null,
+        Unexpected::Seq => FoundKind::Array,
+        Unexpected::Map => FoundKind::Object,
+        Unexpected::Option => FoundKind::OptionalValue,
+        Unexpected::NewtypeStruct => FoundKind::NewtypeStruct,
+        Unexpected::Enum => FoundKind::Enum,
+        Unexpected::UnitVariant => FoundKind::UnitVariant,
+        Unexpected::NewtypeVariant => FoundKind::NewtypeVariant,
+        Unexpected::TupleVariant => FoundKind::TupleVariant,
+        Unexpected::StructVariant => FoundKind::StructVariant,
+        Unexpected::Other(_) => FoundKind::Other,
     }
 }
 
@@ -803,7 +805,7 @@ impl<'de, A: MapAccess<'de, Error = E>, E> EnumAccess<'de> for MapEnum<'_, A, E>
         match self.0.next_key_seed(seed)? {
             Some(variant) => Ok((variant, self)),
             None => Err(Failed::Problem(FlowFileProblem::InvalidValue {
-                found: "an object with no key",
+                found: FoundKind::ObjectWithNoKey,
                 expected: ONE_KEY.to_owned(),
             })),
         }
@@ -816,7 +818,7 @@ impl<'de, A: MapAccess<'de, Error = E>, E> MapEnum<'_, A, E> {
         match self.0.next_key_seed(PhantomData::<de::IgnoredAny>)? {
             None => Ok(()),
             Some(_) => Err(Failed::Problem(FlowFileProblem::InvalidValue {
-                found: "an object with more than one key",
+                found: FoundKind::ObjectWithManyKeys,
                 expected: ONE_KEY.to_owned(),
             })),
         }
@@ -893,7 +895,7 @@ impl<'de, V: Visitor<'de>> DeserializeSeed<'de> for Struct<V> {
 mod tests {
     use std::collections::BTreeMap;
 
-    use super::{FlowFileProblem, bounded, from_str};
+    use super::{FlowFileProblem, FoundKind, bounded, from_str};
 
     #[derive(Debug, serde::Deserialize)]
     struct Keyed {
@@ -916,27 +918,27 @@ mod tests {
         assert_eq!(
             error.problem,
             FlowFileProblem::InvalidType {
-                found: "a string",
+                found: FoundKind::String,
                 expected: "u32".into()
             }
         );
         // The closing quote of the string found.
-        assert_eq!((error.line, error.column), (1, 10_071));
+        assert_eq!((error.line, error.column), (Some(1), Some(10_071)));
     }
 
     #[test]
     fn found_values_are_named_by_kind() {
         for (text, found) in [
-            ("\"alice\"", "a string"),
-            ("-1", "a number"),
-            ("1.5", "a number"),
-            ("true", "a boolean"),
-            ("null", "null"),
-            ("[\"alice\"]", "an array"),
-            ("{\"alice\": 1}", "an object"),
+            ("\"alice\"", FoundKind::String),
+            ("-1", FoundKind::Number),
+            ("1.5", FoundKind::Number),
+            ("true", FoundKind::Boolean),
+            ("null", FoundKind::Null),
+            ("[\"alice\"]", FoundKind::Array),
+            ("{\"alice\": 1}", FoundKind::Object),
         ] {
             let error = from_str::<String>(text).err();
-            if found == "a string" {
+            if found == FoundKind::String {
                 assert!(error.is_none());
                 continue;
             }
@@ -952,7 +954,7 @@ mod tests {
         assert_eq!(
             from_str::<u8>("300").unwrap_err().problem,
             FlowFileProblem::InvalidValue {
-                found: "a number",
+                found: FoundKind::Number,
                 expected: "u8".into()
             }
         );

@@ -3,12 +3,19 @@
 
 pub(crate) mod catalog;
 mod consent;
+pub(crate) mod error;
 pub(crate) mod event;
 pub(crate) mod ids;
+pub(crate) mod kind;
+mod mask;
 pub(crate) mod profile;
 
 pub use catalog::Location;
 pub use consent::{ConsentEffect, EffectStatus, OptOutScope, Revocation};
+pub use error::{
+    ApplyError, AttributeError, AttributeNameProblem, CatalogError, EmailProblem, EventError,
+    IdError, IdKind, IdProblem, MobileProblem, ProfileError, RegionProblem,
+};
 pub use event::OptOutKind;
 pub use ids::{ActivityId, MAX_ID_LEN};
 pub(crate) use profile::mask_number;
@@ -19,6 +26,7 @@ pub use profile::{
 
 // Crate-internal paths of the items the crate root exports.
 pub(crate) use catalog::{Catalog, Section};
-pub(crate) use event::{EventKind, OptOutEvent, Origin};
+pub(crate) use event::OptOutEvent;
 pub(crate) use ids::{EventId, FlowId, FolderId, ProfileId, SectionId, SubscriptionId};
-pub(crate) use profile::{Channel, Email, Mobile, Profile};
+pub(crate) use kind::{Channel, EventKind, Origin};
+pub(crate) use profile::{Email, Mobile, Profile};

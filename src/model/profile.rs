@@ -12,53 +12,12 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{AttributeError, EmailProblem, MobileProblem, ProfileError};
-use crate::model::{EventId, ProfileId, SectionId, SubscriptionId};
-
-/// A communication channel a Profile consents to per Subscription.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Channel {
-    /// Email messages.
-    Email,
-    /// SMS messages.
-    Sms,
-}
-
-impl Channel {
-    /// Every channel, in order.
-    pub const ALL: [Channel; 2] = [Channel::Email, Channel::Sms];
-
-    /// The wire name: `email` or `sms`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Email => "email",
-            Self::Sms => "sms",
-        }
-    }
-}
-
-impl fmt::Display for Channel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Email => "Email",
-            Self::Sms => "SMS",
-        })
-    }
-}
-
-/// Masks all but the first `keep` characters of `value`: `"example"` with 1 kept is `"e***"`.
-pub(crate) fn mask_prefix(value: &str, keep: usize) -> String {
-    // A value of at most twice `keep` characters keeps none: `p` must not print as `p***`.
-    let keep = if value.chars().count() > 2 * keep {
-        keep
-    } else {
-        0
-    };
-    let mut masked: String = value.chars().take(keep).collect();
-    masked.push_str("***");
-    masked
-}
+use crate::model::error::{
+    AttributeError, AttributeNameProblem, EmailProblem, MobileProblem, ProfileError, RegionProblem,
+};
+use crate::model::ids::{EventId, ProfileId, SectionId, SubscriptionId};
+use crate::model::kind::Channel;
+use crate::model::mask::mask_prefix;
 
 /// The longest email address accepted, in bytes (RFC 5321's path limit less the brackets).
 pub const MAX_EMAIL_LEN: usize = 254;
@@ -104,7 +63,8 @@ const MAX_LOCAL_PART_LEN: usize = 64;
 /// `Debug` and `Display` are masked (`a***@e***.com`); [`Email::as_str`] gives the text.
 ///
 /// ```
-/// use optout_relay::{AttributeError, Email, EmailProblem};
+/// use optout_relay::Email;
+/// use optout_relay::model::{AttributeError, EmailProblem};
 ///
 /// let email = Email::new("a+b@example.com")?;
 /// assert_eq!(email.as_str(), "a+b@example.com");
@@ -118,7 +78,7 @@ const MAX_LOCAL_PART_LEN: usize = 64;
 /// let kept = Email::lenient("not an address");
 /// assert_eq!(kept.problem(), Some(EmailProblem::NoAt));
 /// assert_eq!(kept.to_string(), "n***");
-/// # Ok::<(), optout_relay::AttributeError>(())
+/// # Ok::<(), optout_relay::model::AttributeError>(())
 /// ```
 #[derive(Clone)]
 pub struct Email {
@@ -409,7 +369,7 @@ pub const MAX_MOBILE_LEN: usize = 64;
 /// assert_eq!(region.as_str(), "SE");
 /// assert_eq!(region.to_string(), "SE");
 /// assert!(Region::new("S").is_err());
-/// # Ok::<(), optout_relay::AttributeError>(())
+/// # Ok::<(), optout_relay::model::AttributeError>(())
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Region([u8; 2]);
@@ -428,14 +388,12 @@ impl Region {
                 Self([first.to_ascii_uppercase(), second.to_ascii_uppercase()])
             }
             _ => {
-                return fail(
-                    "it is not two ASCII letters (an ISO 3166-1 alpha-2 code such as `SE`)",
-                );
+                return fail(RegionProblem::NotTwoLetters);
             }
         };
         #[cfg(feature = "phonenumber")]
         if region.id().is_none() {
-            return fail("it is not a region the phone-number metadata knows");
+            return fail(RegionProblem::UnknownRegion);
         }
         Ok(region)
     }
@@ -514,7 +472,7 @@ impl std::str::FromStr for Region {
 /// assert_eq!(national, mobile);
 /// assert_eq!(mobile.to_string(), "+46*******67");
 /// # }
-/// # Ok::<(), optout_relay::AttributeError>(())
+/// # Ok::<(), optout_relay::model::AttributeError>(())
 /// ```
 #[derive(Clone)]
 pub struct Mobile {
@@ -831,13 +789,13 @@ impl AttributeName {
         let value = value.into();
         let fail = |reason| Err(AttributeError::Name { reason });
         if value.is_empty() {
-            return fail("it is empty");
+            return fail(AttributeNameProblem::Empty);
         }
         if value.len() > MAX_ATTRIBUTE_NAME_LEN {
-            return fail("longer than 128 bytes");
+            return fail(AttributeNameProblem::TooLong);
         }
         if value.chars().any(char::is_control) {
-            return fail("holds a control character");
+            return fail(AttributeNameProblem::ControlCharacter);
         }
         Ok(Self(value.into_boxed_str()))
     }
@@ -1014,7 +972,7 @@ pub struct SectionOptOut {
 /// ```
 ///
 /// A key given twice in `attributes`, `consent` or `section_opt_outs` is refused
-/// ([`ProfileError::DuplicateKey`](crate::ProfileError::DuplicateKey)) rather than read as the
+/// ([`ProfileError::DuplicateKey`](crate::model::ProfileError::DuplicateKey)) rather than read as the
 /// last one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
