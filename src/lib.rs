@@ -118,10 +118,12 @@ pub use listen::flow::{EntryLimit, Flow, FlowFile};
 pub use listen::node::ListenNode;
 pub use listen::router::Router;
 pub use model::catalog::{Catalog, Folder, Section, Subscription};
+pub use model::email::Email;
 pub use model::event::OptOutEvent;
 pub use model::ids::{EventId, FlowId, FolderId, ProfileId, SectionId, SubscriptionId};
 pub use model::kind::{Channel, EventKind, Origin};
-pub use model::profile::{Email, Mobile, Profile};
+pub use model::mobile::Mobile;
+pub use model::profile::Profile;
 pub use receive::{NoticeError, VerifyError};
 pub use store::delivery_store::DeliveryStore;
 #[cfg(feature = "postgres")]

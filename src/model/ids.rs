@@ -187,7 +187,7 @@ impl ProfileId {
     /// # Ok::<(), optout_relay::model::IdError>(())
     /// ```
     pub fn masked(&self) -> String {
-        crate::model::mask::mask_prefix(&self.0, 1)
+        crate::model::text::mask_prefix(&self.0, 1)
     }
 }
 
