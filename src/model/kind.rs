@@ -2,8 +2,11 @@
 //! concerns and the [`Origin`] it came through.
 
 use std::fmt;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+
+use crate::model::error::{NameKind, UnknownName};
 
 /// The kind of an opt-out event, without its data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -136,5 +139,45 @@ impl fmt::Display for Channel {
             Self::Email => "Email",
             Self::Sms => "SMS",
         })
+    }
+}
+
+/// Reads the wire name (`email_unsubscribe`, as [`EventKind::as_str`] gives it) or the
+/// platform's name (`Email - Unsubscribe`, as `Display` and [`EventKind::platform_name`] give
+/// it): exactly the names JSON accepts.
+impl FromStr for EventKind {
+    type Err = UnknownName;
+
+    fn from_str(text: &str) -> Result<Self, UnknownName> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| text == kind.as_str() || text == kind.platform_name())
+            .ok_or(UnknownName::new(NameKind::EventKind))
+    }
+}
+
+/// Reads the wire name, as [`Channel::as_str`] gives it (`email`, `sms`): exactly the names
+/// JSON accepts. `Display`'s `Email` and `SMS` are for people and are not read.
+impl FromStr for Channel {
+    type Err = UnknownName;
+
+    fn from_str(text: &str) -> Result<Self, UnknownName> {
+        Self::ALL
+            .into_iter()
+            .find(|channel| text == channel.as_str())
+            .ok_or(UnknownName::new(NameKind::Channel))
+    }
+}
+
+/// Reads the wire name, as [`Origin::as_str`] and `Display` give it (`communication`, `api`,
+/// `file_import`): exactly the names JSON accepts.
+impl FromStr for Origin {
+    type Err = UnknownName;
+
+    fn from_str(text: &str) -> Result<Self, UnknownName> {
+        Self::ALL
+            .into_iter()
+            .find(|origin| text == origin.as_str())
+            .ok_or(UnknownName::new(NameKind::Origin))
     }
 }

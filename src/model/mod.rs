@@ -17,7 +17,7 @@ pub use consent::{ConsentEffect, EffectStatus, OptOutScope, Revocation};
 pub use email::MAX_EMAIL_LEN;
 pub use error::{
     ApplyError, AttributeError, AttributeNameProblem, CatalogError, EmailProblem, EventError,
-    IdError, IdKind, IdProblem, MobileProblem, ProfileError, RegionProblem,
+    IdError, IdKind, IdProblem, MobileProblem, NameKind, ProfileError, RegionProblem, UnknownName,
 };
 pub use event::OptOutKind;
 pub use ids::{ActivityId, MAX_ID_LEN};
