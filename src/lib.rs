@@ -100,7 +100,6 @@
 )]
 
 pub mod delivery;
-pub mod error;
 pub mod explain;
 mod hash;
 pub mod lint;
@@ -119,17 +118,16 @@ pub use delivery::policy::RetryPolicy;
 pub use delivery::record::Delivery;
 #[cfg(feature = "tokio")]
 pub use delivery::worker::{Outcome, Worker};
-pub use error::{
-    ApplyError, AttributeError, CatalogError, EmailProblem, EventError, FlowFileError,
-    FlowFileProblem, IdError, IdProblem, ListenError, MobileProblem, ProfileError, RouterError,
-};
 pub use listen::flow::{EntryLimit, Flow, FlowFile};
 pub use listen::node::ListenNode;
 pub use listen::router::Router;
 pub use model::catalog::{Catalog, Folder, Section, Subscription};
-pub use model::event::{EventKind, OptOutEvent, Origin};
+pub use model::email::Email;
+pub use model::event::OptOutEvent;
 pub use model::ids::{EventId, FlowId, FolderId, ProfileId, SectionId, SubscriptionId};
-pub use model::profile::{Channel, Email, Mobile, Profile};
+pub use model::kind::{Channel, EventKind, Origin};
+pub use model::mobile::Mobile;
+pub use model::profile::Profile;
 pub use store::delivery_store::DeliveryStore;
 #[cfg(feature = "postgres")]
 pub use store::postgres::PostgresStore;

@@ -2,10 +2,10 @@
 //! accepted, only what cannot be an address is refused, each with the rule it breaks; a Profile
 //! read from JSON keeps a text that is not an address as given.
 
-use optout_relay::AttributeError;
 use optout_relay::Email;
-use optout_relay::EmailProblem;
 use optout_relay::Profile;
+use optout_relay::model::AttributeError;
+use optout_relay::model::EmailProblem;
 use optout_relay::model::MAX_EMAIL_LEN;
 
 #[test]

@@ -10,8 +10,13 @@ use optout_relay::lint::Severity;
 use optout_relay::lint::lint_flows;
 use optout_relay::listen::EntryDecision;
 use optout_relay::listen::EntryWindow;
+use optout_relay::listen::FlowFileError;
+use optout_relay::listen::FlowFileProblem;
 use optout_relay::listen::FlowSettings;
+use optout_relay::listen::FoundKind;
 use optout_relay::listen::InMemoryLedger;
+use optout_relay::listen::ListenError;
+use optout_relay::listen::RouterError;
 use optout_relay::listen::Routing;
 use optout_relay::listen::WindowUnit;
 use optout_relay::model::ActivityId;
@@ -1002,8 +1007,8 @@ fn malformed_flow_files_name_the_path() {
             problem: FlowFileProblem::Invalid {
                 reason: "invalid section id: it is empty".into()
             },
-            line: 10,
-            column: 19,
+            line: Some(10),
+            column: Some(19),
         }
     );
 
@@ -1015,8 +1020,8 @@ fn malformed_flow_files_name_the_path() {
         FlowFileError {
             path: "flows[0]".into(),
             problem: FlowFileProblem::MissingField { field: "listen" },
-            line: 9,
-            column: 5,
+            line: Some(9),
+            column: Some(5),
         }
     );
 
@@ -1030,8 +1035,8 @@ fn malformed_flow_files_name_the_path() {
                     "id", "name", "section", "active", "listen", "settings", "webhook"
                 ]
             },
-            line: 4,
-            column: 14,
+            line: Some(4),
+            column: Some(14),
         }
     );
     assert_eq!(
@@ -1048,11 +1053,11 @@ fn malformed_flow_files_name_the_path() {
         FlowFileError {
             path: "flows[0].settings.entry_limit.at_most.entries".into(),
             problem: FlowFileProblem::InvalidValue {
-                found: "a number",
+                found: FoundKind::Number,
                 expected: "a nonzero u32".into()
             },
-            line: 14,
-            column: 24,
+            line: Some(14),
+            column: Some(24),
         }
     );
 
@@ -1083,13 +1088,13 @@ fn malformed_flow_files_name_the_path() {
         FlowFileError {
             path: "version".into(),
             problem: FlowFileProblem::Version { expected: 1 },
-            line: 0,
-            column: 0,
+            line: None,
+            column: None,
         }
     );
     assert_eq!(
         err.to_string(),
-        "version: unsupported flow-file version, expected 1 (line 0, column 0)"
+        "version: unsupported flow-file version, expected 1"
     );
 
     let err = broken(&|v| {
@@ -1101,13 +1106,13 @@ fn malformed_flow_files_name_the_path() {
         FlowFileError {
             path: "flows[1].id".into(),
             problem: FlowFileProblem::DuplicateFlowId { first: 0 },
-            line: 0,
-            column: 0,
+            line: None,
+            column: None,
         }
     );
     assert_eq!(
         err.to_string(),
-        "flows[1].id: the flow id is already used by flows[0] (line 0, column 0)"
+        "flows[1].id: the flow id is already used by flows[0]"
     );
 
     let err = FlowFile::from_json("{\"version\": 1, \"flows\": [").unwrap_err();
@@ -1116,8 +1121,8 @@ fn malformed_flow_files_name_the_path() {
         FlowFileError {
             path: "flows[0]".into(),
             problem: FlowFileProblem::Eof,
-            line: 1,
-            column: 25,
+            line: Some(1),
+            column: Some(25),
         }
     );
     let err = FlowFile::from_json("{\"version\": 1, \"flows\": []} trailing").unwrap_err();
@@ -1126,8 +1131,8 @@ fn malformed_flow_files_name_the_path() {
         FlowFileError {
             path: ".".into(),
             problem: FlowFileProblem::TrailingCharacters,
-            line: 1,
-            column: 29,
+            line: Some(1),
+            column: Some(29),
         }
     );
     let err = FlowFile::from_json("").unwrap_err();
@@ -1136,8 +1141,8 @@ fn malformed_flow_files_name_the_path() {
         FlowFileError {
             path: ".".into(),
             problem: FlowFileProblem::Eof,
-            line: 1,
-            column: 0,
+            line: Some(1),
+            column: Some(0),
         }
     );
     let err = FlowFile::from_json("{\"version\": 1, \"flows\": [} ").unwrap_err();
@@ -1146,8 +1151,8 @@ fn malformed_flow_files_name_the_path() {
         FlowFileError {
             path: "flows[0]".into(),
             problem: FlowFileProblem::Syntax,
-            line: 1,
-            column: 26,
+            line: Some(1),
+            column: Some(26),
         }
     );
 }

@@ -4,12 +4,13 @@
 //! Each test that depends on the metadata comes in a pair: with the feature it expects the
 //! normalized form, without it the text as given.
 
-use optout_relay::AttributeError;
 use optout_relay::Mobile;
-use optout_relay::MobileProblem;
 use optout_relay::Profile;
 use optout_relay::ProfileId;
+use optout_relay::model::AttributeError;
+use optout_relay::model::MobileProblem;
 use optout_relay::model::Region;
+use optout_relay::model::RegionProblem;
 
 fn read(input: &str, region: Option<&str>) -> Mobile {
     match region {
@@ -344,7 +345,7 @@ fn regions_are_two_letters_in_uppercase() {
     assert_eq!(region.to_string(), "SE");
     assert_eq!(format!("{region:?}"), "Region(\"SE\")");
     assert_eq!("Se".parse::<Region>().unwrap(), region);
-    let reason = "it is not two ASCII letters (an ISO 3166-1 alpha-2 code such as `SE`)";
+    let reason = RegionProblem::NotTwoLetters;
     for input in ["", "S", "SWE", "S1", "é", "S ", "46"] {
         assert_eq!(
             Region::new(input).unwrap_err(),
@@ -364,7 +365,7 @@ fn a_region_the_metadata_does_not_know_is_refused() {
     assert_eq!(
         Region::new("ZZ").unwrap_err(),
         AttributeError::Region {
-            reason: "it is not a region the phone-number metadata knows"
+            reason: RegionProblem::UnknownRegion
         }
     );
     assert_eq!(

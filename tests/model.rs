@@ -1,13 +1,21 @@
 //! The domain model: ids, catalog, profiles, events, consent effects and their JSON shapes.
 
 use optout_relay::model::ActivityId;
+use optout_relay::model::ApplyError;
 use optout_relay::model::AttributeName;
+use optout_relay::model::CatalogError;
 use optout_relay::model::ConsentEffect;
 use optout_relay::model::ConsentState;
 use optout_relay::model::EffectStatus;
+use optout_relay::model::IdError;
+use optout_relay::model::IdKind;
+use optout_relay::model::IdProblem;
+use optout_relay::model::NameKind;
 use optout_relay::model::OptOutScope;
+use optout_relay::model::ProfileError;
 use optout_relay::model::Revocation;
 use optout_relay::model::SectionOptOut;
+use optout_relay::model::UnknownName;
 use optout_relay::*;
 use serde_json::json;
 
@@ -93,14 +101,14 @@ fn ids_accept_platform_values_and_reject_bad_ones() {
     assert_eq!(
         SubscriptionId::from_audience_url("https://app.example.com/audience/123456"),
         Err(IdError {
-            kind: "subscription id",
+            kind: IdKind::Subscription,
             problem: IdProblem::NotInUrl
         })
     );
     assert_eq!(
         SubscriptionId::from_audience_url("https://app.example.com/subscription/"),
         Err(IdError {
-            kind: "subscription id",
+            kind: IdKind::Subscription,
             problem: IdProblem::NotInUrl
         })
     );
@@ -108,14 +116,14 @@ fn ids_accept_platform_values_and_reject_bad_ones() {
     assert_eq!(
         SectionId::new(""),
         Err(IdError {
-            kind: "section id",
+            kind: IdKind::Section,
             problem: IdProblem::Empty
         })
     );
     assert_eq!(
         FolderId::new("x".repeat(129)),
         Err(IdError {
-            kind: "folder id",
+            kind: IdKind::Folder,
             problem: IdProblem::TooLong { len: 129, max: 128 }
         })
     );
@@ -123,14 +131,14 @@ fn ids_accept_platform_values_and_reject_bad_ones() {
     assert_eq!(
         EventId::new("evt\n1"),
         Err(IdError {
-            kind: "event id",
+            kind: IdKind::Event,
             problem: IdProblem::ControlCharacter { position: 3 }
         })
     );
     assert_eq!(
         ProfileId::new("p\u{0}"),
         Err(IdError {
-            kind: "profile id",
+            kind: IdKind::Profile,
             problem: IdProblem::ControlCharacter { position: 1 }
         })
     );
@@ -140,7 +148,7 @@ fn ids_accept_platform_values_and_reject_bad_ones() {
     );
     assert_eq!(
         IdError {
-            kind: "folder id",
+            kind: IdKind::Folder,
             problem: IdProblem::TooLong { len: 129, max: 128 }
         }
         .to_string(),
@@ -681,4 +689,81 @@ fn profile_json_refuses_repeated_keys() {
     assert_eq!(profile, expected);
     let written = serde_json::to_string(&profile).unwrap();
     assert_eq!(serde_json::from_str::<Profile>(&written).unwrap(), profile);
+}
+
+#[test]
+fn event_kinds_read_their_wire_and_platform_names() {
+    for kind in EventKind::ALL {
+        assert_eq!(kind.as_str().parse::<EventKind>(), Ok(kind));
+        assert_eq!(kind.to_string().parse::<EventKind>(), Ok(kind));
+        assert_eq!(kind.platform_name().parse::<EventKind>(), Ok(kind));
+        // The same names as JSON.
+        let json: EventKind = serde_json::from_value(json!(kind.to_string())).unwrap();
+        assert_eq!(json, kind);
+    }
+    let refused = UnknownName::new(NameKind::EventKind);
+    for text in [
+        "",
+        "email",
+        "Email_Unsubscribe",
+        "email_unsubscribe ",
+        "email - unsubscribe",
+        "Email-Unsubscribe",
+    ] {
+        assert_eq!(text.parse::<EventKind>(), Err(refused), "{text:?}");
+    }
+    assert_eq!(
+        refused.to_string(),
+        "unknown event kind, expected one of `email_unsubscribe`, `email_abuse`, \
+         `sms_unsubscribe`, `Email - Unsubscribe`, `Email - Abuse`, `SMS - Unsubscribe`"
+    );
+}
+
+#[test]
+fn channels_and_origins_read_their_wire_names() {
+    for channel in Channel::ALL {
+        assert_eq!(channel.as_str().parse::<Channel>(), Ok(channel));
+        let json: Channel = serde_json::from_value(json!(channel.as_str())).unwrap();
+        assert_eq!(json, channel);
+    }
+    let refused = UnknownName::new(NameKind::Channel);
+    // `Display` (`Email`, `SMS`) is for people; JSON does not take it either.
+    for text in ["", "Email", "SMS", "mail", " sms", "push"] {
+        assert_eq!(text.parse::<Channel>(), Err(refused), "{text:?}");
+        assert!(serde_json::from_value::<Channel>(json!(text)).is_err());
+    }
+    assert_eq!(
+        refused.to_string(),
+        "unknown channel, expected one of `email`, `sms`"
+    );
+
+    for origin in Origin::ALL {
+        assert_eq!(origin.as_str().parse::<Origin>(), Ok(origin));
+        assert_eq!(origin.to_string().parse::<Origin>(), Ok(origin));
+        let json: Origin = serde_json::from_value(json!(origin.as_str())).unwrap();
+        assert_eq!(json, origin);
+    }
+    let refused = UnknownName::new(NameKind::Origin);
+    for text in ["", "API", "file-import", "fileImport", "communication\n"] {
+        assert_eq!(text.parse::<Origin>(), Err(refused), "{text:?}");
+    }
+    assert_eq!(
+        refused.to_string(),
+        "unknown origin, expected one of `communication`, `api`, `file_import`"
+    );
+}
+
+#[test]
+fn an_unknown_name_is_not_repeated() {
+    let secret = format!("alice@example.com{}", "x".repeat(100_000));
+    for error in [
+        secret.parse::<EventKind>().unwrap_err(),
+        secret.parse::<Channel>().unwrap_err(),
+        secret.parse::<Origin>().unwrap_err(),
+    ] {
+        for shown in [error.to_string(), format!("{error:?}")] {
+            assert!(!shown.contains("alice"), "{shown}");
+            assert!(shown.len() < 200, "{shown}");
+        }
+    }
 }

@@ -16,6 +16,7 @@ use optout_relay::lint::lint_flows;
 use optout_relay::listen::InMemoryLedger;
 #[cfg(feature = "tokio")]
 use optout_relay::model::ActivityId;
+use optout_relay::model::ApplyError;
 use optout_relay::model::AttributeName;
 use optout_relay::model::AttributeValue;
 #[cfg(feature = "signing")]

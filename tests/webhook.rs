@@ -6,8 +6,12 @@ mod node_requests;
 use node_requests::NodeRequests;
 
 use optout_relay::lint::Severity;
+use optout_relay::listen::FlowFileProblem;
 use optout_relay::model::ActivityId;
+use optout_relay::model::AttributeError;
 use optout_relay::model::AttributeName;
+use optout_relay::model::EmailProblem;
+use optout_relay::model::MobileProblem;
 use optout_relay::webhook::Auth;
 use optout_relay::webhook::ParamSource;
 use optout_relay::webhook::RequestBuildError;

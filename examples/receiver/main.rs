@@ -54,6 +54,7 @@ use std::time::Duration;
 
 use optout_relay::ReqwestClient;
 use optout_relay::jiff::SignedDuration;
+use optout_relay::model::IdError;
 use optout_relay::relay::FlowResult;
 use optout_relay::url::Url;
 use optout_relay::webhook::ParamSource;

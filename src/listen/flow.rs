@@ -7,7 +7,7 @@ use std::num::NonZeroU32;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{FlowFileError, FlowFileProblem, ListenError};
+use crate::listen::error::{FlowFileError, FlowFileProblem, ListenError};
 use crate::listen::{EntryWindow, ListenNode};
 use crate::model::{FlowId, SectionId};
 use crate::webhook::WebhookNode;
@@ -213,7 +213,7 @@ pub const FLOW_FILE_VERSION: u32 = 1;
 ///     "listen": {"kinds": ["email_bounce"]}, "webhook": {"url": "https://example.com/"}}]}"#)
 ///     .unwrap_err();
 /// assert_eq!(err.path, "flows[0].listen.kinds[0]");
-/// assert!(matches!(err.problem, optout_relay::FlowFileProblem::UnknownVariant { .. }));
+/// assert!(matches!(err.problem, optout_relay::listen::FlowFileProblem::UnknownVariant { .. }));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -252,8 +252,8 @@ impl FlowFile {
                 problem: FlowFileProblem::Version {
                     expected: FLOW_FILE_VERSION,
                 },
-                line: 0,
-                column: 0,
+                line: None,
+                column: None,
             });
         }
         let mut seen: HashMap<&FlowId, usize> = HashMap::with_capacity(file.flows.len());
@@ -265,8 +265,8 @@ impl FlowFile {
                         problem: FlowFileProblem::DuplicateFlowId {
                             first: *first.get(),
                         },
-                        line: 0,
-                        column: 0,
+                        line: None,
+                        column: None,
                     });
                 }
                 Entry::Vacant(slot) => {

@@ -10,6 +10,7 @@
 //! - [`lint_flows`](crate::lint::lint_flows): the article's traps as diagnostics.
 
 pub(crate) mod entry;
+pub(crate) mod error;
 pub(crate) mod flow;
 mod ledger;
 pub(crate) mod lint;
@@ -20,6 +21,7 @@ pub(crate) mod router;
 mod window;
 
 pub use entry::EntryDecision;
+pub use error::{FlowFileError, FlowFileProblem, FoundKind, ListenError, RouterError};
 pub use flow::{FLOW_FILE_VERSION, FlowSettings};
 pub use ledger::{EntryLedger, EntryRequest, InMemoryLedger};
 pub use node::ListenNodeBuilder;

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::ListenError;
+use crate::listen::error::ListenError;
 use crate::model::{ActivityId, EventKind, FolderId, Origin, SubscriptionId};
 
 /// What a flow takes: event kinds, optional narrowing by Subscriptions, Folders and Activities,

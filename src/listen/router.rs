@@ -7,7 +7,7 @@ use std::fmt;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::error::RouterError;
+use crate::listen::error::RouterError;
 use crate::listen::{EntryDecision, EntryLedger, EntryRequest, Flow};
 use crate::model::{
     ActivityId, Catalog, EventKind, FlowId, FolderId, OptOutEvent, Origin, Profile, SectionId,

@@ -7,7 +7,7 @@ use std::hash::{Hash, Hasher};
 use jiff::{SignedDuration, Span};
 use serde::{Deserialize, Serialize};
 
-use crate::error::ListenError;
+use crate::listen::error::ListenError;
 
 /// A unit an [`EntryWindow`] is written in, and the fixed length it counts as.
 ///
@@ -131,7 +131,7 @@ impl WindowUnit {
 /// assert_eq!(month, EntryWindow::new(30, WindowUnit::Day)?);
 /// assert_eq!(month.to_string(), "1 month");
 /// assert_eq!("1 day 12 hours".parse::<EntryWindow>()?.to_string(), "36 hours");
-/// # Ok::<(), optout_relay::ListenError>(())
+/// # Ok::<(), optout_relay::listen::ListenError>(())
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct EntryWindow {

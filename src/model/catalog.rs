@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::CatalogError;
+use crate::model::error::CatalogError;
 use crate::model::{FolderId, SectionId, SubscriptionId};
 
 /// One thing a Profile can consent to, such as a newsletter or an SMS programme.

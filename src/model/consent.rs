@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApplyError;
+use crate::model::error::ApplyError;
 use crate::model::{
     Channel, ConsentState, EventId, FolderId, OptOutEvent, OptOutKind, Profile, Section, SectionId,
     SectionOptOut, SubscriptionId,

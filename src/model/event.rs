@@ -1,77 +1,12 @@
 //! Opt-out events: Email - Unsubscribe, Email - Abuse and SMS - Unsubscribe, where they came
 //! from, and when they happened.
 
-use std::fmt;
-
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::error::EventError;
-use crate::model::{ActivityId, Channel, EventId, ProfileId, SectionId, SubscriptionId};
-
-/// The kind of an opt-out event, without its data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    /// "Email - Unsubscribe": the Profile unsubscribed through an email; consent is revoked for
-    /// the Subscription that email was sent to.
-    #[serde(alias = "Email - Unsubscribe")]
-    EmailUnsubscribe,
-    /// "Email - Abuse": the Profile reported an email as spam; email consent is revoked for every
-    /// Subscription of the Section.
-    #[serde(alias = "Email - Abuse")]
-    EmailAbuse,
-    /// "SMS - Unsubscribe": the Profile unsubscribed through an SMS (a STOP reply); SMS consent is
-    /// revoked for the Subscription that SMS was sent to.
-    #[serde(alias = "SMS - Unsubscribe")]
-    SmsUnsubscribe,
-}
-
-impl EventKind {
-    /// Every kind, in order.
-    pub const ALL: [EventKind; 3] = [
-        EventKind::EmailUnsubscribe,
-        EventKind::EmailAbuse,
-        EventKind::SmsUnsubscribe,
-    ];
-
-    /// The channel the opt-out concerns.
-    pub fn channel(self) -> Channel {
-        match self {
-            Self::EmailUnsubscribe | Self::EmailAbuse => Channel::Email,
-            Self::SmsUnsubscribe => Channel::Sms,
-        }
-    }
-
-    /// Whether the opt-out covers the whole Section (only Email - Abuse does).
-    pub fn is_section_level(self) -> bool {
-        matches!(self, Self::EmailAbuse)
-    }
-
-    /// The wire name: `email_unsubscribe`, `email_abuse` or `sms_unsubscribe`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::EmailUnsubscribe => "email_unsubscribe",
-            Self::EmailAbuse => "email_abuse",
-            Self::SmsUnsubscribe => "sms_unsubscribe",
-        }
-    }
-
-    /// The platform's name: `Email - Unsubscribe`, `Email - Abuse` or `SMS - Unsubscribe`.
-    pub fn platform_name(self) -> &'static str {
-        match self {
-            Self::EmailUnsubscribe => "Email - Unsubscribe",
-            Self::EmailAbuse => "Email - Abuse",
-            Self::SmsUnsubscribe => "SMS - Unsubscribe",
-        }
-    }
-}
-
-impl fmt::Display for EventKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.platform_name())
-    }
-}
+use crate::model::error::EventError;
+use crate::model::ids::{ActivityId, EventId, ProfileId, SectionId, SubscriptionId};
+use crate::model::kind::{Channel, EventKind, Origin};
 
 /// An opt-out event's kind with the data that kind needs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -108,44 +43,6 @@ impl OptOutKind {
             }
             Self::EmailAbuse => None,
         }
-    }
-}
-
-/// Where an opt-out came from.
-///
-/// The platform's own flow only fires for opt-outs made through its communications; listeners
-/// of this crate take only [`Origin::Communication`] by default too, and can opt in to the
-/// others.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Origin {
-    /// Through a communication the platform sent (an unsubscribe link, a spam report, a STOP
-    /// reply).
-    Communication,
-    /// Through the platform's API.
-    Api,
-    /// Through a file import.
-    FileImport,
-}
-
-impl Origin {
-    /// Every origin, in order.
-    pub const ALL: [Origin; 3] = [Origin::Communication, Origin::Api, Origin::FileImport];
-
-    /// The wire name: `communication`, `api` or `file_import`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Communication => "communication",
-            Self::Api => "api",
-            Self::FileImport => "file_import",
-        }
-    }
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

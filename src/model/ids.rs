@@ -9,13 +9,13 @@
 use std::borrow::Borrow;
 use std::fmt;
 
-use crate::error::{IdError, IdProblem};
+use crate::model::error::{IdError, IdKind, IdProblem};
 
 /// The longest id accepted, in bytes.
 pub const MAX_ID_LEN: usize = 128;
 
 /// Checks the rules shared by every id type and names the id type in the error.
-fn validate(kind: &'static str, value: &str) -> Result<(), IdError> {
+fn validate(kind: IdKind, value: &str) -> Result<(), IdError> {
     let problem = if value.is_empty() {
         Some(IdProblem::Empty)
     } else if value.len() > MAX_ID_LEN {
@@ -36,15 +36,15 @@ fn validate(kind: &'static str, value: &str) -> Result<(), IdError> {
 }
 
 macro_rules! id_type {
-    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+    ($(#[$doc:meta])* $name:ident, $kind:ident) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(std::sync::Arc<str>);
 
         impl $name {
-            /// The name of this id type, as it appears in errors.
-            pub const KIND: &'static str = $kind;
+            /// This id type, as errors name it.
+            pub const KIND: IdKind = IdKind::$kind;
 
             /// Validates `value` and wraps it.
             ///
@@ -129,12 +129,12 @@ macro_rules! id_type {
 id_type!(
     /// The id of a Section, the top-level workspace of an account that owns Folders.
     SectionId,
-    "section id"
+    Section
 );
 id_type!(
     /// The id of a Folder, a group of Subscriptions inside a Section.
     FolderId,
-    "folder id"
+    Folder
 );
 id_type!(
     /// The id of a Subscription, one thing a Profile can consent to.
@@ -147,30 +147,30 @@ id_type!(
     ///
     /// let id = SubscriptionId::new("123456")?;
     /// assert_eq!(id.as_str(), "123456");
-    /// # Ok::<(), optout_relay::IdError>(())
+    /// # Ok::<(), optout_relay::model::IdError>(())
     /// ```
     SubscriptionId,
-    "subscription id"
+    Subscription
 );
 id_type!(
     /// The id of a Profile (a person).
     ProfileId,
-    "profile id"
+    Profile
 );
 id_type!(
     /// The id of an Activity: one message (an email or SMS send) a Profile can opt out from.
     ActivityId,
-    "activity id"
+    Activity
 );
 id_type!(
     /// The id of a Flow (a Listen node and a Webhook node), unique among a host's flows.
     FlowId,
-    "flow id"
+    Flow
 );
 id_type!(
     /// The id of one opt-out event. A re-delivered copy of an event carries the same id.
     EventId,
-    "event id"
+    Event
 );
 
 impl ProfileId {
@@ -184,10 +184,10 @@ impl ProfileId {
     ///
     /// assert_eq!(ProfileId::new("ada@example.com")?.masked(), "a***");
     /// assert_eq!(ProfileId::new("p")?.masked(), "***");
-    /// # Ok::<(), optout_relay::IdError>(())
+    /// # Ok::<(), optout_relay::model::IdError>(())
     /// ```
     pub fn masked(&self) -> String {
-        crate::model::profile::mask_prefix(&self.0, 1)
+        crate::model::text::mask_prefix(&self.0, 1)
     }
 }
 
@@ -206,7 +206,7 @@ impl SubscriptionId {
     ///
     /// let id = SubscriptionId::from_audience_url("https://app.example.com/audience/subscription/123456?tab=1")?;
     /// assert_eq!(id.as_str(), "123456");
-    /// # Ok::<(), optout_relay::IdError>(())
+    /// # Ok::<(), optout_relay::model::IdError>(())
     /// ```
     pub fn from_audience_url(address: &str) -> Result<Self, IdError> {
         let path = address

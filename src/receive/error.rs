@@ -5,8 +5,8 @@ use std::fmt;
 
 use jiff::SignedDuration;
 
-use crate::error::{AttributeError, IdError};
 use crate::model::EventKind;
+use crate::model::error::{AttributeError, IdError};
 use crate::webhook::{ParamSource, WebhookEncoding};
 
 /// An incoming webhook failed Standard Webhooks verification

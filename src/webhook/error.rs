@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::error::{EmailProblem, MobileProblem};
+use crate::model::error::{EmailProblem, MobileProblem};
 use crate::model::{ProfileId, SectionId};
 use crate::webhook::method::{WebhookEncoding, WebhookMethod};
 use crate::webhook::problem::{

@@ -26,7 +26,7 @@ use crate::model::{EventId, FlowId};
 ///
 /// let id = WebhookId::derive(&FlowId::new("crm-unsubscribes")?, &EventId::new("evt-1")?);
 /// assert_eq!(id.as_str(), "msg_f602f46a34bde42fbf025123344f856d");
-/// # Ok::<(), optout_relay::IdError>(())
+/// # Ok::<(), optout_relay::model::IdError>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct WebhookId(String);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{EmailProblem, MobileProblem};
+use crate::model::error::{EmailProblem, MobileProblem};
 use crate::model::{AttributeValue, Email, OptOutEvent, Profile, Section};
 use crate::webhook::error::{RequestBuildError, WebhookConfigError};
 use crate::webhook::problem::{MissingValueReason, ParamNameProblem};

@@ -1,44 +1,20 @@
-//! Reading a flow file: a proxy around serde_json's deserializer that records WHAT went wrong
-//! and WHERE, so that a [`FlowFileError`] is built from the kind of problem, the JSON path and
-//! the position, never from a message text (which may quote the file: a token, a password, an
-//! Email written in the wrong place).
-//!
-//! The proxy wraps every deserializer, visitor, seed and access it hands on. The code it calls
-//! (derived or written by hand) sees an error type of its own, [`Failed`]: when that code says
-//! `unknown_variant(value, EXPECTED)`, `unknown_field`, `invalid_type(unexpected, expected)`,
-//! `missing_field` or `custom`, the value is dropped there and the problem kept as a
-//! [`FlowFileProblem`] (the found value as a category only: "a string", "a number"...). The
-//! problem is recorded with the path where it arose, and a stand-in error with a fixed text
-//! travels down through serde_json, which adds the line and column. Errors serde_json raises by
-//! itself (malformed JSON) are classified with [`serde_json::Error::classify`].
-//!
-//! serde_json would itself raise "invalid type" errors quoting the string it found when a value
-//! has the wrong type for the hint it was given (`deserialize_struct` on a string). The proxy
-//! never gives it such a hint: values are read with `deserialize_any` (enums included, with the
-//! proxy's own enum access), and the wrapped visitor, which has the proxy's error type, reports
-//! the mismatch.
+//! The proxy itself: a deserializer, visitor, seed and accesses that wrap serde_json's and hand
+//! the code they call the error type [`Failed`], so that every problem is recorded by kind and
+//! path before a stand-in error with a fixed text goes on through serde_json.
 
-use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
 
 use serde::de::{
-    self, DeserializeSeed, Deserializer, EnumAccess, Expected, IntoDeserializer, MapAccess,
-    SeqAccess, Unexpected, VariantAccess, Visitor,
+    self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, Unexpected,
+    VariantAccess, Visitor,
 };
 
 use serde::de::Error as _;
 
-use crate::error::{FlowFileError, FlowFileProblem};
-
-/// The longest map key kept for a path, in characters (longer ones are cut, with `…`).
-const MAX_KEY_CHARS: usize = 64;
-/// The longest path reported, in bytes (longer ones are cut, with `…`).
-const MAX_PATH_BYTES: usize = 256;
-/// The longest text kept for an expected value or a reason, in bytes.
-const MAX_TEXT_BYTES: usize = 256;
-/// The text of the stand-in error that travels through serde_json.
-const STAND_IN: &str = "flow-file problem";
+use super::track::{Chain, Failed, Track, captured_key};
+use super::variant::{StrEnum, Struct, Tuple};
+use crate::listen::error::{FlowFileError, FlowFileProblem, FoundKind};
 
 /// Reads `T` from `text` through the proxy, and checks that nothing follows it.
 pub(crate) fn from_str<'de, T: de::Deserialize<'de>>(text: &'de str) -> Result<T, FlowFileError> {
@@ -58,255 +34,6 @@ pub(crate) fn from_str<'de, T: de::Deserialize<'de>>(text: &'de str) -> Result<T
     })?;
     json.end().map_err(|error| track.error(error, true))?;
     Ok(value)
-}
-
-/// Where in the document a value is: a linked list on the stack, from the value to the root.
-enum Chain<'a> {
-    Root,
-    Key { parent: &'a Chain<'a>, key: &'a str },
-    Index { parent: &'a Chain<'a>, index: usize },
-}
-
-impl Chain<'_> {
-    /// The path as the error shows it (`flows[0].listen.kinds[0]`, `.` for the root), at most
-    /// [`MAX_PATH_BYTES`] long.
-    fn render(&self) -> String {
-        let mut segments = Vec::new();
-        let mut chain = self;
-        loop {
-            match chain {
-                Chain::Root => break,
-                Chain::Key { parent, .. } | Chain::Index { parent, .. } => {
-                    segments.push(chain);
-                    chain = parent;
-                }
-            }
-        }
-        let mut path = String::new();
-        for segment in segments.iter().rev() {
-            match segment {
-                Chain::Key { key, .. } => {
-                    if !path.is_empty() {
-                        path.push('.');
-                    }
-                    path.push_str(key);
-                }
-                Chain::Index { index, .. } => path.push_str(&format!("[{index}]")),
-                Chain::Root => {}
-            }
-            if path.len() > MAX_PATH_BYTES {
-                break;
-            }
-        }
-        if path.is_empty() {
-            return ".".to_owned();
-        }
-        bounded(&path, MAX_PATH_BYTES)
-    }
-}
-
-/// The first problem met and where: the innermost proxy that sees an error records it.
-#[derive(Default)]
-struct Track {
-    first: RefCell<Option<(String, Option<FlowFileProblem>)>>,
-}
-
-impl Track {
-    fn record(&self, at: &Chain<'_>, problem: Option<FlowFileProblem>) {
-        let mut first = self.first.borrow_mut();
-        if first.is_none() {
-            *first = Some((at.render(), problem));
-        }
-    }
-
-    /// An error of the deserializer below, kept in `stash` while [`Failed::Below`] goes up
-    /// through code that only knows the proxy's error type.
-    fn lift<E>(&self, at: &Chain<'_>, error: E, stash: &mut Option<E>) -> Failed {
-        self.record(at, None);
-        *stash = Some(error);
-        Failed::Below
-    }
-
-    /// A [`Failed`] for the deserializer below: a problem is recorded and replaced by a stand-in
-    /// with a fixed text.
-    fn lower<E: de::Error>(&self, at: &Chain<'_>, failed: Failed) -> E {
-        if let Failed::Problem(problem) = failed {
-            self.record(at, Some(problem));
-        }
-        E::custom(STAND_IN)
-    }
-
-    /// As [`Track::lower`], giving back the error from below that [`Failed::Below`] stands for.
-    fn lower_stashed<E: de::Error>(
-        &self,
-        at: &Chain<'_>,
-        failed: Failed,
-        stash: &mut Option<E>,
-    ) -> E {
-        match (failed, stash.take()) {
-            (Failed::Below, Some(error)) => error,
-            (failed, _) => self.lower(at, failed),
-        }
-    }
-
-    /// The error for serde_json's `error`: the recorded problem for a data error, the category
-    /// for malformed JSON; `trailing` when it came from the check for text after the document.
-    fn error(&self, error: serde_json::Error, trailing: bool) -> FlowFileError {
-        let (path, recorded) = self
-            .first
-            .borrow_mut()
-            .take()
-            .unwrap_or_else(|| (".".to_owned(), None));
-        let problem = match error.classify() {
-            serde_json::error::Category::Eof => FlowFileProblem::Eof,
-            _ if trailing => FlowFileProblem::TrailingCharacters,
-            serde_json::error::Category::Syntax | serde_json::error::Category::Io => {
-                FlowFileProblem::Syntax
-            }
-            serde_json::error::Category::Data => recorded.unwrap_or(FlowFileProblem::Invalid {
-                reason: "the value does not fit the flow-file format".to_owned(),
-            }),
-        };
-        FlowFileError {
-            path: if trailing { ".".to_owned() } else { path },
-            problem,
-            line: error.line(),
-            column: error.column(),
-        }
-    }
-}
-
-/// The error type the proxied code sees.
-#[derive(Debug)]
-enum Failed {
-    /// What went wrong, without the value.
-    Problem(FlowFileProblem),
-    /// An error of the deserializer below, kept by the proxy that met it.
-    Below,
-}
-
-impl fmt::Display for Failed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(STAND_IN)
-    }
-}
-
-impl std::error::Error for Failed {}
-
-impl de::Error for Failed {
-    fn custom<T: fmt::Display>(reason: T) -> Self {
-        Self::Problem(FlowFileProblem::Invalid {
-            reason: bounded(reason, MAX_TEXT_BYTES),
-        })
-    }
-
-    fn invalid_type(unexpected: Unexpected<'_>, expected: &dyn Expected) -> Self {
-        Self::Problem(FlowFileProblem::InvalidType {
-            found: category(&unexpected),
-            expected: bounded(format_args!("{expected}"), MAX_TEXT_BYTES),
-        })
-    }
-
-    fn invalid_value(unexpected: Unexpected<'_>, expected: &dyn Expected) -> Self {
-        Self::Problem(FlowFileProblem::InvalidValue {
-            found: category(&unexpected),
-            expected: bounded(format_args!("{expected}"), MAX_TEXT_BYTES),
-        })
-    }
-
-    fn invalid_length(len: usize, expected: &dyn Expected) -> Self {
-        Self::Problem(FlowFileProblem::InvalidLength {
-            len,
-            expected: bounded(format_args!("{expected}"), MAX_TEXT_BYTES),
-        })
-    }
-
-    fn unknown_variant(_variant: &str, expected: &'static [&'static str]) -> Self {
-        Self::Problem(FlowFileProblem::UnknownVariant { expected })
-    }
-
-    fn unknown_field(_field: &str, expected: &'static [&'static str]) -> Self {
-        Self::Problem(FlowFileProblem::UnknownField { expected })
-    }
-
-    fn missing_field(field: &'static str) -> Self {
-        Self::Problem(FlowFileProblem::MissingField { field })
-    }
-
-    fn duplicate_field(field: &'static str) -> Self {
-        Self::Problem(FlowFileProblem::DuplicateField { field })
-    }
-}
-
-/// What kind of value was found, never the value.
-fn category(unexpected: &Unexpected<'_>) -> &'static str {
-    match unexpected {
-        Unexpected::Bool(_) => "a boolean",
-        Unexpected::Unsigned(_) | Unexpected::Signed(_) | Unexpected::Float(_) => "a number",
-        Unexpected::Char(_) | Unexpected::Str(_) => "a string",
-        Unexpected::Bytes(_) => "bytes",
-        Unexpected::Unit => "null",
-        Unexpected::Seq => "an array",
-        Unexpected::Map => "an object",
-        Unexpected::Option => "an optional value",
-        Unexpected::NewtypeStruct => "a newtype struct",
-        Unexpected::Enum => "an enum",
-        Unexpected::UnitVariant => "a unit variant",
-        Unexpected::NewtypeVariant => "a newtype variant",
-        Unexpected::TupleVariant => "a tuple variant",
-        Unexpected::StructVariant => "a struct variant",
-        Unexpected::Other(_) => "another value",
-    }
-}
-
-/// `text` formatted, cut after `max` bytes (with `…`): formatting stops there, however long
-/// the text would be.
-fn bounded(text: impl fmt::Display, max: usize) -> String {
-    struct Limit {
-        out: String,
-        max: usize,
-        cut: bool,
-    }
-    impl fmt::Write for Limit {
-        fn write_str(&mut self, s: &str) -> fmt::Result {
-            let room = self.max - self.out.len();
-            if s.len() <= room {
-                self.out.push_str(s);
-                return Ok(());
-            }
-            let mut end = room;
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
-            self.out.push_str(&s[..end]);
-            self.cut = true;
-            Err(fmt::Error)
-        }
-    }
-    let mut limit = Limit {
-        out: String::new(),
-        max,
-        cut: false,
-    };
-    // An error here only means the limit was reached.
-    let _ = fmt::write(&mut limit, format_args!("{text}"));
-    if limit.cut {
-        limit.out.push('…');
-    }
-    limit.out
-}
-
-/// A map key kept for a path: control characters escaped, cut at [`MAX_KEY_CHARS`].
-fn captured_key(key: &str) -> String {
-    let mut out: String = key
-        .chars()
-        .take(MAX_KEY_CHARS)
-        .flat_map(char::escape_debug)
-        .collect();
-    if key.chars().nth(MAX_KEY_CHARS).is_some() {
-        out.push('…');
-    }
-    out
 }
 
 /// The proxy deserializer. In value position every type hint but a few becomes
@@ -739,54 +466,6 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for EnumVisitor<'_, V> {
     }
 }
 
-/// An enum written as a string: a unit variant.
-struct StrEnum<'v> {
-    variant: &'v str,
-}
-
-impl<'de> EnumAccess<'de> for StrEnum<'_> {
-    type Error = Failed;
-    type Variant = UnitOnly;
-
-    fn variant_seed<S: DeserializeSeed<'de>>(
-        self,
-        seed: S,
-    ) -> Result<(S::Value, UnitOnly), Failed> {
-        let name: de::value::StrDeserializer<'_, Failed> = self.variant.into_deserializer();
-        Ok((seed.deserialize(name)?, UnitOnly))
-    }
-}
-
-/// The variant of an enum written as a string: it has no value.
-struct UnitOnly;
-
-impl<'de> VariantAccess<'de> for UnitOnly {
-    type Error = Failed;
-
-    fn unit_variant(self) -> Result<(), Failed> {
-        Ok(())
-    }
-
-    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, _seed: T) -> Result<T::Value, Failed> {
-        Err(Failed::invalid_type(
-            Unexpected::Str(""),
-            &"an object holding the variant and its value",
-        ))
-    }
-
-    fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, Failed> {
-        Err(Failed::invalid_type(Unexpected::Str(""), &visitor))
-    }
-
-    fn struct_variant<V: Visitor<'de>>(
-        self,
-        _fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, Failed> {
-        Err(Failed::invalid_type(Unexpected::Str(""), &visitor))
-    }
-}
-
 /// An enum written as an object: its one key is the variant, the key's value the variant's.
 struct MapEnum<'a, A, E>(Map<'a, A, E>);
 
@@ -803,7 +482,7 @@ impl<'de, A: MapAccess<'de, Error = E>, E> EnumAccess<'de> for MapEnum<'_, A, E>
         match self.0.next_key_seed(seed)? {
             Some(variant) => Ok((variant, self)),
             None => Err(Failed::Problem(FlowFileProblem::InvalidValue {
-                found: "an object with no key",
+                found: FoundKind::ObjectWithNoKey,
                 expected: ONE_KEY.to_owned(),
             })),
         }
@@ -816,7 +495,7 @@ impl<'de, A: MapAccess<'de, Error = E>, E> MapEnum<'_, A, E> {
         match self.0.next_key_seed(PhantomData::<de::IgnoredAny>)? {
             None => Ok(()),
             Some(_) => Err(Failed::Problem(FlowFileProblem::InvalidValue {
-                found: "an object with more than one key",
+                found: FoundKind::ObjectWithManyKeys,
                 expected: ONE_KEY.to_owned(),
             })),
         }
@@ -858,111 +537,5 @@ impl<'de, A: MapAccess<'de, Error = E>, E> VariantAccess<'de> for MapEnum<'_, A,
         let value = self.0.next_value_seed(Struct { fields, visitor })?;
         self.end()?;
         Ok(value)
-    }
-}
-
-/// A tuple variant's value.
-struct Tuple<V> {
-    len: usize,
-    visitor: V,
-}
-
-impl<'de, V: Visitor<'de>> DeserializeSeed<'de> for Tuple<V> {
-    type Value = V::Value;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<V::Value, D::Error> {
-        deserializer.deserialize_tuple(self.len, self.visitor)
-    }
-}
-
-/// A struct variant's value.
-struct Struct<V> {
-    fields: &'static [&'static str],
-    visitor: V,
-}
-
-impl<'de, V: Visitor<'de>> DeserializeSeed<'de> for Struct<V> {
-    type Value = V::Value;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<V::Value, D::Error> {
-        deserializer.deserialize_struct("", self.fields, self.visitor)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use super::{FlowFileProblem, bounded, from_str};
-
-    #[derive(Debug, serde::Deserialize)]
-    struct Keyed {
-        #[allow(dead_code, reason = "only read")]
-        map: BTreeMap<String, u32>,
-    }
-
-    #[test]
-    fn user_map_keys_are_cut_in_paths() {
-        let key = format!("{}\n{}", "k".repeat(40), "k".repeat(10_000));
-        let text = format!(
-            "{{\"map\": {{\"ok\": 1, {}: \"alice\"}}}}",
-            serde_json::json!(key)
-        );
-        let error = from_str::<Keyed>(&text).unwrap_err();
-        assert_eq!(
-            error.path,
-            format!("map.{}\\n{}…", "k".repeat(40), "k".repeat(23))
-        );
-        assert_eq!(
-            error.problem,
-            FlowFileProblem::InvalidType {
-                found: "a string",
-                expected: "u32".into()
-            }
-        );
-        // The closing quote of the string found.
-        assert_eq!((error.line, error.column), (1, 10_071));
-    }
-
-    #[test]
-    fn found_values_are_named_by_kind() {
-        for (text, found) in [
-            ("\"alice\"", "a string"),
-            ("-1", "a number"),
-            ("1.5", "a number"),
-            ("true", "a boolean"),
-            ("null", "null"),
-            ("[\"alice\"]", "an array"),
-            ("{\"alice\": 1}", "an object"),
-        ] {
-            let error = from_str::<String>(text).err();
-            if found == "a string" {
-                assert!(error.is_none());
-                continue;
-            }
-            assert_eq!(
-                error.unwrap().problem,
-                FlowFileProblem::InvalidType {
-                    found,
-                    expected: "a string".into()
-                },
-                "{text}"
-            );
-        }
-        assert_eq!(
-            from_str::<u8>("300").unwrap_err().problem,
-            FlowFileProblem::InvalidValue {
-                found: "a number",
-                expected: "u8".into()
-            }
-        );
-    }
-
-    #[test]
-    fn texts_are_cut_on_a_character_boundary() {
-        assert_eq!(bounded("abc", 3), "abc");
-        assert_eq!(bounded("abcd", 3), "abc…");
-        assert_eq!(bounded("aé", 2), "a…");
-        assert_eq!(bounded(format_args!("{}", "x".repeat(1 << 20)), 4), "xxxx…");
     }
 }
