@@ -157,7 +157,32 @@ fn parse(src: &Path, file: &Path) -> (Vec<String>, Module) {
     let items = [
         "struct ", "enum ", "trait ", "type ", "fn ", "const ", "static ", "union ",
     ];
+    // Items a macro defines: in a top-level invocation (`id_type!(\n    SectionId,\n ...);`),
+    // each line that is one type name and a comma.
+    let mut in_macro = false;
     for line in code.lines() {
+        let top = line.len() == line.trim_start().len();
+        if top && !line.starts_with("macro_rules!") {
+            let head: String = line.chars().take_while(|&c| is_ident(c)).collect();
+            if !head.is_empty() && line[head.len()..].starts_with('!') {
+                in_macro = true;
+                continue;
+            }
+        }
+        if in_macro {
+            if top {
+                in_macro = false;
+            } else {
+                let name = line.trim().trim_end_matches(',');
+                if line.trim().ends_with(',')
+                    && name.starts_with(|c: char| c.is_ascii_uppercase())
+                    && name.chars().all(is_ident)
+                {
+                    module.defined.insert(name.to_string());
+                }
+                continue;
+            }
+        }
         // Items at the file's top level or one level in (inside a `#[cfg]` block or an impl,
         // which defines nothing nameable by path; the over-approximation is harmless).
         let mut rest = line.trim_start();
@@ -480,6 +505,16 @@ fn the_checker_sees_the_crates_real_dependencies() {
     assert!(
         store.iter().any(|d| d.starts_with("delivery/")),
         "store/sqlite.rs stores deliveries: {store:?}"
+    );
+    // Items a macro defines are seen: the ids are `id_type!` invocations.
+    let flow = edges
+        .iter()
+        .find(|(file, _)| file.as_str() == "listen/flow.rs")
+        .map(|(_, deps)| deps.clone())
+        .expect("listen/flow.rs");
+    assert!(
+        flow.contains("model/ids.rs"),
+        "listen/flow.rs names FlowId and SectionId: {flow:?}"
     );
 }
 
