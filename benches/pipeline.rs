@@ -2,10 +2,6 @@
 //! in-process HTTP server on 127.0.0.1, at a fixed concurrency, beside bare reqwest sending the
 //! same requests, pre-built, to the same server at the same concurrency, in the same run.
 
-#[path = "../tests/support/node_requests.rs"]
-mod node_requests;
-use node_requests::NodeRequests;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -203,8 +199,7 @@ fn pipeline(c: &mut Criterion) {
         events
             .iter()
             .map(|e| {
-                flow.webhook
-                    .build_request(&flow.id, &profile(), e, now)
+                flow.build_request(router.catalog(), &profile(), e, now)
                     .unwrap()
                     .into_request()
             })

@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use optout_relay::{DestinationPolicy, FlowFile, OptOutEvent, Outcome, Profile};
+use optout_relay::{DestinationPolicy, FlowFile, OptOutEvent, Profile};
 use optout_relay::{ReqwestClient, Router, SqliteStore, Worker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -27,11 +27,14 @@ async fn relay(flows: &str, catalog: &str, db: &Path, input: &[Input]) -> Result
     for (event, profile) in input {
         entered += worker.submit(event, profile).await?.entered().count(); // stored on return
     }
-    for _ in 0..entered {
-        if let Some(Outcome::Delivered(delivery)) = outcomes.recv().await {
-            println!("delivered {}", delivery.webhook_id());
+    while entered > 0 {
+        let outcome = outcomes.recv().await.ok_or("the worker stopped")?;
+        if let Some(delivery) = outcome.delivery() {
+            entered -= 1; // delivered or dead-lettered; refusals are reported on the stream too
+            println!("{} {:?}", delivery.webhook_id(), delivery.state());
         }
     }
+    let _ = worker.shutdown().await; // anything still pending stays in the store
     Ok(())
 }
 

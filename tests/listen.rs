@@ -1739,13 +1739,19 @@ fn a_flow_builds_its_own_request_and_a_match_builds_it_with_the_routers_catalog(
         }
     );
     // An event of another Section is not this flow's.
+    let mismatch = flow
+        .build_request(&catalog, &profile, &unsubscribe("sec-2"), now)
+        .unwrap_err();
     assert_eq!(
-        flow.build_request(&catalog, &profile, &unsubscribe("sec-2"), now)
-            .unwrap_err(),
+        mismatch,
         RequestBuildError::SectionMismatch {
             event_section: SectionId::new("sec-2").unwrap(),
             section: SectionId::new("sec-1").unwrap(),
         }
+    );
+    assert_eq!(
+        mismatch.to_string(),
+        "event of section `sec-2` given to a flow of section `sec-1`"
     );
 
     // A routed match builds the same bytes with one call.

@@ -1981,3 +1981,45 @@ fn plain_http_to_a_host_that_is_not_loopback() {
         );
     }
 }
+
+#[test]
+fn a_webhook_id_held_as_text_is_read_back_and_text_that_cannot_be_one_is_refused() {
+    use optout_relay::webhook::{MAX_WEBHOOK_ID_LEN, WebhookIdError};
+
+    let derived = WebhookId::derive(
+        &FlowId::new("crm").unwrap(),
+        &EventId::new("evt-1").unwrap(),
+    );
+    let read: WebhookId = derived.as_str().parse().unwrap();
+    assert_eq!(read, derived);
+    // An id a host chose in an earlier version, at the limit.
+    let longest = "m".repeat(MAX_WEBHOOK_ID_LEN);
+    assert_eq!(longest.parse::<WebhookId>().unwrap(), longest.as_str());
+    assert_eq!(
+        format!("{longest}x").parse::<WebhookId>(),
+        Err(WebhookIdError::TooLong {
+            len: MAX_WEBHOOK_ID_LEN + 1,
+            max: MAX_WEBHOOK_ID_LEN
+        })
+    );
+    assert_eq!("".parse::<WebhookId>(), Err(WebhookIdError::Empty));
+    for (text, position) in [("msg 1", 3), ("msg_\r\n", 4), ("msg_é", 4), ("\u{7f}", 0)] {
+        assert_eq!(
+            text.parse::<WebhookId>(),
+            Err(WebhookIdError::NotVisibleAscii { position }),
+            "{text:?}"
+        );
+    }
+    assert_eq!(
+        WebhookIdError::NotVisibleAscii { position: 3 }.to_string(),
+        "the webhook-id holds a character other than visible ASCII at byte 3"
+    );
+    assert_eq!(
+        WebhookIdError::TooLong { len: 300, max: 256 }.to_string(),
+        "the webhook-id is 300 bytes long, the limit is 256"
+    );
+    assert_eq!(
+        WebhookIdError::Empty.to_string(),
+        "a webhook-id cannot be empty"
+    );
+}

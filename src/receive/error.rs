@@ -73,7 +73,7 @@ pub enum HeaderProblem {
     NotVisibleAscii,
     /// The value is empty, or only spaces and tabs.
     Empty,
-    /// `webhook-id` is longer than [`MAX_WEBHOOK_ID_LEN`](crate::receive::MAX_WEBHOOK_ID_LEN)
+    /// `webhook-id` is longer than [`MAX_WEBHOOK_ID_LEN`](crate::webhook::MAX_WEBHOOK_ID_LEN)
     /// bytes.
     TooLong,
     /// `webhook-signature` holds more than [`MAX_SIGNATURES`](crate::receive::MAX_SIGNATURES)

@@ -89,6 +89,4 @@ pub use error::{BodyProblem, ConflictWith, HeaderProblem, NoticeError, ValueProb
 pub use notice::{NoticeScope, OptOutNotice};
 pub use parser::{NoticeParser, NoticeParserBuilder};
 #[cfg(feature = "signing")]
-pub use verify::{
-    DEFAULT_TOLERANCE, MAX_SIGNATURES, MAX_WEBHOOK_ID_LEN, VerifiedWebhook, Verifier,
-};
+pub use verify::{DEFAULT_TOLERANCE, MAX_SIGNATURES, VerifiedWebhook, Verifier};

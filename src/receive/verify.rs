@@ -8,6 +8,7 @@ use http::HeaderMap;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::receive::error::{HeaderProblem, VerifyError};
+use crate::webhook::MAX_WEBHOOK_ID_LEN;
 use crate::webhook::WebhookConfigError;
 use crate::webhook::{Secret, SigningSecret, WebhookNode};
 
@@ -18,9 +19,6 @@ pub const DEFAULT_TOLERANCE: SignedDuration = SignedDuration::from_secs(5 * 60);
 /// The most signatures read from one `webhook-signature` header. A sender signs with one secret
 /// per active key (two during a rotation); more than this is refused rather than hashed.
 pub const MAX_SIGNATURES: usize = 16;
-
-/// The longest `webhook-id` accepted, in bytes.
-pub const MAX_WEBHOOK_ID_LEN: usize = 256;
 
 const ID: &str = "webhook-id";
 const TIMESTAMP: &str = "webhook-timestamp";

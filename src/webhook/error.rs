@@ -262,12 +262,13 @@ pub enum RequestBuildError {
         /// The Profile given.
         profile: ProfileId,
     },
-    /// The event belongs to another Section than the catalog given.
-    #[error("event of section `{event_section}` built with the catalog of section `{section}`")]
+    /// The event belongs to another Section than the flow
+    /// ([`Flow::build_request`](crate::Flow::build_request)).
+    #[error("event of section `{event_section}` given to a flow of section `{section}`")]
     SectionMismatch {
         /// The Section the event names.
         event_section: SectionId,
-        /// The Section of the catalog given.
+        /// The flow's Section.
         section: SectionId,
     },
     /// With `query` encoding, the URL with its parameters is longer than the limit.
@@ -361,4 +362,29 @@ impl fmt::Display for HeaderAt {
             None => f.write_str("the auth header"),
         }
     }
+}
+
+/// Text that cannot be a `webhook-id` (from [`WebhookId`](crate::webhook::WebhookId)'s
+/// `FromStr`). The text itself is not repeated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WebhookIdError {
+    /// The text is empty.
+    #[error("a webhook-id cannot be empty")]
+    Empty,
+    /// The text is longer than [`MAX_WEBHOOK_ID_LEN`](crate::webhook::MAX_WEBHOOK_ID_LEN).
+    #[error("the webhook-id is {len} bytes long, the limit is {max}")]
+    TooLong {
+        /// The text's length in bytes.
+        len: usize,
+        /// The limit in bytes.
+        max: usize,
+    },
+    /// The text holds a byte that is not a visible ASCII character (a space, a control
+    /// character, or non-ASCII).
+    #[error("the webhook-id holds a character other than visible ASCII at byte {position}")]
+    NotVisibleAscii {
+        /// Byte offset of the first such byte.
+        position: usize,
+    },
 }

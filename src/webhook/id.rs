@@ -1,9 +1,15 @@
 //! The `webhook-id` of a request, derived from the flow and the event.
 
 use std::fmt;
+use std::str::FromStr;
 
 use crate::hash::Fnv1a128;
 use crate::model::{EventId, FlowId};
+use crate::webhook::error::WebhookIdError;
+
+/// The longest `webhook-id` read from text or accepted by a receiver, in bytes (the ids this
+/// crate derives are 36).
+pub const MAX_WEBHOOK_ID_LEN: usize = 256;
 
 /// The `webhook-id` of a request: `msg_` and 32 lowercase hex digits, derived from the flow and
 /// the event only, so it is the same on every retry and every re-delivery of the same event, in
@@ -28,8 +34,42 @@ use crate::model::{EventId, FlowId};
 /// assert_eq!(id.as_str(), "msg_f602f46a34bde42fbf025123344f856d");
 /// # Ok::<(), optout_relay::model::IdError>(())
 /// ```
+///
+/// An id held as text (a receiver's log, an operator's command) is read back with
+/// [`str::parse`]: any id of 1 to [`MAX_WEBHOOK_ID_LEN`] visible ASCII characters, so that a
+/// delivery stored under an id its host chose can still be found
+/// ([`DeliveryStore::get`](crate::DeliveryStore::get), [`replay`](crate::DeliveryStore::replay)).
+///
+/// ```
+/// use optout_relay::webhook::{WebhookId, WebhookIdError};
+///
+/// let id: WebhookId = "msg_f602f46a34bde42fbf025123344f856d".parse()?;
+/// assert_eq!(id, "msg_f602f46a34bde42fbf025123344f856d");
+/// assert_eq!("msg 1".parse::<WebhookId>(), Err(WebhookIdError::NotVisibleAscii { position: 3 }));
+/// # Ok::<(), WebhookIdError>(())
+/// ```
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct WebhookId(String);
+
+impl FromStr for WebhookId {
+    type Err = WebhookIdError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.is_empty() {
+            return Err(WebhookIdError::Empty);
+        }
+        if text.len() > MAX_WEBHOOK_ID_LEN {
+            return Err(WebhookIdError::TooLong {
+                len: text.len(),
+                max: MAX_WEBHOOK_ID_LEN,
+            });
+        }
+        if let Some(position) = text.bytes().position(|b| !b.is_ascii_graphic()) {
+            return Err(WebhookIdError::NotVisibleAscii { position });
+        }
+        Ok(Self(text.to_owned()))
+    }
+}
 
 impl WebhookId {
     /// An id read back from a stored delivery, as it was written (a delivery of an earlier

@@ -154,9 +154,9 @@ pub use auth::{Auth, MAX_BASIC_CREDENTIAL_LEN};
 pub use build::MAX_REQUEST_URL_LEN;
 pub use builder::WebhookNodeBuilder;
 pub use endpoint::MAX_URL_LEN;
-pub use error::{RequestBuildError, WebhookConfigError};
+pub use error::{RequestBuildError, WebhookConfigError, WebhookIdError};
 pub use header::{Header, MAX_HEADER_VALUE_LEN, MAX_HEADERS};
-pub use id::WebhookId;
+pub use id::{MAX_WEBHOOK_ID_LEN, WebhookId};
 pub use method::{WebhookEncoding, WebhookMethod};
 // The crate-internal path of the node the crate root exports.
 pub(crate) use node::WebhookNode;
