@@ -34,6 +34,6 @@ pub use step::{DeadLetterReason, DeliveryState, Step};
 pub use worker::{Outcomes, Stopped, Stopper, SubmitError, WorkerBuilder};
 
 // Crate-internal paths of the items the crate root exports.
-#[allow(unused_imports)] // used by the worker (feature `tokio`)
+#[cfg(feature = "tokio")]
 pub(crate) use policy::RetryPolicy;
 pub(crate) use record::Delivery;

@@ -22,7 +22,7 @@ pub(crate) mod reqwest;
 pub use self::reqwest::{DEFAULT_BODY_LIMIT, DEFAULT_TIMEOUT, ReqwestClientBuilder};
 
 // Crate-internal paths of the items the crate root exports.
-#[allow(unused_imports)] // used by the worker and the test doubles, both behind features
+#[cfg(any(feature = "tokio", feature = "test-util"))]
 pub(crate) use client::HttpClient;
 pub(crate) use destination::DestinationPolicy;
 pub(crate) use error::TransportError;

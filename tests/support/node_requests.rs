@@ -9,7 +9,8 @@
 
 use optout_relay::webhook::{RequestBuildError, WebhookRequest};
 use optout_relay::{
-    Catalog, Flow, FlowId, ListenNode, OptOutEvent, Profile, Section, Timestamp, WebhookNode,
+    Catalog, Flow, FlowId, ListenNode, OptOutEvent, Profile, Section, SectionId, Timestamp,
+    WebhookNode,
 };
 
 pub trait NodeRequests {
@@ -33,10 +34,10 @@ pub trait NodeRequests {
     ) -> Result<WebhookRequest, RequestBuildError>;
 }
 
-fn flow(node: &WebhookNode, id: &FlowId, section: &Section, event: &OptOutEvent) -> Flow {
+fn flow(node: &WebhookNode, id: &FlowId, section: &SectionId, event: &OptOutEvent) -> Flow {
     Flow::new(
         id.clone(),
-        section.id().clone(),
+        section.clone(),
         ListenNode::new([event.kind()]).expect("one event kind"),
         node.clone(),
     )
@@ -50,13 +51,12 @@ impl NodeRequests for WebhookNode {
         event: &OptOutEvent,
         now: Timestamp,
     ) -> Result<WebhookRequest, RequestBuildError> {
-        let flow = Flow::new(
-            id.clone(),
-            event.section().clone(),
-            ListenNode::new([event.kind()]).expect("one event kind"),
-            self.clone(),
-        );
-        flow.build_request(&Catalog::default(), profile, event, now)
+        flow(self, id, event.section(), event).build_request(
+            &Catalog::default(),
+            profile,
+            event,
+            now,
+        )
     }
 
     fn build_request_in(
@@ -68,6 +68,6 @@ impl NodeRequests for WebhookNode {
         now: Timestamp,
     ) -> Result<WebhookRequest, RequestBuildError> {
         let catalog = Catalog::new([section.clone()]).expect("one Section");
-        flow(self, id, section, event).build_request(&catalog, profile, event, now)
+        flow(self, id, section.id(), event).build_request(&catalog, profile, event, now)
     }
 }
