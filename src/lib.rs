@@ -102,6 +102,7 @@
 pub mod delivery;
 pub mod explain;
 mod hash;
+pub mod health;
 pub mod lint;
 pub mod listen;
 pub mod model;

@@ -270,6 +270,38 @@ impl Delivery {
         true
     }
 
+    /// Keeps the delivery pending (or makes a dead-lettered one pending again), due at `now`,
+    /// with the retry policy's whole allowance of attempts and age counted from `now`; its
+    /// earlier attempts stay counted. Endpoint health does this to the deliveries of an
+    /// endpoint that is down (held instead of dead-lettered) and to every pending delivery of an
+    /// endpoint that recovers (released). Returns whether it changed (a delivered delivery
+    /// stays as it is).
+    pub fn hold(&mut self, now: Timestamp) -> bool {
+        if matches!(self.data.state, DeliveryState::Delivered { .. }) {
+            return false;
+        }
+        self.data.replayed = Some(Replayed {
+            at: now.max(self.data.created_at),
+            after_attempts: self.data.attempt_count,
+        });
+        self.data.state = DeliveryState::Pending {
+            next_attempt_at: now,
+        };
+        true
+    }
+
+    /// When its current retry allowance began: its creation, or its latest replay or hold.
+    pub fn allowance_start(&self) -> Timestamp {
+        self.data
+            .replayed
+            .map_or(self.data.created_at, |replayed| replayed.at)
+    }
+
+    /// The endpoint it goes to (its request's scheme, host, port and path).
+    pub fn endpoint(&self) -> crate::health::Endpoint {
+        crate::health::Endpoint::of(self.request.uri())
+    }
+
     /// Gives up a pending delivery at `now` for `reason` without an attempt (a store does this
     /// to work that workers keep abandoning). Changes nothing once it has ended.
     pub fn dead_letter(&mut self, reason: DeadLetterReason, now: Timestamp) {

@@ -108,12 +108,49 @@ pub struct FlowSettings {
     /// How often one Profile may enter. Defaults to [`EntryLimit::Unlimited`].
     #[serde(default)]
     pub entry_limit: EntryLimit,
+    /// The order the flow's deliveries are sent in. Defaults to [`DeliveryOrder::Any`].
+    #[serde(default, skip_serializing_if = "DeliveryOrder::is_any")]
+    pub order: DeliveryOrder,
 }
 
 impl FlowSettings {
     /// Settings with this entry limit.
     pub fn with_entry_limit(entry_limit: EntryLimit) -> Self {
-        Self { entry_limit }
+        Self {
+            entry_limit,
+            order: DeliveryOrder::Any,
+        }
+    }
+
+    /// These settings with deliveries sent in `order`.
+    #[must_use]
+    pub fn with_order(mut self, order: DeliveryOrder) -> Self {
+        self.order = order;
+        self
+    }
+}
+
+/// The order a flow's deliveries are sent in (`settings.order` in JSON: `"any"` or
+/// `"per_profile"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DeliveryOrder {
+    /// Any order: every due delivery may be sent at once (the default).
+    #[default]
+    Any,
+    /// One Profile's deliveries in the order the store admitted them: while an earlier
+    /// delivery of the same (flow, Profile) is pending (waiting for a retry, or in flight), the
+    /// later ones wait, so the receiver sees a Profile's opt-outs in the order they were
+    /// submitted. A dead-lettered earlier delivery no longer holds the later ones back, and
+    /// other Profiles never wait for this one.
+    PerProfile,
+}
+
+impl DeliveryOrder {
+    /// Whether this is [`DeliveryOrder::Any`].
+    pub fn is_any(&self) -> bool {
+        *self == Self::Any
     }
 }
 

@@ -22,7 +22,7 @@ mod window;
 
 pub use entry::EntryDecision;
 pub use error::{FlowFileError, FlowFileProblem, FoundKind, ListenError, RouterError};
-pub use flow::{FLOW_FILE_VERSION, FlowSettings};
+pub use flow::{DeliveryOrder, FLOW_FILE_VERSION, FlowSettings};
 pub use ledger::{EntryLedger, EntryRequest, InMemoryLedger};
 pub use node::ListenNodeBuilder;
 pub use router::{Match, Refusal, Routing};

@@ -24,7 +24,7 @@
 use jiff::Timestamp;
 
 use crate::delivery::Delivery;
-use crate::listen::{EntryDecision, EntryLimit, Router};
+use crate::listen::{DeliveryOrder, EntryDecision, EntryLimit, Router};
 use crate::model::{EventId, FlowId, OptOutEvent, Profile, ProfileId};
 use crate::transport::{DestinationPolicy, TransportError, TransportErrorKind};
 use crate::webhook::{RequestBuildError, WebhookId};
@@ -39,6 +39,8 @@ pub struct Candidate {
     pub flow: FlowId,
     /// The flow's entry limit.
     pub limit: EntryLimit,
+    /// The order the flow's deliveries are sent in.
+    pub order: DeliveryOrder,
     /// The delivery to store if the event enters: due at once, its request without credentials
     /// or signature.
     pub delivery: Delivery,
@@ -120,6 +122,7 @@ pub fn plan(router: &Router, event: &OptOutEvent, profile: &Profile, now: Timest
                 candidates.push(Candidate {
                     flow: flow.id.clone(),
                     limit: flow.settings.entry_limit,
+                    order: flow.settings.order,
                     delivery: Delivery::new(
                         webhook_id,
                         flow.id.clone(),

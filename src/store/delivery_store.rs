@@ -8,7 +8,8 @@ use jiff::Timestamp;
 
 use crate::delivery::Delivery;
 use crate::relay::{Plan, Submitted};
-use crate::store::{Claim, ClaimToken, Counts, ListQuery, StoreError};
+use crate::health::{Endpoint, EndpointChange, EndpointStatus};
+use crate::store::{Claim, ClaimToken, Counts, ListQuery, Recorded, StoreError};
 use crate::webhook::WebhookId;
 
 /// Where entries and deliveries are kept: see the [module docs](crate::store).
@@ -72,6 +73,15 @@ pub trait DeliveryStore: Send + Sync {
     /// oldest due first, leasing each for `lease`. A delivery whose earlier claims expired
     /// [`MAX_ABANDONED_CLAIMS`](crate::store::MAX_ABANDONED_CLAIMS) times without an attempt is dead-lettered instead.
     ///
+    /// Endpoint health decides what may go ([`EndpointHealth::grant`]): nothing of a paused
+    /// endpoint, one probe at a time of a degraded one, and no more than an endpoint's limits
+    /// (in flight, per second) across every worker that shares the store. A delivery of a flow
+    /// with [`DeliveryOrder::PerProfile`](crate::listen::DeliveryOrder::PerProfile) waits while
+    /// an earlier one of the same (flow, Profile) is pending. What one endpoint may not send
+    /// never keeps another's due work from being claimed.
+    ///
+    /// [`EndpointHealth::grant`]: crate::health::EndpointHealth::grant
+    ///
     /// # Errors
     ///
     /// A [`StoreError`]; nothing was claimed.
@@ -81,11 +91,21 @@ pub trait DeliveryStore: Send + Sync {
     /// [`Delivery::record`] left it (pending with its next attempt time, delivered, or
     /// dead-lettered). Ends the claim.
     ///
+    /// With endpoint health on, the attempt also counts for its endpoint
+    /// ([`health::settle`](crate::health::settle)), in the same transaction: the endpoint's
+    /// state may change, and a delivery the retry policy dead-lettered may be **held** instead
+    /// (still pending) because its endpoint is down. When the endpoint recovers, its pending
+    /// deliveries are made due at once with a fresh allowance, in their original order.
+    ///
     /// # Errors
     ///
     /// [`StoreErrorKind::LeaseLost`](crate::store::StoreErrorKind::LeaseLost) when the claim is no longer held (nothing is written);
     /// another [`StoreError`] when the store failed (try again while the lease lasts).
-    async fn record(&self, claim: &ClaimToken, delivery: &Delivery) -> Result<(), StoreError>;
+    async fn record(
+        &self,
+        claim: &ClaimToken,
+        delivery: &Delivery,
+    ) -> Result<Recorded, StoreError>;
 
     /// Gives a claimed delivery back without an attempt (a worker stopping): it is due again as
     /// it was, and the claim does not count as abandoned.
@@ -148,6 +168,33 @@ pub trait DeliveryStore: Send + Sync {
     ///
     /// A [`StoreError`].
     async fn counts(&self) -> Result<Counts, StoreError>;
+
+    /// Every endpoint the store holds deliveries or health for: its state, its pending
+    /// deliveries and those in flight, ordered by endpoint.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`].
+    async fn endpoints(&self) -> Result<Vec<EndpointStatus>, StoreError>;
+
+    /// An operator's pause: nothing more is sent to `endpoint` (attempts in flight finish) and
+    /// its deliveries are held, neither retried nor dead-lettered, until
+    /// [`resume`](Self::resume). Returns the change, `None` when it was paused by an operator
+    /// already.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`].
+    async fn pause(&self, endpoint: &Endpoint) -> Result<Option<EndpointChange>, StoreError>;
+
+    /// Makes `endpoint` healthy again, whatever paused or degraded it, and releases its held
+    /// deliveries: each is due at once with the retry policy's whole allowance, in the order
+    /// they were admitted. Returns the change, `None` when it was healthy already.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`].
+    async fn resume(&self, endpoint: &Endpoint) -> Result<Option<EndpointChange>, StoreError>;
 }
 
 /// A shared store is a store: a host keeps an `Arc` of its store to inspect it while a
@@ -162,7 +209,11 @@ impl<S: DeliveryStore + ?Sized> DeliveryStore for Arc<S> {
         (**self).claim(max, lease).await
     }
 
-    async fn record(&self, claim: &ClaimToken, delivery: &Delivery) -> Result<(), StoreError> {
+    async fn record(
+        &self,
+        claim: &ClaimToken,
+        delivery: &Delivery,
+    ) -> Result<Recorded, StoreError> {
         (**self).record(claim, delivery).await
     }
 
@@ -196,5 +247,17 @@ impl<S: DeliveryStore + ?Sized> DeliveryStore for Arc<S> {
 
     async fn counts(&self) -> Result<Counts, StoreError> {
         (**self).counts().await
+    }
+
+    async fn endpoints(&self) -> Result<Vec<EndpointStatus>, StoreError> {
+        (**self).endpoints().await
+    }
+
+    async fn pause(&self, endpoint: &Endpoint) -> Result<Option<EndpointChange>, StoreError> {
+        (**self).pause(endpoint).await
+    }
+
+    async fn resume(&self, endpoint: &Endpoint) -> Result<Option<EndpointChange>, StoreError> {
+        (**self).resume(endpoint).await
     }
 }

@@ -35,6 +35,8 @@ pub(crate) use delivery_store::DeliveryStore;
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql_health;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 #[cfg(feature = "sqlite")]
@@ -75,6 +77,17 @@ pub struct Claim {
     pub delivery: Delivery,
     /// The claim's fencing token.
     pub token: ClaimToken,
+}
+
+/// What [`DeliveryStore::record`] did besides recording the attempt.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Recorded {
+    /// The retry policy dead-lettered the delivery but its endpoint is down: it was **held**
+    /// instead, pending until the endpoint recovers.
+    pub held: bool,
+    /// The attempt changed its endpoint's state.
+    pub change: Option<crate::health::EndpointChange>,
 }
 
 /// The states a delivery can be listed by.

@@ -464,7 +464,11 @@ impl DeliveryStore for PostgresStore {
         Ok(claims)
     }
 
-    async fn record(&self, claim: &ClaimToken, delivery: &Delivery) -> Result<(), StoreError> {
+    async fn record(
+        &self,
+        claim: &ClaimToken,
+        delivery: &Delivery,
+    ) -> Result<crate::store::Recorded, StoreError> {
         let columns = Columns::of(delivery)?;
         let done = sqlx::query(sql::RECORD)
             .bind(columns.state)
@@ -477,7 +481,7 @@ impl DeliveryStore for PostgresStore {
             .execute(&self.inner.pool)
             .await
             .map_err(sql::error)?;
-        fenced(done.rows_affected(), claim)
+        fenced(done.rows_affected(), claim).map(|()| crate::store::Recorded::default())
     }
 
     async fn release(&self, claim: &ClaimToken) -> Result<(), StoreError> {
@@ -580,6 +584,24 @@ impl DeliveryStore for PostgresStore {
             .await
             .map_err(sql::error)?;
         Ok(sql::counts(rows, entries))
+    }
+
+    async fn endpoints(&self) -> Result<Vec<crate::health::EndpointStatus>, StoreError> {
+        Err(StoreError::new(StoreErrorKind::Other, "WIP"))
+    }
+
+    async fn pause(
+        &self,
+        _endpoint: &crate::health::Endpoint,
+    ) -> Result<Option<crate::health::EndpointChange>, StoreError> {
+        Err(StoreError::new(StoreErrorKind::Other, "WIP"))
+    }
+
+    async fn resume(
+        &self,
+        _endpoint: &crate::health::Endpoint,
+    ) -> Result<Option<crate::health::EndpointChange>, StoreError> {
+        Err(StoreError::new(StoreErrorKind::Other, "WIP"))
     }
 }
 

@@ -6,7 +6,7 @@ use crate::delivery::{Delivery, DeliveryState};
 use crate::store::{StoreError, StoreErrorKind};
 
 /// The schema version this crate writes (the `version` row of `optout_relay_schema`).
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// Milliseconds since the Unix epoch: how the SQL stores keep times.
 pub(crate) fn millis(at: Timestamp) -> i64 {
@@ -28,6 +28,8 @@ pub(crate) struct Columns {
     pub(crate) attempts: i64,
     pub(crate) finished_at: Option<i64>,
     pub(crate) data: String,
+    /// The delivery's endpoint key ([`Endpoint`](crate::health::Endpoint)).
+    pub(crate) endpoint: String,
 }
 
 impl Columns {
@@ -54,6 +56,7 @@ impl Columns {
             attempts: i64::from(delivery.attempt_count()),
             finished_at,
             data,
+            endpoint: delivery.endpoint().as_str().to_owned(),
         })
     }
 }

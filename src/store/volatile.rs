@@ -1,6 +1,6 @@
 //! The in-memory store: for tests and throwaway runs. Everything is lost with the process.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -8,11 +8,15 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 
 use crate::delivery::{DeadLetterReason, Delivery, DeliveryState};
-use crate::listen::{EntryLedger, EntryRequest, InMemoryLedger};
+use crate::health::{
+    self, Endpoint, EndpointChange, EndpointHealth, EndpointPolicy, EndpointStatus,
+};
+use crate::listen::{DeliveryOrder, EntryLedger, EntryRequest, InMemoryLedger};
+use crate::model::{FlowId, ProfileId};
 use crate::relay::{Plan, Submitted};
 use crate::store::{
-    Claim, ClaimToken, Counts, DeliveryStore, ListQuery, MAX_ABANDONED_CLAIMS, StateFilter,
-    StoreError, lease_deadline,
+    Claim, ClaimToken, Counts, DeliveryStore, ListQuery, MAX_ABANDONED_CLAIMS, Recorded,
+    StateFilter, StoreError, lease_deadline,
 };
 use crate::webhook::WebhookId;
 
@@ -20,12 +24,15 @@ use crate::webhook::WebhookId;
 /// process**. Use `SqliteStore` (the default) or `PostgresStore` for anything that must not be
 /// lost.
 ///
-/// Its clock can be replaced ([`with_clock`](Self::with_clock)), so that due times, leases and
-/// entry windows can be tested to the millisecond.
+/// Its clock can be replaced ([`with_clock`](Self::with_clock)), so that due times, leases,
+/// entry windows and endpoint health can be tested to the millisecond. Endpoint health follows
+/// [`EndpointPolicy::default`] unless [`with_endpoint_policy`](Self::with_endpoint_policy)
+/// says otherwise.
 #[derive(Clone)]
 pub struct VolatileStore {
     state: Arc<Mutex<State>>,
     clock: Arc<dyn Fn() -> Timestamp + Send + Sync>,
+    policy: Arc<EndpointPolicy>,
 }
 
 impl std::fmt::Debug for VolatileStore {
@@ -47,10 +54,20 @@ struct State {
     /// Claimed deliveries, by (lease deadline, id).
     leased: BTreeSet<(Timestamp, String)>,
     sequence: u64,
+    /// Each endpoint's health.
+    endpoints: BTreeMap<Endpoint, EndpointHealth>,
+    /// Each endpoint's claimed deliveries.
+    in_flight: HashMap<Endpoint, usize>,
+    /// The pending deliveries of each (flow, Profile) of a flow sent in per-Profile order, by
+    /// admission order.
+    ordered: HashMap<(FlowId, ProfileId), BTreeSet<u64>>,
 }
 
 struct Row {
     delivery: Delivery,
+    endpoint: Endpoint,
+    /// The (flow, Profile) of a delivery sent in per-Profile order.
+    ordered: Option<(FlowId, ProfileId)>,
     sequence: u64,
     claims: u64,
     abandoned: u32,
@@ -75,7 +92,16 @@ impl VolatileStore {
         Self {
             state: Arc::new(Mutex::new(State::default())),
             clock: Arc::new(clock),
+            policy: Arc::new(EndpointPolicy::default()),
         }
+    }
+
+    /// This store with endpoint health kept by `policy` ([`EndpointPolicy::off`] turns it
+    /// off).
+    #[must_use]
+    pub fn with_endpoint_policy(mut self, policy: EndpointPolicy) -> Self {
+        self.policy = Arc::new(policy);
+        self
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -103,6 +129,56 @@ impl State {
         }
     }
 
+    /// Ends the lease of a row (its claim ended or expired): one fewer in flight.
+    fn end_lease(&mut self, id: &str) {
+        if let Some(row) = self.rows.get_mut(id) {
+            if row.lease_until.take().is_some() {
+                if let Some(n) = self.in_flight.get_mut(&row.endpoint) {
+                    *n = n.saturating_sub(1);
+                }
+            }
+        }
+    }
+
+    /// Forgets a row that is no longer pending in its (flow, Profile)'s order.
+    fn unorder(&mut self, id: &str) {
+        if let Some(row) = self.rows.get(id) {
+            if row.delivery.is_pending() {
+                return;
+            }
+            if let Some(key) = &row.ordered {
+                if let Some(pending) = self.ordered.get_mut(key) {
+                    pending.remove(&row.sequence);
+                    if pending.is_empty() {
+                        self.ordered.remove(key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Puts a row that is pending (again) back in its (flow, Profile)'s order.
+    fn reorder(&mut self, id: &str) {
+        if let Some(row) = self.rows.get(id) {
+            if let (true, Some(key)) = (row.delivery.is_pending(), &row.ordered) {
+                self.ordered
+                    .entry(key.clone())
+                    .or_default()
+                    .insert(row.sequence);
+            }
+        }
+    }
+
+    /// Whether a row waits for an earlier pending delivery of its (flow, Profile).
+    fn waits_for_earlier(&self, row: &Row) -> bool {
+        row.ordered.as_ref().is_some_and(|key| {
+            self.ordered
+                .get(key)
+                .and_then(|pending| pending.first())
+                .is_some_and(|first| *first < row.sequence)
+        })
+    }
+
     /// Ends the claim `token` and applies `change` to the delivery.
     fn end_claim(
         &mut self,
@@ -117,15 +193,63 @@ impl State {
             return Err(StoreError::lease_lost(&token.webhook_id));
         }
         self.unschedule(&token.webhook_id);
+        self.end_lease(&token.webhook_id);
         if let Some(row) = self.rows.get_mut(&token.webhook_id) {
-            row.lease_until = None;
             change(row);
             if !row.delivery.is_pending() {
                 row.finished_at = Some(now);
             }
         }
+        self.unorder(&token.webhook_id);
         self.schedule(&token.webhook_id);
         Ok(())
+    }
+
+    /// Makes every pending delivery of `endpoint` that is not in flight due at `now`, with a
+    /// fresh allowance.
+    fn release(&mut self, endpoint: &Endpoint, now: Timestamp) {
+        let ids: Vec<String> = self
+            .rows
+            .iter()
+            .filter(|(_, row)| {
+                &row.endpoint == endpoint && row.delivery.is_pending() && row.lease_until.is_none()
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            self.unschedule(&id);
+            if let Some(row) = self.rows.get_mut(&id) {
+                row.delivery.hold(now);
+            }
+            self.schedule(&id);
+        }
+    }
+
+    /// Expired leases: due again, one more abandoned claim.
+    fn expire_leases(&mut self, now: Timestamp) {
+        while let Some((until, id)) = self.leased.first().cloned() {
+            if until > now {
+                break;
+            }
+            self.leased.remove(&(until, id.clone()));
+            self.end_lease(&id);
+            let Some(row) = self.rows.get_mut(&id) else {
+                continue;
+            };
+            row.abandoned += 1;
+            if row.abandoned >= MAX_ABANDONED_CLAIMS {
+                let claims = row.abandoned;
+                self.unschedule(&id);
+                if let Some(row) = self.rows.get_mut(&id) {
+                    row.delivery
+                        .dead_letter(DeadLetterReason::Abandoned { claims }, now);
+                    row.finished_at = Some(now);
+                }
+                self.unorder(&id);
+            } else {
+                self.schedule(&id);
+            }
+        }
     }
 }
 
@@ -149,6 +273,9 @@ impl DeliveryStore for VolatileStore {
                 state.sequence += 1;
                 let id = candidate.delivery.webhook_id().as_str().to_owned();
                 let row = Row {
+                    endpoint: candidate.delivery.endpoint(),
+                    ordered: (candidate.order == DeliveryOrder::PerProfile)
+                        .then(|| (candidate.flow.clone(), plan.profile.clone())),
                     delivery: candidate.delivery.clone(),
                     sequence: state.sequence,
                     claims: 0,
@@ -157,6 +284,7 @@ impl DeliveryStore for VolatileStore {
                     finished_at: None,
                 };
                 state.rows.insert(id.clone(), row);
+                state.reorder(&id);
                 state.schedule(&id);
             }
             decisions.push(decision);
@@ -167,45 +295,54 @@ impl DeliveryStore for VolatileStore {
     async fn claim(&self, max: usize, lease: Duration) -> Result<Vec<Claim>, StoreError> {
         let now = (self.clock)();
         let mut state = self.state();
-        // Expired leases: due again, one more abandoned claim.
-        while let Some((until, id)) = state.leased.first().cloned() {
-            if until > now {
-                break;
-            }
-            state.leased.remove(&(until, id.clone()));
-            let Some(row) = state.rows.get_mut(&id) else {
-                continue;
-            };
-            row.lease_until = None;
-            row.abandoned += 1;
-            if row.abandoned >= MAX_ABANDONED_CLAIMS {
-                let claims = row.abandoned;
-                state.unschedule(&id);
-                if let Some(row) = state.rows.get_mut(&id) {
-                    row.delivery
-                        .dead_letter(DeadLetterReason::Abandoned { claims }, now);
-                    row.finished_at = Some(now);
+        state.expire_leases(now);
+        let until = lease_deadline(now, lease);
+        let mut picked = Vec::new();
+        {
+            let State {
+                due,
+                rows,
+                endpoints,
+                in_flight,
+                ordered,
+                ..
+            } = &mut *state;
+            // The in-flight counts as this claim goes (each endpoint's limit across the claim).
+            let mut taken: HashMap<&Endpoint, usize> = HashMap::new();
+            for (at, _, id) in due.iter() {
+                if picked.len() >= max || *at > now {
+                    break;
                 }
-            } else {
-                state.schedule(&id);
+                let Some(row) = rows.get(id) else { continue };
+                // Per-Profile order: only the earliest pending delivery of its (flow, Profile).
+                let waits = row.ordered.as_ref().is_some_and(|key| {
+                    ordered
+                        .get(key)
+                        .and_then(|pending| pending.first())
+                        .is_some_and(|first| *first < row.sequence)
+                });
+                if waits {
+                    continue;
+                }
+                let flying = in_flight.get(&row.endpoint).copied().unwrap_or(0)
+                    + taken.get(&row.endpoint).copied().unwrap_or(0);
+                let health = endpoints.entry(row.endpoint.clone()).or_default();
+                let limits = self.policy.limits_of(&row.endpoint);
+                if health.grant(1, flying, limits, now, lease) == 1 {
+                    *taken.entry(&row.endpoint).or_default() += 1;
+                    picked.push(id.clone());
+                }
             }
         }
-        let until = lease_deadline(now, lease);
-        let mut claims = Vec::new();
-        while claims.len() < max {
-            let Some(first) = state.due.first().cloned() else {
-                break;
-            };
-            if first.0 > now {
-                break;
-            }
-            state.due.remove(&first);
-            let id = first.2;
+        let mut claims = Vec::with_capacity(picked.len());
+        for id in picked {
+            state.unschedule(&id);
             let Some(row) = state.rows.get_mut(&id) else {
                 continue;
             };
             row.claims += 1;
             row.lease_until = Some(until);
+            let endpoint = row.endpoint.clone();
             claims.push(Claim {
                 delivery: row.delivery.clone(),
                 token: ClaimToken {
@@ -213,21 +350,46 @@ impl DeliveryStore for VolatileStore {
                     claim: row.claims,
                 },
             });
+            *state.in_flight.entry(endpoint).or_default() += 1;
             state.leased.insert((until, id));
         }
         Ok(claims)
     }
 
-    async fn record(&self, claim: &ClaimToken, delivery: &Delivery) -> Result<(), StoreError> {
+    async fn record(
+        &self,
+        claim: &ClaimToken,
+        delivery: &Delivery,
+    ) -> Result<Recorded, StoreError> {
         let now = (self.clock)();
-        self.state().end_claim(
+        let mut state = self.state();
+        let mut recorded = Recorded::default();
+        let mut release = None;
+        let policy = &self.policy;
+        let mut settled = delivery.clone();
+        if policy.is_enabled() {
+            let endpoint = settled.endpoint();
+            let health = state.endpoints.entry(endpoint.clone()).or_default();
+            let settlement = health::settle(&mut settled, &endpoint, health, policy, now);
+            recorded.held = settlement.held;
+            recorded.change = settlement.change;
+            if settlement.release {
+                release = Some(endpoint);
+            }
+        }
+        state.end_claim(
             claim,
             |row| {
-                row.delivery = delivery.clone();
+                row.delivery = settled;
                 row.abandoned = 0;
             },
             now,
-        )
+        )?;
+        state.reorder(&claim.webhook_id);
+        if let Some(endpoint) = release {
+            state.release(&endpoint, now);
+        }
+        Ok(recorded)
     }
 
     async fn release(&self, claim: &ClaimToken) -> Result<(), StoreError> {
@@ -236,13 +398,30 @@ impl DeliveryStore for VolatileStore {
     }
 
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        let now = (self.clock)();
         let state = self.state();
-        let due = state.due.first().map(|d| d.0);
-        let lease = state.leased.first().map(|l| l.0);
-        Ok(match (due, lease) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        })
+        let mut earliest = state.leased.first().map(|l| l.0);
+        let mut seen: HashMap<&Endpoint, ()> = HashMap::new();
+        for (at, _, id) in &state.due {
+            let Some(row) = state.rows.get(id) else { continue };
+            if seen.contains_key(&row.endpoint) || state.waits_for_earlier(row) {
+                continue;
+            }
+            seen.insert(&row.endpoint, ());
+            let ready = match state.endpoints.get(&row.endpoint) {
+                Some(health) => health.ready_at(
+                    *at,
+                    state.in_flight.get(&row.endpoint).copied().unwrap_or(0),
+                    self.policy.limits_of(&row.endpoint),
+                    now,
+                ),
+                None => Some(*at),
+            };
+            if let Some(ready) = ready {
+                earliest = Some(earliest.map_or(ready, |e: Timestamp| e.min(ready)));
+            }
+        }
+        Ok(earliest)
     }
 
     async fn get(&self, webhook_id: &WebhookId) -> Result<Option<Delivery>, StoreError> {
@@ -291,6 +470,7 @@ impl DeliveryStore for VolatileStore {
         row.delivery.replay(now);
         row.finished_at = None;
         row.abandoned = 0;
+        state.reorder(webhook_id);
         state.schedule(webhook_id);
         Ok(true)
     }
@@ -324,5 +504,51 @@ impl DeliveryStore for VolatileStore {
             }
         }
         Ok(counts)
+    }
+
+    async fn endpoints(&self) -> Result<Vec<EndpointStatus>, StoreError> {
+        let now = (self.clock)();
+        let state = self.state();
+        let mut found: BTreeMap<Endpoint, EndpointStatus> = BTreeMap::new();
+        for (endpoint, health) in &state.endpoints {
+            found.insert(endpoint.clone(), status(endpoint, health));
+        }
+        for row in state.rows.values().filter(|row| row.delivery.is_pending()) {
+            let entry = found
+                .entry(row.endpoint.clone())
+                .or_insert_with(|| status(&row.endpoint, &EndpointHealth::default()));
+            entry.pending += 1;
+            if row.lease_until.is_some_and(|until| until > now) {
+                entry.in_flight += 1;
+            }
+        }
+        Ok(found.into_values().collect())
+    }
+
+    async fn pause(&self, endpoint: &Endpoint) -> Result<Option<EndpointChange>, StoreError> {
+        let now = (self.clock)();
+        let mut state = self.state();
+        let health = state.endpoints.entry(endpoint.clone()).or_default();
+        Ok(health::pause(endpoint, health, now))
+    }
+
+    async fn resume(&self, endpoint: &Endpoint) -> Result<Option<EndpointChange>, StoreError> {
+        let now = (self.clock)();
+        let mut state = self.state();
+        let health = state.endpoints.entry(endpoint.clone()).or_default();
+        let change = health::resume(endpoint, health, now);
+        if change.is_some() {
+            state.release(endpoint, now);
+        }
+        Ok(change)
+    }
+}
+
+fn status(endpoint: &Endpoint, health: &EndpointHealth) -> EndpointStatus {
+    EndpointStatus {
+        endpoint: endpoint.clone(),
+        state: health.state(),
+        pending: 0,
+        in_flight: 0,
     }
 }

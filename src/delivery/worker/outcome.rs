@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 
 use super::stop::{StopSignal, stopped};
 use crate::delivery::Delivery;
+use crate::health::EndpointChange;
 use crate::listen::EntryDecision;
 use crate::model::{EventId, FlowId, ProfileId};
 use crate::webhook::RequestBuildError;
@@ -59,30 +60,36 @@ pub enum Outcome {
         /// Why the request could not be built.
         error: RequestBuildError,
     },
+    /// An endpoint's state changed (the circuit opened or closed, the endpoint was paused or
+    /// resumed) with an attempt this worker recorded: what a host alerts on.
+    EndpointChanged(EndpointChange),
 }
 
 impl Outcome {
-    /// The delivery, in its final state; `None` for an event that did not enter its flow.
+    /// The delivery, in its final state; `None` for an event that did not enter its flow and
+    /// for an endpoint's change.
     pub fn delivery(&self) -> Option<&Delivery> {
         match self {
             Self::Delivered(d) | Self::DeadLettered(d) => Some(d),
-            Self::Refused { .. } | Self::NotBuilt { .. } => None,
+            Self::Refused { .. } | Self::NotBuilt { .. } | Self::EndpointChanged(_) => None,
         }
     }
 
-    /// The flow the outcome is about.
-    pub fn flow(&self) -> &FlowId {
+    /// The flow the outcome is about; `None` for an endpoint's change.
+    pub fn flow(&self) -> Option<&FlowId> {
         match self {
-            Self::Delivered(d) | Self::DeadLettered(d) => d.flow(),
-            Self::Refused { flow, .. } | Self::NotBuilt { flow, .. } => flow,
+            Self::Delivered(d) | Self::DeadLettered(d) => Some(d.flow()),
+            Self::Refused { flow, .. } | Self::NotBuilt { flow, .. } => Some(flow),
+            Self::EndpointChanged(_) => None,
         }
     }
 
-    /// The event the outcome is about.
-    pub fn event(&self) -> &EventId {
+    /// The event the outcome is about; `None` for an endpoint's change.
+    pub fn event(&self) -> Option<&EventId> {
         match self {
-            Self::Delivered(d) | Self::DeadLettered(d) => d.event(),
-            Self::Refused { event, .. } | Self::NotBuilt { event, .. } => event,
+            Self::Delivered(d) | Self::DeadLettered(d) => Some(d.event()),
+            Self::Refused { event, .. } | Self::NotBuilt { event, .. } => Some(event),
+            Self::EndpointChanged(_) => None,
         }
     }
 }

@@ -105,9 +105,9 @@ impl Shared {
         // pending there and the next claim makes the attempt again (same webhook-id).
         let deadline = tokio::time::Instant::now() + self.lease / 2;
         let mut pause = Duration::from_millis(10);
-        loop {
+        let recorded = loop {
             match self.store.record(&token, &delivery).await {
-                Ok(()) => break,
+                Ok(recorded) => break recorded,
                 Err(error) if error.is_retryable() && tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(1));
@@ -118,9 +118,18 @@ impl Shared {
                     return Ended::Recorded;
                 }
             }
+        };
+        if let Some(change) = recorded.change {
+            #[cfg(feature = "tracing")]
+            tracing::warn!(endpoint = %change.endpoint, from = change.from.as_str(), to = %change.to, "endpoint state changed");
+            self.outcomes
+                .report(Outcome::EndpointChanged(change), &self.stop)
+                .await;
         }
         let outcome = match step {
             Step::Delivered => Outcome::Delivered(delivery),
+            // Held: still pending in the store, until its endpoint recovers.
+            Step::DeadLetter { .. } if recorded.held => return Ended::Recorded,
             Step::DeadLetter { .. } => Outcome::DeadLettered(delivery),
             Step::RetryAt { .. } => return Ended::Recorded,
         };

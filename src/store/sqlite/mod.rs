@@ -274,7 +274,11 @@ impl DeliveryStore for SqliteStore {
             .await
     }
 
-    async fn record(&self, claim: &ClaimToken, delivery: &Delivery) -> Result<(), StoreError> {
+    async fn record(
+        &self,
+        claim: &ClaimToken,
+        delivery: &Delivery,
+    ) -> Result<crate::store::Recorded, StoreError> {
         let columns = Columns::of(delivery)?;
         let token = claim.clone();
         self.write(|reply| Command::Record {
@@ -283,6 +287,7 @@ impl DeliveryStore for SqliteStore {
             reply,
         })
         .await
+        .map(|()| crate::store::Recorded::default())
     }
 
     async fn release(&self, claim: &ClaimToken) -> Result<(), StoreError> {
@@ -348,5 +353,23 @@ impl DeliveryStore for SqliteStore {
             .await
             .map_err(sql::error)?;
         Ok(sql::counts(rows, entries))
+    }
+
+    async fn endpoints(&self) -> Result<Vec<crate::health::EndpointStatus>, StoreError> {
+        Err(StoreError::new(StoreErrorKind::Other, "WIP"))
+    }
+
+    async fn pause(
+        &self,
+        _endpoint: &crate::health::Endpoint,
+    ) -> Result<Option<crate::health::EndpointChange>, StoreError> {
+        Err(StoreError::new(StoreErrorKind::Other, "WIP"))
+    }
+
+    async fn resume(
+        &self,
+        _endpoint: &crate::health::Endpoint,
+    ) -> Result<Option<crate::health::EndpointChange>, StoreError> {
+        Err(StoreError::new(StoreErrorKind::Other, "WIP"))
     }
 }

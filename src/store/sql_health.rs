@@ -1,0 +1,215 @@
+//! What the SQL stores share for endpoint health: the statements (with the column that orders
+//! a (flow, Profile)'s deliveries: SQLite's `rowid`, PostgreSQL's `seq`), and the pure steps
+//! between them.
+
+use std::collections::{BTreeMap, HashMap};
+
+use jiff::Timestamp;
+
+use crate::health::{Endpoint, EndpointHealth, EndpointPolicy, EndpointState, EndpointStatus};
+use crate::store::sql::{from_millis, millis};
+use crate::store::{StoreError, StoreErrorKind};
+
+/// The condition that a delivery `d` of a flow in per-Profile order is the earliest pending one
+/// of its (flow, Profile).
+macro_rules! first_of_profile {
+    ($seq:literal) => {
+        concat!(
+            "(NOT d.ordered OR NOT EXISTS (SELECT 1 FROM optout_relay_deliveries o \
+             WHERE o.flow = d.flow AND o.profile = d.profile AND o.state = 'pending' \
+             AND o.ordered AND o.",
+            $seq,
+            " < d.",
+            $seq,
+            "))"
+        )
+    };
+}
+
+/// Endpoints with claimable work, earliest first, leaving out those whose health blocks them
+/// until later. ($1 now, $2 how many) -> endpoint.
+macro_rules! due_endpoints {
+    ($seq:literal) => {
+        concat!(
+            "SELECT d.endpoint FROM optout_relay_deliveries d \
+             WHERE d.state = 'pending' \
+               AND ((d.lease_until IS NULL AND d.next_attempt_at <= $1) OR d.lease_until <= $1) \
+               AND NOT EXISTS (SELECT 1 FROM optout_relay_endpoints e \
+                 WHERE e.endpoint = d.endpoint AND e.blocked_until > $1) \
+               AND ",
+            first_of_profile!($seq),
+            " GROUP BY d.endpoint \
+             ORDER BY min(CASE WHEN d.lease_until IS NULL THEN d.next_attempt_at \
+                          ELSE d.lease_until END) \
+             LIMIT $2"
+        )
+    };
+}
+
+/// One endpoint's claimable deliveries, earliest due first, then in admission order.
+/// ($1 endpoint, $2 now, $3 how many) -> webhook id.
+macro_rules! candidates {
+    ($seq:literal, $lock:literal) => {
+        concat!(
+            "SELECT d.webhook_id FROM optout_relay_deliveries d \
+             WHERE d.endpoint = $1 AND d.state = 'pending' \
+               AND ((d.lease_until IS NULL AND d.next_attempt_at <= $2) OR d.lease_until <= $2) \
+               AND ",
+            first_of_profile!($seq),
+            " ORDER BY d.next_attempt_at, d.",
+            $seq,
+            " LIMIT $3",
+            $lock
+        )
+    };
+}
+
+/// For each endpoint, its earliest due delivery not under lease that per-Profile order lets go.
+/// () -> (endpoint, due).
+macro_rules! next_due_by_endpoint {
+    ($seq:literal) => {
+        concat!(
+            "SELECT d.endpoint, min(d.next_attempt_at) FROM optout_relay_deliveries d \
+             WHERE d.state = 'pending' AND d.lease_until IS NULL AND ",
+            first_of_profile!($seq),
+            " GROUP BY d.endpoint"
+        )
+    };
+}
+
+pub(crate) use {candidates, due_endpoints, first_of_profile, next_due_by_endpoint};
+
+/// ($1 endpoint): the endpoint's row, healthy, if it has none.
+pub(crate) const ENSURE_ENDPOINT: &str = "INSERT INTO optout_relay_endpoints \
+     (endpoint, state, health, blocked_until) VALUES ($1, 'healthy', '{\"state\":\"healthy\"}', 0) \
+     ON CONFLICT (endpoint) DO NOTHING";
+
+/// ($1 endpoint) -> health.
+pub(crate) const ENDPOINT_HEALTH: &str =
+    "SELECT health FROM optout_relay_endpoints WHERE endpoint = $1";
+
+/// ($1 state, $2 health, $3 blocked until, $4 endpoint).
+pub(crate) const SAVE_ENDPOINT: &str = "UPDATE optout_relay_endpoints \
+     SET state = $1, health = $2, blocked_until = $3 WHERE endpoint = $4";
+
+/// ($1 endpoint, $2 now) -> in flight.
+pub(crate) const IN_FLIGHT: &str = "SELECT count(*) FROM optout_relay_deliveries \
+     WHERE endpoint = $1 AND state = 'pending' AND lease_until > $2";
+
+/// ($1 lease deadline, $2 webhook id) -> (webhook id, claim, abandoned, data).
+pub(crate) const TAKE: &str = "UPDATE optout_relay_deliveries \
+     SET claims = claims + 1, \
+         abandoned = abandoned + (CASE WHEN lease_until IS NULL THEN 0 ELSE 1 END), \
+         lease_until = $1 \
+     WHERE webhook_id = $2 RETURNING webhook_id, claims, abandoned, data";
+
+/// ($1 endpoint) -> (webhook id, data): the pending deliveries a recovery releases.
+pub(crate) const PENDING_OF: &str = "SELECT webhook_id, data FROM optout_relay_deliveries \
+     WHERE endpoint = $1 AND state = 'pending' AND lease_until IS NULL";
+
+/// ($1 now) -> (endpoint, pending, in flight).
+pub(crate) const ENDPOINT_COUNTS: &str = "SELECT endpoint, count(*), \
+     count(CASE WHEN lease_until > $1 THEN 1 END) FROM optout_relay_deliveries \
+     WHERE state = 'pending' GROUP BY endpoint";
+
+/// () -> (endpoint, health).
+pub(crate) const ALL_HEALTH: &str = "SELECT endpoint, health FROM optout_relay_endpoints";
+
+/// () -> (endpoint, in flight): endpoints with claims out ($1 now).
+pub(crate) const IN_FLIGHT_BY_ENDPOINT: &str = "SELECT endpoint, count(*) \
+     FROM optout_relay_deliveries WHERE state = 'pending' AND lease_until > $1 GROUP BY endpoint";
+
+/// () -> the earliest lease end.
+pub(crate) const NEXT_LEASE_END: &str = "SELECT min(lease_until) FROM optout_relay_deliveries \
+     WHERE state = 'pending' AND lease_until IS NOT NULL";
+
+/// An endpoint's health read back.
+pub(crate) fn health_of(endpoint: &str, text: &str) -> Result<EndpointHealth, StoreError> {
+    serde_json::from_str(text).map_err(|e| {
+        StoreError::new(
+            StoreErrorKind::Corrupt,
+            format!("the health of endpoint {endpoint} cannot be read: {e}"),
+        )
+    })
+}
+
+/// An endpoint's columns: (state, health, blocked until).
+pub(crate) fn endpoint_columns(
+    health: &EndpointHealth,
+    endpoint: &Endpoint,
+    policy: &EndpointPolicy,
+    now: Timestamp,
+) -> (&'static str, String, i64) {
+    let text = serde_json::to_string(health).unwrap_or_else(|_| "{\"state\":\"healthy\"}".into());
+    let blocked = health
+        .ready_at(Timestamp::MIN, 0, policy.limits_of(endpoint), now)
+        .map_or(i64::MAX, millis);
+    (health.state().as_str(), text, blocked)
+}
+
+/// The stores' view of every endpoint, from the pending counts and the health rows.
+pub(crate) fn statuses(
+    counts: Vec<(String, i64, i64)>,
+    healths: Vec<(String, String)>,
+) -> Result<Vec<EndpointStatus>, StoreError> {
+    let mut found: BTreeMap<String, EndpointStatus> = BTreeMap::new();
+    for (endpoint, text) in healths {
+        let state = health_of(&endpoint, &text)?.state();
+        found.insert(endpoint.clone(), status(endpoint, state));
+    }
+    for (endpoint, pending, in_flight) in counts {
+        let entry = found
+            .entry(endpoint.clone())
+            .or_insert_with(|| status(endpoint, EndpointState::Healthy));
+        entry.pending = u64::try_from(pending).unwrap_or(0);
+        entry.in_flight = u64::try_from(in_flight).unwrap_or(0);
+    }
+    Ok(found.into_values().collect())
+}
+
+fn status(endpoint: String, state: EndpointState) -> EndpointStatus {
+    EndpointStatus {
+        endpoint: Endpoint::from_stored(endpoint),
+        state,
+        pending: 0,
+        in_flight: 0,
+    }
+}
+
+/// When the earliest claimable work is due: each endpoint's earliest delivery, as its health
+/// and limits let it go, and the earliest lease end.
+pub(crate) fn next_due(
+    due: Vec<(String, Option<i64>)>,
+    in_flight: Vec<(String, i64)>,
+    healths: Vec<(String, String)>,
+    lease_end: Option<i64>,
+    policy: &EndpointPolicy,
+    now: Timestamp,
+) -> Result<Option<Timestamp>, StoreError> {
+    let in_flight: HashMap<String, i64> = in_flight.into_iter().collect();
+    let healths: HashMap<String, String> = healths.into_iter().collect();
+    let mut earliest = lease_end.map(from_millis);
+    for (endpoint, at) in due {
+        let Some(at) = at.map(from_millis) else {
+            continue;
+        };
+        let ready = match healths.get(&endpoint) {
+            Some(text) => {
+                let health = health_of(&endpoint, text)?;
+                let flying = in_flight.get(&endpoint).copied().unwrap_or(0);
+                let key = Endpoint::from_stored(endpoint);
+                health.ready_at(
+                    at,
+                    usize::try_from(flying).unwrap_or(0),
+                    policy.limits_of(&key),
+                    now,
+                )
+            }
+            None => Some(at),
+        };
+        if let Some(ready) = ready {
+            earliest = Some(earliest.map_or(ready, |e: Timestamp| e.min(ready)));
+        }
+    }
+    Ok(earliest)
+}
