@@ -778,7 +778,7 @@ impl DeliveryStore for Counting {
         &self,
         claim: &optout_relay::store::ClaimToken,
         delivery: &Delivery,
-    ) -> Result<(), StoreError> {
+    ) -> Result<optout_relay::store::Recorded, StoreError> {
         self.records.fetch_add(1, Ordering::Relaxed);
         self.inner.record(claim, delivery).await
     }
@@ -809,6 +809,21 @@ impl DeliveryStore for Counting {
     }
     async fn counts(&self) -> Result<optout_relay::store::Counts, StoreError> {
         self.inner.counts().await
+    }
+    async fn endpoints(&self) -> Result<Vec<optout_relay::health::EndpointStatus>, StoreError> {
+        self.inner.endpoints().await
+    }
+    async fn pause(
+        &self,
+        endpoint: &optout_relay::health::Endpoint,
+    ) -> Result<Option<optout_relay::health::EndpointChange>, StoreError> {
+        self.inner.pause(endpoint).await
+    }
+    async fn resume(
+        &self,
+        endpoint: &optout_relay::health::Endpoint,
+    ) -> Result<Option<optout_relay::health::EndpointChange>, StoreError> {
+        self.inner.resume(endpoint).await
     }
 }
 

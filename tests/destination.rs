@@ -583,6 +583,7 @@ async fn admit_raw(store: &VolatileStore, urls: &[String]) {
             candidates: vec![relay::Candidate {
                 flow: FlowId::new("crm").unwrap(),
                 limit: EntryLimit::Unlimited,
+                order: optout_relay::listen::DeliveryOrder::Any,
                 delivery,
             }],
             not_built: Vec::new(),

@@ -594,7 +594,7 @@ impl DeliveryStore for Switchable {
         &self,
         claim: &store::ClaimToken,
         delivery: &Delivery,
-    ) -> Result<(), StoreError> {
+    ) -> Result<store::Recorded, StoreError> {
         self.check()?;
         self.inner.record(claim, delivery).await
     }
@@ -620,6 +620,21 @@ impl DeliveryStore for Switchable {
     }
     async fn counts(&self) -> Result<store::Counts, StoreError> {
         self.inner.counts().await
+    }
+    async fn endpoints(&self) -> Result<Vec<health::EndpointStatus>, StoreError> {
+        self.inner.endpoints().await
+    }
+    async fn pause(
+        &self,
+        endpoint: &health::Endpoint,
+    ) -> Result<Option<health::EndpointChange>, StoreError> {
+        self.inner.pause(endpoint).await
+    }
+    async fn resume(
+        &self,
+        endpoint: &health::Endpoint,
+    ) -> Result<Option<health::EndpointChange>, StoreError> {
+        self.inner.resume(endpoint).await
     }
 }
 

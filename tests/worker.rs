@@ -485,6 +485,7 @@ async fn deliveries_already_in_the_store_are_sent_with_their_webhook_id() {
         candidates: vec![relay::Candidate {
             flow: FlowId::new("crm").unwrap(),
             limit: EntryLimit::Unlimited,
+            order: optout_relay::listen::DeliveryOrder::Any,
             delivery,
         }],
         not_built: Vec::new(),

@@ -281,11 +281,9 @@ async fn run_demo(flows: &[Flow], base: &str) -> Result<(), Box<dyn std::error::
             .ok_or("the worker stopped")?;
         // Flows an event did not enter are reported too; only deliveries are counted here.
         let Some(delivery) = outcome.delivery() else {
-            println!(
-                "  [relay] {} for {}: not entered",
-                outcome.flow(),
-                outcome.event()
-            );
+            if let (Some(flow), Some(event)) = (outcome.flow(), outcome.event()) {
+                println!("  [relay] {flow} for {event}: not entered");
+            }
             continue;
         };
         ended += 1;

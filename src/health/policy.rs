@@ -128,9 +128,14 @@ impl EndpointPolicy {
         }
     }
 
-    /// Whether endpoint health is on.
+    /// Whether endpoint health is on (the breaker, pauses and held deliveries).
     pub fn is_enabled(&self) -> bool {
         self.enabled
+    }
+
+    /// Whether claims go through each endpoint's gate: health is on, or some limit is set.
+    pub(crate) fn gates(&self) -> bool {
+        self.enabled || self.limits != Limits::NONE || !self.overrides.is_empty()
     }
 
     /// The circuit breaker (`None`: the circuit never opens).

@@ -37,7 +37,7 @@ macro_rules! due_endpoints {
                AND NOT EXISTS (SELECT 1 FROM optout_relay_endpoints e \
                  WHERE e.endpoint = d.endpoint AND e.blocked_until > $1) \
                AND ",
-            first_of_profile!($seq),
+            $crate::store::sql_health::first_of_profile!($seq),
             " GROUP BY d.endpoint \
              ORDER BY min(CASE WHEN d.lease_until IS NULL THEN d.next_attempt_at \
                           ELSE d.lease_until END) \
@@ -55,7 +55,7 @@ macro_rules! candidates {
              WHERE d.endpoint = $1 AND d.state = 'pending' \
                AND ((d.lease_until IS NULL AND d.next_attempt_at <= $2) OR d.lease_until <= $2) \
                AND ",
-            first_of_profile!($seq),
+            $crate::store::sql_health::first_of_profile!($seq),
             " ORDER BY d.next_attempt_at, d.",
             $seq,
             " LIMIT $3",
@@ -71,7 +71,7 @@ macro_rules! next_due_by_endpoint {
         concat!(
             "SELECT d.endpoint, min(d.next_attempt_at) FROM optout_relay_deliveries d \
              WHERE d.state = 'pending' AND d.lease_until IS NULL AND ",
-            first_of_profile!($seq),
+            $crate::store::sql_health::first_of_profile!($seq),
             " GROUP BY d.endpoint"
         )
     };

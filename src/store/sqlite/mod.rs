@@ -15,13 +15,16 @@ use sqlx::sqlite::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::delivery::Delivery;
+use crate::health::{Endpoint, EndpointChange, EndpointPolicy, EndpointStatus};
 use crate::relay::{Plan, Submitted};
 use crate::store::sql::{self, Columns, millis};
+use crate::store::sql_health;
 use crate::store::{
-    Claim, ClaimToken, Counts, DeliveryStore, ListQuery, StoreError, StoreErrorKind,
+    Claim, ClaimToken, Counts, DeliveryStore, ListQuery, Recorded, StoreError, StoreErrorKind,
 };
 use crate::webhook::WebhookId;
 
+mod health;
 mod ops;
 mod synchronous;
 mod writer;
@@ -37,6 +40,7 @@ pub struct SqliteStoreBuilder {
     synchronous: Synchronous,
     busy_timeout: Duration,
     max_batch: usize,
+    policy: EndpointPolicy,
 }
 
 impl SqliteStoreBuilder {
@@ -57,6 +61,13 @@ impl SqliteStoreBuilder {
     /// Operations that arrive while a commit is under way wait for the next one and share it.
     pub fn max_batch(mut self, max: usize) -> Self {
         self.max_batch = max.max(1);
+        self
+    }
+
+    /// How endpoint health is kept (default [`EndpointPolicy::default`];
+    /// [`EndpointPolicy::off`] turns it off).
+    pub fn endpoint_policy(mut self, policy: EndpointPolicy) -> Self {
+        self.policy = policy;
         self
     }
 
@@ -92,17 +103,20 @@ impl SqliteStoreBuilder {
             .await
             .map_err(sql::error)?;
         let (commands, receiver) = mpsc::channel(self.max_batch * 4);
+        let policy = Arc::new(self.policy);
         tokio::spawn(write_loop(
             writer,
             receiver,
             self.max_batch,
             self.synchronous,
+            Arc::clone(&policy),
         ));
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 commands,
                 reader,
                 path: self.path,
+                policy,
             }),
         })
     }
@@ -149,6 +163,7 @@ struct Inner {
     commands: mpsc::Sender<Command>,
     reader: SqlitePool,
     path: PathBuf,
+    policy: Arc<EndpointPolicy>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -167,6 +182,7 @@ impl SqliteStore {
             synchronous: Synchronous::Full,
             busy_timeout: Duration::from_secs(5),
             max_batch: 512,
+            policy: EndpointPolicy::default(),
         }
     }
 
@@ -221,6 +237,7 @@ async fn migrate(conn: &mut SqliteConnection) -> Result<(), StoreError> {
             .execute(&mut *conn)
             .await
             .map_err(schema)?;
+        health::migrate_v2(&mut *conn).await?;
         let version: Option<i64> =
             sqlx::query_scalar("SELECT max(version) FROM optout_relay_schema")
                 .fetch_one(&mut *conn)
@@ -242,6 +259,13 @@ async fn migrate(conn: &mut SqliteConnection) -> Result<(), StoreError> {
                         sql::SCHEMA_VERSION
                     ),
                 ));
+            }
+            Some(v) if v < sql::SCHEMA_VERSION => {
+                sqlx::query("UPDATE optout_relay_schema SET version = $1")
+                    .bind(sql::SCHEMA_VERSION)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(schema)?;
             }
             Some(_) => {}
         }
@@ -278,16 +302,17 @@ impl DeliveryStore for SqliteStore {
         &self,
         claim: &ClaimToken,
         delivery: &Delivery,
-    ) -> Result<crate::store::Recorded, StoreError> {
+    ) -> Result<Recorded, StoreError> {
         let columns = Columns::of(delivery)?;
         let token = claim.clone();
+        let delivery = delivery.clone();
         self.write(|reply| Command::Record {
             token,
             columns,
+            delivery,
             reply,
         })
         .await
-        .map(|()| crate::store::Recorded::default())
     }
 
     async fn release(&self, claim: &ClaimToken) -> Result<(), StoreError> {
@@ -296,6 +321,28 @@ impl DeliveryStore for SqliteStore {
     }
 
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        if self.inner.policy.gates() {
+            let reader = &self.inner.reader;
+            let now = Timestamp::now();
+            let due: Vec<(String, Option<i64>)> = sqlx::query_as(health::NEXT_DUE_BY_ENDPOINT)
+                .fetch_all(reader)
+                .await
+                .map_err(sql::error)?;
+            let in_flight: Vec<(String, i64)> = sqlx::query_as(sql_health::IN_FLIGHT_BY_ENDPOINT)
+                .bind(millis(now))
+                .fetch_all(reader)
+                .await
+                .map_err(sql::error)?;
+            let healths: Vec<(String, String)> = sqlx::query_as(sql_health::ALL_HEALTH)
+                .fetch_all(reader)
+                .await
+                .map_err(sql::error)?;
+            let lease: Option<i64> = sqlx::query_scalar(sql_health::NEXT_LEASE_END)
+                .fetch_one(reader)
+                .await
+                .map_err(sql::error)?;
+            return sql_health::next_due(due, in_flight, healths, lease, &self.inner.policy, now);
+        }
         let (due, lease): (Option<i64>, Option<i64>) = sqlx::query_as(sql::NEXT_DUE)
             .fetch_one(&self.inner.reader)
             .await
@@ -355,21 +402,36 @@ impl DeliveryStore for SqliteStore {
         Ok(sql::counts(rows, entries))
     }
 
-    async fn endpoints(&self) -> Result<Vec<crate::health::EndpointStatus>, StoreError> {
-        Err(StoreError::new(StoreErrorKind::Other, "WIP"))
+    async fn endpoints(&self) -> Result<Vec<EndpointStatus>, StoreError> {
+        let counts: Vec<(String, i64, i64)> = sqlx::query_as(sql_health::ENDPOINT_COUNTS)
+            .bind(millis(Timestamp::now()))
+            .fetch_all(&self.inner.reader)
+            .await
+            .map_err(sql::error)?;
+        let healths: Vec<(String, String)> = sqlx::query_as(sql_health::ALL_HEALTH)
+            .fetch_all(&self.inner.reader)
+            .await
+            .map_err(sql::error)?;
+        sql_health::statuses(counts, healths)
     }
 
-    async fn pause(
-        &self,
-        _endpoint: &crate::health::Endpoint,
-    ) -> Result<Option<crate::health::EndpointChange>, StoreError> {
-        Err(StoreError::new(StoreErrorKind::Other, "WIP"))
+    async fn pause(&self, endpoint: &Endpoint) -> Result<Option<EndpointChange>, StoreError> {
+        let endpoint = endpoint.clone();
+        self.write(|reply| Command::Pause {
+            endpoint,
+            resume: false,
+            reply,
+        })
+        .await
     }
 
-    async fn resume(
-        &self,
-        _endpoint: &crate::health::Endpoint,
-    ) -> Result<Option<crate::health::EndpointChange>, StoreError> {
-        Err(StoreError::new(StoreErrorKind::Other, "WIP"))
+    async fn resume(&self, endpoint: &Endpoint) -> Result<Option<EndpointChange>, StoreError> {
+        let endpoint = endpoint.clone();
+        self.write(|reply| Command::Pause {
+            endpoint,
+            resume: true,
+            reply,
+        })
+        .await
     }
 }

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use sqlx::sqlite::SqliteConnection;
 
 use crate::delivery::Delivery;
-use crate::listen::EntryDecision;
+use crate::listen::{DeliveryOrder, EntryDecision};
 use crate::relay::{EntryHistory, Plan, Submitted, decide_entry, window_start};
 use crate::store::sql::{self, Columns, millis};
 use crate::store::{Claim, ClaimToken, StoreError, StoreErrorKind, lease_deadline};
@@ -39,7 +39,7 @@ pub(super) fn fenced(rows: u64, token: &ClaimToken) -> Result<(), StoreError> {
 }
 
 /// The most candidates one statement of the batched admit carries (SQLite allows 32,766
-/// parameters; a delivery row takes 10).
+/// parameters; a delivery row takes 12).
 pub(super) const ROWS_PER_STATEMENT: usize = 1_000;
 
 /// Admits every plan of a batch with a few statements in all, instead of a few per plan: one
@@ -160,7 +160,7 @@ pub(super) fn admit_batch<'a>(
                 .map_err(sql::error)?;
             let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
                 "INSERT INTO optout_relay_deliveries (webhook_id, flow, event, profile, state, \
-                 next_attempt_at, attempts, created_at, finished_at, data) ",
+                 next_attempt_at, attempts, created_at, finished_at, data, endpoint, ordered) ",
             );
             query.push_values(part, |mut values, row| {
                 let delivery = &row.candidate.delivery;
@@ -174,7 +174,9 @@ pub(super) fn admit_batch<'a>(
                     .push_bind(row.columns.attempts)
                     .push_bind(millis(delivery.created_at()))
                     .push_bind(row.columns.finished_at)
-                    .push_bind(row.columns.data.as_str());
+                    .push_bind(row.columns.data.as_str())
+                    .push_bind(row.columns.endpoint.as_str())
+                    .push_bind(row.candidate.order == DeliveryOrder::PerProfile);
             });
             query.push(" ON CONFLICT (webhook_id) DO NOTHING");
             query

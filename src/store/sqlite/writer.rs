@@ -7,11 +7,16 @@ use sqlx::Connection;
 use sqlx::sqlite::SqliteConnection;
 use tokio::sync::mpsc;
 
+use std::sync::Arc;
+
+use crate::delivery::Delivery;
+use crate::health::{Endpoint, EndpointChange, EndpointPolicy};
 use crate::relay::{Plan, Submitted};
 use crate::store::sql::{self, Columns, millis};
-use crate::store::{Claim, ClaimToken, StoreError, StoreErrorKind};
+use crate::store::{Claim, ClaimToken, Recorded, StoreError, StoreErrorKind};
 
 use super::ops::{Boxed, admit_batch, claim, execute, fenced, record, record_batch, replay};
+use super::health;
 use super::synchronous::Synchronous;
 
 /// Where a command's answer goes.
@@ -31,11 +36,18 @@ pub(super) enum Command {
     Record {
         token: ClaimToken,
         columns: Columns,
-        reply: Reply<()>,
+        delivery: Delivery,
+        reply: Reply<Recorded>,
     },
     Release {
         token: ClaimToken,
         reply: Reply<()>,
+    },
+    /// An operator's pause, or resume.
+    Pause {
+        endpoint: Endpoint,
+        resume: bool,
+        reply: Reply<Option<EndpointChange>>,
     },
     Replay {
         webhook_id: String,
@@ -67,11 +79,14 @@ pub(super) fn finish<T: Send + 'static>(
 impl Command {
     /// Whether the command runs more than one statement, and so needs a savepoint to fail
     /// alone (a single statement that fails changes nothing by itself).
-    fn needs_savepoint(&self) -> bool {
-        matches!(
-            self,
-            Self::Admit { .. } | Self::Claim { .. } | Self::Replay { .. }
-        )
+    fn needs_savepoint(&self, health: bool) -> bool {
+        match self {
+            Self::Admit { .. } | Self::Claim { .. } | Self::Replay { .. } | Self::Pause { .. } => {
+                true
+            }
+            Self::Record { .. } => health,
+            Self::Release { .. } | Self::Purge { .. } => false,
+        }
     }
 
     /// Whether losing the command's commit to a power failure would lose something: a claim or
@@ -94,6 +109,7 @@ pub(super) async fn write_loop(
     mut commands: mpsc::Receiver<Command>,
     max_batch: usize,
     synchronous: Synchronous,
+    policy: Arc<EndpointPolicy>,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
     let mut flushing = true;
@@ -176,7 +192,8 @@ pub(super) async fn write_loop(
             Command::Record { token, .. } => ids.insert(token.webhook_id.as_str()),
             _ => true,
         });
-        if distinct && ids.len() > 1 {
+        // With endpoint health on, each record also settles on its endpoint: one by one.
+        if distinct && ids.len() > 1 && !policy.is_enabled() {
             let records: Vec<(&ClaimToken, &Columns)> = batch
                 .iter()
                 .filter_map(|command| match command {
@@ -192,7 +209,7 @@ pub(super) async fn write_loop(
                 for command in records {
                     if let Command::Record { token, reply, .. } = command {
                         let result = if written.contains(&token.webhook_id) {
-                            Ok(())
+                            Ok(Recorded::default())
                         } else {
                             Err(StoreError::lease_lost(&token.webhook_id))
                         };
@@ -207,7 +224,7 @@ pub(super) async fn write_loop(
         for command in batch.drain(..) {
             // A single statement runs inside the savepoint still open, if any: it changes
             // nothing when it fails, and the savepoint is released later.
-            let savepoint = command.needs_savepoint();
+            let savepoint = command.needs_savepoint(policy.is_enabled());
             let opened = match (savepoint, open) {
                 (true, true) => execute(&mut conn, "RELEASE op; SAVEPOINT op").await,
                 (true, false) => execute(&mut conn, "SAVEPOINT op").await,
@@ -217,7 +234,7 @@ pub(super) async fn write_loop(
                 open = false;
             }
             let (ok, done) = match opened {
-                Ok(()) => run(&mut conn, command, now).await,
+                Ok(()) => run(&mut conn, command, now, &policy).await,
                 Err(e) => fail(command, e),
             };
             if savepoint && ok {
@@ -246,17 +263,20 @@ pub(super) fn fail(command: Command, error: StoreError) -> (bool, Finish) {
     match command {
         Command::Admit { reply, .. } => finish(reply, Err(error)),
         Command::Claim { reply, .. } => finish(reply, Err(error)),
-        Command::Record { reply, .. } | Command::Release { reply, .. } => finish(reply, Err(error)),
+        Command::Record { reply, .. } => finish(reply, Err(error)),
+        Command::Release { reply, .. } => finish(reply, Err(error)),
+        Command::Pause { reply, .. } => finish(reply, Err(error)),
         Command::Replay { reply, .. } => finish(reply, Err(error)),
         Command::Purge { reply, .. } => finish(reply, Err(error)),
     }
 }
 
-pub(super) fn run(
-    conn: &mut SqliteConnection,
+pub(super) fn run<'a>(
+    conn: &'a mut SqliteConnection,
     command: Command,
     now: Timestamp,
-) -> Boxed<'_, (bool, Finish)> {
+    policy: &'a EndpointPolicy,
+) -> Boxed<'a, (bool, Finish)> {
     Box::pin(async move {
         match command {
             Command::Admit { plan, rows, reply } => {
@@ -270,14 +290,40 @@ pub(super) fn run(
                     });
                 finish(reply, result)
             }
+            Command::Claim { max, lease, reply } if policy.gates() => {
+                finish(reply, health::claim(conn, max, lease, now, policy).await)
+            }
             Command::Claim { max, lease, reply } => {
                 finish(reply, claim(conn, max, lease, now).await)
             }
             Command::Record {
                 token,
+                delivery,
+                reply,
+                ..
+            } if policy.is_enabled() => finish(
+                reply,
+                health::record(conn, &token, &delivery, now, policy).await,
+            ),
+            Command::Record {
+                token,
                 columns,
                 reply,
-            } => finish(reply, record(conn, &token, &columns).await),
+                ..
+            } => finish(
+                reply,
+                record(conn, &token, &columns)
+                    .await
+                    .map(|()| Recorded::default()),
+            ),
+            Command::Pause {
+                endpoint,
+                resume,
+                reply,
+            } => finish(
+                reply,
+                health::pause_or_resume(conn, &endpoint, resume, now, policy).await,
+            ),
             Command::Release { token, reply } => {
                 let result = sqlx::query(sql::RELEASE)
                     .bind(&token.webhook_id)
