@@ -45,7 +45,7 @@ impl Default for Breaker {
 /// The limits on the requests sent to one endpoint, by every worker that shares the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// The most requests in flight to the endpoint at once (`None`: no limit; default 16).
+    /// The most requests in flight to the endpoint at once (`None`: no limit, the default).
     pub max_in_flight: Option<u32>,
     /// The most requests started per second (`None`: no limit, the default). Up to one
     /// second's worth may start at once after a quiet time (a token bucket of that size).
@@ -54,10 +54,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_in_flight: Some(16),
-            per_second: None,
-        }
+        Self::NONE
     }
 }
 
@@ -83,7 +80,7 @@ impl Limits {
 /// | paused when failing for | 24 h without a success |
 /// | paused on | 410 Gone |
 /// | a paused (failing) endpoint is probed | every 10 min; a success resumes it |
-/// | requests in flight per endpoint | 16 |
+/// | requests in flight per endpoint | no limit (the worker's own `max_in_flight` bounds it) |
 /// | requests per second per endpoint | no limit |
 ///
 /// While an endpoint is degraded or paused, a delivery the retry policy would dead-letter

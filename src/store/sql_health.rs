@@ -81,7 +81,7 @@ pub(crate) use {candidates, due_endpoints, first_of_profile, next_due_by_endpoin
 
 /// ($1 endpoint): the endpoint's row, healthy, if it has none.
 pub(crate) const ENSURE_ENDPOINT: &str = "INSERT INTO optout_relay_endpoints \
-     (endpoint, state, health, blocked_until) VALUES ($1, 'healthy', '{\"state\":\"healthy\"}', 0) \
+     (endpoint, state, health, blocked_until) VALUES ($1, 'healthy', '{\"state\":{\"state\":\"healthy\"}}', 0) \
      ON CONFLICT (endpoint) DO NOTHING";
 
 /// ($1 endpoint) -> health.
@@ -140,7 +140,8 @@ pub(crate) fn endpoint_columns(
     policy: &EndpointPolicy,
     now: Timestamp,
 ) -> (&'static str, String, i64) {
-    let text = serde_json::to_string(health).unwrap_or_else(|_| "{\"state\":\"healthy\"}".into());
+    let text = serde_json::to_string(health)
+        .unwrap_or_else(|_| "{\"state\":{\"state\":\"healthy\"}}".into());
     let blocked = health
         .ready_at(Timestamp::MIN, 0, policy.limits_of(endpoint), now)
         .map_or(i64::MAX, millis);
@@ -212,4 +213,17 @@ pub(crate) fn next_due(
         }
     }
     Ok(earliest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_endpoint_row_holds_the_default_health() {
+        let written = serde_json::to_string(&EndpointHealth::default()).unwrap();
+        assert_eq!(written, r#"{"state":{"state":"healthy"}}"#);
+        assert!(ENSURE_ENDPOINT.contains(&format!("'{written}'")));
+        assert_eq!(health_of("e", &written).unwrap(), EndpointHealth::default());
+    }
 }
