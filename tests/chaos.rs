@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use optout_relay::ReqwestClient;
 use optout_relay::delivery::Outcomes;
+use optout_relay::health;
 use optout_relay::jiff::SignedDuration;
 use optout_relay::listen::EntryDecision;
 use optout_relay::relay::FlowResult;
@@ -145,7 +146,10 @@ async fn collect(outcomes: &mut Outcomes, expected: usize, into: &mut Vec<Outcom
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_entered_event_ends_exactly_once_under_faults() {
     let (server, receiver) = faulty_receiver(30, 7).await;
-    let store = Arc::new(VolatileStore::new());
+    // The retry policy alone under faults: endpoint health off, so that a burst of faults that
+    // opens the circuit does not hold deliveries past the end of the run (tests/health.rs and
+    // tests/health_worker.rs test the circuit).
+    let store = Arc::new(VolatileStore::new().with_endpoint_policy(health::EndpointPolicy::off()));
     let (worker, mut outcomes) = Worker::builder(router(&server), client(), store.clone())
         .policy(policy())
         .max_in_flight(64)
@@ -256,7 +260,13 @@ async fn a_crash_mid_way_carries_on_from_the_store_without_loss() {
     let dir = TempDir::new("chaos");
     let path = dir.0.join("relay.db");
     let (server, receiver) = faulty_receiver(30, 99).await;
-    let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let store = Arc::new(
+        SqliteStore::builder(&path)
+            .endpoint_policy(health::EndpointPolicy::off())
+            .open()
+            .await
+            .unwrap(),
+    );
     let (worker, mut outcomes) = Worker::builder(router(&server), client(), store.clone())
         .policy(policy())
         .max_in_flight(32)
@@ -302,7 +312,13 @@ async fn a_crash_mid_way_carries_on_from_the_store_without_loss() {
 
     // A new worker on the same file carries on; re-delivered copies of the same events enter
     // nothing again.
-    let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let store = Arc::new(
+        SqliteStore::builder(&path)
+            .endpoint_policy(health::EndpointPolicy::off())
+            .open()
+            .await
+            .unwrap(),
+    );
     let (worker, mut outcomes) = Worker::builder(router(&server), client(), store.clone())
         .policy(policy())
         .seed(0)
