@@ -270,10 +270,27 @@ async fn migrate(conn: &mut PgConnection) -> Result<(), StoreError> {
         .await
         .map_err(sql::error)?;
     let result = async {
-        sqlx::raw_sql(MIGRATION)
-            .execute(&mut *conn)
-            .await
-            .map_err(schema)?;
+        // A database at this version already is left alone: its DDL (even `IF NOT EXISTS`)
+        // takes table locks that could deadlock with the claims of processes already running.
+        let exists: bool =
+            sqlx::query_scalar("SELECT to_regclass('optout_relay_schema') IS NOT NULL")
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(schema)?;
+        let current: Option<i64> = if exists {
+            sqlx::query_scalar("SELECT max(version) FROM optout_relay_schema")
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(schema)?
+        } else {
+            None
+        };
+        if current != Some(sql::SCHEMA_VERSION) {
+            sqlx::raw_sql(MIGRATION)
+                .execute(&mut *conn)
+                .await
+                .map_err(schema)?;
+        }
         let version: Option<i64> =
             sqlx::query_scalar("SELECT max(version) FROM optout_relay_schema")
                 .fetch_one(&mut *conn)
