@@ -159,7 +159,11 @@ impl PostgresStoreBuilder {
 /// - **Claims** use `FOR UPDATE SKIP LOCKED`, with lease expiry inside the claim query and every
 ///   time (due, lease) from the database's clock; every later write is fenced by the claim's
 ///   number.
-/// - The tables (`optout_relay_deliveries`, `optout_relay_entries`, `optout_relay_schema`) are
+/// - **Endpoint health** ([`endpoint_policy`](PostgresStoreBuilder::endpoint_policy)) is kept in
+///   `optout_relay_endpoints`, one row per endpoint, locked by every claim, record, pause and
+///   resume of that endpoint, so its limits hold across every process.
+/// - The tables (`optout_relay_deliveries`, `optout_relay_entries`, `optout_relay_endpoints`,
+///   `optout_relay_schema`) are
 ///   created by [`open`](PostgresStoreBuilder::open) from [`MIGRATION`]. A host can enqueue
 ///   inside its own transaction (a true outbox) with [`admit_in`](Self::admit_in).
 #[derive(Clone)]
