@@ -23,6 +23,7 @@ use optout_relay::PostgresStore;
 use optout_relay::ReqwestClient;
 use optout_relay::delivery::DeadLetterReason;
 use optout_relay::delivery::DeliveryState;
+use optout_relay::health::{EndpointPolicy, Limits};
 use optout_relay::jiff::SignedDuration;
 use optout_relay::listen::EntryDecision;
 use optout_relay::listen::FlowSettings;
@@ -927,6 +928,9 @@ async fn child_worker() {
     let store = Arc::new(
         PostgresStore::builder(&url)
             .max_connections(8)
+            // Endpoint health on, without the per-endpoint in-flight limit: every worker holds
+            // work of the one endpoint when one of them is killed.
+            .endpoint_policy(EndpointPolicy::default().limits(Limits::NONE))
             .open()
             .await
             .unwrap(),

@@ -10,22 +10,22 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolO
 use tokio::sync::Notify;
 
 use crate::delivery::Delivery;
-use crate::listen::EntryDecision;
+use crate::health::{Endpoint, EndpointChange, EndpointPolicy, EndpointStatus};
+use crate::listen::{DeliveryOrder, EntryDecision};
 use crate::relay::{EntryHistory, Plan, Submitted, decide_entry, window_start};
 use crate::store::sql::{self, Columns, millis};
 use crate::store::{
-    Claim, ClaimToken, Counts, DeliveryStore, ListQuery, StoreError, StoreErrorKind,
+    Claim, ClaimToken, Counts, DeliveryStore, ListQuery, Recorded, StoreError, StoreErrorKind,
 };
 use crate::webhook::WebhookId;
 
-/// The channel the store's `NOTIFY` wakes workers on.
-pub const NOTIFY_CHANNEL: &str = "optout_relay";
+mod endpoints;
+
+pub use endpoints::NOTIFY_CHANNEL;
+use endpoints::{DB_NOW, kept, notify, rewrite};
 
 /// The key of the advisory lock held while the tables are created.
 const MIGRATION_LOCK: i64 = 0x6f70_746f_7574_0001;
-
-/// The database's clock, in milliseconds since the Unix epoch.
-const DB_NOW: &str = "SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint";
 
 /// Claims due deliveries in one statement: the time is the database's, rows locked by another
 /// claimer are skipped, expired leases are taken over. ($1 lease in milliseconds, $2 how many.)
@@ -60,11 +60,12 @@ const INSERT_ENTRY: &str = "INSERT INTO optout_relay_entries \
      (flow, event, profile, entered_at, webhook_id) VALUES ($1, $2, $3, $4, $5)";
 
 /// ($1 webhook id, $2 flow, $3 event, $4 profile, $5 state, $6 next attempt, $7 attempts,
-/// $8 created at, $9 finished at, $10 data). The webhook id is the key: admitting the same
-/// delivery twice stores it once.
+/// $8 created at, $9 finished at, $10 data, $11 endpoint, $12 ordered). The webhook id is the
+/// key: admitting the same delivery twice stores it once.
 const INSERT_DELIVERY: &str = "INSERT INTO optout_relay_deliveries \
      (webhook_id, flow, event, profile, state, next_attempt_at, attempts, created_at, \
-      finished_at, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+      finished_at, data, endpoint, ordered) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
      ON CONFLICT (webhook_id) DO NOTHING";
 
 /// Opens a [`PostgresStore`].
@@ -74,6 +75,7 @@ pub struct PostgresStoreBuilder {
     url: String,
     max_connections: u32,
     listen: bool,
+    policy: EndpointPolicy,
 }
 
 impl PostgresStoreBuilder {
@@ -87,6 +89,16 @@ impl PostgresStoreBuilder {
     /// replays work (default on). Off, workers find such work at their poll interval.
     pub fn listen(mut self, listen: bool) -> Self {
         self.listen = listen;
+        self
+    }
+
+    /// How the store keeps endpoint health: the circuit breaker, pauses, and the per-endpoint
+    /// limits every process sharing the database is held to (default
+    /// [`EndpointPolicy::default`]). Give every process that shares the database the same
+    /// policy. [`EndpointPolicy::off`] claims and records exactly as before endpoint health
+    /// existed.
+    pub fn endpoint_policy(mut self, policy: EndpointPolicy) -> Self {
+        self.policy = policy;
         self
     }
 
@@ -132,6 +144,7 @@ impl PostgresStoreBuilder {
                 pool,
                 wake,
                 listener,
+                policy: self.policy,
             }),
         })
     }
@@ -146,7 +159,11 @@ impl PostgresStoreBuilder {
 /// - **Claims** use `FOR UPDATE SKIP LOCKED`, with lease expiry inside the claim query and every
 ///   time (due, lease) from the database's clock; every later write is fenced by the claim's
 ///   number.
-/// - The tables (`optout_relay_deliveries`, `optout_relay_entries`, `optout_relay_schema`) are
+/// - **Endpoint health** ([`endpoint_policy`](PostgresStoreBuilder::endpoint_policy)) is kept in
+///   `optout_relay_endpoints`, one row per endpoint, locked by every claim, record, pause and
+///   resume of that endpoint, so its limits hold across every process.
+/// - The tables (`optout_relay_deliveries`, `optout_relay_entries`, `optout_relay_endpoints`,
+///   `optout_relay_schema`) are
 ///   created by [`open`](PostgresStoreBuilder::open) from [`MIGRATION`]. A host can enqueue
 ///   inside its own transaction (a true outbox) with [`admit_in`](Self::admit_in).
 #[derive(Clone)]
@@ -158,6 +175,7 @@ struct Inner {
     pool: PgPool,
     wake: Arc<Notify>,
     listener: Option<tokio::task::JoinHandle<()>>,
+    policy: EndpointPolicy,
 }
 
 impl Drop for Inner {
@@ -176,8 +194,14 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
-/// The SQL that creates the store's tables (schema version 1), as shipped with the crate.
-pub const MIGRATION: &str = include_str!("migrations/postgres.sql");
+/// The SQL that creates the store's tables (schema version 2), as shipped with the crate: every
+/// statement is idempotent, and it brings a database at version 1 to version 2 (the store then
+/// fills in the endpoint of the deliveries version 1 wrote, on
+/// [`open`](PostgresStoreBuilder::open)).
+pub const MIGRATION: &str = concat!(
+    include_str!("migrations/postgres.sql"),
+    include_str!("migrations/postgres_v2.sql")
+);
 
 impl PostgresStore {
     /// A builder for the store at `url` (`postgres://user:password@host/db`, or
@@ -188,6 +212,7 @@ impl PostgresStore {
             url: url.into(),
             max_connections: 16,
             listen: true,
+            policy: EndpointPolicy::default(),
         }
     }
 
@@ -232,11 +257,7 @@ impl PostgresStore {
     }
 
     async fn now(conn: &mut PgConnection) -> Result<Timestamp, StoreError> {
-        let now: i64 = sqlx::query_scalar(DB_NOW)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(sql::error)?;
-        Ok(sql::from_millis(now))
+        endpoints::db_now(conn).await
     }
 }
 
@@ -253,10 +274,27 @@ async fn migrate(conn: &mut PgConnection) -> Result<(), StoreError> {
         .await
         .map_err(sql::error)?;
     let result = async {
-        sqlx::raw_sql(MIGRATION)
-            .execute(&mut *conn)
-            .await
-            .map_err(schema)?;
+        // A database at this version already is left alone: its DDL (even `IF NOT EXISTS`)
+        // takes table locks that could deadlock with the claims of processes already running.
+        let exists: bool =
+            sqlx::query_scalar("SELECT to_regclass('optout_relay_schema') IS NOT NULL")
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(schema)?;
+        let current: Option<i64> = if exists {
+            sqlx::query_scalar("SELECT max(version) FROM optout_relay_schema")
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(schema)?
+        } else {
+            None
+        };
+        if current != Some(sql::SCHEMA_VERSION) {
+            sqlx::raw_sql(MIGRATION)
+                .execute(&mut *conn)
+                .await
+                .map_err(schema)?;
+        }
         let version: Option<i64> =
             sqlx::query_scalar("SELECT max(version) FROM optout_relay_schema")
                 .fetch_one(&mut *conn)
@@ -278,6 +316,16 @@ async fn migrate(conn: &mut PgConnection) -> Result<(), StoreError> {
                     sql::SCHEMA_VERSION
                 ),
             )),
+            Some(v) if v < sql::SCHEMA_VERSION => {
+                // Version 1: the columns of version 2 were added above; fill in the endpoints.
+                endpoints::fill_endpoints(conn).await?;
+                sqlx::query("UPDATE optout_relay_schema SET version = $1")
+                    .bind(sql::SCHEMA_VERSION)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(schema)?;
+                Ok(())
+            }
             Some(_) => Ok(()),
         }
     }
@@ -381,6 +429,8 @@ async fn admit(
                 .bind(millis(delivery.created_at()))
                 .bind(columns.finished_at)
                 .bind(&columns.data)
+                .bind(&columns.endpoint)
+                .bind(candidate.order == DeliveryOrder::PerProfile)
                 .execute(&mut *conn)
                 .await
                 .map_err(sql::error)?;
@@ -388,31 +438,9 @@ async fn admit(
         decisions.push(decision);
     }
     if entered {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(NOTIFY_CHANNEL)
-            .execute(&mut *conn)
-            .await
-            .map_err(sql::error)?;
+        notify(conn).await?;
     }
     Ok(plan.submitted(&decisions))
-}
-
-async fn rewrite<'c>(
-    conn: impl sqlx::PgExecutor<'c>,
-    delivery: &Delivery,
-) -> Result<(), StoreError> {
-    let columns = Columns::of(delivery)?;
-    sqlx::query(sql::REWRITE)
-        .bind(columns.state)
-        .bind(columns.next_attempt_at)
-        .bind(columns.attempts)
-        .bind(columns.finished_at)
-        .bind(&columns.data)
-        .bind(delivery.webhook_id().as_str())
-        .execute(conn)
-        .await
-        .map_err(sql::error)?;
-    Ok(())
 }
 
 fn fenced(rows: u64, token: &ClaimToken) -> Result<(), StoreError> {
@@ -441,6 +469,9 @@ impl DeliveryStore for PostgresStore {
         if max == 0 {
             return Ok(Vec::new());
         }
+        if kept(&self.inner.policy) {
+            return endpoints::claim(&self.inner.pool, &self.inner.policy, max, lease).await;
+        }
         let lease = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
         let rows: Vec<(String, i64, i64, String, i64)> = sqlx::query_as(CLAIM)
             .bind(lease)
@@ -468,7 +499,10 @@ impl DeliveryStore for PostgresStore {
         &self,
         claim: &ClaimToken,
         delivery: &Delivery,
-    ) -> Result<crate::store::Recorded, StoreError> {
+    ) -> Result<Recorded, StoreError> {
+        if kept(&self.inner.policy) {
+            return endpoints::record(&self.inner.pool, &self.inner.policy, claim, delivery).await;
+        }
         let columns = Columns::of(delivery)?;
         let done = sqlx::query(sql::RECORD)
             .bind(columns.state)
@@ -481,7 +515,7 @@ impl DeliveryStore for PostgresStore {
             .execute(&self.inner.pool)
             .await
             .map_err(sql::error)?;
-        fenced(done.rows_affected(), claim).map(|()| crate::store::Recorded::default())
+        fenced(done.rows_affected(), claim).map(|()| Recorded::default())
     }
 
     async fn release(&self, claim: &ClaimToken) -> Result<(), StoreError> {
@@ -495,17 +529,23 @@ impl DeliveryStore for PostgresStore {
     }
 
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
-        let (due, lease, now): (Option<i64>, Option<i64>, i64) =
-            sqlx::query_as(&format!("{}, ({})", sql::NEXT_DUE, &DB_NOW[7..]))
-                .fetch_one(&self.inner.pool)
-                .await
-                .map_err(sql::error)?;
+        let (earliest, now) = if kept(&self.inner.policy) {
+            let (earliest, now) = endpoints::next_due(&self.inner.pool, &self.inner.policy).await?;
+            (earliest.map(millis), millis(now))
+        } else {
+            let (due, lease, now): (Option<i64>, Option<i64>, i64) =
+                sqlx::query_as(&format!("{}, ({})", sql::NEXT_DUE, &DB_NOW[7..]))
+                    .fetch_one(&self.inner.pool)
+                    .await
+                    .map_err(sql::error)?;
+            let earliest = match (due, lease) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            (earliest, now)
+        };
         // Due times are the database's: give them on this process's clock.
         let skew = millis(Timestamp::now()) - now;
-        let earliest = match (due, lease) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
         Ok(earliest.map(|at| sql::from_millis(at.saturating_add(skew))))
     }
 
@@ -553,11 +593,7 @@ impl DeliveryStore for PostgresStore {
         let mut delivery = sql::decode(webhook_id, &data)?;
         delivery.replay(now);
         rewrite(&mut *tx, &delivery).await?;
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(NOTIFY_CHANNEL)
-            .execute(&mut *tx)
-            .await
-            .map_err(sql::error)?;
+        notify(&mut tx).await?;
         tx.commit().await.map_err(sql::error)?;
         Ok(true)
     }
@@ -586,22 +622,16 @@ impl DeliveryStore for PostgresStore {
         Ok(sql::counts(rows, entries))
     }
 
-    async fn endpoints(&self) -> Result<Vec<crate::health::EndpointStatus>, StoreError> {
-        Err(StoreError::new(StoreErrorKind::Other, "WIP"))
+    async fn endpoints(&self) -> Result<Vec<EndpointStatus>, StoreError> {
+        endpoints::endpoints(&self.inner.pool).await
     }
 
-    async fn pause(
-        &self,
-        _endpoint: &crate::health::Endpoint,
-    ) -> Result<Option<crate::health::EndpointChange>, StoreError> {
-        Err(StoreError::new(StoreErrorKind::Other, "WIP"))
+    async fn pause(&self, endpoint: &Endpoint) -> Result<Option<EndpointChange>, StoreError> {
+        endpoints::pause_or_resume(&self.inner.pool, &self.inner.policy, endpoint, false).await
     }
 
-    async fn resume(
-        &self,
-        _endpoint: &crate::health::Endpoint,
-    ) -> Result<Option<crate::health::EndpointChange>, StoreError> {
-        Err(StoreError::new(StoreErrorKind::Other, "WIP"))
+    async fn resume(&self, endpoint: &Endpoint) -> Result<Option<EndpointChange>, StoreError> {
+        endpoints::pause_or_resume(&self.inner.pool, &self.inner.policy, endpoint, true).await
     }
 }
 

@@ -1,4 +1,5 @@
--- optout-relay delivery store, PostgreSQL, schema version 1.
+-- optout-relay delivery store, PostgreSQL, schema version 1 (version 2 follows in
+-- postgres_v2.sql).
 -- Times are milliseconds since the Unix epoch (UTC).
 CREATE TABLE IF NOT EXISTS optout_relay_schema (
     version BIGINT NOT NULL

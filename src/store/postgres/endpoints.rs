@@ -1,0 +1,430 @@
+//! Endpoint health on PostgreSQL: claims that take from each endpoint only what its health and
+//! limits grant, records that settle each attempt with the endpoint's row locked, and the
+//! operators' view, pause and resume.
+//!
+//! Each endpoint's row in `optout_relay_endpoints` is the lock that serializes every decision on
+//! that endpoint across processes: a claimer takes it with `FOR UPDATE SKIP LOCKED` (another
+//! claimer holds it: that endpoint is skipped, never waited for), a record, a pause or a resume
+//! with `FOR UPDATE`. Under READ COMMITTED each statement after the lock sees what the previous
+//! holder committed, so the in-flight count a claim grants against is exact.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use sqlx::Connection as _;
+use sqlx::postgres::{PgConnection, PgPool};
+
+use crate::delivery::Delivery;
+use crate::health::{
+    self, Endpoint, EndpointChange, EndpointHealth, EndpointPolicy, EndpointStatus, Limits,
+};
+use crate::store::sql::{self, ClaimedRow, Columns, from_millis, millis};
+use crate::store::sql_health::{
+    self, ALL_HEALTH, ENDPOINT_COUNTS, ENDPOINT_HEALTH, IN_FLIGHT, IN_FLIGHT_BY_ENDPOINT,
+    NEXT_LEASE_END, PENDING_OF, SAVE_ENDPOINT, TAKE, candidates, due_endpoints, first_of_profile,
+    next_due_by_endpoint,
+};
+use crate::store::{Claim, ClaimToken, Recorded, StoreError, StoreErrorKind, lease_deadline};
+
+/// The channel the store's `NOTIFY` wakes workers on.
+pub const NOTIFY_CHANNEL: &str = "optout_relay";
+
+/// The database's clock, in milliseconds since the Unix epoch.
+pub(super) const DB_NOW: &str = "SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint";
+
+/// Endpoints with claimable work, earliest due first. ($1 now, $2 how many, $3 how many to
+/// skip) -> endpoint.
+const DUE_ENDPOINTS: &str = concat!(due_endpoints!("seq"), " OFFSET $3");
+
+/// One endpoint's claimable deliveries, locked. ($1 endpoint, $2 now, $3 how many) -> webhook id.
+const CANDIDATES: &str = candidates!("seq", " FOR UPDATE OF d SKIP LOCKED");
+
+/// ($1 endpoint) -> (health, now): the endpoint's row, locked unless another transaction holds
+/// it (then no row), with the database's time (taken without waiting: the lock is skipped, not
+/// waited for).
+const LOCK_HEALTH_OR_SKIP: &str = "SELECT health, \
+     (extract(epoch from clock_timestamp()) * 1000)::bigint \
+     FROM optout_relay_endpoints WHERE endpoint = $1 FOR UPDATE SKIP LOCKED";
+
+/// ($1 endpoint, $2 the health of a new endpoint): the endpoint's row, healthy, if it has none.
+const ENSURE_ENDPOINT: &str = "INSERT INTO optout_relay_endpoints \
+     (endpoint, state, health, blocked_until) VALUES ($1, 'healthy', $2, 0) \
+     ON CONFLICT (endpoint) DO NOTHING";
+
+/// Rows written by schema version 1, without their endpoint. ($1 after this webhook id, $2 how
+/// many) -> (webhook id, data).
+const WITHOUT_ENDPOINT: &str = "SELECT webhook_id, data FROM optout_relay_deliveries \
+     WHERE endpoint = '' AND webhook_id > $1 ORDER BY webhook_id LIMIT $2";
+
+/// ($1 webhook ids, $2 their endpoints).
+const FILL_ENDPOINTS: &str = "UPDATE optout_relay_deliveries d SET endpoint = v.endpoint \
+     FROM unnest($1::text[], $2::text[]) AS v(webhook_id, endpoint) \
+     WHERE d.webhook_id = v.webhook_id";
+
+/// Whether the store keeps endpoint health (or at least limits): otherwise it claims and records
+/// exactly as before endpoint health existed.
+pub(super) fn kept(policy: &EndpointPolicy) -> bool {
+    policy.is_enabled() || policy.limits != Limits::NONE || !policy.overrides.is_empty()
+}
+
+/// The database's time.
+pub(super) async fn db_now(conn: &mut PgConnection) -> Result<Timestamp, StoreError> {
+    let now: i64 = sqlx::query_scalar(DB_NOW)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(sql::error)?;
+    Ok(from_millis(now))
+}
+
+/// Wakes the workers of every process when the transaction commits.
+pub(super) async fn notify(conn: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(NOTIFY_CHANNEL)
+        .execute(&mut *conn)
+        .await
+        .map_err(sql::error)?;
+    Ok(())
+}
+
+/// Writes a store's own change to a delivery (replay, abandoned, hold, release).
+pub(super) async fn rewrite<'c>(
+    conn: impl sqlx::PgExecutor<'c>,
+    delivery: &Delivery,
+) -> Result<(), StoreError> {
+    let columns = Columns::of(delivery)?;
+    sqlx::query(sql::REWRITE)
+        .bind(columns.state)
+        .bind(columns.next_attempt_at)
+        .bind(columns.attempts)
+        .bind(columns.finished_at)
+        .bind(&columns.data)
+        .bind(delivery.webhook_id().as_str())
+        .execute(conn)
+        .await
+        .map_err(sql::error)?;
+    Ok(())
+}
+
+/// Fills in the endpoint of the rows schema version 1 wrote, a page at a time. A row whose data
+/// cannot be read keeps `''` (a claim reports it as corrupt).
+pub(super) async fn fill_endpoints(conn: &mut PgConnection) -> Result<(), StoreError> {
+    const PAGE: i64 = 1_000;
+    let mut after = String::new();
+    loop {
+        let rows: Vec<(String, String)> = sqlx::query_as(WITHOUT_ENDPOINT)
+            .bind(&after)
+            .bind(PAGE)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(sql::error)?;
+        let Some((last, _)) = rows.last() else {
+            return Ok(());
+        };
+        after.clone_from(last);
+        let (ids, endpoints): (Vec<&str>, Vec<String>) = rows
+            .iter()
+            .filter_map(|(id, data)| {
+                let delivery = sql::decode(id, data).ok()?;
+                Some((id.as_str(), delivery.endpoint().as_str().to_owned()))
+            })
+            .unzip();
+        sqlx::query(FILL_ENDPOINTS)
+            .bind(&ids)
+            .bind(&endpoints)
+            .execute(&mut *conn)
+            .await
+            .map_err(sql::error)?;
+        if rows.len() < PAGE as usize {
+            return Ok(());
+        }
+    }
+}
+
+/// Creates the endpoint's row, healthy, if it has none.
+async fn ensure(conn: &mut PgConnection, endpoint: &str) -> Result<(), StoreError> {
+    let healthy = serde_json::to_string(&EndpointHealth::default())
+        .map_err(|e| StoreError::new(StoreErrorKind::Other, e.to_string()))?;
+    sqlx::query(ENSURE_ENDPOINT)
+        .bind(endpoint)
+        .bind(healthy)
+        .execute(&mut *conn)
+        .await
+        .map_err(sql::error)?;
+    Ok(())
+}
+
+/// Saves an endpoint's health (its row is locked).
+async fn save(
+    conn: &mut PgConnection,
+    endpoint: &Endpoint,
+    health: &EndpointHealth,
+    policy: &EndpointPolicy,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let (state, text, blocked) = sql_health::endpoint_columns(health, endpoint, policy, now);
+    sqlx::query(SAVE_ENDPOINT)
+        .bind(state)
+        .bind(text)
+        .bind(blocked)
+        .bind(endpoint.as_str())
+        .execute(&mut *conn)
+        .await
+        .map_err(sql::error)?;
+    Ok(())
+}
+
+/// Creates the endpoint's row if it is missing, locks it (waiting for another holder) and reads
+/// its health, then the database's time (after the lock).
+async fn lock(
+    conn: &mut PgConnection,
+    endpoint: &Endpoint,
+) -> Result<(EndpointHealth, Timestamp), StoreError> {
+    ensure(conn, endpoint.as_str()).await?;
+    let text: String = sqlx::query_scalar(&format!("{ENDPOINT_HEALTH} FOR UPDATE"))
+        .bind(endpoint.as_str())
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(sql::error)?;
+    let health = sql_health::health_of(endpoint.as_str(), &text)?;
+    Ok((health, db_now(conn).await?))
+}
+
+/// Makes every pending delivery of `endpoint` that is not in flight due at `now` with a fresh
+/// allowance (the endpoint recovered), and wakes the workers at commit.
+async fn release(
+    conn: &mut PgConnection,
+    endpoint: &Endpoint,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let rows: Vec<(String, String)> = sqlx::query_as(PENDING_OF)
+        .bind(endpoint.as_str())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(sql::error)?;
+    for (id, data) in rows {
+        let mut delivery = sql::decode(&id, &data)?;
+        if delivery.hold(now) {
+            rewrite(&mut *conn, &delivery).await?;
+        }
+    }
+    notify(conn).await
+}
+
+/// Claims up to `max` due deliveries, endpoint by endpoint (earliest due first), each in its own
+/// transaction under the endpoint's lock, as much as each endpoint's health grants.
+pub(super) async fn claim(
+    pool: &PgPool,
+    policy: &EndpointPolicy,
+    max: usize,
+    lease: Duration,
+) -> Result<Vec<Claim>, StoreError> {
+    let mut conn = pool.acquire().await.map_err(sql::error)?;
+    let now = millis(db_now(&mut conn).await?);
+    let page = i64::try_from(max.max(8)).unwrap_or(i64::MAX);
+    let mut claims = Vec::new();
+    let mut skip = 0i64;
+    // An endpoint that grants nothing (at its limit, locked by another claimer) leaves its place
+    // to the next: the endpoints are read a page at a time until `max` are claimed.
+    loop {
+        let endpoints: Vec<String> = sqlx::query_scalar(DUE_ENDPOINTS)
+            .bind(now)
+            .bind(page)
+            .bind(skip)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(sql::error)?;
+        for endpoint in &endpoints {
+            let wanted = max - claims.len();
+            if wanted == 0 {
+                return Ok(claims);
+            }
+            let mut tx = conn.begin().await.map_err(sql::error)?;
+            let taken = claim_endpoint(&mut tx, endpoint, policy, wanted, lease).await?;
+            tx.commit().await.map_err(sql::error)?;
+            claims.extend(taken);
+        }
+        if claims.len() >= max || endpoints.len() < usize::try_from(page).unwrap_or(usize::MAX) {
+            return Ok(claims);
+        }
+        skip = skip.saturating_add(page);
+    }
+}
+
+/// Claims up to `wanted` of one endpoint's due deliveries, as its health grants, inside the
+/// caller's transaction.
+async fn claim_endpoint(
+    conn: &mut PgConnection,
+    endpoint: &str,
+    policy: &EndpointPolicy,
+    wanted: usize,
+    lease: Duration,
+) -> Result<Vec<Claim>, StoreError> {
+    ensure(conn, endpoint).await?;
+    let locked: Option<(String, i64)> = sqlx::query_as(LOCK_HEALTH_OR_SKIP)
+        .bind(endpoint)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(sql::error)?;
+    let Some((text, now)) = locked else {
+        // Another claimer holds the endpoint: its due work is theirs to take.
+        return Ok(Vec::new());
+    };
+    let mut health = sql_health::health_of(endpoint, &text)?;
+    let in_flight: i64 = sqlx::query_scalar(IN_FLIGHT)
+        .bind(endpoint)
+        .bind(now)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(sql::error)?;
+    let ids: Vec<String> = sqlx::query_scalar(CANDIDATES)
+        .bind(endpoint)
+        .bind(now)
+        .bind(i64::try_from(wanted).unwrap_or(i64::MAX))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(sql::error)?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let key = Endpoint::from_stored(endpoint.to_owned());
+    let now = from_millis(now);
+    let in_flight = usize::try_from(in_flight).unwrap_or(0);
+    let granted = health.grant(ids.len(), in_flight, policy.limits_of(&key), now, lease);
+    if granted == 0 {
+        // Nothing counted: the health is as it was (a refill is a function of the time).
+        return Ok(Vec::new());
+    }
+    let ids = &ids[..granted];
+    let until = millis(lease_deadline(now, lease));
+    let mut rows: Vec<ClaimedRow> = Vec::with_capacity(granted);
+    for id in ids {
+        let row: ClaimedRow = sqlx::query_as(TAKE)
+            .bind(until)
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(sql::error)?;
+        rows.push(row);
+    }
+    save(conn, &key, &health, policy, now).await?;
+    let (mut claims, abandoned) = sql::sort_claims(rows, now)?;
+    // Abandoned too often: dead-lettered while still locked by this claim.
+    for delivery in abandoned {
+        rewrite(&mut *conn, &delivery).await?;
+    }
+    // In the order the candidates came: earliest due, then admission order.
+    claims.sort_by_key(|c| ids.iter().position(|id| *id == c.token.webhook_id));
+    Ok(claims)
+}
+
+/// Records an attempt and settles it with its endpoint, in one transaction: the endpoint's row
+/// is locked first, the delivery (held, if its endpoint is down) is written fenced by the
+/// claim, the health saved, and a recovery releases the endpoint's pending deliveries.
+pub(super) async fn record(
+    pool: &PgPool,
+    policy: &EndpointPolicy,
+    token: &ClaimToken,
+    delivery: &Delivery,
+) -> Result<Recorded, StoreError> {
+    let endpoint = delivery.endpoint();
+    let mut tx = pool.begin().await.map_err(sql::error)?;
+    let (mut health, now) = lock(&mut tx, &endpoint).await?;
+    let mut settled = delivery.clone();
+    let settlement = health::settle(&mut settled, &endpoint, &mut health, policy, now);
+    let columns = Columns::of(&settled)?;
+    let done = sqlx::query(sql::RECORD)
+        .bind(columns.state)
+        .bind(columns.next_attempt_at)
+        .bind(columns.attempts)
+        .bind(columns.finished_at)
+        .bind(&columns.data)
+        .bind(&token.webhook_id)
+        .bind(i64::try_from(token.claim).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await
+        .map_err(sql::error)?;
+    if done.rows_affected() != 1 {
+        tx.rollback().await.map_err(sql::error)?;
+        return Err(StoreError::lease_lost(&token.webhook_id));
+    }
+    save(&mut tx, &endpoint, &health, policy, now).await?;
+    if settlement.release {
+        release(&mut tx, &endpoint, now).await?;
+    }
+    tx.commit().await.map_err(sql::error)?;
+    Ok(Recorded {
+        held: settlement.held,
+        change: settlement.change,
+    })
+}
+
+/// When the earliest claimable work is due, on the database's clock: each endpoint's earliest
+/// delivery as its health and limits let it go, and the earliest lease end.
+pub(super) async fn next_due(
+    pool: &PgPool,
+    policy: &EndpointPolicy,
+) -> Result<(Option<Timestamp>, Timestamp), StoreError> {
+    const NEXT_DUE_BY_ENDPOINT: &str = next_due_by_endpoint!("seq");
+    let mut conn = pool.acquire().await.map_err(sql::error)?;
+    let now = db_now(&mut conn).await?;
+    let due: Vec<(String, Option<i64>)> = sqlx::query_as(NEXT_DUE_BY_ENDPOINT)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(sql::error)?;
+    let in_flight: Vec<(String, i64)> = sqlx::query_as(IN_FLIGHT_BY_ENDPOINT)
+        .bind(millis(now))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(sql::error)?;
+    let healths: Vec<(String, String)> = sqlx::query_as(ALL_HEALTH)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(sql::error)?;
+    let lease_end: Option<i64> = sqlx::query_scalar(NEXT_LEASE_END)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(sql::error)?;
+    let earliest = sql_health::next_due(due, in_flight, healths, lease_end, policy, now)?;
+    Ok((earliest, now))
+}
+
+/// Every endpoint with its state and pending deliveries.
+pub(super) async fn endpoints(pool: &PgPool) -> Result<Vec<EndpointStatus>, StoreError> {
+    let mut conn = pool.acquire().await.map_err(sql::error)?;
+    let now = db_now(&mut conn).await?;
+    let counts: Vec<(String, i64, i64)> = sqlx::query_as(ENDPOINT_COUNTS)
+        .bind(millis(now))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(sql::error)?;
+    let healths: Vec<(String, String)> = sqlx::query_as(ALL_HEALTH)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(sql::error)?;
+    sql_health::statuses(counts, healths)
+}
+
+/// An operator's pause (`resume` false) or resume of `endpoint`, in one transaction under its
+/// lock; a resume that changes the state releases the endpoint's held deliveries.
+pub(super) async fn pause_or_resume(
+    pool: &PgPool,
+    policy: &EndpointPolicy,
+    endpoint: &Endpoint,
+    resume: bool,
+) -> Result<Option<EndpointChange>, StoreError> {
+    let mut tx = pool.begin().await.map_err(sql::error)?;
+    let (mut health, now) = lock(&mut tx, endpoint).await?;
+    let change = if resume {
+        health::resume(endpoint, &mut health, now)
+    } else {
+        health::pause(endpoint, &mut health, now)
+    };
+    if change.is_some() {
+        save(&mut tx, endpoint, &health, policy, now).await?;
+        if resume {
+            release(&mut tx, endpoint, now).await?;
+        }
+    }
+    tx.commit().await.map_err(sql::error)?;
+    Ok(change)
+}
