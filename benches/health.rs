@@ -13,8 +13,8 @@ use http_body_util::Empty;
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use optout_relay::ReqwestClient;
-use optout_relay::*;
 use optout_relay::health;
+use optout_relay::*;
 
 const EVENTS: usize = 2_000;
 const CONCURRENCY: usize = 32;
@@ -81,7 +81,6 @@ fn event(i: usize) -> OptOutEvent {
         "2026-11-26T09:30:00Z".parse().unwrap(),
     )
 }
-
 
 #[derive(Clone, Copy)]
 enum Store {
@@ -154,7 +153,8 @@ fn health_cost(c: &mut Criterion) {
             .unwrap(),
     );
     let events: Arc<Vec<OptOutEvent>> = Arc::new((0..EVENTS).map(event).collect());
-    let dir = std::env::temp_dir().join(format!("optout-relay-bench-health-{}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("optout-relay-bench-health-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let round = std::sync::atomic::AtomicUsize::new(0);
 

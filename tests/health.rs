@@ -4,8 +4,8 @@
 //! store and the pure core).
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use optout_relay::DeliveryStore;
@@ -47,7 +47,10 @@ fn the_circuit_opens_at_the_threshold_waits_its_cool_down_to_the_millisecond_the
     let mut health = EndpointHealth::default();
     // Nine failures: not yet the minimum of ten attempts.
     for s in 0..9 {
-        assert_eq!(health.observe(AttemptClass::Failed, at(ms(s * 1000)), &policy), None);
+        assert_eq!(
+            health.observe(AttemptClass::Failed, at(ms(s * 1000)), &policy),
+            None
+        );
     }
     assert_eq!(health.state(), EndpointState::Healthy);
     assert_eq!(health.grant(3, 0, Limits::NONE, at(ms(9_000)), LEASE), 3);
@@ -59,7 +62,10 @@ fn the_circuit_opens_at_the_threshold_waits_its_cool_down_to_the_millisecond_the
         Some((EndpointState::Healthy, EndpointState::Degraded { until }))
     );
     assert_eq!(health.grant(5, 0, Limits::NONE, at(ms(38_999)), LEASE), 0);
-    assert_eq!(health.ready_at(at(ms(0)), 0, Limits::NONE, at(ms(38_999))), Some(until));
+    assert_eq!(
+        health.ready_at(at(ms(0)), 0, Limits::NONE, at(ms(38_999))),
+        Some(until)
+    );
     assert_eq!(health.grant(5, 0, Limits::NONE, until, LEASE), 1);
     // One probe at a time, until its lease ends.
     assert_eq!(health.grant(5, 0, Limits::NONE, at(ms(40_000)), LEASE), 0);
@@ -124,7 +130,11 @@ fn the_ratio_counts_only_attempts_within_the_window_to_the_millisecond() {
             };
             health.observe(class, at(ms(i)), &policy);
         }
-        assert_eq!(!health.state().is_healthy(), open, "{failures} of 10 failed");
+        assert_eq!(
+            !health.state().is_healthy(),
+            open,
+            "{failures} of 10 failed"
+        );
     }
 }
 
@@ -134,7 +144,10 @@ fn failing_for_the_configured_time_pauses_and_a_paused_endpoint_is_probed_at_its
     let mut health = EndpointHealth::default();
     health.observe(AttemptClass::Failed, t0(), &policy);
     let day = ms(24 * 3_600_000);
-    assert_eq!(health.observe(AttemptClass::Failed, at(day - ms(1)), &policy), None);
+    assert_eq!(
+        health.observe(AttemptClass::Failed, at(day - ms(1)), &policy),
+        None
+    );
     let paused = EndpointState::Paused {
         reason: PauseReason::Failing,
         since: at(day),
@@ -146,13 +159,22 @@ fn failing_for_the_configured_time_pauses_and_a_paused_endpoint_is_probed_at_its
     // Probed every 10 min: none before, one at.
     let probe = at(day + ms(600_000));
     assert_eq!(health.grant(9, 0, Limits::NONE, probe - ms(1), LEASE), 0);
-    assert_eq!(health.ready_at(at(ms(0)), 0, Limits::NONE, probe - ms(1)), Some(probe));
+    assert_eq!(
+        health.ready_at(at(ms(0)), 0, Limits::NONE, probe - ms(1)),
+        Some(probe)
+    );
     assert_eq!(health.grant(9, 0, Limits::NONE, probe, LEASE), 1);
     // A failed probe: the next one 10 min after it.
     let failed = probe + ms(250);
     assert_eq!(health.observe(AttemptClass::Failed, failed, &policy), None);
-    assert_eq!(health.grant(9, 0, Limits::NONE, failed + ms(599_999), LEASE), 0);
-    assert_eq!(health.grant(9, 0, Limits::NONE, failed + ms(600_000), LEASE), 1);
+    assert_eq!(
+        health.grant(9, 0, Limits::NONE, failed + ms(599_999), LEASE),
+        0
+    );
+    assert_eq!(
+        health.grant(9, 0, Limits::NONE, failed + ms(600_000), LEASE),
+        1
+    );
     // A successful probe resumes it.
     assert_eq!(
         health.observe(AttemptClass::Succeeded, failed + ms(600_100), &policy),
@@ -163,7 +185,10 @@ fn failing_for_the_configured_time_pauses_and_a_paused_endpoint_is_probed_at_its
     let mut health = EndpointHealth::default();
     health.observe(AttemptClass::Failed, t0(), &policy);
     health.observe(AttemptClass::Failed, at(day), &policy);
-    assert_eq!(health.ready_at(at(day), 0, Limits::NONE, at(day * 30)), None);
+    assert_eq!(
+        health.ready_at(at(day), 0, Limits::NONE, at(day * 30)),
+        None
+    );
     assert_eq!(health.grant(1, 0, Limits::NONE, at(day * 30), LEASE), 0);
 }
 
@@ -180,18 +205,33 @@ fn gone_pauses_until_an_operator_resumes_and_an_operator_pause_holds_everything(
         Some((EndpointState::Healthy, gone))
     );
     // Never probed; a success of an attempt that was in flight does not resume it either.
-    assert_eq!(health.grant(1, 0, Limits::NONE, at(ms(86_400_000)), LEASE), 0);
-    assert_eq!(health.observe(AttemptClass::Succeeded, at(ms(5)), &policy), None);
+    assert_eq!(
+        health.grant(1, 0, Limits::NONE, at(ms(86_400_000)), LEASE),
+        0
+    );
+    assert_eq!(
+        health.observe(AttemptClass::Succeeded, at(ms(5)), &policy),
+        None
+    );
     assert_eq!(health.resume(), Some((gone, EndpointState::Healthy)));
     let endpoint: Endpoint = A.parse().unwrap();
     let change = health::pause(&endpoint, &mut health, at(ms(10))).unwrap();
     assert_eq!(change.to.as_str(), "paused");
-    assert_eq!(health.grant(1, 0, Limits::NONE, at(ms(86_400_000)), LEASE), 0);
+    assert_eq!(
+        health.grant(1, 0, Limits::NONE, at(ms(86_400_000)), LEASE),
+        0
+    );
     // 410 does not override an operator's pause.
-    assert_eq!(health.observe(AttemptClass::Gone, at(ms(20)), &policy), None);
+    assert_eq!(
+        health.observe(AttemptClass::Gone, at(ms(20)), &policy),
+        None
+    );
     // With health off, 410 pauses nothing.
     let mut off = EndpointHealth::default();
-    assert_eq!(off.observe(AttemptClass::Gone, t0(), &EndpointPolicy::off()), None);
+    assert_eq!(
+        off.observe(AttemptClass::Gone, t0(), &EndpointPolicy::off()),
+        None
+    );
 }
 
 #[test]
@@ -224,7 +264,10 @@ fn delivery_to(url: &str, event: &str) -> Delivery {
 }
 
 fn answer(status: u16) -> http::Response<Vec<u8>> {
-    http::Response::builder().status(status).body(Vec::new()).unwrap()
+    http::Response::builder()
+        .status(status)
+        .body(Vec::new())
+        .unwrap()
 }
 
 #[test]
@@ -304,9 +347,18 @@ fn event(id: &str, profile: &str) -> (OptOutEvent, Profile) {
     (event, profile)
 }
 
-async fn admit(store: &dyn DeliveryStore, router: &Router, id: &str, profile: &str, now: Timestamp) -> Vec<WebhookId> {
+async fn admit(
+    store: &dyn DeliveryStore,
+    router: &Router,
+    id: &str,
+    profile: &str,
+    now: Timestamp,
+) -> Vec<WebhookId> {
     let (event, profile) = event(id, profile);
-    let submitted = store.admit(relay::plan(router, &event, &profile, now)).await.unwrap();
+    let submitted = store
+        .admit(relay::plan(router, &event, &profile, now))
+        .await
+        .unwrap();
     submitted
         .flows
         .iter()
@@ -318,7 +370,10 @@ async fn admit(store: &dyn DeliveryStore, router: &Router, id: &str, profile: &s
 }
 
 /// Every store, keeping endpoint health by `policy`, each with a scratch directory if it needs one.
-async fn stores(name: &str, policy: EndpointPolicy) -> Vec<(&'static str, Arc<dyn DeliveryStore>, Option<Scratch>)> {
+async fn stores(
+    name: &str,
+    policy: EndpointPolicy,
+) -> Vec<(&'static str, Arc<dyn DeliveryStore>, Option<Scratch>)> {
     #[allow(unused_mut)]
     let mut stores: Vec<(&'static str, Arc<dyn DeliveryStore>, Option<Scratch>)> = vec![(
         "volatile",
@@ -362,7 +417,11 @@ impl Drop for Scratch {
 }
 
 /// Records `status` as the answer to a claim, at the store's own time scale (the system clock).
-async fn answer_claim(store: &dyn DeliveryStore, claim: &optout_relay::store::Claim, status: u16) -> optout_relay::store::Recorded {
+async fn answer_claim(
+    store: &dyn DeliveryStore,
+    claim: &optout_relay::store::Claim,
+    status: u16,
+) -> optout_relay::store::Recorded {
     let now = Timestamp::now();
     let mut delivery = claim.delivery.clone();
     let _ = delivery.record(Ok(&answer(status)), now, now, &RetryPolicy::default(), 0);
@@ -376,7 +435,10 @@ fn claimed_ids(claims: &[optout_relay::store::Claim]) -> Vec<String> {
 #[tokio::test]
 async fn gone_holds_the_endpoints_deliveries_while_another_endpoint_flows_and_resume_releases_them_in_order()
  {
-    let router = router([flow("a", A, DeliveryOrder::Any), flow("b", B, DeliveryOrder::Any)]);
+    let router = router([
+        flow("a", A, DeliveryOrder::Any),
+        flow("b", B, DeliveryOrder::Any),
+    ]);
     for (name, store, _scratch) in stores("gone", EndpointPolicy::default()).await {
         let first = admit(&*store, &router, "e1", "p-1", Timestamp::now()).await;
         let claims = store.claim(1, LEASE).await.unwrap();
@@ -387,7 +449,16 @@ async fn gone_holds_the_endpoints_deliveries_while_another_endpoint_flows_and_re
         let endpoint: Endpoint = A.parse().unwrap();
         assert_eq!(change.endpoint, endpoint, "{name}");
         assert_eq!(change.from, EndpointState::Healthy, "{name}");
-        assert!(matches!(change.to, EndpointState::Paused { reason: PauseReason::Gone, .. }), "{name}");
+        assert!(
+            matches!(
+                change.to,
+                EndpointState::Paused {
+                    reason: PauseReason::Gone,
+                    ..
+                }
+            ),
+            "{name}"
+        );
         let held = store.get(&first[0]).await.unwrap().unwrap();
         assert!(held.is_pending(), "{name}: held, not dead-lettered");
         assert_eq!(store.counts().await.unwrap().dead_lettered, 0, "{name}");
@@ -395,26 +466,62 @@ async fn gone_holds_the_endpoints_deliveries_while_another_endpoint_flows_and_re
         let second = admit(&*store, &router, "e2", "p-2", Timestamp::now()).await;
         let third = admit(&*store, &router, "e3", "p-3", Timestamp::now()).await;
         let claims = store.claim(10, LEASE).await.unwrap();
-        assert_eq!(claimed_ids(&claims), [first[1].as_str(), second[1].as_str(), third[1].as_str()], "{name}: B only");
+        assert_eq!(
+            claimed_ids(&claims),
+            [first[1].as_str(), second[1].as_str(), third[1].as_str()],
+            "{name}: B only"
+        );
         for claim in &claims {
-            assert_eq!(answer_claim(&*store, claim, 204).await, Default::default(), "{name}");
+            assert_eq!(
+                answer_claim(&*store, claim, 204).await,
+                Default::default(),
+                "{name}"
+            );
         }
         assert!(store.claim(10, LEASE).await.unwrap().is_empty(), "{name}");
         let statuses = store.endpoints().await.unwrap();
         assert_eq!(statuses.len(), 2, "{name}");
-        assert_eq!((statuses[0].endpoint.as_str(), statuses[0].state.as_str(), statuses[0].pending), (A, "paused", 3), "{name}");
-        assert_eq!((statuses[1].endpoint.as_str(), statuses[1].state.as_str(), statuses[1].pending), (B, "healthy", 0), "{name}");
+        assert_eq!(
+            (
+                statuses[0].endpoint.as_str(),
+                statuses[0].state.as_str(),
+                statuses[0].pending
+            ),
+            (A, "paused", 3),
+            "{name}"
+        );
+        assert_eq!(
+            (
+                statuses[1].endpoint.as_str(),
+                statuses[1].state.as_str(),
+                statuses[1].pending
+            ),
+            (B, "healthy", 0),
+            "{name}"
+        );
         // The operator resumes: all three, in the order they were admitted.
         let resumed = store.resume(&endpoint).await.unwrap().expect("a change");
         assert_eq!(resumed.to, EndpointState::Healthy, "{name}");
-        assert_eq!(store.resume(&endpoint).await.unwrap(), None, "{name}: already healthy");
+        assert_eq!(
+            store.resume(&endpoint).await.unwrap(),
+            None,
+            "{name}: already healthy"
+        );
         let claims = store.claim(10, LEASE).await.unwrap();
-        assert_eq!(claimed_ids(&claims), [first[0].as_str(), second[0].as_str(), third[0].as_str()], "{name}");
+        assert_eq!(
+            claimed_ids(&claims),
+            [first[0].as_str(), second[0].as_str(), third[0].as_str()],
+            "{name}"
+        );
         for claim in &claims {
             answer_claim(&*store, claim, 204).await;
         }
         let counts = store.counts().await.unwrap();
-        assert_eq!((counts.pending, counts.delivered, counts.dead_lettered), (0, 6, 0), "{name}");
+        assert_eq!(
+            (counts.pending, counts.delivered, counts.dead_lettered),
+            (0, 6, 0),
+            "{name}"
+        );
     }
 }
 
@@ -424,14 +531,21 @@ async fn with_health_off_gone_dead_letters_as_before() {
     for (name, store, _scratch) in stores("off", EndpointPolicy::off()).await {
         admit(&*store, &router, "e1", "p-1", Timestamp::now()).await;
         let claims = store.claim(1, LEASE).await.unwrap();
-        assert_eq!(answer_claim(&*store, &claims[0], 410).await, Default::default(), "{name}");
+        assert_eq!(
+            answer_claim(&*store, &claims[0], 410).await,
+            Default::default(),
+            "{name}"
+        );
         assert_eq!(store.counts().await.unwrap().dead_lettered, 1, "{name}");
     }
 }
 
 #[tokio::test]
 async fn an_operator_pause_holds_new_work_and_the_in_flight_limit_never_blocks_another_endpoint() {
-    let router = router([flow("a", A, DeliveryOrder::Any), flow("b", B, DeliveryOrder::Any)]);
+    let router = router([
+        flow("a", A, DeliveryOrder::Any),
+        flow("b", B, DeliveryOrder::Any),
+    ]);
     let endpoint_a: Endpoint = A.parse().unwrap();
     let policy = EndpointPolicy::default().endpoint_limits(
         endpoint_a.clone(),
@@ -444,7 +558,14 @@ async fn an_operator_pause_holds_new_work_and_the_in_flight_limit_never_blocks_a
         let mut a = Vec::new();
         let mut b = Vec::new();
         for i in 0..5 {
-            let ids = admit(&*store, &router, &format!("e{i}"), &format!("p-{i}"), Timestamp::now()).await;
+            let ids = admit(
+                &*store,
+                &router,
+                &format!("e{i}"),
+                &format!("p-{i}"),
+                Timestamp::now(),
+            )
+            .await;
             a.push(ids[0].as_str().to_owned());
             b.push(ids[1].as_str().to_owned());
         }
@@ -456,20 +577,56 @@ async fn an_operator_pause_holds_new_work_and_the_in_flight_limit_never_blocks_a
         got.sort();
         expected.sort();
         assert_eq!(got, expected, "{name}");
-        assert!(store.claim(100, LEASE).await.unwrap().is_empty(), "{name}: A is at its limit");
+        assert!(
+            store.claim(100, LEASE).await.unwrap().is_empty(),
+            "{name}: A is at its limit"
+        );
         // One of A's ends: one more may go.
-        answer_claim(&*store, &claims.iter().find(|c| c.token.webhook_id == a[0]).unwrap().clone(), 204).await;
-        assert_eq!(claimed_ids(&store.claim(100, LEASE).await.unwrap()), [a[2].clone()], "{name}");
+        answer_claim(
+            &*store,
+            &claims
+                .iter()
+                .find(|c| c.token.webhook_id == a[0])
+                .unwrap()
+                .clone(),
+            204,
+        )
+        .await;
+        assert_eq!(
+            claimed_ids(&store.claim(100, LEASE).await.unwrap()),
+            [a[2].clone()],
+            "{name}"
+        );
         // Paused by the operator: nothing more of A goes, whatever its limit.
         let change = store.pause(&endpoint_a).await.unwrap().expect("a change");
-        assert!(matches!(change.to, EndpointState::Paused { reason: PauseReason::Operator, .. }), "{name}");
-        assert_eq!(store.pause(&endpoint_a).await.unwrap(), None, "{name}: paused already");
+        assert!(
+            matches!(
+                change.to,
+                EndpointState::Paused {
+                    reason: PauseReason::Operator,
+                    ..
+                }
+            ),
+            "{name}"
+        );
+        assert_eq!(
+            store.pause(&endpoint_a).await.unwrap(),
+            None,
+            "{name}: paused already"
+        );
         for claim in claims.iter().filter(|c| c.token.webhook_id == a[1]) {
             answer_claim(&*store, claim, 204).await;
         }
-        assert!(store.claim(100, LEASE).await.unwrap().is_empty(), "{name}: paused");
+        assert!(
+            store.claim(100, LEASE).await.unwrap().is_empty(),
+            "{name}: paused"
+        );
         let status = store.endpoints().await.unwrap();
-        assert_eq!((status[0].pending, status[0].in_flight), (3, 1), "{name}: a[2] in flight, a[3], a[4] held");
+        assert_eq!(
+            (status[0].pending, status[0].in_flight),
+            (3, 1),
+            "{name}: a[2] in flight, a[3], a[4] held"
+        );
     }
 }
 
@@ -509,8 +666,20 @@ async fn per_profile_order_lets_one_delivery_of_a_profile_go_at_a_time_and_never
         let due = store.next_due().await.unwrap().unwrap();
         let retry_at = retried.next_attempt_at().unwrap();
         assert_eq!(due.as_millisecond(), retry_at.as_millisecond(), "{name}");
-        assert!(retry_at > now + SignedDuration::from_secs(3), "{name}: {retry_at}");
-        assert!(store.get(&p1[1][0]).await.unwrap().unwrap().attempts().is_empty(), "{name}");
+        assert!(
+            retry_at > now + SignedDuration::from_secs(3),
+            "{name}: {retry_at}"
+        );
+        assert!(
+            store
+                .get(&p1[1][0])
+                .await
+                .unwrap()
+                .unwrap()
+                .attempts()
+                .is_empty(),
+            "{name}"
+        );
     }
 }
 
@@ -535,7 +704,8 @@ async fn an_endpoint_down_for_a_simulated_week_loses_nothing_dead_letters_nothin
     // 60 events of 6 Profiles, one a second through the first minute of the outage.
     let mut admitted: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut changes = Vec::new();
-    let (mut attempts, mut delivered_order): (usize, BTreeMap<String, Vec<String>>) = (0, BTreeMap::new());
+    let (mut attempts, mut delivered_order): (usize, BTreeMap<String, Vec<String>>) =
+        (0, BTreeMap::new());
     let mut next_event = 0;
     let mut steps = 0;
     loop {
@@ -545,7 +715,10 @@ async fn an_endpoint_down_for_a_simulated_week_loses_nothing_dead_letters_nothin
         while next_event < 60 && at(SignedDuration::from_secs(next_event)) <= t {
             let profile = format!("p-{}", next_event % 6);
             let ids = admit(&store, &router, &format!("e{next_event:02}"), &profile, t).await;
-            admitted.entry(profile).or_default().push(ids[0].as_str().to_owned());
+            admitted
+                .entry(profile)
+                .or_default()
+                .push(ids[0].as_str().to_owned());
             next_event += 1;
         }
         for claim in store.claim(100, LEASE).await.unwrap() {
@@ -568,11 +741,18 @@ async fn an_endpoint_down_for_a_simulated_week_loses_nothing_dead_letters_nothin
         }
         let next_admit = (next_event < 60).then(|| at(SignedDuration::from_secs(next_event)));
         let due = store.next_due().await.unwrap();
-        let next = [due, next_admit].into_iter().flatten().min().expect("something is due");
+        let next = [due, next_admit]
+            .into_iter()
+            .flatten()
+            .min()
+            .expect("something is due");
         *clock.lock().unwrap() = next.max(t + ms(1));
     }
     let counts = store.counts().await.unwrap();
-    assert_eq!((counts.delivered, counts.dead_lettered, counts.pending), (60, 0, 0));
+    assert_eq!(
+        (counts.delivered, counts.dead_lettered, counts.pending),
+        (60, 0, 0)
+    );
     // Each Profile's deliveries arrived in the order they were admitted.
     let arrived = &delivered_order[""];
     assert_eq!(arrived.len(), 60, "each delivered once");
@@ -584,7 +764,10 @@ async fn an_endpoint_down_for_a_simulated_week_loses_nothing_dead_letters_nothin
     // succeeded after the week.
     let states: Vec<&str> = changes.iter().map(|c| c.to.as_str()).collect();
     assert_eq!(states.first(), Some(&"degraded"));
-    let paused = changes.iter().find(|c| c.to.as_str() == "paused").expect("paused");
+    let paused = changes
+        .iter()
+        .find(|c| c.to.as_str() == "paused")
+        .expect("paused");
     assert_eq!(
         paused.to,
         EndpointState::Paused {

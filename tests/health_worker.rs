@@ -138,14 +138,25 @@ async fn an_endpoint_down_far_longer_than_the_retry_policy_loses_nothing_and_a_h
     const EVENTS: usize = 40;
     for i in 0..EVENTS {
         let (event, profile) = event(i);
-        assert_eq!(worker.submit(&event, &profile).await.unwrap().entered().count(), 2);
+        assert_eq!(
+            worker
+                .submit(&event, &profile)
+                .await
+                .unwrap()
+                .entered()
+                .count(),
+            2
+        );
     }
     let mut delivered: BTreeMap<String, Vec<Instant>> = BTreeMap::new();
     let mut changes = Vec::new();
     let mut dead = 0;
     while delivered.values().map(Vec::len).sum::<usize>() < 2 * EVENTS {
         match next(&mut outcomes).await {
-            Outcome::Delivered(d) => delivered.entry(d.flow().as_str().to_owned()).or_default().push(Instant::now()),
+            Outcome::Delivered(d) => delivered
+                .entry(d.flow().as_str().to_owned())
+                .or_default()
+                .push(Instant::now()),
             Outcome::DeadLettered(_) => dead += 1,
             Outcome::EndpointChanged(change) => changes.push((started.elapsed(), change)),
             other => panic!("{other:?}"),
@@ -154,7 +165,10 @@ async fn an_endpoint_down_far_longer_than_the_retry_policy_loses_nothing_and_a_h
     let _ = worker.shutdown().await;
     assert_eq!(dead, 0, "nothing dead-lettered");
     let counts = store.counts().await.unwrap();
-    assert_eq!((counts.delivered, counts.dead_lettered, counts.pending), (80, 0, 0));
+    assert_eq!(
+        (counts.delivered, counts.dead_lettered, counts.pending),
+        (80, 0, 0)
+    );
     // Every one of A's arrived once it recovered, each Profile's in the order submitted.
     let accepted: Vec<String> = arrivals(&a.received())
         .into_iter()
@@ -173,8 +187,17 @@ async fn an_endpoint_down_far_longer_than_the_retry_policy_loses_nothing_and_a_h
     // The circuit opened, and the endpoint was paused and came back.
     let endpoint = Endpoint::of(&a.url("/optout").parse().unwrap());
     assert!(changes.iter().all(|(_, c)| c.endpoint == endpoint));
-    assert!(matches!(changes[0].1.to, EndpointState::Degraded { .. }), "{changes:?}");
-    assert!(changes.iter().any(|(_, c)| matches!(c.to, EndpointState::Paused { reason: PauseReason::Failing, .. })));
+    assert!(
+        matches!(changes[0].1.to, EndpointState::Degraded { .. }),
+        "{changes:?}"
+    );
+    assert!(changes.iter().any(|(_, c)| matches!(
+        c.to,
+        EndpointState::Paused {
+            reason: PauseReason::Failing,
+            ..
+        }
+    )));
     assert_eq!(changes.last().unwrap().1.to, EndpointState::Healthy);
     // The rates: attempts to A once its circuit opened, and B's deliveries meanwhile.
     let opened = changes[0].0;
@@ -182,7 +205,11 @@ async fn an_endpoint_down_far_longer_than_the_retry_policy_loses_nothing_and_a_h
     let after_open = hits.iter().filter(|t| **t > opened).count();
     let a_rate = after_open as f64 / (down_for - opened).as_secs_f64();
     let b_times = &delivered["b"];
-    let b_span = b_times.last().unwrap().duration_since(started).as_secs_f64();
+    let b_span = b_times
+        .last()
+        .unwrap()
+        .duration_since(started)
+        .as_secs_f64();
     let b_rate = EVENTS as f64 / b_span;
     assert!(
         after_open < hits.len(),
@@ -217,12 +244,26 @@ async fn gone_pauses_the_endpoint_holds_the_rest_and_resume_delivers_them() {
         .start();
     for i in 0..5 {
         let (event, profile) = event(i);
-        assert_eq!(worker.submit(&event, &profile).await.unwrap().entered().count(), 1);
+        assert_eq!(
+            worker
+                .submit(&event, &profile)
+                .await
+                .unwrap()
+                .entered()
+                .count(),
+            1
+        );
     }
     let Outcome::EndpointChanged(change) = next(&mut outcomes).await else {
         panic!("the 410 pauses the endpoint first")
     };
-    assert!(matches!(change.to, EndpointState::Paused { reason: PauseReason::Gone, .. }));
+    assert!(matches!(
+        change.to,
+        EndpointState::Paused {
+            reason: PauseReason::Gone,
+            ..
+        }
+    ));
     // Held: nothing more is sent, nothing is dead-lettered.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(a.received().len(), 1);

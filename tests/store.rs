@@ -13,9 +13,9 @@ use optout_relay::VolatileStore;
 use optout_relay::delivery::DeadLetterReason;
 use optout_relay::delivery::DeliveryState;
 use optout_relay::delivery::Step;
-use optout_relay::health::{self, EndpointPolicy};
 #[cfg(feature = "tokio")]
 use optout_relay::delivery::SubmitError;
+use optout_relay::health::{self, EndpointPolicy};
 use optout_relay::listen::EntryDecision;
 use optout_relay::listen::FlowSettings;
 #[cfg(feature = "tokio")]

@@ -121,6 +121,9 @@ mod tests {
             assert_eq!(error, EndpointError::NotAbsoluteUrl, "{text}");
         }
         let long = format!("https://a.example/{}", "x".repeat(MAX_ENDPOINT_LEN));
-        assert_eq!(long.parse::<Endpoint>().unwrap_err(), EndpointError::TooLong);
+        assert_eq!(
+            long.parse::<Endpoint>().unwrap_err(),
+            EndpointError::TooLong
+        );
     }
 }

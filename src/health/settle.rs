@@ -25,7 +25,11 @@ pub struct EndpointChange {
 }
 
 impl EndpointChange {
-    pub(crate) fn new(endpoint: &Endpoint, (from, to): (EndpointState, EndpointState), at: Timestamp) -> Self {
+    pub(crate) fn new(
+        endpoint: &Endpoint,
+        (from, to): (EndpointState, EndpointState),
+        at: Timestamp,
+    ) -> Self {
         Self {
             endpoint: endpoint.clone(),
             from,
@@ -37,7 +41,14 @@ impl EndpointChange {
 
 impl std::fmt::Display for EndpointChange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "endpoint {} went from {} to {} at {}", self.endpoint, self.from.as_str(), self.to, self.at)
+        write!(
+            f,
+            "endpoint {} went from {} to {} at {}",
+            self.endpoint,
+            self.from.as_str(),
+            self.to,
+            self.at
+        )
     }
 }
 
@@ -125,7 +136,9 @@ pub fn settle(
     if policy.enabled && ends_for_endpoint {
         if health.state().is_healthy()
             && class == AttemptClass::Failed
-            && health.last_success().is_none_or(|at| at < allowance_start(delivery))
+            && health
+                .last_success()
+                .is_none_or(|at| at < allowance_start(delivery))
         {
             health.pause(PauseReason::Failing, now);
             health.schedule_probe(now, policy);
@@ -144,7 +157,11 @@ pub fn settle(
 }
 
 /// An operator's pause of `endpoint`: its deliveries are held until [`resume`].
-pub fn pause(endpoint: &Endpoint, health: &mut EndpointHealth, now: Timestamp) -> Option<EndpointChange> {
+pub fn pause(
+    endpoint: &Endpoint,
+    health: &mut EndpointHealth,
+    now: Timestamp,
+) -> Option<EndpointChange> {
     health
         .pause(PauseReason::Operator, now)
         .map(|change| EndpointChange::new(endpoint, change, now))
@@ -152,7 +169,11 @@ pub fn pause(endpoint: &Endpoint, health: &mut EndpointHealth, now: Timestamp) -
 
 /// An operator's resume of `endpoint`: it is healthy again, and its held deliveries are
 /// released (the store makes them due now, in their original order).
-pub fn resume(endpoint: &Endpoint, health: &mut EndpointHealth, now: Timestamp) -> Option<EndpointChange> {
+pub fn resume(
+    endpoint: &Endpoint,
+    health: &mut EndpointHealth,
+    now: Timestamp,
+) -> Option<EndpointChange> {
     health
         .resume()
         .map(|change| EndpointChange::new(endpoint, change, now))

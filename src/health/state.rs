@@ -212,7 +212,10 @@ impl EndpointHealth {
         let Some(breaker) = &policy.breaker else {
             return (0, 0);
         };
-        let counted = self.recent.iter().filter(|m| plus(m.at, breaker.window) > now);
+        let counted = self
+            .recent
+            .iter()
+            .filter(|m| plus(m.at, breaker.window) > now);
         counted.fold((0, 0), |(n, f), m| (n + 1, f + usize::from(m.failed)))
     }
 
@@ -416,7 +419,8 @@ impl EndpointHealth {
                 // A failed probe (or an attempt that was in flight when the circuit opened):
                 // open again, for twice as long.
                 let doubled = self.cool_down_ms.saturating_mul(2);
-                self.cool_down_ms = doubled.clamp(millis(breaker.cool_down), millis(breaker.max_cool_down));
+                self.cool_down_ms =
+                    doubled.clamp(millis(breaker.cool_down), millis(breaker.max_cool_down));
                 self.state = EndpointState::Degraded {
                     until: plus(at, Duration::from_millis(self.cool_down_ms)),
                 };
@@ -437,9 +441,16 @@ impl EndpointHealth {
 
     /// Pauses the endpoint at `now` for `reason` (an operator's pause overrides any other).
     /// Returns the change, if any.
-    pub fn pause(&mut self, reason: PauseReason, now: Timestamp) -> Option<(EndpointState, EndpointState)> {
+    pub fn pause(
+        &mut self,
+        reason: PauseReason,
+        now: Timestamp,
+    ) -> Option<(EndpointState, EndpointState)> {
         let before = self.state;
-        if let EndpointState::Paused { reason: current, .. } = self.state {
+        if let EndpointState::Paused {
+            reason: current, ..
+        } = self.state
+        {
             if current == reason || current == PauseReason::Operator {
                 return None;
             }

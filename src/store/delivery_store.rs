@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 
 use crate::delivery::Delivery;
-use crate::relay::{Plan, Submitted};
 use crate::health::{Endpoint, EndpointChange, EndpointStatus};
+use crate::relay::{Plan, Submitted};
 use crate::store::{Claim, ClaimToken, Counts, ListQuery, Recorded, StoreError};
 use crate::webhook::WebhookId;
 
@@ -101,11 +101,8 @@ pub trait DeliveryStore: Send + Sync {
     ///
     /// [`StoreErrorKind::LeaseLost`](crate::store::StoreErrorKind::LeaseLost) when the claim is no longer held (nothing is written);
     /// another [`StoreError`] when the store failed (try again while the lease lasts).
-    async fn record(
-        &self,
-        claim: &ClaimToken,
-        delivery: &Delivery,
-    ) -> Result<Recorded, StoreError>;
+    async fn record(&self, claim: &ClaimToken, delivery: &Delivery)
+    -> Result<Recorded, StoreError>;
 
     /// Gives a claimed delivery back without an attempt (a worker stopping): it is due again as
     /// it was, and the claim does not count as abandoned.

@@ -403,7 +403,9 @@ impl DeliveryStore for VolatileStore {
         let mut earliest = state.leased.first().map(|l| l.0);
         let mut seen: HashMap<&Endpoint, ()> = HashMap::new();
         for (at, _, id) in &state.due {
-            let Some(row) = state.rows.get(id) else { continue };
+            let Some(row) = state.rows.get(id) else {
+                continue;
+            };
             if seen.contains_key(&row.endpoint) || state.waits_for_earlier(row) {
                 continue;
             }

@@ -3,9 +3,11 @@
 //! operators' view, pause and resume.
 //!
 //! Each endpoint's row in `optout_relay_endpoints` is the lock that serializes every decision on
-//! that endpoint across processes: a claimer takes it with `FOR UPDATE SKIP LOCKED` (another
-//! claimer holds it: that endpoint is skipped, never waited for), a record, a pause or a resume
-//! with `FOR UPDATE`. Under READ COMMITTED each statement after the lock sees what the previous
+//! that endpoint across processes: a claimer, a record, a pause or a resume takes it with
+//! `FOR UPDATE`, each holding it for one short transaction. (A claimer that skipped a locked
+//! endpoint instead found one busy endpoint locked by records most of the time and delivered
+//! five times slower with four processes.) No cycle: a claim locks only due rows after the
+//! endpoint's, without waiting (`SKIP LOCKED`), and a record locks its endpoint before its row. Under READ COMMITTED each statement after the lock sees what the previous
 //! holder committed, so the in-flight count a claim grants against is exact.
 
 use std::time::Duration;
@@ -20,9 +22,8 @@ use crate::health::{
 };
 use crate::store::sql::{self, ClaimedRow, Columns, from_millis, millis};
 use crate::store::sql_health::{
-    self, ALL_HEALTH, ENDPOINT_COUNTS, ENDPOINT_HEALTH, IN_FLIGHT, IN_FLIGHT_BY_ENDPOINT,
-    NEXT_LEASE_END, PENDING_OF, SAVE_ENDPOINT, TAKE, candidates, due_endpoints, first_of_profile,
-    next_due_by_endpoint,
+    self, ALL_HEALTH, ENDPOINT_COUNTS, IN_FLIGHT, IN_FLIGHT_BY_ENDPOINT, NEXT_LEASE_END,
+    PENDING_OF, SAVE_ENDPOINT, TAKE, candidates, due_endpoints, next_due_by_endpoint,
 };
 use crate::store::{Claim, ClaimToken, Recorded, StoreError, StoreErrorKind, lease_deadline};
 
@@ -39,12 +40,11 @@ const DUE_ENDPOINTS: &str = concat!(due_endpoints!("seq"), " OFFSET $3");
 /// One endpoint's claimable deliveries, locked. ($1 endpoint, $2 now, $3 how many) -> webhook id.
 const CANDIDATES: &str = candidates!("seq", " FOR UPDATE OF d SKIP LOCKED");
 
-/// ($1 endpoint) -> (health, now): the endpoint's row, locked unless another transaction holds
-/// it (then no row), with the database's time (taken without waiting: the lock is skipped, not
-/// waited for).
-const LOCK_HEALTH_OR_SKIP: &str = "SELECT health, \
+/// ($1 endpoint) -> (health, now): the endpoint's row, locked (waiting for the transaction that
+/// holds it), with the database's time once it is held.
+const LOCK_HEALTH: &str = "SELECT health, \
      (extract(epoch from clock_timestamp()) * 1000)::bigint \
-     FROM optout_relay_endpoints WHERE endpoint = $1 FOR UPDATE SKIP LOCKED";
+     FROM optout_relay_endpoints WHERE endpoint = $1 FOR UPDATE";
 
 /// ($1 endpoint, $2 the health of a new endpoint): the endpoint's row, healthy, if it has none.
 const ENSURE_ENDPOINT: &str = "INSERT INTO optout_relay_endpoints \
@@ -173,20 +173,29 @@ async fn save(
     Ok(())
 }
 
-/// Creates the endpoint's row if it is missing, locks it (waiting for another holder) and reads
-/// its health, then the database's time (after the lock).
+/// Locks the endpoint's row (waiting for another holder; creating it first if it is missing)
+/// and reads its health and the database's time once it is held, in one round trip when the row
+/// exists.
 async fn lock(
     conn: &mut PgConnection,
     endpoint: &Endpoint,
 ) -> Result<(EndpointHealth, Timestamp), StoreError> {
-    ensure(conn, endpoint.as_str()).await?;
-    let text: String = sqlx::query_scalar(&format!("{ENDPOINT_HEALTH} FOR UPDATE"))
-        .bind(endpoint.as_str())
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(sql::error)?;
-    let health = sql_health::health_of(endpoint.as_str(), &text)?;
-    Ok((health, db_now(conn).await?))
+    for _ in 0..2 {
+        let locked: Option<(String, i64)> = sqlx::query_as(LOCK_HEALTH)
+            .bind(endpoint.as_str())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(sql::error)?;
+        if let Some((text, now)) = locked {
+            let health = sql_health::health_of(endpoint.as_str(), &text)?;
+            return Ok((health, from_millis(now)));
+        }
+        ensure(conn, endpoint.as_str()).await?;
+    }
+    Err(StoreError::new(
+        StoreErrorKind::Other,
+        format!("the row of endpoint {endpoint} cannot be created"),
+    ))
 }
 
 /// Makes every pending delivery of `endpoint` that is not in flight due at `now` with a fresh
@@ -260,13 +269,13 @@ async fn claim_endpoint(
     lease: Duration,
 ) -> Result<Vec<Claim>, StoreError> {
     ensure(conn, endpoint).await?;
-    let locked: Option<(String, i64)> = sqlx::query_as(LOCK_HEALTH_OR_SKIP)
+    let locked: Option<(String, i64)> = sqlx::query_as(LOCK_HEALTH)
         .bind(endpoint)
         .fetch_optional(&mut *conn)
         .await
         .map_err(sql::error)?;
     let Some((text, now)) = locked else {
-        // Another claimer holds the endpoint: its due work is theirs to take.
+        // The row is gone (it is never deleted): nothing to take.
         return Ok(Vec::new());
     };
     let mut health = sql_health::health_of(endpoint, &text)?;

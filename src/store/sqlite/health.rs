@@ -26,7 +26,10 @@ const CANDIDATES: &str = sql_health::candidates!("rowid", "");
 pub(super) const NEXT_DUE_BY_ENDPOINT: &str = sql_health::next_due_by_endpoint!("rowid");
 
 /// Reads (creating it healthy if missing) an endpoint's health.
-async fn load(conn: &mut SqliteConnection, endpoint: &Endpoint) -> Result<EndpointHealth, StoreError> {
+async fn load(
+    conn: &mut SqliteConnection,
+    endpoint: &Endpoint,
+) -> Result<EndpointHealth, StoreError> {
     sqlx::query(ENSURE_ENDPOINT)
         .bind(endpoint.as_str())
         .execute(&mut *conn)
@@ -229,12 +232,11 @@ pub(super) async fn migrate_v2(conn: &mut SqliteConnection) -> Result<(), StoreE
         .execute(&mut *conn)
         .await
         .map_err(schema)?;
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT webhook_id, data FROM optout_relay_deliveries WHERE endpoint = ''",
-    )
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(schema)?;
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT webhook_id, data FROM optout_relay_deliveries WHERE endpoint = ''")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(schema)?;
     for (id, data) in rows {
         let endpoint = sql::decode(&id, &data)?.endpoint();
         sqlx::query("UPDATE optout_relay_deliveries SET endpoint = $1 WHERE webhook_id = $2")

@@ -15,8 +15,8 @@ use crate::relay::{Plan, Submitted};
 use crate::store::sql::{self, Columns, millis};
 use crate::store::{Claim, ClaimToken, Recorded, StoreError, StoreErrorKind};
 
-use super::ops::{Boxed, admit_batch, claim, execute, fenced, record, record_batch, replay};
 use super::health;
+use super::ops::{Boxed, admit_batch, claim, execute, fenced, record, record_batch, replay};
 use super::synchronous::Synchronous;
 
 /// Where a command's answer goes.
