@@ -66,6 +66,7 @@
 //! - [`lint`]: the traps of a flow file, with their codes;
 //! - [`delivery`]: the retry policy, a delivery's record and the worker's builder and outcomes;
 //! - [`relay`]: the pure core the stores and the worker share (plan, entry decisions, attempts);
+//! - [`health`]: endpoint health (state, circuit breaker, per-endpoint limits, held deliveries);
 //! - [`store`], [`transport`]: the stores' and transports' options, the destination policy;
 //! - [`receive`]: the receiving side (verify a Standard Webhooks signature, parse a notice);
 //! - `testing` (feature `test-util`): a recording, scripted `HttpClient` for hosts' tests.

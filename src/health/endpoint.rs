@@ -57,6 +57,7 @@ impl Endpoint {
     }
 
     /// A key read back from a store, as written.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) fn from_stored(key: String) -> Self {
         Self(key)
     }

@@ -131,6 +131,7 @@ impl EndpointPolicy {
     }
 
     /// Whether claims go through each endpoint's gate: health is on, or some limit is set.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) fn gates(&self) -> bool {
         self.enabled || self.limits != Limits::NONE || !self.overrides.is_empty()
     }
