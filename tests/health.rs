@@ -691,7 +691,8 @@ async fn an_endpoint_down_for_a_simulated_week_loses_nothing_dead_letters_nothin
  {
     let clock = Arc::new(Mutex::new(t0()));
     let read = Arc::clone(&clock);
-    let store = VolatileStore::with_clock(move || *read.lock().unwrap());
+    let store = VolatileStore::with_clock(move || *read.lock().unwrap())
+        .with_endpoint_policy(EndpointPolicy::default());
     let now = || *clock.lock().unwrap();
     let router = router([flow("a", A, DeliveryOrder::PerProfile)]);
     let week = SignedDuration::from_hours(7 * 24);

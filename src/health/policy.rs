@@ -69,7 +69,8 @@ impl Limits {
 /// How a store keeps endpoint health: the circuit breaker, when an endpoint is paused, how a
 /// paused one is probed, and the per-endpoint limits. Every store holds one (set on its
 /// builder, or [`VolatileStore::with_endpoint_policy`](crate::VolatileStore::with_endpoint_policy));
-/// the default is on, with the defaults below. [`EndpointPolicy::off`] turns it all off: every
+/// a store opened without one holds [`EndpointPolicy::off`] (health is opt-in).
+/// `EndpointPolicy::default()` is on, with the defaults below. [`EndpointPolicy::off`]: every
 /// due delivery is claimed as before, and an endpoint's outage dead-letters its deliveries as
 /// the retry policy says.
 ///

@@ -212,7 +212,7 @@ impl PostgresStore {
             url: url.into(),
             max_connections: 16,
             listen: true,
-            policy: EndpointPolicy::default(),
+            policy: EndpointPolicy::off(),
         }
     }
 

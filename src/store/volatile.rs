@@ -25,9 +25,8 @@ use crate::webhook::WebhookId;
 /// lost.
 ///
 /// Its clock can be replaced ([`with_clock`](Self::with_clock)), so that due times, leases,
-/// entry windows and endpoint health can be tested to the millisecond. Endpoint health follows
-/// [`EndpointPolicy::default`] unless [`with_endpoint_policy`](Self::with_endpoint_policy)
-/// says otherwise.
+/// entry windows and endpoint health can be tested to the millisecond. Endpoint health is off
+/// unless [`with_endpoint_policy`](Self::with_endpoint_policy) turns it on.
 #[derive(Clone)]
 pub struct VolatileStore {
     state: Arc<Mutex<State>>,
@@ -92,7 +91,7 @@ impl VolatileStore {
         Self {
             state: Arc::new(Mutex::new(State::default())),
             clock: Arc::new(clock),
-            policy: Arc::new(EndpointPolicy::default()),
+            policy: Arc::new(EndpointPolicy::off()),
         }
     }
 

@@ -64,8 +64,8 @@ impl SqliteStoreBuilder {
         self
     }
 
-    /// How endpoint health is kept (default [`EndpointPolicy::default`];
-    /// [`EndpointPolicy::off`] turns it off).
+    /// How endpoint health is kept (default [`EndpointPolicy::off`]: endpoint health is opt-in;
+    /// [`EndpointPolicy::default`] turns it on with its defaults).
     pub fn endpoint_policy(mut self, policy: EndpointPolicy) -> Self {
         self.policy = policy;
         self
@@ -182,7 +182,7 @@ impl SqliteStore {
             synchronous: Synchronous::Full,
             busy_timeout: Duration::from_secs(5),
             max_batch: 512,
-            policy: EndpointPolicy::default(),
+            policy: EndpointPolicy::off(),
         }
     }
 
