@@ -525,6 +525,168 @@ async fn gone_holds_the_endpoints_deliveries_while_another_endpoint_flows_and_re
     }
 }
 
+/// Records `statuses[i]` as the answer to `claims[i]`, all at once: each record is sent before
+/// the store's writer runs, so a store that groups its writes gets them in one group, in order.
+async fn answer_claims_together(
+    store: &Arc<dyn DeliveryStore>,
+    claims: &[optout_relay::store::Claim],
+    statuses: &[u16],
+) -> Vec<Result<optout_relay::store::Recorded, optout_relay::store::StoreError>> {
+    let tasks: Vec<_> = claims
+        .iter()
+        .zip(statuses)
+        .map(|(claim, &status)| {
+            let (store, claim) = (Arc::clone(store), claim.clone());
+            tokio::spawn(async move {
+                let now = Timestamp::now();
+                let mut delivery = claim.delivery.clone();
+                let _ = delivery.record(Ok(&answer(status)), now, now, &RetryPolicy::default(), 0);
+                store.record(&claim.token, &delivery).await
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    results
+}
+
+/// What a record did, without its times: (held, the change's states).
+fn decided(
+    recorded: &optout_relay::store::Recorded,
+) -> (bool, Option<(&'static str, &'static str)>) {
+    (
+        recorded.held,
+        recorded
+            .change
+            .as_ref()
+            .map(|change| (change.from.as_str(), change.to.as_str())),
+    )
+}
+
+/// Where a delivery stands, without its times: (state, attempts, due within the second).
+fn standing(delivery: &Delivery) -> (&'static str, u32, bool) {
+    let state = match delivery.state() {
+        DeliveryState::Pending { .. } => "pending",
+        DeliveryState::Delivered { .. } => "delivered",
+        DeliveryState::DeadLettered { .. } => "dead_lettered",
+        other => panic!("a state this test does not know: {other:?}"),
+    };
+    let soon = Timestamp::now() + SignedDuration::from_secs(1);
+    let due = delivery.next_attempt_at().is_some_and(|at| at <= soon);
+    (state, delivery.attempt_count(), due)
+}
+
+#[tokio::test]
+async fn records_that_share_a_group_commit_settle_exactly_as_one_by_one() {
+    let router = router([flow("a", A, DeliveryOrder::Any)]);
+    // Ten failures open the circuit, a success closes it and releases the ten (due at once,
+    // their retries' waits dropped), and the failure after the success is not released.
+    let mut statuses = vec![503; 10];
+    statuses.extend([204, 503]);
+    let mut reference = None;
+    for (name, store, _scratch) in stores("together", EndpointPolicy::default()).await {
+        let mut ids = Vec::new();
+        for i in 0..statuses.len() {
+            ids.extend(
+                admit(
+                    &*store,
+                    &router,
+                    &format!("e{i}"),
+                    &format!("p-{i}"),
+                    Timestamp::now(),
+                )
+                .await,
+            );
+        }
+        let claims = store.claim(100, LEASE).await.unwrap();
+        assert_eq!(
+            claimed_ids(&claims),
+            ids.iter()
+                .map(|id| id.as_str().to_owned())
+                .collect::<Vec<_>>(),
+            "{name}"
+        );
+        let results = if name == "volatile" {
+            // The reference: one by one.
+            let mut results = Vec::new();
+            for (claim, &status) in claims.iter().zip(&statuses) {
+                results.push(Ok(answer_claim(&*store, claim, status).await));
+            }
+            results
+        } else {
+            answer_claims_together(&store, &claims, &statuses).await
+        };
+        let decisions: Vec<_> = results
+            .iter()
+            .map(|r| decided(r.as_ref().unwrap()))
+            .collect();
+        assert_eq!(
+            decisions[9],
+            (false, Some(("healthy", "degraded"))),
+            "{name}"
+        );
+        assert_eq!(
+            decisions[10],
+            (false, Some(("degraded", "healthy"))),
+            "{name}"
+        );
+        let mut stands = Vec::new();
+        for id in &ids {
+            stands.push(standing(&store.get(id).await.unwrap().unwrap()));
+        }
+        assert_eq!(stands[0], ("pending", 1, true), "{name}: released");
+        assert_eq!(stands[10], ("delivered", 1, false), "{name}");
+        assert_eq!(
+            stands[11],
+            ("pending", 1, false),
+            "{name}: recorded after the release"
+        );
+        let states: Vec<_> = store
+            .endpoints()
+            .await
+            .unwrap()
+            .iter()
+            .map(|status| (status.state.as_str(), status.pending, status.in_flight))
+            .collect();
+        match &reference {
+            None => reference = Some((decisions, stands, states)),
+            Some(expected) => assert_eq!(&(decisions, stands, states), expected, "{name}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_lost_claim_in_a_group_commit_fails_alone_and_is_not_counted() {
+    let router = router([flow("a", A, DeliveryOrder::Any)]);
+    for (name, store, _scratch) in stores("lost", EndpointPolicy::default()).await {
+        for i in 0..3 {
+            admit(
+                &*store,
+                &router,
+                &format!("e{i}"),
+                &format!("p-{i}"),
+                Timestamp::now(),
+            )
+            .await;
+        }
+        let claims = store.claim(3, LEASE).await.unwrap();
+        assert_eq!(claims.len(), 3, "{name}");
+        store.release(&claims[1].token).await.unwrap();
+        let results = answer_claims_together(&store, &claims, &[204, 204, 204]).await;
+        assert_eq!(results[0].as_ref().unwrap(), &Default::default(), "{name}");
+        assert_eq!(
+            results[1].as_ref().unwrap_err().kind(),
+            optout_relay::store::StoreErrorKind::LeaseLost,
+            "{name}"
+        );
+        assert_eq!(results[2].as_ref().unwrap(), &Default::default(), "{name}");
+        let counts = store.counts().await.unwrap();
+        assert_eq!((counts.pending, counts.delivered), (1, 2), "{name}");
+    }
+}
+
 #[tokio::test]
 async fn with_health_off_gone_dead_letters_as_before() {
     let router = router([flow("a", A, DeliveryOrder::Any)]);
@@ -784,5 +946,62 @@ async fn an_endpoint_down_for_a_simulated_week_loses_nothing_dead_letters_nothin
         "a week down: 60 deliveries, {attempts} attempts in all ({} state changes), delivered {} after the endpoint came back, 0 dead-lettered",
         changes.len(),
         counts.delivered
+    );
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn a_sqlite_file_at_schema_version_1_is_brought_to_version_2_and_its_pending_work_flows() {
+    let scratch = Scratch::new("v1");
+    let path = scratch.0.join("relay.db");
+    let router = router([
+        flow("a", A, DeliveryOrder::Any),
+        flow("b", B, DeliveryOrder::Any),
+    ]);
+    let mut ids = {
+        let store = SqliteStore::open(&path).await.unwrap();
+        admit(&store, &router, "e1", "p-1", Timestamp::now()).await
+    };
+    // Back to what version 1 wrote: no endpoint columns, no endpoints' table.
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
+        "sqlite://{}",
+        path.display()
+    ))
+    .await
+    .unwrap();
+    sqlx::raw_sql(
+        "DROP INDEX optout_relay_deliveries_endpoint_due; \
+         DROP INDEX optout_relay_deliveries_profile_order; \
+         DROP TABLE optout_relay_endpoints; \
+         ALTER TABLE optout_relay_deliveries DROP COLUMN endpoint; \
+         ALTER TABLE optout_relay_deliveries DROP COLUMN ordered; \
+         UPDATE optout_relay_schema SET version = 1",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::builder(&path)
+        .endpoint_policy(EndpointPolicy::default())
+        .open()
+        .await
+        .unwrap();
+    let statuses: Vec<_> = store
+        .endpoints()
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| (s.endpoint.as_str().to_owned(), s.state.as_str(), s.pending))
+        .collect();
+    assert_eq!(
+        statuses,
+        [(A.to_owned(), "healthy", 1), (B.to_owned(), "healthy", 1)]
+    );
+    let mut claimed = claimed_ids(&store.claim(10, LEASE).await.unwrap());
+    claimed.sort();
+    ids.sort();
+    assert_eq!(
+        claimed,
+        ids.iter().map(|id| id.as_str().to_owned()).collect::<Vec<_>>()
     );
 }

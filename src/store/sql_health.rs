@@ -48,12 +48,17 @@ macro_rules! due_endpoints {
 
 /// One endpoint's claimable deliveries, earliest due first, then in admission order.
 /// ($1 endpoint, $2 now, $3 how many) -> webhook id.
+///
+/// A delivery under lease was due when it was claimed, so its `next_attempt_at` is before its
+/// lease's end: bounding `next_attempt_at` by `now` for both kinds lets the endpoint's index
+/// stop at the first delivery not yet due. (Were the clock set back by more than a lease, a
+/// delivery whose lease ended would wait until its due time passes again: late, never lost.)
 macro_rules! candidates {
     ($seq:literal, $lock:literal) => {
         concat!(
             "SELECT d.webhook_id FROM optout_relay_deliveries d \
-             WHERE d.endpoint = $1 AND d.state = 'pending' \
-               AND ((d.lease_until IS NULL AND d.next_attempt_at <= $2) OR d.lease_until <= $2) \
+             WHERE d.endpoint = $1 AND d.state = 'pending' AND d.next_attempt_at <= $2 \
+               AND (d.lease_until IS NULL OR d.lease_until <= $2) \
                AND ",
             $crate::store::sql_health::first_of_profile!($seq),
             " ORDER BY d.next_attempt_at, d.",
@@ -79,10 +84,8 @@ macro_rules! next_due_by_endpoint {
 
 pub(crate) use {candidates, due_endpoints, first_of_profile, next_due_by_endpoint};
 
-/// ($1 endpoint): the endpoint's row, healthy, if it has none.
-pub(crate) const ENSURE_ENDPOINT: &str = "INSERT INTO optout_relay_endpoints \
-     (endpoint, state, health, blocked_until) VALUES ($1, 'healthy', '{\"state\":{\"state\":\"healthy\"}}', 0) \
-     ON CONFLICT (endpoint) DO NOTHING";
+/// The health of an endpoint never attempted (`EndpointHealth::default()` as stored).
+pub(crate) const NEW_HEALTH: &str = r#"{"state":{"state":"healthy"}}"#;
 
 /// ($1 endpoint) -> health.
 pub(crate) const ENDPOINT_HEALTH: &str =
@@ -222,8 +225,7 @@ mod tests {
     #[test]
     fn a_new_endpoint_row_holds_the_default_health() {
         let written = serde_json::to_string(&EndpointHealth::default()).unwrap();
-        assert_eq!(written, r#"{"state":{"state":"healthy"}}"#);
-        assert!(ENSURE_ENDPOINT.contains(&format!("'{written}'")));
+        assert_eq!(written, NEW_HEALTH);
         assert_eq!(health_of("e", &written).unwrap(), EndpointHealth::default());
     }
 }

@@ -142,11 +142,9 @@ pub(super) async fn fill_endpoints(conn: &mut PgConnection) -> Result<(), StoreE
 
 /// Creates the endpoint's row, healthy, if it has none.
 async fn ensure(conn: &mut PgConnection, endpoint: &str) -> Result<(), StoreError> {
-    let healthy = serde_json::to_string(&EndpointHealth::default())
-        .map_err(|e| StoreError::new(StoreErrorKind::Other, e.to_string()))?;
     sqlx::query(ENSURE_ENDPOINT)
         .bind(endpoint)
-        .bind(healthy)
+        .bind(sql_health::NEW_HEALTH)
         .execute(&mut *conn)
         .await
         .map_err(sql::error)?;

@@ -46,10 +46,12 @@ pub(super) const ROWS_PER_STATEMENT: usize = 1_000;
 /// query reads the entry history of every candidate, the entries are decided in order (each
 /// seeing the entries decided before it in the batch), then one statement inserts the entries
 /// and one the deliveries. The caller holds a savepoint around it and falls back to admitting
-/// the plans one by one if it fails.
+/// the plans one by one if it fails. With `endpoints`, it also makes a row, healthy, for each
+/// new endpoint (the rows endpoint health's claims read).
 pub(super) fn admit_batch<'a>(
     conn: &'a mut SqliteConnection,
     admits: &'a [(&'a Plan, &'a [Columns])],
+    endpoints: bool,
 ) -> Boxed<'a, Result<Vec<Submitted>, StoreError>> {
     Box::pin(async move {
         struct Row<'r> {
@@ -184,6 +186,32 @@ pub(super) fn admit_batch<'a>(
                 .execute(&mut *conn)
                 .await
                 .map_err(sql::error)?;
+        }
+        if endpoints && !entered.is_empty() {
+            let mut seen = std::collections::HashSet::new();
+            let new: Vec<&str> = entered
+                .iter()
+                .map(|row| row.columns.endpoint.as_str())
+                .filter(|endpoint| seen.insert(*endpoint))
+                .collect();
+            for part in new.chunks(ROWS_PER_STATEMENT) {
+                let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                    "INSERT INTO optout_relay_endpoints (endpoint, state, health, blocked_until) ",
+                );
+                query.push_values(part, |mut values, endpoint| {
+                    values
+                        .push_bind(*endpoint)
+                        .push_bind("healthy")
+                        .push_bind(crate::store::sql_health::NEW_HEALTH)
+                        .push_bind(0i64);
+                });
+                query.push(" ON CONFLICT (endpoint) DO NOTHING");
+                query
+                    .build()
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(sql::error)?;
+            }
         }
         let mut decisions = decisions.into_iter();
         Ok(admits

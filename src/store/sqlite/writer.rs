@@ -156,7 +156,7 @@ pub(super) async fn write_loop(
                             _ => None,
                         })
                         .collect();
-                    let result = admit_batch(&mut conn, &plans).await;
+                    let result = admit_batch(&mut conn, &plans, policy.gates()).await;
                     let end = if result.is_ok() {
                         "RELEASE batch"
                     } else {
@@ -185,34 +185,55 @@ pub(super) async fn write_loop(
                 }
             }
         }
-        // The attempts' records, all together in one statement when their ids are distinct;
-        // one by one below otherwise, or if that fails.
+        // The attempts' records, all together (one statement, and with endpoint health on a few
+        // per endpoint) when their ids are distinct; one by one below otherwise, or if that
+        // fails.
         let mut ids = std::collections::HashSet::new();
         let distinct = batch.iter().all(|command| match command {
             Command::Record { token, .. } => ids.insert(token.webhook_id.as_str()),
             _ => true,
         });
-        // With endpoint health on, each record also settles on its endpoint: one by one.
-        if distinct && ids.len() > 1 && !policy.is_enabled() {
-            let records: Vec<(&ClaimToken, &Columns)> = batch
+        if distinct && ids.len() > 1 {
+            let records: Vec<(&ClaimToken, &Columns, &Delivery)> = batch
                 .iter()
                 .filter_map(|command| match command {
-                    Command::Record { token, columns, .. } => Some((token, columns)),
+                    Command::Record {
+                        token,
+                        columns,
+                        delivery,
+                        ..
+                    } => Some((token, columns, delivery)),
                     _ => None,
                 })
                 .collect();
-            if let Ok(written) = record_batch(&mut conn, &records).await {
+            let results = if policy.is_enabled() {
+                // Each record also settles on its endpoint: inside a savepoint, so that a lost
+                // claim (or an error) undoes the batch and the records go one by one below.
+                settle_all(&mut conn, &records, now, &policy).await
+            } else {
+                let rows: Vec<(&ClaimToken, &Columns)> = records
+                    .iter()
+                    .map(|(token, columns, _)| (*token, *columns))
+                    .collect();
+                record_batch(&mut conn, &rows).await.ok().map(|written| {
+                    rows.iter()
+                        .map(|(token, _)| {
+                            if written.contains(&token.webhook_id) {
+                                Ok(Recorded::default())
+                            } else {
+                                Err(StoreError::lease_lost(&token.webhook_id))
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                })
+            };
+            if let Some(results) = results {
                 let (records, rest): (Vec<Command>, Vec<Command>) = batch
                     .drain(..)
                     .partition(|command| matches!(command, Command::Record { .. }));
                 batch.extend(rest);
-                for command in records {
-                    if let Command::Record { token, reply, .. } = command {
-                        let result = if written.contains(&token.webhook_id) {
-                            Ok(Recorded::default())
-                        } else {
-                            Err(StoreError::lease_lost(&token.webhook_id))
-                        };
+                for (command, result) in records.into_iter().zip(results) {
+                    if let Command::Record { reply, .. } = command {
                         finishes.push(finish(reply, result).1);
                     }
                 }
@@ -259,6 +280,29 @@ pub(super) async fn write_loop(
     let _ = conn.close().await;
 }
 
+/// Records and settles a batch's attempts together, in a savepoint: `None` (the savepoint rolled
+/// back) when that fails or a claim was lost, for the caller to record them one by one.
+async fn settle_all(
+    conn: &mut SqliteConnection,
+    records: &[(&ClaimToken, &Columns, &Delivery)],
+    now: Timestamp,
+    policy: &EndpointPolicy,
+) -> Option<Vec<Result<Recorded, StoreError>>> {
+    execute(conn, "SAVEPOINT batch").await.ok()?;
+    let pairs: Vec<(&ClaimToken, &Delivery)> = records
+        .iter()
+        .map(|(token, _, delivery)| (*token, *delivery))
+        .collect();
+    let settled = health::record_all(conn, &pairs, now, policy).await;
+    if let Ok(Some(recorded)) = settled {
+        if execute(conn, "RELEASE batch").await.is_ok() {
+            return Some(recorded.into_iter().map(Ok).collect());
+        }
+    }
+    let _ = execute(conn, "ROLLBACK TO batch; RELEASE batch").await;
+    None
+}
+
 pub(super) fn fail(command: Command, error: StoreError) -> (bool, Finish) {
     match command {
         Command::Admit { reply, .. } => finish(reply, Err(error)),
@@ -281,7 +325,7 @@ pub(super) fn run<'a>(
         match command {
             Command::Admit { plan, rows, reply } => {
                 // The batched path with a batch of one: the same statements, the same rule.
-                let result = admit_batch(conn, &[(&plan, &rows)])
+                let result = admit_batch(conn, &[(&plan, &rows)], policy.gates())
                     .await
                     .and_then(|submitted| {
                         submitted.into_iter().next().ok_or_else(|| {
