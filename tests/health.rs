@@ -1002,6 +1002,41 @@ async fn a_sqlite_file_at_schema_version_1_is_brought_to_version_2_and_its_pendi
     ids.sort();
     assert_eq!(
         claimed,
-        ids.iter().map(|id| id.as_str().to_owned()).collect::<Vec<_>>()
+        ids.iter()
+            .map(|id| id.as_str().to_owned())
+            .collect::<Vec<_>>()
     );
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn two_stores_on_one_sqlite_file_see_each_others_endpoint_decisions() {
+    // Each store's writer keeps a copy of the endpoints' health; a decision made through the
+    // other store (as another process would) must reach it before its next claim.
+    let scratch = Scratch::new("two");
+    let path = scratch.0.join("relay.db");
+    let open = || {
+        SqliteStore::builder(&path)
+            .endpoint_policy(EndpointPolicy::default())
+            .open()
+    };
+    let (first, second) = (open().await.unwrap(), open().await.unwrap());
+    let router = router([flow("a", A, DeliveryOrder::Any)]);
+    let endpoint: Endpoint = A.parse().unwrap();
+    let ids = admit(&first, &router, "e1", "p-1", Timestamp::now()).await;
+    // The first store's writer has read its copy (healthy); the second pauses the endpoint.
+    assert_eq!(first.endpoints().await.unwrap()[0].state.as_str(), "healthy");
+    second.pause(&endpoint).await.unwrap().expect("a change");
+    assert!(first.claim(10, LEASE).await.unwrap().is_empty());
+    admit(&first, &router, "e2", "p-2", Timestamp::now()).await;
+    assert!(first.claim(10, LEASE).await.unwrap().is_empty());
+    // The second resumes it: the first claims both.
+    second.resume(&endpoint).await.unwrap().expect("a change");
+    let claims = first.claim(10, LEASE).await.unwrap();
+    assert_eq!(claims.len(), 2);
+    assert_eq!(claims[0].token.webhook_id, ids[0].as_str());
+    // A 410 through the first pauses it for the second.
+    let recorded = answer_claim(&first, &claims[0], 410).await;
+    assert!(recorded.held);
+    assert!(second.claim(10, LEASE).await.unwrap().is_empty());
 }

@@ -87,10 +87,6 @@ pub(crate) use {candidates, due_endpoints, first_of_profile, next_due_by_endpoin
 /// The health of an endpoint never attempted (`EndpointHealth::default()` as stored).
 pub(crate) const NEW_HEALTH: &str = r#"{"state":{"state":"healthy"}}"#;
 
-/// ($1 endpoint) -> health.
-pub(crate) const ENDPOINT_HEALTH: &str =
-    "SELECT health FROM optout_relay_endpoints WHERE endpoint = $1";
-
 /// ($1 state, $2 health, $3 blocked until, $4 endpoint).
 pub(crate) const SAVE_ENDPOINT: &str = "UPDATE optout_relay_endpoints \
      SET state = $1, health = $2, blocked_until = $3 WHERE endpoint = $4";

@@ -9,12 +9,15 @@ use jiff::Timestamp;
 use sqlx::sqlite::SqliteConnection;
 
 use crate::delivery::Delivery;
-use crate::health::{self, Endpoint, EndpointChange, EndpointHealth, EndpointPolicy, Limits};
+use crate::health::{
+    self, AttemptClass, Endpoint, EndpointChange, EndpointHealth, EndpointPolicy, Limits,
+};
 use crate::store::sql::{self, Columns, millis};
-use crate::store::sql_health::{self, ENDPOINT_HEALTH, IN_FLIGHT, PENDING_OF};
+use crate::store::sql_health::{self, IN_FLIGHT, PENDING_OF};
 use crate::store::{Claim, ClaimToken, Recorded, StoreError, StoreErrorKind, lease_deadline};
 
-use super::ops::{Boxed, fenced, record_batch, rewrite};
+use super::healths::Healths;
+use super::ops::{Boxed, execute, fenced, record_batch, rewrite};
 
 /// Endpoints with claimable work, earliest due first, leaving out those whose health blocks them
 /// until later. ($1 now, $2 how many) -> endpoint.
@@ -74,61 +77,29 @@ const TAKE_IDS: &str = "UPDATE optout_relay_deliveries \
      WHERE webhook_id IN (SELECT value FROM json_each($2)) \
      RETURNING webhook_id, claims, abandoned, data";
 
-/// ($1 endpoint, $2 state, $3 health, $4 blocked until): writes an endpoint's row, creating it
-/// if it has none.
-const UPSERT_ENDPOINT: &str = "INSERT INTO optout_relay_endpoints \
-     (endpoint, state, health, blocked_until) VALUES ($1, $2, $3, $4) \
-     ON CONFLICT (endpoint) DO UPDATE SET state = excluded.state, health = excluded.health, \
-     blocked_until = excluded.blocked_until";
-
-/// An endpoint's health as stored, and whether it has a row (a new endpoint is healthy).
-struct Loaded {
-    health: EndpointHealth,
-    stored: Option<EndpointHealth>,
-}
-
-impl Loaded {
-    /// Writes the health back if it changed (or the endpoint has no row yet).
-    async fn save(
-        &self,
-        conn: &mut SqliteConnection,
-        endpoint: &Endpoint,
-        policy: &EndpointPolicy,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        if self.stored.as_ref() == Some(&self.health) {
-            return Ok(());
-        }
-        let (state, text, blocked) =
-            sql_health::endpoint_columns(&self.health, endpoint, policy, now);
-        sqlx::query(UPSERT_ENDPOINT)
-            .bind(endpoint.as_str())
-            .bind(state)
-            .bind(text)
-            .bind(blocked)
-            .execute(&mut *conn)
-            .await
-            .map_err(sql::error)?;
-        Ok(())
-    }
-}
-
-/// Reads an endpoint's health (healthy if it has no row).
-async fn load(conn: &mut SqliteConnection, endpoint: &Endpoint) -> Result<Loaded, StoreError> {
-    let text: Option<String> = sqlx::query_scalar(ENDPOINT_HEALTH)
-        .bind(endpoint.as_str())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(sql::error)?;
-    let stored = match text {
-        Some(text) => Some(sql_health::health_of(endpoint.as_str(), &text)?),
-        None => None,
-    };
-    Ok(Loaded {
-        health: stored.clone().unwrap_or_default(),
-        stored,
-    })
-}
+/// Claims due work when every endpoint is healthy and none has limits: nothing to count, so
+/// one statement, as without endpoint health, but for per-Profile order. ($1 lease deadline,
+/// $2 now, $3 how many.)
+const CLAIM_ORDERED: &str = concat!(
+    "UPDATE optout_relay_deliveries \
+     SET claims = claims + 1, \
+         abandoned = abandoned + (CASE WHEN lease_until IS NULL THEN 0 ELSE 1 END), \
+         lease_until = $1 \
+     WHERE webhook_id IN ( \
+       SELECT webhook_id FROM ( \
+         SELECT d.webhook_id FROM optout_relay_deliveries d \
+         WHERE d.state = 'pending' AND d.lease_until IS NOT NULL AND d.lease_until <= $2 AND ",
+    sql_health::first_of_profile!("rowid"),
+    " ORDER BY d.lease_until LIMIT $3) \
+       UNION ALL \
+       SELECT webhook_id FROM ( \
+         SELECT d.webhook_id FROM optout_relay_deliveries d \
+         WHERE d.state = 'pending' AND d.lease_until IS NULL AND d.next_attempt_at <= $2 AND ",
+    sql_health::first_of_profile!("rowid"),
+    " ORDER BY d.next_attempt_at LIMIT $3) \
+       LIMIT $3) \
+     RETURNING webhook_id, claims, abandoned, data"
+);
 
 /// Claims up to `max` due deliveries, endpoint by endpoint (earliest due first), each endpoint
 /// giving what its health and limits grant.
@@ -138,110 +109,169 @@ pub(super) async fn claim(
     lease: Duration,
     now: Timestamp,
     policy: &EndpointPolicy,
+    healths: &mut Healths,
 ) -> Result<Vec<Claim>, StoreError> {
     if max == 0 {
         return Ok(Vec::new());
     }
-    let endpoints: Vec<String> = sqlx::query_scalar(DUE_ENDPOINTS)
-        .bind(millis(now))
-        .bind(i64::try_from(max).unwrap_or(i64::MAX))
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(sql::error)?;
     let until = millis(lease_deadline(now, lease));
     let mut rows: Vec<sql::ClaimedRow> = Vec::new();
-    for endpoint in endpoints {
-        let remaining = max.saturating_sub(rows.len());
-        if remaining == 0 {
-            break;
-        }
-        let remaining = i64::try_from(remaining).unwrap_or(i64::MAX);
-        let endpoint = Endpoint::from_stored(endpoint);
-        let mut loaded = load(conn, &endpoint).await?;
-        let limits = policy.limits_of(&endpoint);
-        if loaded.health.state().is_healthy() && limits == Limits::NONE {
-            // Nothing to count: everything due may start.
-            let taken: Vec<sql::ClaimedRow> = sqlx::query_as(TAKE_DUE)
-                .bind(endpoint.as_str())
-                .bind(millis(now))
-                .bind(remaining)
-                .bind(until)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(sql::error)?;
-            rows.extend(taken);
-        } else {
-            let in_flight: i64 = sqlx::query_scalar(IN_FLIGHT)
-                .bind(endpoint.as_str())
-                .bind(millis(now))
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(sql::error)?;
-            let ids: Vec<String> = sqlx::query_scalar(CANDIDATES)
-                .bind(endpoint.as_str())
-                .bind(millis(now))
-                .bind(remaining)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(sql::error)?;
-            let granted = loaded.health.grant(
-                ids.len(),
-                usize::try_from(in_flight).unwrap_or(0),
-                limits,
-                now,
-                lease,
-            );
-            if granted > 0 {
-                let ids = serde_json::to_string(&ids[..granted])
-                    .map_err(|e| StoreError::new(StoreErrorKind::Other, e.to_string()))?;
-                let taken: Vec<sql::ClaimedRow> = sqlx::query_as(TAKE_IDS)
-                    .bind(until)
-                    .bind(ids)
-                    .fetch_all(&mut *conn)
-                    .await
-                    .map_err(sql::error)?;
-                rows.extend(taken);
+    let mut kept: Vec<(Endpoint, EndpointHealth, bool)> = Vec::new();
+    if policy.limits == Limits::NONE && policy.overrides.is_empty() && healths.all_healthy() {
+        rows = sqlx::query_as(CLAIM_ORDERED)
+            .bind(until)
+            .bind(millis(now))
+            .bind(i64::try_from(max).unwrap_or(i64::MAX))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(sql::error)?;
+    } else {
+        let endpoints: Vec<String> = sqlx::query_scalar(DUE_ENDPOINTS)
+            .bind(millis(now))
+            .bind(i64::try_from(max).unwrap_or(i64::MAX))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(sql::error)?;
+        for endpoint in endpoints {
+            let remaining = max.saturating_sub(rows.len());
+            if remaining == 0 {
+                break;
             }
+            let endpoint = Endpoint::from_stored(endpoint);
+            let mut health = healths.get(&endpoint);
+            let taken = take(conn, &endpoint, &mut health, remaining, lease, now, policy).await?;
+            rows.extend(taken);
+            let limits = policy.limits_of(&endpoint);
+            let write = healths.must_write(&endpoint, &health, None, limits, now);
+            if write {
+                Healths::write(conn, &endpoint, &health, policy, now).await?;
+            }
+            kept.push((endpoint, health, write));
         }
-        loaded.save(conn, &endpoint, policy, now).await?;
     }
     let (claims, abandoned) = sql::sort_claims(rows, now)?;
     for delivery in abandoned {
         rewrite(conn, &delivery).await?;
     }
+    for (endpoint, health, written) in kept {
+        healths.keep(&endpoint, health, written, now);
+    }
     Ok(claims)
 }
 
+/// Takes up to `wanted` of one endpoint's claimable deliveries, as much as its health grants.
+async fn take(
+    conn: &mut SqliteConnection,
+    endpoint: &Endpoint,
+    health: &mut EndpointHealth,
+    wanted: usize,
+    lease: Duration,
+    now: Timestamp,
+    policy: &EndpointPolicy,
+) -> Result<Vec<sql::ClaimedRow>, StoreError> {
+    let until = millis(lease_deadline(now, lease));
+    let wanted_sql = i64::try_from(wanted).unwrap_or(i64::MAX);
+    let limits = policy.limits_of(endpoint);
+    if health.state().is_healthy() && limits == Limits::NONE {
+        // Nothing to count: everything due may start.
+        return sqlx::query_as(TAKE_DUE)
+            .bind(endpoint.as_str())
+            .bind(millis(now))
+            .bind(wanted_sql)
+            .bind(until)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(sql::error);
+    }
+    let in_flight: i64 = sqlx::query_scalar(IN_FLIGHT)
+        .bind(endpoint.as_str())
+        .bind(millis(now))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(sql::error)?;
+    let ids: Vec<String> = sqlx::query_scalar(CANDIDATES)
+        .bind(endpoint.as_str())
+        .bind(millis(now))
+        .bind(wanted_sql)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(sql::error)?;
+    let granted = health.grant(
+        ids.len(),
+        usize::try_from(in_flight).unwrap_or(0),
+        limits,
+        now,
+        lease,
+    );
+    if granted == 0 {
+        return Ok(Vec::new());
+    }
+    let ids = serde_json::to_string(&ids[..granted])
+        .map_err(|e| StoreError::new(StoreErrorKind::Other, e.to_string()))?;
+    sqlx::query_as(TAKE_IDS)
+        .bind(until)
+        .bind(ids)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(sql::error)
+}
+
 /// Records an attempt and settles it on its endpoint: the delivery may be held, the endpoint's
-/// state may change, and a recovery releases the endpoint's pending deliveries.
+/// state may change, and a recovery releases the endpoint's pending deliveries. One statement
+/// when only the delivery is written (a healthy endpoint's success kept in the writer's copy);
+/// otherwise all of it in a savepoint of its own, so that a lost claim changes nothing.
 pub(super) async fn record(
     conn: &mut SqliteConnection,
     token: &ClaimToken,
     delivery: &Delivery,
     now: Timestamp,
     policy: &EndpointPolicy,
+    healths: &mut Healths,
 ) -> Result<Recorded, StoreError> {
     let endpoint = delivery.endpoint();
-    let mut loaded = load(conn, &endpoint).await?;
+    let mut health = healths.get(&endpoint);
+    let class = health::classify(delivery);
     let mut settled = delivery.clone();
-    let settlement = health::settle(&mut settled, &endpoint, &mut loaded.health, policy, now);
+    let settlement = health::settle(&mut settled, &endpoint, &mut health, policy, now);
     let columns = Columns::of(&settled)?;
-    let done = sqlx::query(sql::RECORD)
-        .bind(columns.state)
-        .bind(columns.next_attempt_at)
-        .bind(columns.attempts)
-        .bind(columns.finished_at)
-        .bind(&columns.data)
-        .bind(&token.webhook_id)
-        .bind(i64::try_from(token.claim).unwrap_or(i64::MAX))
-        .execute(&mut *conn)
-        .await
-        .map_err(sql::error)?;
-    fenced(done.rows_affected(), token)?;
-    loaded.save(conn, &endpoint, policy, now).await?;
-    if settlement.release {
-        release(conn, &endpoint, now, &[]).await?;
+    let limits = policy.limits_of(&endpoint);
+    let write = healths.must_write(&endpoint, &health, Some(class), limits, now);
+    let alone = !write && !settlement.release;
+    if !alone {
+        execute(conn, "SAVEPOINT rec").await?;
     }
+    let result = async {
+        let done = sqlx::query(sql::RECORD)
+            .bind(columns.state)
+            .bind(columns.next_attempt_at)
+            .bind(columns.attempts)
+            .bind(columns.finished_at)
+            .bind(&columns.data)
+            .bind(&token.webhook_id)
+            .bind(i64::try_from(token.claim).unwrap_or(i64::MAX))
+            .execute(&mut *conn)
+            .await
+            .map_err(sql::error)?;
+        fenced(done.rows_affected(), token)?;
+        if write {
+            Healths::write(conn, &endpoint, &health, policy, now).await?;
+        }
+        if settlement.release {
+            release(conn, &endpoint, now, &[]).await?;
+        }
+        Ok::<(), StoreError>(())
+    }
+    .await;
+    if !alone {
+        let end = if result.is_ok() {
+            "RELEASE rec"
+        } else {
+            "ROLLBACK TO rec; RELEASE rec"
+        };
+        execute(conn, end).await?;
+    }
+    result?;
+    healths.keep(&endpoint, health, write, now);
     Ok(Recorded {
         held: settlement.held,
         change: settlement.change,
@@ -249,16 +279,17 @@ pub(super) async fn record(
 }
 
 /// Records a group commit's attempts (distinct webhook ids) and settles them on their endpoints
-/// with a few statements in all: each endpoint's health is read once, the attempts applied to it
-/// in the order they came (exactly as one by one), the deliveries written with one statement,
-/// each endpoint's health written once. Returns `None`, having written nothing the caller keeps,
-/// when a claim was lost: the caller rolls back to its savepoint and records one by one, so that
-/// the lost one fails alone and its attempt is not counted.
+/// with a few statements in all: the attempts are applied to each endpoint's health in the
+/// order they came (exactly as one by one), the deliveries written with one statement, each
+/// endpoint's row at most once. Returns `None` when a claim was lost: the caller rolls back to
+/// its savepoint and records one by one, so that the lost one fails alone and its attempt is
+/// not counted.
 pub(super) fn record_all<'a>(
     conn: &'a mut SqliteConnection,
     records: &'a [(&'a ClaimToken, &'a Delivery)],
     now: Timestamp,
     policy: &'a EndpointPolicy,
+    healths: &'a mut Healths,
 ) -> Boxed<'a, Result<Option<Vec<Recorded>>, StoreError>> {
     Box::pin(async move {
         // The endpoints in the order they first come, each with its records' places.
@@ -272,16 +303,19 @@ pub(super) fn record_all<'a>(
         }
         let mut columns: Vec<Option<Columns>> = (0..records.len()).map(|_| None).collect();
         let mut recorded: Vec<Recorded> = vec![Recorded::default(); records.len()];
-        // Per endpoint: its health after the batch, and the records after its last recovery
-        // (those a release must leave alone: one by one, they were still in flight).
+        // Per endpoint: its health after the batch, whether to write it, whether it recovered,
+        // and the records after its last recovery (those a release must leave alone: one by
+        // one, they were still in flight).
         let mut settled_endpoints = Vec::with_capacity(endpoints.len());
         for (endpoint, places) in &endpoints {
-            let mut loaded = load(conn, endpoint).await?;
+            let mut health = healths.get(endpoint);
             let mut release_after: Option<usize> = None;
+            let mut deferrable = true;
             for (n, &i) in places.iter().enumerate() {
+                let class = health::classify(records[i].1);
+                deferrable &= matches!(class, AttemptClass::Succeeded | AttemptClass::Neutral);
                 let mut settled = records[i].1.clone();
-                let settlement =
-                    health::settle(&mut settled, endpoint, &mut loaded.health, policy, now);
+                let settlement = health::settle(&mut settled, endpoint, &mut health, policy, now);
                 if settlement.release {
                     release_after = Some(n);
                 }
@@ -291,13 +325,16 @@ pub(super) fn record_all<'a>(
                     change: settlement.change,
                 };
             }
+            let class = deferrable.then_some(AttemptClass::Succeeded);
+            let limits = policy.limits_of(endpoint);
+            let write = healths.must_write(endpoint, &health, class, limits, now);
             let later: Vec<&str> = release_after.map_or_else(Vec::new, |n| {
                 places[n + 1..]
                     .iter()
                     .map(|&i| records[i].0.webhook_id.as_str())
                     .collect()
             });
-            settled_endpoints.push((loaded, release_after.is_some(), later));
+            settled_endpoints.push((health, write, release_after.is_some(), later));
         }
         let columns: Vec<Columns> = columns.into_iter().flatten().collect();
         let rows: Vec<(&ClaimToken, &Columns)> = records
@@ -309,13 +346,18 @@ pub(super) fn record_all<'a>(
         if written.len() != records.len() {
             return Ok(None);
         }
-        for ((endpoint, _), (loaded, release_now, later)) in
+        for ((endpoint, _), (health, write, recovered, later)) in
             endpoints.iter().zip(&settled_endpoints)
         {
-            loaded.save(conn, endpoint, policy, now).await?;
-            if *release_now {
+            if *write {
+                Healths::write(conn, endpoint, health, policy, now).await?;
+            }
+            if *recovered {
                 release(conn, endpoint, now, later).await?;
             }
+        }
+        for ((endpoint, _), (health, write, _, _)) in endpoints.iter().zip(settled_endpoints) {
+            healths.keep(endpoint, health, write, now);
         }
         Ok(Some(recorded))
     })
@@ -353,17 +395,22 @@ pub(super) async fn pause_or_resume(
     resume: bool,
     now: Timestamp,
     policy: &EndpointPolicy,
+    healths: &mut Healths,
 ) -> Result<Option<EndpointChange>, StoreError> {
-    let mut loaded = load(conn, endpoint).await?;
+    let mut health = healths.get(endpoint);
     let change = if resume {
-        health::resume(endpoint, &mut loaded.health, now)
+        health::resume(endpoint, &mut health, now)
     } else {
-        health::pause(endpoint, &mut loaded.health, now)
+        health::pause(endpoint, &mut health, now)
     };
-    loaded.save(conn, endpoint, policy, now).await?;
+    let write = change.is_some() || !healths.has_row(endpoint.as_str());
+    if write {
+        Healths::write(conn, endpoint, &health, policy, now).await?;
+    }
     if resume && change.is_some() {
         release(conn, endpoint, now, &[]).await?;
     }
+    healths.keep(endpoint, health, write, now);
     Ok(change)
 }
 

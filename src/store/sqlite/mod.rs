@@ -25,6 +25,7 @@ use crate::store::{
 use crate::webhook::WebhookId;
 
 mod health;
+mod healths;
 mod ops;
 mod synchronous;
 mod writer;

@@ -13,6 +13,8 @@ use crate::relay::{EntryHistory, Plan, Submitted, decide_entry, window_start};
 use crate::store::sql::{self, Columns, millis};
 use crate::store::{Claim, ClaimToken, StoreError, StoreErrorKind, lease_deadline};
 
+use super::healths::Healths;
+
 /// A boxed `Send` future: the writer's futures are boxed where they borrow the connection, so
 /// that the spawned writer task is `Send` for every lifetime (a limit of today's compiler with
 /// sqlx's executor bounds).
@@ -46,12 +48,13 @@ pub(super) const ROWS_PER_STATEMENT: usize = 1_000;
 /// query reads the entry history of every candidate, the entries are decided in order (each
 /// seeing the entries decided before it in the batch), then one statement inserts the entries
 /// and one the deliveries. The caller holds a savepoint around it and falls back to admitting
-/// the plans one by one if it fails. With `endpoints`, it also makes a row, healthy, for each
-/// new endpoint (the rows endpoint health's claims read).
+/// the plans one by one if it fails. With the writer's copy of the endpoints' health, it also
+/// makes a row, healthy, for each endpoint that has none (the rows endpoint health's claims
+/// read).
 pub(super) fn admit_batch<'a>(
     conn: &'a mut SqliteConnection,
     admits: &'a [(&'a Plan, &'a [Columns])],
-    endpoints: bool,
+    endpoints: Option<&'a mut Healths>,
 ) -> Boxed<'a, Result<Vec<Submitted>, StoreError>> {
     Box::pin(async move {
         struct Row<'r> {
@@ -187,12 +190,12 @@ pub(super) fn admit_batch<'a>(
                 .await
                 .map_err(sql::error)?;
         }
-        if endpoints && !entered.is_empty() {
+        if let Some(healths) = endpoints {
             let mut seen = std::collections::HashSet::new();
             let new: Vec<&str> = entered
                 .iter()
                 .map(|row| row.columns.endpoint.as_str())
-                .filter(|endpoint| seen.insert(*endpoint))
+                .filter(|endpoint| !healths.has_row(endpoint) && seen.insert(*endpoint))
                 .collect();
             for part in new.chunks(ROWS_PER_STATEMENT) {
                 let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
@@ -211,6 +214,9 @@ pub(super) fn admit_batch<'a>(
                     .execute(&mut *conn)
                     .await
                     .map_err(sql::error)?;
+            }
+            for endpoint in new {
+                healths.made(endpoint);
             }
         }
         let mut decisions = decisions.into_iter();

@@ -16,6 +16,7 @@ use crate::store::sql::{self, Columns, millis};
 use crate::store::{Claim, ClaimToken, Recorded, StoreError, StoreErrorKind};
 
 use super::health;
+use super::healths::Healths;
 use super::ops::{Boxed, admit_batch, claim, execute, fenced, record, record_batch, replay};
 use super::synchronous::Synchronous;
 
@@ -79,13 +80,14 @@ pub(super) fn finish<T: Send + 'static>(
 impl Command {
     /// Whether the command runs more than one statement, and so needs a savepoint to fail
     /// alone (a single statement that fails changes nothing by itself).
-    fn needs_savepoint(&self, health: bool) -> bool {
+    /// (A record with endpoint health opens a savepoint of its own when it writes more than
+    /// the delivery.)
+    fn needs_savepoint(&self) -> bool {
         match self {
             Self::Admit { .. } | Self::Claim { .. } | Self::Replay { .. } | Self::Pause { .. } => {
                 true
             }
-            Self::Record { .. } => health,
-            Self::Release { .. } | Self::Purge { .. } => false,
+            Self::Record { .. } | Self::Release { .. } | Self::Purge { .. } => false,
         }
     }
 
@@ -113,6 +115,7 @@ pub(super) async fn write_loop(
 ) {
     let mut batch = Vec::with_capacity(max_batch);
     let mut flushing = true;
+    let mut healths = Healths::default();
     while let Some(first) = commands.recv().await {
         batch.push(first);
         while batch.len() < max_batch {
@@ -129,7 +132,11 @@ pub(super) async fn write_loop(
             (Synchronous::Full, false) => "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE",
             _ => "BEGIN IMMEDIATE",
         };
-        let begun = execute(&mut conn, begin).await;
+        let begun = if policy.gates() {
+            begin_checked(&mut conn, begin, &mut healths).await
+        } else {
+            execute(&mut conn, begin).await
+        };
         if let Err(error) = begun {
             for command in batch.drain(..) {
                 let (_, done) = fail(command, error.clone());
@@ -156,10 +163,12 @@ pub(super) async fn write_loop(
                             _ => None,
                         })
                         .collect();
-                    let result = admit_batch(&mut conn, &plans, policy.gates()).await;
+                    let known = policy.gates().then_some(&mut healths);
+                    let result = admit_batch(&mut conn, &plans, known).await;
                     let end = if result.is_ok() {
                         "RELEASE batch"
                     } else {
+                        healths.invalidate();
                         "ROLLBACK TO batch; RELEASE batch"
                     };
                     match execute(&mut conn, end).await {
@@ -209,7 +218,7 @@ pub(super) async fn write_loop(
             let results = if policy.is_enabled() {
                 // Each record also settles on its endpoint: inside a savepoint, so that a lost
                 // claim (or an error) undoes the batch and the records go one by one below.
-                settle_all(&mut conn, &records, now, &policy).await
+                settle_all(&mut conn, &records, now, &policy, &mut healths).await
             } else {
                 let rows: Vec<(&ClaimToken, &Columns)> = records
                     .iter()
@@ -245,7 +254,7 @@ pub(super) async fn write_loop(
         for command in batch.drain(..) {
             // A single statement runs inside the savepoint still open, if any: it changes
             // nothing when it fails, and the savepoint is released later.
-            let savepoint = command.needs_savepoint(policy.is_enabled());
+            let savepoint = command.needs_savepoint();
             let opened = match (savepoint, open) {
                 (true, true) => execute(&mut conn, "RELEASE op; SAVEPOINT op").await,
                 (true, false) => execute(&mut conn, "SAVEPOINT op").await,
@@ -255,12 +264,13 @@ pub(super) async fn write_loop(
                 open = false;
             }
             let (ok, done) = match opened {
-                Ok(()) => run(&mut conn, command, now, &policy).await,
+                Ok(()) => run(&mut conn, command, now, &policy, &mut healths).await,
                 Err(e) => fail(command, e),
             };
             if savepoint && ok {
                 open = true;
             } else if savepoint {
+                healths.invalidate();
                 let _ = execute(&mut conn, "ROLLBACK TO op; RELEASE op").await;
             }
             finishes.push(done);
@@ -269,6 +279,7 @@ pub(super) async fn write_loop(
         let commit = match execute(&mut conn, end).await {
             Ok(()) => Ok(()),
             Err(e) => {
+                healths.invalidate();
                 let _ = execute(&mut conn, "ROLLBACK").await;
                 Err(e)
             }
@@ -277,7 +288,57 @@ pub(super) async fn write_loop(
             done(commit.clone());
         }
     }
+    if policy.is_enabled() {
+        // The successes kept in the copy only, written as the writer stops.
+        let now = Timestamp::now();
+        if let Ok(version) = begin_version(&mut conn, "BEGIN IMMEDIATE").await {
+            let flushed = healths.flush(&mut conn, version, &policy, now).await;
+            let end = if flushed.is_ok() {
+                "COMMIT"
+            } else {
+                "ROLLBACK"
+            };
+            let _ = execute(&mut conn, end).await;
+        }
+    }
     let _ = conn.close().await;
+}
+
+/// Begins a group commit's transaction and reads the file's `data_version` in the same round
+/// trip.
+async fn begin_version(
+    conn: &mut SqliteConnection,
+    begin: &'static str,
+) -> Result<i64, StoreError> {
+    let statement: &'static str = match begin {
+        "PRAGMA synchronous = FULL; BEGIN IMMEDIATE" => {
+            "PRAGMA synchronous = FULL; BEGIN IMMEDIATE; PRAGMA data_version"
+        }
+        "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE" => {
+            "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE; PRAGMA data_version"
+        }
+        _ => "BEGIN IMMEDIATE; PRAGMA data_version",
+    };
+    sqlx::query_scalar(statement)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(sql::error)
+}
+
+/// Begins a group commit's transaction and brings the writer's copy of the endpoints' health up
+/// to date; on failure the transaction is rolled back.
+async fn begin_checked(
+    conn: &mut SqliteConnection,
+    begin: &'static str,
+    healths: &mut Healths,
+) -> Result<(), StoreError> {
+    let version = begin_version(conn, begin).await?;
+    if let Err(error) = healths.check(conn, version).await {
+        healths.invalidate();
+        let _ = execute(conn, "ROLLBACK").await;
+        return Err(error);
+    }
+    Ok(())
 }
 
 /// Records and settles a batch's attempts together, in a savepoint: `None` (the savepoint rolled
@@ -287,18 +348,20 @@ async fn settle_all(
     records: &[(&ClaimToken, &Columns, &Delivery)],
     now: Timestamp,
     policy: &EndpointPolicy,
+    healths: &mut Healths,
 ) -> Option<Vec<Result<Recorded, StoreError>>> {
     execute(conn, "SAVEPOINT batch").await.ok()?;
     let pairs: Vec<(&ClaimToken, &Delivery)> = records
         .iter()
         .map(|(token, _, delivery)| (*token, *delivery))
         .collect();
-    let settled = health::record_all(conn, &pairs, now, policy).await;
+    let settled = health::record_all(conn, &pairs, now, policy, healths).await;
     if let Ok(Some(recorded)) = settled {
         if execute(conn, "RELEASE batch").await.is_ok() {
             return Some(recorded.into_iter().map(Ok).collect());
         }
     }
+    healths.invalidate();
     let _ = execute(conn, "ROLLBACK TO batch; RELEASE batch").await;
     None
 }
@@ -320,23 +383,30 @@ pub(super) fn run<'a>(
     command: Command,
     now: Timestamp,
     policy: &'a EndpointPolicy,
+    healths: &'a mut Healths,
 ) -> Boxed<'a, (bool, Finish)> {
     Box::pin(async move {
         match command {
             Command::Admit { plan, rows, reply } => {
                 // The batched path with a batch of one: the same statements, the same rule.
-                let result = admit_batch(conn, &[(&plan, &rows)], policy.gates())
-                    .await
-                    .and_then(|submitted| {
-                        submitted.into_iter().next().ok_or_else(|| {
-                            StoreError::new(StoreErrorKind::Other, "no result for the admission")
-                        })
-                    });
+                let known = policy.gates().then_some(&mut *healths);
+                let result =
+                    admit_batch(conn, &[(&plan, &rows)], known)
+                        .await
+                        .and_then(|submitted| {
+                            submitted.into_iter().next().ok_or_else(|| {
+                                StoreError::new(
+                                    StoreErrorKind::Other,
+                                    "no result for the admission",
+                                )
+                            })
+                        });
                 finish(reply, result)
             }
-            Command::Claim { max, lease, reply } if policy.gates() => {
-                finish(reply, health::claim(conn, max, lease, now, policy).await)
-            }
+            Command::Claim { max, lease, reply } if policy.gates() => finish(
+                reply,
+                health::claim(conn, max, lease, now, policy, healths).await,
+            ),
             Command::Claim { max, lease, reply } => {
                 finish(reply, claim(conn, max, lease, now).await)
             }
@@ -347,7 +417,7 @@ pub(super) fn run<'a>(
                 ..
             } if policy.is_enabled() => finish(
                 reply,
-                health::record(conn, &token, &delivery, now, policy).await,
+                health::record(conn, &token, &delivery, now, policy, healths).await,
             ),
             Command::Record {
                 token,
@@ -366,7 +436,7 @@ pub(super) fn run<'a>(
                 reply,
             } => finish(
                 reply,
-                health::pause_or_resume(conn, &endpoint, resume, now, policy).await,
+                health::pause_or_resume(conn, &endpoint, resume, now, policy, healths).await,
             ),
             Command::Release { token, reply } => {
                 let result = sqlx::query(sql::RELEASE)
