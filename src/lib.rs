@@ -106,6 +106,8 @@ mod hash;
 pub mod health;
 pub mod lint;
 pub mod listen;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod model;
 pub mod receive;
 pub mod relay;

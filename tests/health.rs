@@ -1025,7 +1025,10 @@ async fn two_stores_on_one_sqlite_file_see_each_others_endpoint_decisions() {
     let endpoint: Endpoint = A.parse().unwrap();
     let ids = admit(&first, &router, "e1", "p-1", Timestamp::now()).await;
     // The first store's writer has read its copy (healthy); the second pauses the endpoint.
-    assert_eq!(first.endpoints().await.unwrap()[0].state.as_str(), "healthy");
+    assert_eq!(
+        first.endpoints().await.unwrap()[0].state.as_str(),
+        "healthy"
+    );
     second.pause(&endpoint).await.unwrap().expect("a change");
     assert!(first.claim(10, LEASE).await.unwrap().is_empty());
     admit(&first, &router, "e2", "p-2", Timestamp::now()).await;

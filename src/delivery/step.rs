@@ -64,6 +64,19 @@ impl std::fmt::Display for DeadLetterReason {
 }
 
 impl DeadLetterReason {
+    /// The reason's name, as serialized: `rejected`, `gone`, `not_retryable`,
+    /// `attempts_exhausted`, `expired` or `abandoned`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Rejected { .. } => "rejected",
+            Self::Gone => "gone",
+            Self::NotRetryable { .. } => "not_retryable",
+            Self::AttemptsExhausted { .. } => "attempts_exhausted",
+            Self::Expired { .. } => "expired",
+            Self::Abandoned { .. } => "abandoned",
+        }
+    }
+
     /// Whether the endpoint should be disabled (the receiver answered 410 Gone).
     pub fn disable_endpoint(&self) -> bool {
         matches!(self, Self::Gone)

@@ -26,26 +26,6 @@ macro_rules! first_of_profile {
     };
 }
 
-/// Endpoints with claimable work, earliest first, leaving out those whose health blocks them
-/// until later. ($1 now, $2 how many) -> endpoint.
-macro_rules! due_endpoints {
-    ($seq:literal) => {
-        concat!(
-            "SELECT d.endpoint FROM optout_relay_deliveries d \
-             WHERE d.state = 'pending' \
-               AND ((d.lease_until IS NULL AND d.next_attempt_at <= $1) OR d.lease_until <= $1) \
-               AND NOT EXISTS (SELECT 1 FROM optout_relay_endpoints e \
-                 WHERE e.endpoint = d.endpoint AND e.blocked_until > $1) \
-               AND ",
-            $crate::store::sql_health::first_of_profile!($seq),
-            " GROUP BY d.endpoint \
-             ORDER BY min(CASE WHEN d.lease_until IS NULL THEN d.next_attempt_at \
-                          ELSE d.lease_until END) \
-             LIMIT $2"
-        )
-    };
-}
-
 /// One endpoint's claimable deliveries, earliest due first, then in admission order.
 /// ($1 endpoint, $2 now, $3 how many) -> webhook id.
 ///
@@ -69,38 +49,14 @@ macro_rules! candidates {
     };
 }
 
-/// For each endpoint, its earliest due delivery not under lease that per-Profile order lets go.
-/// () -> (endpoint, due).
-macro_rules! next_due_by_endpoint {
-    ($seq:literal) => {
-        concat!(
-            "SELECT d.endpoint, min(d.next_attempt_at) FROM optout_relay_deliveries d \
-             WHERE d.state = 'pending' AND d.lease_until IS NULL AND ",
-            $crate::store::sql_health::first_of_profile!($seq),
-            " GROUP BY d.endpoint"
-        )
-    };
-}
-
-pub(crate) use {candidates, due_endpoints, first_of_profile, next_due_by_endpoint};
+pub(crate) use {candidates, first_of_profile};
 
 /// The health of an endpoint never attempted (`EndpointHealth::default()` as stored).
 pub(crate) const NEW_HEALTH: &str = r#"{"state":{"state":"healthy"}}"#;
 
-/// ($1 state, $2 health, $3 blocked until, $4 endpoint).
-pub(crate) const SAVE_ENDPOINT: &str = "UPDATE optout_relay_endpoints \
-     SET state = $1, health = $2, blocked_until = $3 WHERE endpoint = $4";
-
 /// ($1 endpoint, $2 now) -> in flight.
 pub(crate) const IN_FLIGHT: &str = "SELECT count(*) FROM optout_relay_deliveries \
      WHERE endpoint = $1 AND state = 'pending' AND lease_until > $2";
-
-/// ($1 lease deadline, $2 webhook id) -> (webhook id, claim, abandoned, data).
-pub(crate) const TAKE: &str = "UPDATE optout_relay_deliveries \
-     SET claims = claims + 1, \
-         abandoned = abandoned + (CASE WHEN lease_until IS NULL THEN 0 ELSE 1 END), \
-         lease_until = $1 \
-     WHERE webhook_id = $2 RETURNING webhook_id, claims, abandoned, data";
 
 /// ($1 endpoint) -> (webhook id, data): the pending deliveries a recovery releases.
 pub(crate) const PENDING_OF: &str = "SELECT webhook_id, data FROM optout_relay_deliveries \

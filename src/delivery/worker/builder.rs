@@ -30,6 +30,8 @@ pub struct WorkerBuilder {
     lease: Duration,
     poll: Duration,
     clock: Clock,
+    #[cfg(feature = "metrics")]
+    metrics_every: Duration,
 }
 
 impl std::fmt::Debug for WorkerBuilder {
@@ -74,6 +76,8 @@ impl Worker {
             lease: Duration::from_secs(60),
             poll: Duration::from_secs(1),
             clock: Arc::new(Timestamp::now),
+            #[cfg(feature = "metrics")]
+            metrics_every: Duration::from_secs(10),
         }
     }
 }
@@ -116,6 +120,14 @@ impl WorkerBuilder {
     /// admitted when no notification reaches this one.
     pub fn poll_interval(mut self, poll: Duration) -> Self {
         self.poll = poll.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How often the worker sets the per-endpoint gauges of [`crate::metrics`] from
+    /// [`DeliveryStore::endpoints`] (default 10 s, at least 100 ms; first as it starts).
+    #[cfg(feature = "metrics")]
+    pub fn metrics_every(mut self, every: Duration) -> Self {
+        self.metrics_every = every.max(Duration::from_millis(100));
         self
     }
 
@@ -202,11 +214,33 @@ impl WorkerBuilder {
             outcomes: Arc::new(outcomes),
             stop: stop_rx,
         });
+        #[cfg(feature = "metrics")]
+        tokio::spawn(report_endpoints(
+            Arc::clone(&shared.store),
+            shared.stop.clone(),
+            self.metrics_every,
+        ));
         let scheduler = tokio::spawn(Arc::clone(&shared).schedule());
         Worker {
             shared,
             stop,
             scheduler,
+        }
+    }
+}
+
+/// Sets the per-endpoint gauges every `every` until the worker stops.
+#[cfg(feature = "metrics")]
+async fn report_endpoints(
+    store: Arc<dyn DeliveryStore>,
+    stop: super::stop::StopSignal,
+    every: Duration,
+) {
+    loop {
+        let _ = crate::metrics::report_endpoints(&*store).await;
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = super::stop::stopped(&stop) => return,
         }
     }
 }

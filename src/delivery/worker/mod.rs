@@ -139,6 +139,12 @@ impl Worker {
             return Err(SubmitError::Stopped);
         }
         let plan = relay::plan(&self.shared.router, event, profile, (self.shared.clock)());
+        #[cfg(feature = "metrics")]
+        let endpoints: Vec<(crate::model::FlowId, crate::health::Endpoint)> = plan
+            .candidates
+            .iter()
+            .map(|candidate| (candidate.flow.clone(), candidate.delivery.endpoint()))
+            .collect();
         #[cfg(not(feature = "tracing"))]
         let submitted = self.shared.store.admit(plan).await?;
         #[cfg(feature = "tracing")]
@@ -169,6 +175,15 @@ impl Worker {
             }
             submitted
         };
+        #[cfg(feature = "metrics")]
+        for entry in &submitted.flows {
+            if let FlowResult::Entered { .. } = entry.result {
+                if let Some((_, endpoint)) = endpoints.iter().find(|(flow, _)| *flow == entry.flow)
+                {
+                    crate::metrics::admitted(endpoint);
+                }
+            }
+        }
         // Reported before the scheduler is woken, and without waiting: submit never waits on
         // the outcome channel, so it is as safe to cancel as before.
         for entry in &submitted.flows {

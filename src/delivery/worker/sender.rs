@@ -52,6 +52,8 @@ impl Shared {
             token,
         } = claim;
         let started = (self.clock)();
+        #[cfg(feature = "metrics")]
+        let timer = std::time::Instant::now();
         let send = async {
             #[cfg(feature = "tracing")]
             tracing::debug!("attempt started");
@@ -82,6 +84,8 @@ impl Shared {
                 return Ended::Abandoned;
             }
         };
+        #[cfg(feature = "metrics")]
+        let seconds = timer.elapsed().as_secs_f64();
         let step = delivery.record(
             result.as_ref(),
             started,
@@ -119,7 +123,11 @@ impl Shared {
                 }
             }
         };
+        #[cfg(feature = "metrics")]
+        crate::metrics::attempted(&delivery.endpoint(), seconds, &step, recorded.held);
         if let Some(change) = recorded.change {
+            #[cfg(feature = "metrics")]
+            crate::metrics::changed(&change);
             #[cfg(feature = "tracing")]
             tracing::warn!(endpoint = %change.endpoint, from = change.from.as_str(), to = %change.to, "endpoint state changed");
             self.outcomes

@@ -18,12 +18,12 @@ use sqlx::postgres::{PgConnection, PgPool};
 
 use crate::delivery::Delivery;
 use crate::health::{
-    self, Endpoint, EndpointChange, EndpointHealth, EndpointPolicy, EndpointStatus, Limits,
+    self, Endpoint, EndpointChange, EndpointHealth, EndpointPolicy, EndpointStatus,
 };
 use crate::store::sql::{self, ClaimedRow, Columns, from_millis, millis};
 use crate::store::sql_health::{
     self, ALL_HEALTH, ENDPOINT_COUNTS, IN_FLIGHT, IN_FLIGHT_BY_ENDPOINT, NEXT_LEASE_END,
-    PENDING_OF, SAVE_ENDPOINT, TAKE, candidates, due_endpoints, next_due_by_endpoint,
+    PENDING_OF, candidates, first_of_profile,
 };
 use crate::store::{Claim, ClaimToken, Recorded, StoreError, StoreErrorKind, lease_deadline};
 
@@ -33,9 +33,41 @@ pub const NOTIFY_CHANNEL: &str = "optout_relay";
 /// The database's clock, in milliseconds since the Unix epoch.
 pub(super) const DB_NOW: &str = "SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint";
 
-/// Endpoints with claimable work, earliest due first. ($1 now, $2 how many, $3 how many to
-/// skip) -> endpoint.
-const DUE_ENDPOINTS: &str = concat!(due_endpoints!("seq"), " OFFSET $3");
+/// Endpoints with claimable work, earliest due first, leaving out those whose health blocks them
+/// until later. ($1 now, $2 how many, $3 how many to skip) -> endpoint.
+const DUE_ENDPOINTS: &str = concat!(
+    "SELECT d.endpoint FROM optout_relay_deliveries d \
+     WHERE d.state = 'pending' \
+       AND ((d.lease_until IS NULL AND d.next_attempt_at <= $1) OR d.lease_until <= $1) \
+       AND NOT EXISTS (SELECT 1 FROM optout_relay_endpoints e \
+         WHERE e.endpoint = d.endpoint AND e.blocked_until > $1) \
+       AND ",
+    first_of_profile!("seq"),
+    " GROUP BY d.endpoint \
+     ORDER BY min(CASE WHEN d.lease_until IS NULL THEN d.next_attempt_at \
+                  ELSE d.lease_until END) \
+     LIMIT $2 OFFSET $3"
+);
+
+/// For each endpoint, its earliest due delivery not under lease that per-Profile order lets go.
+/// () -> (endpoint, due).
+const NEXT_DUE_BY_ENDPOINT: &str = concat!(
+    "SELECT d.endpoint, min(d.next_attempt_at) FROM optout_relay_deliveries d \
+     WHERE d.state = 'pending' AND d.lease_until IS NULL AND ",
+    first_of_profile!("seq"),
+    " GROUP BY d.endpoint"
+);
+
+/// ($1 lease deadline, $2 webhook id) -> (webhook id, claim, abandoned, data).
+const TAKE: &str = "UPDATE optout_relay_deliveries \
+     SET claims = claims + 1, \
+         abandoned = abandoned + (CASE WHEN lease_until IS NULL THEN 0 ELSE 1 END), \
+         lease_until = $1 \
+     WHERE webhook_id = $2 RETURNING webhook_id, claims, abandoned, data";
+
+/// ($1 state, $2 health, $3 blocked until, $4 endpoint).
+const SAVE_ENDPOINT: &str = "UPDATE optout_relay_endpoints \
+     SET state = $1, health = $2, blocked_until = $3 WHERE endpoint = $4";
 
 /// One endpoint's claimable deliveries, locked. ($1 endpoint, $2 now, $3 how many) -> webhook id.
 const CANDIDATES: &str = candidates!("seq", " FOR UPDATE OF d SKIP LOCKED");
@@ -64,7 +96,7 @@ const FILL_ENDPOINTS: &str = "UPDATE optout_relay_deliveries d SET endpoint = v.
 /// Whether the store keeps endpoint health (or at least limits): otherwise it claims and records
 /// exactly as before endpoint health existed.
 pub(super) fn kept(policy: &EndpointPolicy) -> bool {
-    policy.is_enabled() || policy.limits != Limits::NONE || !policy.overrides.is_empty()
+    policy.gates()
 }
 
 /// The database's time.
@@ -371,7 +403,6 @@ pub(super) async fn next_due(
     pool: &PgPool,
     policy: &EndpointPolicy,
 ) -> Result<(Option<Timestamp>, Timestamp), StoreError> {
-    const NEXT_DUE_BY_ENDPOINT: &str = next_due_by_endpoint!("seq");
     let mut conn = pool.acquire().await.map_err(sql::error)?;
     let now = db_now(&mut conn).await?;
     let due: Vec<(String, Option<i64>)> = sqlx::query_as(NEXT_DUE_BY_ENDPOINT)
