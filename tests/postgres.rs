@@ -7,13 +7,15 @@
 //! do their part only when the parent has set `OPTOUT_RELAY_PG_CHILD_ROLE`.
 #![cfg(all(feature = "postgres", feature = "reqwest"))]
 
+#[path = "support/child.rs"]
+mod child;
 #[path = "support/pg.rs"]
 mod pg;
 mod support;
 
+use child::{CHILD_INDEX_ENV, CHILD_URL_ENV, ChildProcess, ROLE_ENV, child_env, spawn_child};
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::Read as _;
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -49,9 +51,6 @@ const BEARER: &str = "pg-test-bearer-t0ken-5f1c";
 const NOWHERE: &str = "http://127.0.0.1:9/optout";
 
 // The environment a parent hands its child processes.
-const ROLE_ENV: &str = "OPTOUT_RELAY_PG_CHILD_ROLE";
-const CHILD_URL_ENV: &str = "OPTOUT_RELAY_PG_CHILD_URL";
-const CHILD_INDEX_ENV: &str = "OPTOUT_RELAY_PG_CHILD_INDEX";
 const CHILD_MODE_ENV: &str = "OPTOUT_RELAY_PG_CHILD_MODE";
 const CHILD_START_ENV: &str = "OPTOUT_RELAY_PG_CHILD_START_MS";
 const CHILD_ROUNDS_ENV: &str = "OPTOUT_RELAY_PG_CHILD_ROUNDS";
@@ -669,109 +668,6 @@ async fn concurrent_admits_under_a_limit_of_one_enter_one_event() {
 
 // ---------------------------------------------------------------------------------------------
 // Child processes: this test binary, run again for one `child_*` test.
-
-/// A child process of this test binary, its output read as it comes.
-struct ChildProcess {
-    name: String,
-    child: Child,
-    stdout: Option<std::thread::JoinHandle<String>>,
-    stderr: Option<std::thread::JoinHandle<String>>,
-}
-
-fn spawn_child(test: &str, name: String, envs: &[(&str, String)]) -> ChildProcess {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args([
-            "--exact",
-            test,
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (key, value) in envs {
-        command.env(key, value);
-    }
-    let mut child = command.spawn().unwrap();
-    let read = |mut pipe: Box<dyn std::io::Read + Send>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        })
-    };
-    let stdout = child.stdout.take().map(|p| read(Box::new(p)));
-    let stderr = child.stderr.take().map(|p| read(Box::new(p)));
-    ChildProcess {
-        name,
-        child,
-        stdout,
-        stderr,
-    }
-}
-
-impl ChildProcess {
-    /// SIGKILL (`Child::kill` on Unix), and reap it.
-    fn kill(&mut self) {
-        self.child.kill().unwrap();
-        let _ = self.child.wait();
-    }
-
-    /// Waits for the child to exit (killing it after `timeout`); its status and output.
-    async fn finish(mut self, timeout: Duration) -> (ExitStatus, String) {
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                eprintln!("{} did not exit within {timeout:?}: killed", self.name);
-                self.kill();
-                break self.child.wait().unwrap();
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        let out = self
-            .stdout
-            .take()
-            .map(|h| h.join().unwrap())
-            .unwrap_or_default();
-        let err = self
-            .stderr
-            .take()
-            .map(|h| h.join().unwrap())
-            .unwrap_or_default();
-        (
-            status,
-            format!("--- {} stdout ---\n{out}--- stderr ---\n{err}", self.name),
-        )
-    }
-}
-
-impl Drop for ChildProcess {
-    fn drop(&mut self) {
-        // A failing parent leaves no child running.
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// The child's part, when this process is a child in `role`.
-fn child_env(role: &str) -> Option<(String, usize)> {
-    if std::env::var(ROLE_ENV).ok()? != role {
-        return None;
-    }
-    let url = std::env::var(CHILD_URL_ENV).expect("the database URL");
-    let index = std::env::var(CHILD_INDEX_ENV)
-        .expect("the child's index")
-        .parse()
-        .unwrap();
-    Some((url, index))
-}
 
 fn env_number(name: &str) -> u64 {
     std::env::var(name)
