@@ -25,6 +25,9 @@
 //! (claim calls and rows per claim) and, for `pipeline_durable`, how far delivery had got when
 //! the last submit returned.
 
+mod common;
+
+use common::{SLOW_RECEIVER, router, server, server_with_delay};
 use std::cell::OnceCell;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write as _};
@@ -36,9 +39,6 @@ use std::sync::{Arc, mpsc as std_mpsc};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput};
-use http_body_util::Empty;
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
 use optout_relay::DeliveryStore;
 use optout_relay::PostgresStore;
 use optout_relay::ReqwestClient;
@@ -65,7 +65,6 @@ const SUBMITTERS: usize = 64;
 const IN_FLIGHT: usize = 32;
 /// The hand-written writers' largest batch (the crate's default `max_batch`).
 const MAX_BATCH: usize = 512;
-const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 
 /// Set in a child process: its role.
 const CHILD_ENV: &str = "OPTOUT_RELAY_BENCH_CHILD";
@@ -96,66 +95,6 @@ const MARK_DELIVERED: &str = "UPDATE optout_relay_deliveries SET state = 'delive
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
-
-/// A keep-alive HTTP/1.1 server on 127.0.0.1 that reads each request whole and answers 204.
-async fn server() -> SocketAddr {
-    server_with_delay(Duration::ZERO).await
-}
-
-/// How long the slow receiver takes to answer: a remote endpoint, where the workers wait on the
-/// network rather than on the CPU.
-const SLOW_RECEIVER: Duration = Duration::from_millis(20);
-
-/// As [`server`], answering after `delay`.
-async fn server_with_delay(delay: Duration) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    move |request: hyper::Request<hyper::body::Incoming>| async move {
-                        use http_body_util::BodyExt;
-                        let _ = request.into_body().collect().await;
-                        if !delay.is_zero() {
-                            tokio::time::sleep(delay).await;
-                        }
-                        let mut response = hyper::Response::new(Empty::<Bytes>::new());
-                        *response.status_mut() = hyper::StatusCode::NO_CONTENT;
-                        Ok::<_, std::convert::Infallible>(response)
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
-}
-
-/// One signed flow to `addr` (any address: the SQLite submit bench never sends).
-fn router(addr: SocketAddr) -> Arc<Router> {
-    let flow: Flow = serde_json::from_value(serde_json::json!({
-        "id": "crm", "section": "sec-1", "listen": {"kinds": ["email_unsubscribe"]},
-        "webhook": {
-            "url": format!("http://{addr}/optout?source=platform"),
-            "encoding": "json",
-            "params": [
-                {"name": "email", "source": "email"},
-                {"name": "subscription", "source": "subscription_id"},
-                {"name": "section", "source": "section_id"},
-                {"name": "event", "source": "event_id"}
-            ],
-            "signing_secrets": [SECRET]
-        }
-    }))
-    .unwrap();
-    Arc::new(Router::new([flow], &Catalog::default()).unwrap())
-}
 
 type Work = Arc<Vec<(OptOutEvent, Profile)>>;
 

@@ -4,83 +4,19 @@
 //! record settled on its endpoint) beside the same pipeline with it off, in the same run, on the
 //! in-memory store and on SQLite.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{event, profile, router, server};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use http_body_util::Empty;
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
 use optout_relay::ReqwestClient;
 use optout_relay::health;
 use optout_relay::*;
 
 const EVENTS: usize = 2_000;
 const CONCURRENCY: usize = 32;
-const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
-
-/// A keep-alive HTTP/1.1 server that reads each request whole and answers 204.
-async fn server() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    |request: hyper::Request<hyper::body::Incoming>| async move {
-                        use http_body_util::BodyExt;
-                        let _ = request.into_body().collect().await;
-                        let mut response = hyper::Response::new(Empty::<Bytes>::new());
-                        *response.status_mut() = hyper::StatusCode::NO_CONTENT;
-                        Ok::<_, std::convert::Infallible>(response)
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
-}
-
-fn router(addr: SocketAddr) -> Arc<Router> {
-    let flow: Flow = serde_json::from_value(serde_json::json!({
-        "id": "crm", "section": "sec-1", "listen": {"kinds": ["email_unsubscribe"]},
-        "webhook": {
-            "url": format!("http://{addr}/optout?source=platform"),
-            "encoding": "json",
-            "params": [
-                {"name": "email", "source": "email"},
-                {"name": "subscription", "source": "subscription_id"},
-                {"name": "section", "source": "section_id"},
-                {"name": "event", "source": "event_id"}
-            ],
-            "signing_secrets": [SECRET]
-        }
-    }))
-    .unwrap();
-    Arc::new(Router::new([flow], &Catalog::default()).unwrap())
-}
-
-fn profile() -> Profile {
-    Profile::new(ProfileId::new("p-ada").unwrap())
-        .with_email(Email::new("ada+news@example.com").unwrap())
-}
-
-fn event(i: usize) -> OptOutEvent {
-    OptOutEvent::email_unsubscribe(
-        EventId::new(format!("evt-{i}")).unwrap(),
-        ProfileId::new("p-ada").unwrap(),
-        SectionId::new("sec-1").unwrap(),
-        SubscriptionId::new("123456").unwrap(),
-        "2026-11-26T09:30:00Z".parse().unwrap(),
-    )
-}
 
 #[derive(Clone, Copy)]
 enum Store {

@@ -67,6 +67,8 @@
 //! - [`delivery`]: the retry policy, a delivery's record and the worker's builder and outcomes;
 //! - [`relay`]: the pure core the stores and the worker share (plan, entry decisions, attempts);
 //! - [`health`]: endpoint health (state, circuit breaker, per-endpoint limits, held deliveries);
+//!   `metrics` (feature `metrics`): the worker's counters, latency histogram and per-endpoint
+//!   gauges through the `metrics` crate facade;
 //! - [`store`], [`transport`]: the stores' and transports' options, the destination policy;
 //! - [`receive`]: the receiving side (verify a Standard Webhooks signature, parse a notice);
 //! - `testing` (feature `test-util`): a recording, scripted `HttpClient` for hosts' tests.

@@ -3,10 +3,17 @@
 //! claims, and an endpoint down for a simulated week losing nothing (virtual time through the
 //! store and the pure core).
 
+#[path = "support/stores.rs"]
+mod stores;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
+
+#[cfg(feature = "sqlite")]
+use stores::Scratch;
+use stores::{StoreUnderTest, stores_with};
 
 use optout_relay::DeliveryStore;
 use optout_relay::VolatileStore;
@@ -369,51 +376,9 @@ async fn admit(
         .collect()
 }
 
-/// Every store, keeping endpoint health by `policy`, each with a scratch directory if it needs one.
-async fn stores(
-    name: &str,
-    policy: EndpointPolicy,
-) -> Vec<(&'static str, Arc<dyn DeliveryStore>, Option<Scratch>)> {
-    #[allow(unused_mut)]
-    let mut stores: Vec<(&'static str, Arc<dyn DeliveryStore>, Option<Scratch>)> = vec![(
-        "volatile",
-        Arc::new(VolatileStore::new().with_endpoint_policy(policy.clone())),
-        None,
-    )];
-    #[cfg(feature = "sqlite")]
-    {
-        let scratch = Scratch::new(name);
-        let store = SqliteStore::builder(scratch.0.join("relay.db"))
-            .endpoint_policy(policy)
-            .open()
-            .await
-            .unwrap();
-        stores.push(("sqlite", Arc::new(store), Some(scratch)));
-    }
-    let _ = name;
-    stores
-}
-
-/// A temporary directory, removed on drop.
-struct Scratch(#[allow(dead_code)] std::path::PathBuf);
-
-impl Scratch {
-    #[allow(dead_code)]
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "optout-relay-health-{name}-{}-{}",
-            std::process::id(),
-            Timestamp::now().as_nanosecond()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// Every store, keeping endpoint health by `policy`.
+async fn stores(name: &str, policy: EndpointPolicy) -> Vec<StoreUnderTest> {
+    stores_with(name, policy).await
 }
 
 /// Records `status` as the answer to a claim, at the store's own time scale (the system clock).

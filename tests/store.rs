@@ -5,8 +5,13 @@
 
 #![cfg(feature = "signing")]
 
+#[path = "support/stores.rs"]
+mod stores;
+
 use std::sync::Arc;
 use std::time::Duration;
+
+use stores::{Scratch, StoreUnderTest, stores_with};
 
 use optout_relay::DeliveryStore;
 use optout_relay::VolatileStore;
@@ -92,55 +97,8 @@ fn ok() -> http::Response<Vec<u8>> {
 }
 
 /// Each store under test, fresh; the SQLite one in its own file.
-async fn stores(name: &str) -> Vec<(&'static str, Arc<dyn DeliveryStore>, Option<Scratch>)> {
+async fn stores(name: &str) -> Vec<StoreUnderTest> {
     stores_with(name, EndpointPolicy::default()).await
-}
-
-/// Every store, keeping endpoint health by `policy`.
-async fn stores_with(
-    name: &str,
-    policy: EndpointPolicy,
-) -> Vec<(&'static str, Arc<dyn DeliveryStore>, Option<Scratch>)> {
-    #[allow(unused_mut)]
-    let mut stores: Vec<(&'static str, Arc<dyn DeliveryStore>, Option<Scratch>)> = vec![(
-        "volatile",
-        Arc::new(VolatileStore::new().with_endpoint_policy(policy.clone())),
-        None,
-    )];
-    #[cfg(feature = "sqlite")]
-    {
-        let scratch = Scratch::new(name);
-        let store = SqliteStore::builder(scratch.0.join("relay.db"))
-            .endpoint_policy(policy)
-            .open()
-            .await
-            .unwrap();
-        stores.push(("sqlite", Arc::new(store), Some(scratch)));
-    }
-    let _ = name;
-    stores
-}
-
-/// A temporary directory, removed on drop.
-struct Scratch(std::path::PathBuf);
-
-impl Scratch {
-    #[allow(dead_code)]
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "optout-relay-store-{name}-{}-{}",
-            std::process::id(),
-            now().as_nanosecond()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[tokio::test]
