@@ -9,11 +9,14 @@
 
 #[path = "support/child.rs"]
 mod child;
+#[path = "support/fixtures.rs"]
+mod fixtures;
 #[path = "support/pg.rs"]
 mod pg;
 mod support;
 
 use child::{CHILD_INDEX_ENV, CHILD_URL_ENV, ChildProcess, ROLE_ENV, child_env, spawn_child};
+use fixtures::{counts, event, plan, profile, response};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,11 +32,9 @@ use optout_relay::health::{EndpointPolicy, Limits};
 use optout_relay::jiff::SignedDuration;
 use optout_relay::listen::EntryDecision;
 use optout_relay::listen::FlowSettings;
-use optout_relay::relay::Plan;
 use optout_relay::relay::Submitted;
 use optout_relay::relay::{self, FlowResult};
 use optout_relay::store::ClaimToken;
-use optout_relay::store::Counts;
 use optout_relay::store::ListQuery;
 use optout_relay::store::MAX_ABANDONED_CLAIMS;
 use optout_relay::store::StateFilter;
@@ -95,47 +96,6 @@ fn at_most_once() -> Arc<Router> {
         plain_node(NOWHERE),
         Some(EntryLimit::at_most(1).unwrap()),
     )])
-}
-
-fn profile(id: &str) -> Profile {
-    Profile::new(ProfileId::new(id).unwrap())
-        .with_email(Email::new(format!("{id}@example.com")).unwrap())
-}
-
-fn event(id: &str, profile: &str) -> OptOutEvent {
-    OptOutEvent::email_unsubscribe(
-        EventId::new(id).unwrap(),
-        ProfileId::new(profile).unwrap(),
-        SectionId::new("sec-1").unwrap(),
-        SubscriptionId::new("123456").unwrap(),
-        "2026-11-26T09:30:00Z".parse().unwrap(),
-    )
-}
-
-fn plan(router: &Router, event_id: &str, profile_id: &str) -> Plan {
-    relay::plan(
-        router,
-        &event(event_id, profile_id),
-        &profile(profile_id),
-        Timestamp::now(),
-    )
-}
-
-fn counts(pending: u64, leased: u64, delivered: u64, dead_lettered: u64, entries: u64) -> Counts {
-    let mut counts = Counts::default();
-    counts.pending = pending;
-    counts.leased = leased;
-    counts.delivered = delivered;
-    counts.dead_lettered = dead_lettered;
-    counts.entries = entries;
-    counts
-}
-
-fn response(status: u16) -> http::Response<Vec<u8>> {
-    http::Response::builder()
-        .status(status)
-        .body(Vec::new())
-        .unwrap()
 }
 
 fn entered_id(submitted: &Submitted) -> WebhookId {

@@ -10,11 +10,14 @@
 
 #[path = "support/child.rs"]
 mod child;
+#[path = "support/fixtures.rs"]
+mod fixtures;
 #[path = "support/pg.rs"]
 mod pg;
 mod support;
 
 use child::{CHILD_INDEX_ENV, CHILD_URL_ENV, ChildProcess, ROLE_ENV, child_env, spawn_child};
+use fixtures::{counts, plan, response};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
@@ -31,8 +34,8 @@ use optout_relay::health::{
     Endpoint, EndpointChange, EndpointPolicy, EndpointState, Limits, PauseReason,
 };
 use optout_relay::listen::{DeliveryOrder, FlowSettings};
-use optout_relay::relay::{self, FlowResult, Plan, Submitted};
-use optout_relay::store::{Claim, Counts, Recorded, StoreErrorKind};
+use optout_relay::relay::{FlowResult, Submitted};
+use optout_relay::store::{Claim, Recorded, StoreErrorKind};
 use optout_relay::webhook::{ParamSource, WebhookId};
 use optout_relay::*;
 use sqlx::Connection as _;
@@ -70,30 +73,6 @@ fn router(url: &str, order: DeliveryOrder) -> Arc<Router> {
     Arc::new(Router::new([flow("crm", url, settings)], &Catalog::default()).unwrap())
 }
 
-fn profile(id: &str) -> Profile {
-    Profile::new(ProfileId::new(id).unwrap())
-        .with_email(Email::new(format!("{id}@example.com")).unwrap())
-}
-
-fn event(id: &str, profile: &str) -> OptOutEvent {
-    OptOutEvent::email_unsubscribe(
-        EventId::new(id).unwrap(),
-        ProfileId::new(profile).unwrap(),
-        SectionId::new("sec-1").unwrap(),
-        SubscriptionId::new("123456").unwrap(),
-        "2026-11-26T09:30:00Z".parse().unwrap(),
-    )
-}
-
-fn plan(router: &Router, event_id: &str, profile_id: &str) -> Plan {
-    relay::plan(
-        router,
-        &event(event_id, profile_id),
-        &profile(profile_id),
-        Timestamp::now(),
-    )
-}
-
 fn entered_id(submitted: &Submitted) -> WebhookId {
     assert_eq!(submitted.flows.len(), 1, "{submitted:?}");
     match &submitted.flows[0].result {
@@ -114,23 +93,6 @@ async fn admit(
             .await
             .unwrap(),
     )
-}
-
-fn counts(pending: u64, leased: u64, delivered: u64, dead_lettered: u64, entries: u64) -> Counts {
-    let mut counts = Counts::default();
-    counts.pending = pending;
-    counts.leased = leased;
-    counts.delivered = delivered;
-    counts.dead_lettered = dead_lettered;
-    counts.entries = entries;
-    counts
-}
-
-fn response(status: u16) -> http::Response<Vec<u8>> {
-    http::Response::builder()
-        .status(status)
-        .body(Vec::new())
-        .unwrap()
 }
 
 async fn open(url: &str, policy: EndpointPolicy) -> PostgresStore {

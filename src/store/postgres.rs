@@ -504,14 +504,7 @@ impl DeliveryStore for PostgresStore {
             return endpoints::record(&self.inner.pool, &self.inner.policy, claim, delivery).await;
         }
         let columns = Columns::of(delivery)?;
-        let done = sqlx::query(sql::RECORD)
-            .bind(columns.state)
-            .bind(columns.next_attempt_at)
-            .bind(columns.attempts)
-            .bind(columns.finished_at)
-            .bind(&columns.data)
-            .bind(&claim.webhook_id)
-            .bind(i64::try_from(claim.claim).unwrap_or(i64::MAX))
+        let done = sql::record_query!(columns, claim)
             .execute(&self.inner.pool)
             .await
             .map_err(sql::error)?;

@@ -110,6 +110,35 @@ pub(crate) const RECORD: &str = "UPDATE optout_relay_deliveries SET state = $1, 
      abandoned = 0 \
      WHERE webhook_id = $6 AND claims = $7 AND state = 'pending' AND lease_until IS NOT NULL";
 
+/// [`RECORD`] with its binds: a delivery's `columns`, fenced by the claim `token`.
+macro_rules! record_query {
+    ($columns:expr, $token:expr) => {
+        sqlx::query($crate::store::sql::RECORD)
+            .bind($columns.state)
+            .bind($columns.next_attempt_at)
+            .bind($columns.attempts)
+            .bind($columns.finished_at)
+            .bind(&$columns.data)
+            .bind(&$token.webhook_id)
+            .bind(i64::try_from($token.claim).unwrap_or(i64::MAX))
+    };
+}
+
+/// [`REWRITE`] with its binds: a delivery's `columns` and its webhook id.
+macro_rules! rewrite_query {
+    ($columns:expr, $webhook_id:expr) => {
+        sqlx::query($crate::store::sql::REWRITE)
+            .bind($columns.state)
+            .bind($columns.next_attempt_at)
+            .bind($columns.attempts)
+            .bind($columns.finished_at)
+            .bind(&$columns.data)
+            .bind($webhook_id)
+    };
+}
+
+pub(crate) use {record_query, rewrite_query};
+
 /// ($1 webhook id, $2 claim).
 pub(crate) const RELEASE: &str = "UPDATE optout_relay_deliveries SET lease_until = NULL \
      WHERE webhook_id = $1 AND claims = $2 AND state = 'pending' AND lease_until IS NOT NULL";

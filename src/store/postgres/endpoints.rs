@@ -124,13 +124,7 @@ pub(super) async fn rewrite<'c>(
     delivery: &Delivery,
 ) -> Result<(), StoreError> {
     let columns = Columns::of(delivery)?;
-    sqlx::query(sql::REWRITE)
-        .bind(columns.state)
-        .bind(columns.next_attempt_at)
-        .bind(columns.attempts)
-        .bind(columns.finished_at)
-        .bind(&columns.data)
-        .bind(delivery.webhook_id().as_str())
+    sql::rewrite_query!(columns, delivery.webhook_id().as_str())
         .execute(conn)
         .await
         .map_err(sql::error)?;
@@ -371,14 +365,7 @@ pub(super) async fn record(
     let mut settled = delivery.clone();
     let settlement = health::settle(&mut settled, &endpoint, &mut health, policy, now);
     let columns = Columns::of(&settled)?;
-    let done = sqlx::query(sql::RECORD)
-        .bind(columns.state)
-        .bind(columns.next_attempt_at)
-        .bind(columns.attempts)
-        .bind(columns.finished_at)
-        .bind(&columns.data)
-        .bind(&token.webhook_id)
-        .bind(i64::try_from(token.claim).unwrap_or(i64::MAX))
+    let done = sql::record_query!(columns, token)
         .execute(&mut *tx)
         .await
         .map_err(sql::error)?;

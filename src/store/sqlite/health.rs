@@ -241,14 +241,7 @@ pub(super) async fn record(
         execute(conn, "SAVEPOINT rec").await?;
     }
     let result = async {
-        let done = sqlx::query(sql::RECORD)
-            .bind(columns.state)
-            .bind(columns.next_attempt_at)
-            .bind(columns.attempts)
-            .bind(columns.finished_at)
-            .bind(&columns.data)
-            .bind(&token.webhook_id)
-            .bind(i64::try_from(token.claim).unwrap_or(i64::MAX))
+        let done = sql::record_query!(columns, token)
             .execute(&mut *conn)
             .await
             .map_err(sql::error)?;

@@ -323,13 +323,7 @@ pub(super) async fn rewrite(
     delivery: &Delivery,
 ) -> Result<(), StoreError> {
     let columns = Columns::of(delivery)?;
-    sqlx::query(sql::REWRITE)
-        .bind(columns.state)
-        .bind(columns.next_attempt_at)
-        .bind(columns.attempts)
-        .bind(columns.finished_at)
-        .bind(&columns.data)
-        .bind(delivery.webhook_id().as_str())
+    sql::rewrite_query!(columns, delivery.webhook_id().as_str())
         .execute(&mut *conn)
         .await
         .map_err(sql::error)?;
@@ -341,14 +335,7 @@ pub(super) async fn record(
     token: &ClaimToken,
     columns: &Columns,
 ) -> Result<(), StoreError> {
-    let done = sqlx::query(sql::RECORD)
-        .bind(columns.state)
-        .bind(columns.next_attempt_at)
-        .bind(columns.attempts)
-        .bind(columns.finished_at)
-        .bind(&columns.data)
-        .bind(&token.webhook_id)
-        .bind(i64::try_from(token.claim).unwrap_or(i64::MAX))
+    let done = sql::record_query!(columns, token)
         .execute(&mut *conn)
         .await
         .map_err(sql::error)?;
