@@ -103,6 +103,34 @@ fn the_circuit_opens_at_the_threshold_waits_its_cool_down_to_the_millisecond_the
 }
 
 #[test]
+fn a_success_counted_late_takes_its_place_in_the_window_and_never_changes_the_state() {
+    let policy = EndpointPolicy::default();
+    let mut health = EndpointHealth::default();
+    for s in 1..=9 {
+        health.observe(AttemptClass::Failed, at(ms(s * 1000)), &policy);
+    }
+    // Two successes made at t0 and t0+5 s, counted after the failures: 9 of 11 failed.
+    health.absorb_success(t0(), &policy);
+    health.absorb_success(at(ms(5_000)), &policy);
+    assert_eq!(health.window(at(ms(9_000)), &policy), (11, 9));
+    assert_eq!(health.last_success(), Some(at(ms(5_000))));
+    assert_eq!(health.state(), EndpointState::Healthy);
+    // In place: when t0 leaves the window (at t0+60 s), the 10 others stay.
+    assert_eq!(health.window(at(ms(60_000)), &policy), (10, 9));
+    // One older than the window is not counted; the last success stays the latest.
+    health.absorb_success(at(ms(-60_000)), &policy);
+    assert_eq!(health.window(at(ms(9_000)), &policy), (11, 9));
+    assert_eq!(health.last_success(), Some(at(ms(5_000))));
+    // While the circuit is open, a late success is dropped: a probe decides the recovery.
+    health.observe(AttemptClass::Failed, at(ms(10_000)), &policy);
+    let open = health.state();
+    assert!(matches!(open, EndpointState::Degraded { .. }));
+    health.absorb_success(at(ms(10_001)), &policy);
+    assert_eq!(health.state(), open);
+    assert_eq!(health.window(at(ms(10_001)), &policy), (12, 10));
+}
+
+#[test]
 fn the_ratio_counts_only_attempts_within_the_window_to_the_millisecond() {
     let policy = EndpointPolicy::default();
     // Nine failures at t0; the tenth one millisecond before the first leaves the window opens

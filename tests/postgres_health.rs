@@ -273,6 +273,46 @@ async fn gone_pauses_its_endpoint_and_holds_its_deliveries_until_resume() {
     assert_eq!(store.counts().await.unwrap(), counts(1, 1, 3, 0, 4));
 }
 
+/// A healthy endpoint's successes are recorded without its lock and counted later, by the next
+/// record that takes the lock: a failure counts them first, so the breaker sees every one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn successes_recorded_without_the_endpoints_lock_still_count_in_its_breaker() {
+    let db = pg::database().await;
+    let store = open(&db.url, EndpointPolicy::default()).await;
+    for (url, successes, opens_at) in [(OTHER, 20, None), (GONE, 5, Some(4))] {
+        let router = router(url, DeliveryOrder::Any);
+        for i in 0..successes + 10 {
+            admit(
+                &store,
+                &router,
+                &format!("{url}-evt-{i}"),
+                &format!("p-{i}"),
+            )
+            .await;
+        }
+        let claims = store.claim(100, LEASE).await.unwrap();
+        assert_eq!(claims.len(), successes + 10, "{url}");
+        for claim in &claims[..successes] {
+            assert_eq!(
+                record(&store, claim, 204).await,
+                Recorded::default(),
+                "{url}"
+            );
+        }
+        // 10 failures: with 20 successes, 10 of 30 failed (under 50 %): it stays healthy. With
+        // 5, the 5th failure makes 5 of 10: the circuit opens then, not before. (Were the
+        // successes not counted, the 9th failure would open both.)
+        let mut first_change = None;
+        for (i, claim) in claims[successes..].iter().enumerate() {
+            let recorded = record(&store, claim, 503).await;
+            if recorded.change.is_some() && first_change.is_none() {
+                first_change = Some(i);
+            }
+        }
+        assert_eq!(first_change, opens_at, "{url}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // b. Per-Profile order
 

@@ -376,6 +376,41 @@ impl EndpointHealth {
         (before != self.state).then_some((before, self.state))
     }
 
+    /// Counts a success observed late, after attempts made later were observed (a store that
+    /// writes a healthy endpoint's successes in batches): in the window in its place, as the
+    /// last success unless a later one is known, and ending the failing run only if it came
+    /// after the run began. It changes no state: it counts only while the endpoint is healthy,
+    /// and is dropped otherwise (a probe's success decides a recovery).
+    pub fn absorb_success(&mut self, at: Timestamp, policy: &EndpointPolicy) {
+        if !self.state.is_healthy() {
+            return;
+        }
+        if let Some(breaker) = &policy.breaker {
+            let latest = self.recent.back().map_or(at, |m| m.at.max(at));
+            if plus(at, breaker.window) > latest {
+                let place = self
+                    .recent
+                    .iter()
+                    .rposition(|m| m.at <= at)
+                    .map_or(0, |i| i + 1);
+                self.recent.insert(place, Mark { at, failed: false });
+            }
+            while self.recent.len() > MAX_WINDOW_ATTEMPTS {
+                self.recent.pop_front();
+            }
+        }
+        self.last_success = Some(self.last_success.map_or(at, |last| last.max(at)));
+        if self.failing_since.is_some_and(|since| since <= at) {
+            // The run it broke; the failures after it (those the window still holds) begin
+            // the next.
+            self.failing_since = self
+                .recent
+                .iter()
+                .find(|m| m.failed && m.at > at)
+                .map(|m| m.at);
+        }
+    }
+
     fn mark(&mut self, at: Timestamp, failed: bool, policy: &EndpointPolicy) {
         let Some(breaker) = &policy.breaker else {
             return;

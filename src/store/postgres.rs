@@ -45,7 +45,39 @@ const CLAIM: &str = "WITH clock AS ( \
          abandoned = d.abandoned + (CASE WHEN d.lease_until IS NULL THEN 0 ELSE 1 END), \
          lease_until = clock.now + $1 \
      FROM due, clock WHERE d.webhook_id = due.webhook_id \
-     RETURNING d.webhook_id, d.claims, d.abandoned, d.data, clock.now";
+     RETURNING d.webhook_id, d.claims, d.abandoned, d.data, d.seq, clock.now";
+
+/// Claims up to `max` due deliveries with `statement` (($1 lease in milliseconds, $2 how many)
+/// -> (webhook id, claim, abandoned, data, now)): [`CLAIM`], or endpoint health's claim of
+/// healthy endpoints' work.
+async fn claim_due(
+    pool: &PgPool,
+    statement: &'static str,
+    max: usize,
+    lease: Duration,
+) -> Result<Vec<Claim>, StoreError> {
+    let lease = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+    let rows: Vec<(String, i64, i64, String, i64, i64)> = sqlx::query_as(statement)
+        .bind(lease)
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .fetch_all(pool)
+        .await
+        .map_err(sql::error)?;
+    let Some(now) = rows.first().map(|row| sql::from_millis(row.5)) else {
+        return Ok(Vec::new());
+    };
+    let rows = rows
+        .into_iter()
+        .map(|(id, claim, abandoned, data, seq, _)| (id, claim, abandoned, data, seq))
+        .collect();
+    let (claims, abandoned) = sql::sort_claims(rows, now)?;
+    // Abandoned too often: dead-lettered while still leased to this claim, so no other worker
+    // takes them in between.
+    for delivery in abandoned {
+        rewrite(pool, &delivery).await?;
+    }
+    Ok(claims)
+}
 
 /// ($1 flow, $2 event, $3 profile, $4 window start, exclusive) -> (already, total, counted).
 /// Entries later than the plan's time count too: they were admitted concurrently.
@@ -145,6 +177,7 @@ impl PostgresStoreBuilder {
                 wake,
                 listener,
                 policy: self.policy,
+                deferred: endpoints::Deferred::default(),
             }),
         })
     }
@@ -176,6 +209,8 @@ struct Inner {
     wake: Arc<Notify>,
     listener: Option<tokio::task::JoinHandle<()>>,
     policy: EndpointPolicy,
+    /// Healthy endpoints' successes not yet counted in their health.
+    deferred: endpoints::Deferred,
 }
 
 impl Drop for Inner {
@@ -470,29 +505,16 @@ impl DeliveryStore for PostgresStore {
             return Ok(Vec::new());
         }
         if kept(&self.inner.policy) {
-            return endpoints::claim(&self.inner.pool, &self.inner.policy, max, lease).await;
+            return endpoints::claim(
+                &self.inner.pool,
+                &self.inner.policy,
+                &self.inner.deferred,
+                max,
+                lease,
+            )
+            .await;
         }
-        let lease = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
-        let rows: Vec<(String, i64, i64, String, i64)> = sqlx::query_as(CLAIM)
-            .bind(lease)
-            .bind(i64::try_from(max).unwrap_or(i64::MAX))
-            .fetch_all(&self.inner.pool)
-            .await
-            .map_err(sql::error)?;
-        let Some(now) = rows.first().map(|row| sql::from_millis(row.4)) else {
-            return Ok(Vec::new());
-        };
-        let rows = rows
-            .into_iter()
-            .map(|(id, claim, abandoned, data, _)| (id, claim, abandoned, data))
-            .collect();
-        let (claims, abandoned) = sql::sort_claims(rows, now)?;
-        // Abandoned too often: dead-lettered while still leased to this claim, so no other
-        // worker takes them in between.
-        for delivery in abandoned {
-            rewrite(&self.inner.pool, &delivery).await?;
-        }
-        Ok(claims)
+        claim_due(&self.inner.pool, CLAIM, max, lease).await
     }
 
     async fn record(
@@ -501,7 +523,14 @@ impl DeliveryStore for PostgresStore {
         delivery: &Delivery,
     ) -> Result<Recorded, StoreError> {
         if kept(&self.inner.policy) {
-            return endpoints::record(&self.inner.pool, &self.inner.policy, claim, delivery).await;
+            return endpoints::record(
+                &self.inner.pool,
+                &self.inner.policy,
+                &self.inner.deferred,
+                claim,
+                delivery,
+            )
+            .await;
         }
         let columns = Columns::of(delivery)?;
         let done = sql::record_query!(columns, claim)
@@ -620,11 +649,25 @@ impl DeliveryStore for PostgresStore {
     }
 
     async fn pause(&self, endpoint: &Endpoint) -> Result<Option<EndpointChange>, StoreError> {
-        endpoints::pause_or_resume(&self.inner.pool, &self.inner.policy, endpoint, false).await
+        endpoints::pause_or_resume(
+            &self.inner.pool,
+            &self.inner.policy,
+            &self.inner.deferred,
+            endpoint,
+            false,
+        )
+        .await
     }
 
     async fn resume(&self, endpoint: &Endpoint) -> Result<Option<EndpointChange>, StoreError> {
-        endpoints::pause_or_resume(&self.inner.pool, &self.inner.policy, endpoint, true).await
+        endpoints::pause_or_resume(
+            &self.inner.pool,
+            &self.inner.policy,
+            &self.inner.deferred,
+            endpoint,
+            true,
+        )
+        .await
     }
 }
 

@@ -103,17 +103,29 @@ fn is_sqlite_transient(code: &str) -> bool {
 
 // The statements both SQL stores run; `$n` placeholders (SQLite reads `$1` as parameter 1).
 
+/// [`RECORD`]'s text, for statements built on it.
+macro_rules! record_sql {
+    () => {
+        "UPDATE optout_relay_deliveries SET state = $1, \
+         next_attempt_at = $2, attempts = $3, finished_at = $4, data = $5, lease_until = NULL, \
+         abandoned = 0 \
+         WHERE webhook_id = $6 AND claims = $7 AND state = 'pending' AND lease_until IS NOT NULL"
+    };
+}
+#[cfg(feature = "postgres")]
+pub(crate) use record_sql;
+
 /// ($1 state, $2 next attempt, $3 attempts, $4 finished at, $5 data, $6 webhook id, $7 claim):
 /// fenced by the claim number.
-pub(crate) const RECORD: &str = "UPDATE optout_relay_deliveries SET state = $1, \
-     next_attempt_at = $2, attempts = $3, finished_at = $4, data = $5, lease_until = NULL, \
-     abandoned = 0 \
-     WHERE webhook_id = $6 AND claims = $7 AND state = 'pending' AND lease_until IS NOT NULL";
+pub(crate) const RECORD: &str = record_sql!();
 
 /// [`RECORD`] with its binds: a delivery's `columns`, fenced by the claim `token`.
 macro_rules! record_query {
     ($columns:expr, $token:expr) => {
-        sqlx::query($crate::store::sql::RECORD)
+        $crate::store::sql::record_query!(sqlx::query($crate::store::sql::RECORD); $columns, $token)
+    };
+    ($query:expr; $columns:expr, $token:expr) => {
+        $query
             .bind($columns.state)
             .bind($columns.next_attempt_at)
             .bind($columns.attempts)
@@ -180,8 +192,9 @@ pub(crate) const LIST: &str = "SELECT webhook_id, data FROM optout_relay_deliver
      WHERE state = $1 AND ($2 IS NULL OR flow = $2) AND webhook_id > $3 \
      ORDER BY webhook_id LIMIT $4";
 
-/// A claimed row as returned: (webhook id, claim number, abandoned claims, data).
-pub(crate) type ClaimedRow = (String, i64, i64, String);
+/// A claimed row as returned: (webhook id, claim number, abandoned claims, data, admission
+/// order: SQLite's `rowid`, PostgreSQL's `seq`).
+pub(crate) type ClaimedRow = (String, i64, i64, String, i64);
 
 /// Turns claimed rows into claims; rows abandoned too often become dead letters at `now`,
 /// returned apart to be rewritten.
@@ -191,7 +204,8 @@ pub(crate) fn sort_claims(
 ) -> Result<(Vec<crate::store::Claim>, Vec<Delivery>), StoreError> {
     let mut claims = Vec::with_capacity(rows.len());
     let mut abandoned = Vec::new();
-    for (webhook_id, claim, strikes, data) in rows {
+    let mut order = Vec::with_capacity(rows.len());
+    for (webhook_id, claim, strikes, data, seq) in rows {
         let mut delivery = decode(&webhook_id, &data)?;
         let strikes = u32::try_from(strikes).unwrap_or(u32::MAX);
         if strikes >= crate::store::MAX_ABANDONED_CLAIMS {
@@ -202,6 +216,7 @@ pub(crate) fn sort_claims(
             abandoned.push(delivery);
             continue;
         }
+        order.push((delivery.next_attempt_at(), seq));
         claims.push(crate::store::Claim {
             delivery,
             token: crate::store::ClaimToken {
@@ -210,11 +225,13 @@ pub(crate) fn sort_claims(
             },
         });
     }
-    claims.sort_by(|a, b| {
-        (a.delivery.next_attempt_at(), &a.token.webhook_id)
-            .cmp(&(b.delivery.next_attempt_at(), &b.token.webhook_id))
-    });
-    Ok((claims, abandoned))
+    // Earliest due first, then in admission order.
+    let mut sorted: Vec<_> = order.into_iter().zip(claims).collect();
+    sorted.sort_by_key(|(key, _)| *key);
+    Ok((
+        sorted.into_iter().map(|(_, claim)| claim).collect(),
+        abandoned,
+    ))
 }
 
 /// Counts from rows of [`COUNTS`] and the number of entries.

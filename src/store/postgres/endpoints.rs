@@ -7,9 +7,20 @@
 //! `FOR UPDATE`, each holding it for one short transaction. (A claimer that skipped a locked
 //! endpoint instead found one busy endpoint locked by records most of the time and delivered
 //! five times slower with four processes.) No cycle: a claim locks only due rows after the
-//! endpoint's, without waiting (`SKIP LOCKED`), and a record locks its endpoint before its row. Under READ COMMITTED each statement after the lock sees what the previous
-//! holder committed, so the in-flight count a claim grants against is exact.
+//! endpoint's, without waiting (`SKIP LOCKED`), and a record locks its endpoint before its row.
+//! Under READ COMMITTED each statement after the lock sees what the previous holder committed,
+//! so the in-flight count a claim grants against is exact.
+//!
+//! Two things need no decision, and so no lock: when no endpoint has limits, the due work of a
+//! healthy endpoint is claimed as without endpoint health ([`CLAIM_HEALTHY`]: rows locked,
+//! skipped when locked); and a success to an endpoint this process last saw healthy is written
+//! alone, counted in the endpoint's breaker later ([`Deferred`]). A degraded or paused
+//! endpoint's work (a probe at a time), every failure, hold and release, and everything under
+//! limits still go under the lock. One busy endpoint shared by 4 processes: 5,000 deliveries in
+//! 4.5 to 5.4 s with health on, against 3.1 to 4.0 s with it off (17.7 s before these two).
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -18,7 +29,8 @@ use sqlx::postgres::{PgConnection, PgPool};
 
 use crate::delivery::Delivery;
 use crate::health::{
-    self, Endpoint, EndpointChange, EndpointHealth, EndpointPolicy, EndpointStatus,
+    self, AttemptClass, Endpoint, EndpointChange, EndpointHealth, EndpointPolicy, EndpointStatus,
+    Limits, MAX_WINDOW_ATTEMPTS,
 };
 use crate::store::sql::{self, ClaimedRow, Columns, from_millis, millis};
 use crate::store::sql_health::{
@@ -49,6 +61,44 @@ const DUE_ENDPOINTS: &str = concat!(
      LIMIT $2 OFFSET $3"
 );
 
+/// Claims the due work of healthy endpoints (those with no row too) when no endpoint has limits,
+/// as [`super::CLAIM`] does, in per-Profile order. ($1 lease in milliseconds, $2 how many) ->
+/// (webhook id, claim, abandoned, data, now).
+const CLAIM_HEALTHY: &str = concat!(
+    "WITH clock AS ( \
+       SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint AS now), \
+     due AS ( \
+       SELECT d.webhook_id FROM optout_relay_deliveries d, clock \
+       WHERE d.state = 'pending' \
+         AND ((d.lease_until IS NULL AND d.next_attempt_at <= clock.now) \
+              OR d.lease_until <= clock.now) \
+         AND NOT EXISTS (SELECT 1 FROM optout_relay_endpoints e \
+           WHERE e.endpoint = d.endpoint AND e.state <> 'healthy') \
+         AND ",
+    first_of_profile!("seq"),
+    " ORDER BY d.next_attempt_at \
+       LIMIT $2 \
+       FOR UPDATE OF d SKIP LOCKED) \
+     UPDATE optout_relay_deliveries AS u \
+     SET claims = u.claims + 1, \
+         abandoned = u.abandoned + (CASE WHEN u.lease_until IS NULL THEN 0 ELSE 1 END), \
+         lease_until = clock.now + $1 \
+     FROM due, clock WHERE u.webhook_id = due.webhook_id \
+     RETURNING u.webhook_id, u.claims, u.abandoned, u.data, u.seq, clock.now"
+);
+
+/// Endpoints not healthy whose state lets work start, with claimable work. ($1 now, $2 how
+/// many, $3 how many to skip) -> endpoint.
+const UNHEALTHY_DUE: &str = concat!(
+    "SELECT e.endpoint FROM optout_relay_endpoints e \
+     WHERE e.state <> 'healthy' AND e.blocked_until <= $1 \
+       AND EXISTS (SELECT 1 FROM optout_relay_deliveries d \
+         WHERE d.endpoint = e.endpoint AND d.state = 'pending' AND d.next_attempt_at <= $1 \
+           AND (d.lease_until IS NULL OR d.lease_until <= $1) AND ",
+    first_of_profile!("seq"),
+    ") ORDER BY e.endpoint LIMIT $2 OFFSET $3"
+);
+
 /// For each endpoint, its earliest due delivery not under lease that per-Profile order lets go.
 /// () -> (endpoint, due).
 const NEXT_DUE_BY_ENDPOINT: &str = concat!(
@@ -58,12 +108,12 @@ const NEXT_DUE_BY_ENDPOINT: &str = concat!(
     " GROUP BY d.endpoint"
 );
 
-/// ($1 lease deadline, $2 webhook id) -> (webhook id, claim, abandoned, data).
+/// ($1 lease deadline, $2 webhook ids) -> (webhook id, claim, abandoned, data).
 const TAKE: &str = "UPDATE optout_relay_deliveries \
      SET claims = claims + 1, \
          abandoned = abandoned + (CASE WHEN lease_until IS NULL THEN 0 ELSE 1 END), \
          lease_until = $1 \
-     WHERE webhook_id = $2 RETURNING webhook_id, claims, abandoned, data";
+     WHERE webhook_id = ANY($2) RETURNING webhook_id, claims, abandoned, data, seq";
 
 /// ($1 state, $2 health, $3 blocked until, $4 endpoint).
 const SAVE_ENDPOINT: &str = "UPDATE optout_relay_endpoints \
@@ -97,6 +147,84 @@ const FILL_ENDPOINTS: &str = "UPDATE optout_relay_deliveries d SET endpoint = v.
 /// exactly as before endpoint health existed.
 pub(super) fn kept(policy: &EndpointPolicy) -> bool {
     policy.gates()
+}
+
+/// [`sql::RECORD`], returning the database's time. (Its binds) -> now.
+const RECORD_AT: &str = concat!(
+    sql::record_sql!(),
+    " RETURNING (extract(epoch from clock_timestamp()) * 1000)::bigint"
+);
+
+/// The successes this process recorded for endpoints it last saw healthy, without taking their
+/// lock: a healthy endpoint's success changes nothing but its breaker's window, so it waits
+/// here (up to [`MAX_WINDOW_ATTEMPTS`] per endpoint) and is counted the next time this process
+/// holds the endpoint's lock: a failure (counted after them, so the breaker's ratio sees them),
+/// a pause, a claim under the lock, or the first success after the oldest has waited [`WAIT`].
+/// One busy endpoint's successes then do not queue on its lock across processes. A success
+/// counted late never changes the state ([`EndpointHealth::absorb_success`]); one that waits
+/// while another process finds the endpoint down is dropped, and a probe decides the recovery.
+#[derive(Debug, Default)]
+pub(super) struct Deferred(Mutex<HashMap<String, Waiting>>);
+
+#[derive(Debug, Default)]
+struct Waiting {
+    /// Whether the endpoint was healthy when this process last held its lock.
+    healthy: bool,
+    successes: Vec<Timestamp>,
+    /// When the oldest success began to wait.
+    since: Option<std::time::Instant>,
+}
+
+/// How long a success may wait: the next success after that takes the lock and counts them all.
+const WAIT: Duration = Duration::from_secs(1);
+
+impl Deferred {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Waiting>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether a success to `endpoint` may wait: it was healthy when this process last held its
+    /// lock, and its oldest waiting success has not waited [`WAIT`].
+    fn may_wait(&self, endpoint: &str) -> bool {
+        self.map().get(endpoint).is_some_and(|waiting| {
+            waiting.healthy && waiting.since.is_none_or(|since| since.elapsed() < WAIT)
+        })
+    }
+
+    fn push(&self, endpoint: &str, at: Timestamp) {
+        let mut map = self.map();
+        let waiting = map.entry(endpoint.to_owned()).or_default();
+        if waiting.successes.len() >= MAX_WINDOW_ATTEMPTS {
+            waiting.successes.remove(0);
+        }
+        waiting.successes.push(at);
+        waiting.since.get_or_insert_with(std::time::Instant::now);
+    }
+
+    /// Counts the endpoint's waiting successes in `health`, read under its lock; whether that
+    /// changed it.
+    fn absorb(&self, endpoint: &str, health: &mut EndpointHealth, policy: &EndpointPolicy) -> bool {
+        let successes = self
+            .map()
+            .get_mut(endpoint)
+            .map(|waiting| {
+                waiting.since = None;
+                std::mem::take(&mut waiting.successes)
+            })
+            .unwrap_or_default();
+        let before = health.clone();
+        for at in successes {
+            health.absorb_success(at, policy);
+        }
+        *health != before
+    }
+
+    /// Notes the endpoint's state as this process leaves its lock.
+    fn note(&self, endpoint: &str, health: &EndpointHealth) {
+        self.map().entry(endpoint.to_owned()).or_default().healthy = health.state().is_healthy();
+    }
 }
 
 /// The database's time.
@@ -248,18 +376,35 @@ async fn release(
 pub(super) async fn claim(
     pool: &PgPool,
     policy: &EndpointPolicy,
+    deferred: &Deferred,
     max: usize,
     lease: Duration,
 ) -> Result<Vec<Claim>, StoreError> {
+    // Without limits, a healthy endpoint has nothing to count: its due work is claimed as
+    // without endpoint health, rows locked and skipped when locked, no endpoint's lock taken.
+    // The others (degraded, paused: a probe at a time) go one by one under their lock.
+    let unlimited = policy.limits == Limits::NONE && policy.overrides.is_empty();
+    let mut claims = if unlimited {
+        super::claim_due(pool, CLAIM_HEALTHY, max, lease).await?
+    } else {
+        Vec::new()
+    };
+    if claims.len() >= max {
+        return Ok(claims);
+    }
+    let due_endpoints = if unlimited {
+        UNHEALTHY_DUE
+    } else {
+        DUE_ENDPOINTS
+    };
     let mut conn = pool.acquire().await.map_err(sql::error)?;
     let now = millis(db_now(&mut conn).await?);
     let page = i64::try_from(max.max(8)).unwrap_or(i64::MAX);
-    let mut claims = Vec::new();
     let mut skip = 0i64;
     // An endpoint that grants nothing (at its limit, locked by another claimer) leaves its place
     // to the next: the endpoints are read a page at a time until `max` are claimed.
     loop {
-        let endpoints: Vec<String> = sqlx::query_scalar(DUE_ENDPOINTS)
+        let endpoints: Vec<String> = sqlx::query_scalar(due_endpoints)
             .bind(now)
             .bind(page)
             .bind(skip)
@@ -272,7 +417,7 @@ pub(super) async fn claim(
                 return Ok(claims);
             }
             let mut tx = conn.begin().await.map_err(sql::error)?;
-            let taken = claim_endpoint(&mut tx, endpoint, policy, wanted, lease).await?;
+            let taken = claim_endpoint(&mut tx, endpoint, policy, deferred, wanted, lease).await?;
             tx.commit().await.map_err(sql::error)?;
             claims.extend(taken);
         }
@@ -289,29 +434,43 @@ async fn claim_endpoint(
     conn: &mut PgConnection,
     endpoint: &str,
     policy: &EndpointPolicy,
+    deferred: &Deferred,
     wanted: usize,
     lease: Duration,
 ) -> Result<Vec<Claim>, StoreError> {
-    ensure(conn, endpoint).await?;
-    let locked: Option<(String, i64)> = sqlx::query_as(LOCK_HEALTH)
-        .bind(endpoint)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(sql::error)?;
-    let Some((text, now)) = locked else {
-        // The row is gone (it is never deleted): nothing to take.
-        return Ok(Vec::new());
-    };
-    let mut health = sql_health::health_of(endpoint, &text)?;
+    let key = Endpoint::from_stored(endpoint.to_owned());
+    let (mut health, now) = lock(conn, &key).await?;
+    let before = health.clone();
+    let _ = deferred.absorb(endpoint, &mut health, policy);
+    let taken = take(conn, &key, &mut health, policy, wanted, lease, now).await?;
+    if health != before {
+        save(conn, &key, &health, policy, now).await?;
+    }
+    deferred.note(endpoint, &health);
+    Ok(taken)
+}
+
+/// Takes up to `wanted` of the endpoint's due deliveries (its row locked), as much as its
+/// health grants.
+async fn take(
+    conn: &mut PgConnection,
+    key: &Endpoint,
+    health: &mut EndpointHealth,
+    policy: &EndpointPolicy,
+    wanted: usize,
+    lease: Duration,
+    now: Timestamp,
+) -> Result<Vec<Claim>, StoreError> {
+    let endpoint = key.as_str();
     let in_flight: i64 = sqlx::query_scalar(IN_FLIGHT)
         .bind(endpoint)
-        .bind(now)
+        .bind(millis(now))
         .fetch_one(&mut *conn)
         .await
         .map_err(sql::error)?;
     let ids: Vec<String> = sqlx::query_scalar(CANDIDATES)
         .bind(endpoint)
-        .bind(now)
+        .bind(millis(now))
         .bind(i64::try_from(wanted).unwrap_or(i64::MAX))
         .fetch_all(&mut *conn)
         .await
@@ -319,27 +478,20 @@ async fn claim_endpoint(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let key = Endpoint::from_stored(endpoint.to_owned());
-    let now = from_millis(now);
     let in_flight = usize::try_from(in_flight).unwrap_or(0);
-    let granted = health.grant(ids.len(), in_flight, policy.limits_of(&key), now, lease);
+    let granted = health.grant(ids.len(), in_flight, policy.limits_of(key), now, lease);
     if granted == 0 {
         // Nothing counted: the health is as it was (a refill is a function of the time).
         return Ok(Vec::new());
     }
     let ids = &ids[..granted];
     let until = millis(lease_deadline(now, lease));
-    let mut rows: Vec<ClaimedRow> = Vec::with_capacity(granted);
-    for id in ids {
-        let row: ClaimedRow = sqlx::query_as(TAKE)
-            .bind(until)
-            .bind(id)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(sql::error)?;
-        rows.push(row);
-    }
-    save(conn, &key, &health, policy, now).await?;
+    let rows: Vec<ClaimedRow> = sqlx::query_as(TAKE)
+        .bind(until)
+        .bind(ids)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(sql::error)?;
     let (mut claims, abandoned) = sql::sort_claims(rows, now)?;
     // Abandoned too often: dead-lettered while still locked by this claim.
     for delivery in abandoned {
@@ -356,12 +508,28 @@ async fn claim_endpoint(
 pub(super) async fn record(
     pool: &PgPool,
     policy: &EndpointPolicy,
+    deferred: &Deferred,
     token: &ClaimToken,
     delivery: &Delivery,
 ) -> Result<Recorded, StoreError> {
     let endpoint = delivery.endpoint();
+    if policy.is_enabled()
+        && health::classify(delivery) == AttemptClass::Succeeded
+        && deferred.may_wait(endpoint.as_str())
+    {
+        // A success to an endpoint last seen healthy: the delivery alone, without the lock.
+        let columns = Columns::of(delivery)?;
+        let at: Option<i64> = sql::record_query!(sqlx::query_scalar(RECORD_AT); columns, token)
+            .fetch_optional(pool)
+            .await
+            .map_err(sql::error)?;
+        let at = at.ok_or_else(|| StoreError::lease_lost(&token.webhook_id))?;
+        deferred.push(endpoint.as_str(), from_millis(at));
+        return Ok(Recorded::default());
+    }
     let mut tx = pool.begin().await.map_err(sql::error)?;
     let (mut health, now) = lock(&mut tx, &endpoint).await?;
+    let _ = deferred.absorb(endpoint.as_str(), &mut health, policy);
     let mut settled = delivery.clone();
     let settlement = health::settle(&mut settled, &endpoint, &mut health, policy, now);
     let columns = Columns::of(&settled)?;
@@ -378,6 +546,7 @@ pub(super) async fn record(
         release(&mut tx, &endpoint, now).await?;
     }
     tx.commit().await.map_err(sql::error)?;
+    deferred.note(endpoint.as_str(), &health);
     Ok(Recorded {
         held: settlement.held,
         change: settlement.change,
@@ -434,22 +603,25 @@ pub(super) async fn endpoints(pool: &PgPool) -> Result<Vec<EndpointStatus>, Stor
 pub(super) async fn pause_or_resume(
     pool: &PgPool,
     policy: &EndpointPolicy,
+    deferred: &Deferred,
     endpoint: &Endpoint,
     resume: bool,
 ) -> Result<Option<EndpointChange>, StoreError> {
     let mut tx = pool.begin().await.map_err(sql::error)?;
     let (mut health, now) = lock(&mut tx, endpoint).await?;
+    let absorbed = deferred.absorb(endpoint.as_str(), &mut health, policy);
     let change = if resume {
         health::resume(endpoint, &mut health, now)
     } else {
         health::pause(endpoint, &mut health, now)
     };
-    if change.is_some() {
+    if change.is_some() || absorbed {
         save(&mut tx, endpoint, &health, policy, now).await?;
-        if resume {
-            release(&mut tx, endpoint, now).await?;
-        }
+    }
+    if resume && change.is_some() {
+        release(&mut tx, endpoint, now).await?;
     }
     tx.commit().await.map_err(sql::error)?;
+    deferred.note(endpoint.as_str(), &health);
     Ok(change)
 }

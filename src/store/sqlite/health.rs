@@ -66,7 +66,7 @@ const TAKE_DUE: &str = concat!(
          lease_until = $4 \
      WHERE webhook_id IN (",
     sql_health::candidates!("rowid", ""),
-    ") RETURNING webhook_id, claims, abandoned, data"
+    ") RETURNING webhook_id, claims, abandoned, data, rowid"
 );
 
 /// ($1 lease deadline, $2 a JSON array of webhook ids) -> claimed rows.
@@ -75,7 +75,7 @@ const TAKE_IDS: &str = "UPDATE optout_relay_deliveries \
          abandoned = abandoned + (CASE WHEN lease_until IS NULL THEN 0 ELSE 1 END), \
          lease_until = $1 \
      WHERE webhook_id IN (SELECT value FROM json_each($2)) \
-     RETURNING webhook_id, claims, abandoned, data";
+     RETURNING webhook_id, claims, abandoned, data, rowid";
 
 /// Claims due work when every endpoint is healthy and none has limits: nothing to count, so
 /// one statement, as without endpoint health, but for per-Profile order. ($1 lease deadline,
@@ -98,7 +98,7 @@ const CLAIM_ORDERED: &str = concat!(
     sql_health::first_of_profile!("rowid"),
     " ORDER BY d.next_attempt_at LIMIT $3) \
        LIMIT $3) \
-     RETURNING webhook_id, claims, abandoned, data"
+     RETURNING webhook_id, claims, abandoned, data, rowid"
 );
 
 /// Claims up to `max` due deliveries, endpoint by endpoint (earliest due first), each endpoint

@@ -293,7 +293,7 @@ pub(super) const CLAIM: &str = "UPDATE optout_relay_deliveries \
          WHERE state = 'pending' AND lease_until IS NULL AND next_attempt_at <= $2 \
          ORDER BY next_attempt_at LIMIT $3) \
        LIMIT $3) \
-     RETURNING webhook_id, claims, abandoned, data";
+     RETURNING webhook_id, claims, abandoned, data, rowid";
 
 pub(super) async fn claim(
     conn: &mut SqliteConnection,
