@@ -1036,3 +1036,33 @@ async fn two_stores_on_one_sqlite_file_see_each_others_endpoint_decisions() {
     assert!(recorded.held);
     assert!(second.claim(10, LEASE).await.unwrap().is_empty());
 }
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn a_store_with_health_on_claims_what_one_without_it_admitted_to_the_same_file() {
+    let scratch = Scratch::new("mixed");
+    let path = scratch.0.join("relay.db");
+    let off = SqliteStore::open(&path).await.unwrap();
+    let on = SqliteStore::builder(&path)
+        .endpoint_policy(EndpointPolicy::default())
+        .open()
+        .await
+        .unwrap();
+    // Another endpoint paused: the claims go endpoint by endpoint, from the endpoints' rows.
+    on.pause(&B.parse().unwrap())
+        .await
+        .unwrap()
+        .expect("paused");
+    let ids = admit(
+        &off,
+        &router([flow("a", A, DeliveryOrder::Any)]),
+        "e1",
+        "p-1",
+        Timestamp::now(),
+    )
+    .await;
+    assert_eq!(
+        claimed_ids(&on.claim(10, LEASE).await.unwrap()),
+        [ids[0].as_str()]
+    );
+}

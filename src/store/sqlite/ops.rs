@@ -48,13 +48,13 @@ pub(super) const ROWS_PER_STATEMENT: usize = 1_000;
 /// query reads the entry history of every candidate, the entries are decided in order (each
 /// seeing the entries decided before it in the batch), then one statement inserts the entries
 /// and one the deliveries. The caller holds a savepoint around it and falls back to admitting
-/// the plans one by one if it fails. With the writer's copy of the endpoints' health, it also
-/// makes a row, healthy, for each endpoint that has none (the rows endpoint health's claims
-/// read).
+/// the plans one by one if it fails. It also makes a row, healthy, for each endpoint the writer
+/// does not know to have one (the rows endpoint health's claims read; made whatever the store's
+/// policy, so that a store with endpoint health on finds the work another one admitted).
 pub(super) fn admit_batch<'a>(
     conn: &'a mut SqliteConnection,
     admits: &'a [(&'a Plan, &'a [Columns])],
-    endpoints: Option<&'a mut Healths>,
+    healths: &'a mut Healths,
 ) -> Boxed<'a, Result<Vec<Submitted>, StoreError>> {
     Box::pin(async move {
         struct Row<'r> {
@@ -190,7 +190,7 @@ pub(super) fn admit_batch<'a>(
                 .await
                 .map_err(sql::error)?;
         }
-        if let Some(healths) = endpoints {
+        {
             let mut seen = std::collections::HashSet::new();
             let new: Vec<&str> = entered
                 .iter()

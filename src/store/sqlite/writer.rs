@@ -163,8 +163,7 @@ pub(super) async fn write_loop(
                             _ => None,
                         })
                         .collect();
-                    let known = policy.gates().then_some(&mut healths);
-                    let result = admit_batch(&mut conn, &plans, known).await;
+                    let result = admit_batch(&mut conn, &plans, &mut healths).await;
                     let end = if result.is_ok() {
                         "RELEASE batch"
                     } else {
@@ -389,18 +388,13 @@ pub(super) fn run<'a>(
         match command {
             Command::Admit { plan, rows, reply } => {
                 // The batched path with a batch of one: the same statements, the same rule.
-                let known = policy.gates().then_some(&mut *healths);
-                let result =
-                    admit_batch(conn, &[(&plan, &rows)], known)
-                        .await
-                        .and_then(|submitted| {
-                            submitted.into_iter().next().ok_or_else(|| {
-                                StoreError::new(
-                                    StoreErrorKind::Other,
-                                    "no result for the admission",
-                                )
-                            })
-                        });
+                let result = admit_batch(conn, &[(&plan, &rows)], healths)
+                    .await
+                    .and_then(|submitted| {
+                        submitted.into_iter().next().ok_or_else(|| {
+                            StoreError::new(StoreErrorKind::Other, "no result for the admission")
+                        })
+                    });
                 finish(reply, result)
             }
             Command::Claim { max, lease, reply } if policy.gates() => finish(
