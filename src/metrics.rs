@@ -33,7 +33,9 @@ use crate::store::{DeliveryStore, StoreError};
 
 /// Deliveries the store admitted (one per flow an event entered).
 pub const ADMITTED: &str = "optout_relay_deliveries_admitted_total";
-/// Attempts made (each request sent, or refused before sending), whatever their result.
+/// Attempts the worker recorded in the store (each request sent, or refused before sending),
+/// whatever their result; an attempt whose claim was lost, or that a shutdown aborted, is not
+/// counted.
 pub const ATTEMPTS: &str = "optout_relay_attempts_total";
 /// How long each attempt took, from its start to its result, in seconds.
 pub const ATTEMPT_SECONDS: &str = "optout_relay_attempt_duration_seconds";
@@ -44,9 +46,13 @@ pub const RETRIED: &str = "optout_relay_attempts_retried_total";
 /// Deliveries the retry policy gave up while their endpoint was down: held, pending, until it
 /// recovers.
 pub const HELD: &str = "optout_relay_deliveries_held_total";
-/// Deliveries given up (`reason`: [`DeadLetterReason::as_str`](crate::delivery::DeadLetterReason::as_str)).
+/// Deliveries the worker gave up after an attempt (`reason`:
+/// [`DeadLetterReason::as_str`](crate::delivery::DeadLetterReason::as_str); one a store gives up
+/// for its abandoned claims is counted by the store's [`counts`](DeliveryStore::counts) only).
 pub const DEAD_LETTERED: &str = "optout_relay_deliveries_dead_lettered_total";
-/// Endpoint state changes (`from`, `to`: `healthy`, `degraded` or `paused`).
+/// Endpoint state changes that recorded attempts made (`from`, `to`: `healthy`, `degraded` or
+/// `paused`); an operator's [`DeliveryStore::pause`] or `resume` returns its change to its
+/// caller instead.
 pub const STATE_CHANGES: &str = "optout_relay_endpoint_state_changes_total";
 /// Pending deliveries of an endpoint, in flight or not.
 pub const PENDING: &str = "optout_relay_endpoint_pending";

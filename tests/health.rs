@@ -110,22 +110,22 @@ fn a_success_counted_late_takes_its_place_in_the_window_and_never_changes_the_st
         health.observe(AttemptClass::Failed, at(ms(s * 1000)), &policy);
     }
     // Two successes made at t0 and t0+5 s, counted after the failures: 9 of 11 failed.
-    health.absorb_success(t0(), &policy);
-    health.absorb_success(at(ms(5_000)), &policy);
+    health.absorb_success(t0(), at(ms(9_000)), &policy);
+    health.absorb_success(at(ms(5_000)), at(ms(9_000)), &policy);
     assert_eq!(health.window(at(ms(9_000)), &policy), (11, 9));
     assert_eq!(health.last_success(), Some(at(ms(5_000))));
     assert_eq!(health.state(), EndpointState::Healthy);
     // In place: when t0 leaves the window (at t0+60 s), the 10 others stay.
     assert_eq!(health.window(at(ms(60_000)), &policy), (10, 9));
-    // One older than the window is not counted; the last success stays the latest.
-    health.absorb_success(at(ms(-60_000)), &policy);
+    // One that has left the window by now is not counted; the last success stays the latest.
+    health.absorb_success(at(ms(-51_000)), at(ms(9_000)), &policy);
     assert_eq!(health.window(at(ms(9_000)), &policy), (11, 9));
     assert_eq!(health.last_success(), Some(at(ms(5_000))));
     // While the circuit is open, a late success is dropped: a probe decides the recovery.
     health.observe(AttemptClass::Failed, at(ms(10_000)), &policy);
     let open = health.state();
     assert!(matches!(open, EndpointState::Degraded { .. }));
-    health.absorb_success(at(ms(10_001)), &policy);
+    health.absorb_success(at(ms(10_001)), at(ms(10_001)), &policy);
     assert_eq!(health.state(), open);
     assert_eq!(health.window(at(ms(10_001)), &policy), (12, 10));
 }
@@ -1063,6 +1063,110 @@ async fn a_store_with_health_on_claims_what_one_without_it_admitted_to_the_same_
     .await;
     assert_eq!(
         claimed_ids(&on.claim(10, LEASE).await.unwrap()),
+        [ids[0].as_str()]
+    );
+}
+
+#[tokio::test]
+async fn a_paused_endpoint_stays_paused_when_a_lost_claim_sends_a_group_commit_one_by_one() {
+    let router = router([flow("a", A, DeliveryOrder::Any)]);
+    let endpoint: Endpoint = A.parse().unwrap();
+    for (name, store, _scratch) in stores("paused-lost", EndpointPolicy::default()).await {
+        for i in 0..3 {
+            admit(
+                &*store,
+                &router,
+                &format!("e{i}"),
+                &format!("p-{i}"),
+                Timestamp::now(),
+            )
+            .await;
+        }
+        let claims = store.claim(3, LEASE).await.unwrap();
+        assert_eq!(claims.len(), 3, "{name}");
+        store.pause(&endpoint).await.unwrap().expect("paused");
+        store.release(&claims[1].token).await.unwrap();
+        let results = answer_claims_together(&store, &claims, &[204, 204, 204]).await;
+        assert!(results[1].is_err(), "{name}");
+        assert_eq!(results[0].as_ref().unwrap(), &Default::default(), "{name}");
+        assert_eq!(results[2].as_ref().unwrap(), &Default::default(), "{name}");
+        let statuses = store.endpoints().await.unwrap();
+        assert_eq!(
+            (statuses[0].state.as_str(), statuses[0].pending),
+            ("paused", 1),
+            "{name}"
+        );
+        // Nothing of it is claimed while it is paused.
+        assert!(store.claim(10, LEASE).await.unwrap().is_empty(), "{name}");
+    }
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn pause_and_resume_read_the_row_on_a_store_without_endpoint_health() {
+    let scratch = Scratch::new("off-pause");
+    let path = scratch.0.join("relay.db");
+    let (first, second) = (
+        SqliteStore::open(&path).await.unwrap(),
+        SqliteStore::open(&path).await.unwrap(),
+    );
+    let endpoint: Endpoint = A.parse().unwrap();
+    assert!(first.pause(&endpoint).await.unwrap().is_some());
+    assert_eq!(first.pause(&endpoint).await.unwrap(), None);
+    // The other store sees the pause, resumes it, and the first sees that.
+    assert_eq!(second.pause(&endpoint).await.unwrap(), None);
+    assert!(second.resume(&endpoint).await.unwrap().is_some());
+    assert_eq!(first.resume(&endpoint).await.unwrap(), None);
+    assert!(first.pause(&endpoint).await.unwrap().is_some());
+    assert_eq!(first.endpoints().await.unwrap()[0].state.as_str(), "paused");
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn a_replayed_delivery_whose_endpoint_has_no_row_is_claimed_by_a_store_with_health_on() {
+    let scratch = Scratch::new("replay-row");
+    let path = scratch.0.join("relay.db");
+    let ids = {
+        let store = SqliteStore::open(&path).await.unwrap();
+        let ids = admit(
+            &store,
+            &router([flow("a", A, DeliveryOrder::Any)]),
+            "e1",
+            "p-1",
+            Timestamp::now(),
+        )
+        .await;
+        let claims = store.claim(1, LEASE).await.unwrap();
+        answer_claim(&store, &claims[0], 400).await;
+        assert_eq!(store.counts().await.unwrap().dead_lettered, 1);
+        ids
+    };
+    // A file whose endpoint has no row (as an earlier version wrote it).
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
+        "sqlite://{}",
+        path.display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query("DELETE FROM optout_relay_endpoints")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+    let store = SqliteStore::builder(&path)
+        .endpoint_policy(EndpointPolicy::default())
+        .open()
+        .await
+        .unwrap();
+    // Another endpoint paused: the claims go endpoint by endpoint, from the endpoints' rows.
+    store
+        .pause(&B.parse().unwrap())
+        .await
+        .unwrap()
+        .expect("paused");
+    assert!(store.replay(&ids[0]).await.unwrap());
+    assert_eq!(
+        claimed_ids(&store.claim(10, LEASE).await.unwrap()),
         [ids[0].as_str()]
     );
 }

@@ -313,6 +313,46 @@ async fn successes_recorded_without_the_endpoints_lock_still_count_in_its_breake
     }
 }
 
+/// A success to an endpoint this process last saw healthy, after another process opened its
+/// circuit, is recorded under the lock and closes the circuit, as everywhere else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_success_closes_the_circuit_another_process_opened() {
+    let db = pg::database().await;
+    let first = open(&db.url, EndpointPolicy::default()).await;
+    let second = open(&db.url, EndpointPolicy::default()).await;
+    let router = router(OTHER, DeliveryOrder::Any);
+    for i in 0..12 {
+        admit(&first, &router, &format!("evt-{i}"), &format!("p-{i}")).await;
+    }
+    let claims = first.claim(100, LEASE).await.unwrap();
+    assert_eq!(claims.len(), 12);
+    assert_eq!(record(&first, &claims[0], 204).await, Recorded::default());
+    let mut opened = None;
+    for (i, claim) in claims[1..11].iter().enumerate() {
+        if record(&second, claim, 503).await.change.is_some() && opened.is_none() {
+            opened = Some(i);
+        }
+    }
+    // 1 success, then the 9th failure makes 9 of 10.
+    assert_eq!(opened, Some(8));
+    assert_eq!(
+        second.endpoints().await.unwrap()[0].state.as_str(),
+        "degraded"
+    );
+    let change = record(&first, &claims[11], 204)
+        .await
+        .change
+        .expect("the circuit closes");
+    assert_eq!(
+        (change.from.as_str(), change.to.as_str()),
+        ("degraded", "healthy")
+    );
+    assert_eq!(
+        first.endpoints().await.unwrap()[0].state.as_str(),
+        "healthy"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // b. Per-Profile order
 

@@ -376,27 +376,27 @@ impl EndpointHealth {
         (before != self.state).then_some((before, self.state))
     }
 
-    /// Counts a success observed late, after attempts made later were observed (a store that
-    /// writes a healthy endpoint's successes in batches): in the window in its place, as the
-    /// last success unless a later one is known, and ending the failing run only if it came
-    /// after the run began. It changes no state: it counts only while the endpoint is healthy,
-    /// and is dropped otherwise (a probe's success decides a recovery).
-    pub fn absorb_success(&mut self, at: Timestamp, policy: &EndpointPolicy) {
+    /// Counts a success observed late, at `now`, after attempts made later were observed (a
+    /// store that writes a healthy endpoint's successes in batches): in the window in its place
+    /// (not at all if it has left the window by `now`), as the last success unless a later one
+    /// is known, and ending the failing run only if it came after the run began. It changes no
+    /// state: it counts only while the endpoint is healthy, and is dropped otherwise (a probe's
+    /// success decides a recovery).
+    pub fn absorb_success(&mut self, at: Timestamp, now: Timestamp, policy: &EndpointPolicy) {
         if !self.state.is_healthy() {
             return;
         }
         if let Some(breaker) = &policy.breaker {
-            let latest = self.recent.back().map_or(at, |m| m.at.max(at));
-            if plus(at, breaker.window) > latest {
+            if plus(at, breaker.window) > now {
                 let place = self
                     .recent
                     .iter()
                     .rposition(|m| m.at <= at)
                     .map_or(0, |i| i + 1);
                 self.recent.insert(place, Mark { at, failed: false });
-            }
-            while self.recent.len() > MAX_WINDOW_ATTEMPTS {
-                self.recent.pop_front();
+                while self.recent.len() > MAX_WINDOW_ATTEMPTS {
+                    self.recent.pop_front();
+                }
             }
         }
         self.last_success = Some(self.last_success.map_or(at, |last| last.max(at)));

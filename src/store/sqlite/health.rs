@@ -114,6 +114,7 @@ pub(super) async fn claim(
     if max == 0 {
         return Ok(Vec::new());
     }
+    healths.ensure(conn, policy, now).await?;
     let until = millis(lease_deadline(now, lease));
     let mut rows: Vec<sql::ClaimedRow> = Vec::new();
     let mut kept: Vec<(Endpoint, EndpointHealth, bool)> = Vec::new();
@@ -154,7 +155,7 @@ pub(super) async fn claim(
         rewrite(conn, &delivery).await?;
     }
     for (endpoint, health, written) in kept {
-        healths.keep(&endpoint, health, written, now);
+        healths.keep(&endpoint, health, written, &[], now);
     }
     Ok(claims)
 }
@@ -228,6 +229,7 @@ pub(super) async fn record(
     policy: &EndpointPolicy,
     healths: &mut Healths,
 ) -> Result<Recorded, StoreError> {
+    healths.ensure(conn, policy, now).await?;
     let endpoint = delivery.endpoint();
     let mut health = healths.get(&endpoint);
     let class = health::classify(delivery);
@@ -264,7 +266,13 @@ pub(super) async fn record(
         execute(conn, end).await?;
     }
     result?;
-    healths.keep(&endpoint, health, write, now);
+    let success = [now];
+    let kept_only = if class == AttemptClass::Succeeded {
+        &success[..]
+    } else {
+        &[]
+    };
+    healths.keep(&endpoint, health, write, kept_only, now);
     Ok(Recorded {
         held: settlement.held,
         change: settlement.change,
@@ -285,6 +293,7 @@ pub(super) fn record_all<'a>(
     healths: &'a mut Healths,
 ) -> Boxed<'a, Result<Option<Vec<Recorded>>, StoreError>> {
     Box::pin(async move {
+        healths.ensure(conn, policy, now).await?;
         // The endpoints in the order they first come, each with its records' places.
         let mut endpoints: Vec<(Endpoint, Vec<usize>)> = Vec::new();
         for (i, (_, delivery)) in records.iter().enumerate() {
@@ -304,9 +313,13 @@ pub(super) fn record_all<'a>(
             let mut health = healths.get(endpoint);
             let mut release_after: Option<usize> = None;
             let mut deferrable = true;
+            let mut successes = Vec::new();
             for (n, &i) in places.iter().enumerate() {
                 let class = health::classify(records[i].1);
                 deferrable &= matches!(class, AttemptClass::Succeeded | AttemptClass::Neutral);
+                if class == AttemptClass::Succeeded {
+                    successes.push(now);
+                }
                 let mut settled = records[i].1.clone();
                 let settlement = health::settle(&mut settled, endpoint, &mut health, policy, now);
                 if settlement.release {
@@ -327,7 +340,7 @@ pub(super) fn record_all<'a>(
                     .map(|&i| records[i].0.webhook_id.as_str())
                     .collect()
             });
-            settled_endpoints.push((health, write, release_after.is_some(), later));
+            settled_endpoints.push((health, write, release_after.is_some(), later, successes));
         }
         let columns: Vec<Columns> = columns.into_iter().flatten().collect();
         let rows: Vec<(&ClaimToken, &Columns)> = records
@@ -339,7 +352,7 @@ pub(super) fn record_all<'a>(
         if written.len() != records.len() {
             return Ok(None);
         }
-        for ((endpoint, _), (health, write, recovered, later)) in
+        for ((endpoint, _), (health, write, recovered, later, _)) in
             endpoints.iter().zip(&settled_endpoints)
         {
             if *write {
@@ -349,8 +362,10 @@ pub(super) fn record_all<'a>(
                 release(conn, endpoint, now, later).await?;
             }
         }
-        for ((endpoint, _), (health, write, _, _)) in endpoints.iter().zip(settled_endpoints) {
-            healths.keep(endpoint, health, write, now);
+        for ((endpoint, _), (health, write, _, _, successes)) in
+            endpoints.iter().zip(settled_endpoints)
+        {
+            healths.keep(endpoint, health, write, &successes, now);
         }
         Ok(Some(recorded))
     })
@@ -390,6 +405,7 @@ pub(super) async fn pause_or_resume(
     policy: &EndpointPolicy,
     healths: &mut Healths,
 ) -> Result<Option<EndpointChange>, StoreError> {
+    healths.ensure(conn, policy, now).await?;
     let mut health = healths.get(endpoint);
     let change = if resume {
         health::resume(endpoint, &mut health, now)
@@ -403,7 +419,7 @@ pub(super) async fn pause_or_resume(
     if resume && change.is_some() {
         release(conn, endpoint, now, &[]).await?;
     }
-    healths.keep(endpoint, health, write, now);
+    healths.keep(endpoint, health, write, &[], now);
     Ok(change)
 }
 

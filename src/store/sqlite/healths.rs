@@ -2,21 +2,27 @@
 //! endpoint's row each time, and a healthy endpoint's successes are not written one by one.
 //!
 //! The copy is good while no other connection has committed to the file: the writer reads
-//! SQLite's `data_version` as each group commit begins, and reads every row again when it
-//! moved (another process, or another store on the same file, wrote). Every rollback drops the
-//! copy too. What the copy may hold that its row does not: the successes (and neutral answers)
-//! of a healthy endpoint without limits, for at most [`DEFER`]. A change of state, a failure, a
-//! hold, a release, a token or a probe taken is written in the same transaction as the attempt
-//! or the claim. A crash loses at most a second of successes from the breaker's window (which
-//! can only make the breaker quicker to open), never a delivery.
+//! SQLite's `data_version` as each group commit begins (with endpoint health on), and reads
+//! every row again when it moved (another process, or another store on the same file, wrote).
+//! A rollback drops the copy, and the next use in the same transaction reads the rows again
+//! ([`Healths::ensure`]); so does every group commit of a store without endpoint health that
+//! pauses or resumes. What the copy may hold that its row does not: the successes (and neutral
+//! answers) of a healthy endpoint without limits, for at most [`DEFER`]; they are kept apart
+//! and counted again in the row read back ([`EndpointHealth::absorb_success`]) when another
+//! connection wrote it. A change of state, a failure, a hold, a release, a token or a probe
+//! taken is written in the same transaction as the attempt or the claim. A crash loses at most a
+//! second of successes from the breaker's window (which can only make the breaker quicker to
+//! open), never a delivery.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use jiff::Timestamp;
 use sqlx::sqlite::SqliteConnection;
 
-use crate::health::{AttemptClass, Endpoint, EndpointHealth, EndpointPolicy, Limits};
+use crate::health::{
+    AttemptClass, Endpoint, EndpointHealth, EndpointPolicy, Limits, MAX_WINDOW_ATTEMPTS,
+};
 use crate::store::StoreError;
 use crate::store::sql;
 use crate::store::sql_health::{self, ALL_HEALTH};
@@ -46,13 +52,43 @@ pub(super) struct Healths {
     /// The file's `data_version` when the copy was read; `None` when it must be read again.
     version: Option<i64>,
     endpoints: HashMap<String, Cached>,
+    /// The endpoints known to have a row (rows are never deleted; a rollback forgets them).
+    rows: HashSet<String>,
+    /// Each endpoint's successes kept in the copy only (not yet in its row), with their times.
+    waiting: HashMap<String, Vec<Timestamp>>,
 }
 
 impl Healths {
-    /// Drops the copy: it is read again at the next group commit.
+    /// Drops the copy after a rollback: what it held may not be in the file. The next use reads
+    /// the rows again.
     pub(super) fn invalidate(&mut self) {
         self.version = None;
         self.endpoints.clear();
+        self.rows.clear();
+    }
+
+    /// Drops the health copy (not the rows known): for a store that does not check the file's
+    /// version at each group commit.
+    pub(super) fn forget(&mut self) {
+        self.version = None;
+        self.endpoints.clear();
+    }
+
+    /// Reads the rows again if the copy was dropped (the file's version read now).
+    pub(super) async fn ensure(
+        &mut self,
+        conn: &mut SqliteConnection,
+        policy: &EndpointPolicy,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        if self.version.is_some() {
+            return Ok(());
+        }
+        let version: i64 = sqlx::query_scalar("PRAGMA data_version")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(sql::error)?;
+        self.check(conn, version, policy, now).await
     }
 
     /// Reads every row again if another connection committed since the copy was read (or the
@@ -61,6 +97,8 @@ impl Healths {
         &mut self,
         conn: &mut SqliteConnection,
         version: i64,
+        policy: &EndpointPolicy,
+        now: Timestamp,
     ) -> Result<(), StoreError> {
         if self.version == Some(version) {
             return Ok(());
@@ -71,12 +109,18 @@ impl Healths {
             .await
             .map_err(sql::error)?;
         for (endpoint, text) in rows {
-            let health = sql_health::health_of(&endpoint, &text)?;
+            let stored = sql_health::health_of(&endpoint, &text)?;
+            // The successes this writer had not written yet count in the row read back.
+            let mut health = stored.clone();
+            for at in self.waiting.get(&endpoint).into_iter().flatten() {
+                health.absorb_success(*at, now, policy);
+            }
+            self.rows.insert(endpoint.clone());
             self.endpoints.insert(
                 endpoint,
                 Cached {
-                    health: health.clone(),
-                    stored: Some(health),
+                    health,
+                    stored: Some(stored),
                     written_at: None,
                 },
             );
@@ -93,11 +137,9 @@ impl Healths {
             .unwrap_or_default()
     }
 
-    /// Whether the endpoint has a row.
+    /// Whether the endpoint is known to have a row.
     pub(super) fn has_row(&self, endpoint: &str) -> bool {
-        self.endpoints
-            .get(endpoint)
-            .is_some_and(|cached| cached.stored.is_some())
+        self.rows.contains(endpoint)
     }
 
     /// Whether every endpoint is healthy.
@@ -109,13 +151,16 @@ impl Healths {
 
     /// Notes a row made healthy at admission.
     pub(super) fn made(&mut self, endpoint: &str) {
-        self.endpoints
-            .entry(endpoint.to_owned())
-            .or_insert_with(|| Cached {
-                health: EndpointHealth::default(),
-                stored: Some(EndpointHealth::default()),
-                written_at: None,
-            });
+        self.rows.insert(endpoint.to_owned());
+        if self.version.is_some() {
+            self.endpoints
+                .entry(endpoint.to_owned())
+                .or_insert_with(|| Cached {
+                    health: EndpointHealth::default(),
+                    stored: Some(EndpointHealth::default()),
+                    written_at: None,
+                });
+        }
     }
 
     /// Whether `health`, the endpoint's health after an attempt of class `class` (or a claim,
@@ -164,18 +209,30 @@ impl Healths {
         Ok(())
     }
 
-    /// Keeps `health` as the endpoint's health once the statements that used it succeeded;
-    /// `written` when its row was written with it.
+    /// Keeps `health` as the endpoint's health once the statements that used it succeeded:
+    /// `written` when its row was written with it; otherwise `successes` (their times) are the
+    /// successes it holds that the row does not.
     pub(super) fn keep(
         &mut self,
         endpoint: &Endpoint,
         health: EndpointHealth,
         written: bool,
+        successes: &[Timestamp],
         now: Timestamp,
     ) {
+        let key = endpoint.as_str();
+        if written {
+            self.rows.insert(key.to_owned());
+            self.waiting.remove(key);
+        } else if !successes.is_empty() {
+            let waiting = self.waiting.entry(key.to_owned()).or_default();
+            waiting.extend_from_slice(successes);
+            let extra = waiting.len().saturating_sub(MAX_WINDOW_ATTEMPTS);
+            waiting.drain(..extra);
+        }
         let cached = self
             .endpoints
-            .entry(endpoint.as_str().to_owned())
+            .entry(key.to_owned())
             .or_insert_with(|| Cached {
                 health: EndpointHealth::default(),
                 stored: None,
@@ -206,6 +263,7 @@ impl Healths {
                 Self::write(conn, &key, &cached.health, policy, now).await?;
             }
         }
+        self.waiting.clear();
         Ok(())
     }
 }

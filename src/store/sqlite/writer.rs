@@ -133,8 +133,10 @@ pub(super) async fn write_loop(
             _ => "BEGIN IMMEDIATE",
         };
         let begun = if policy.gates() {
-            begin_checked(&mut conn, begin, &mut healths).await
+            begin_checked(&mut conn, begin, &mut healths, &policy, now).await
         } else {
+            // Read again if a pause or resume needs it (rows known stay known).
+            healths.forget();
             execute(&mut conn, begin).await
         };
         if let Err(error) = begun {
@@ -288,7 +290,8 @@ pub(super) async fn write_loop(
         }
     }
     if policy.is_enabled() {
-        // The successes kept in the copy only, written as the writer stops.
+        // The successes kept in the copy only, written as the writer stops (when its runtime
+        // lets it finish; otherwise at most a second of them is not counted).
         let now = Timestamp::now();
         if let Ok(version) = begin_version(&mut conn, "BEGIN IMMEDIATE").await {
             let flushed = healths.flush(&mut conn, version, &policy, now).await;
@@ -330,9 +333,11 @@ async fn begin_checked(
     conn: &mut SqliteConnection,
     begin: &'static str,
     healths: &mut Healths,
+    policy: &EndpointPolicy,
+    now: Timestamp,
 ) -> Result<(), StoreError> {
     let version = begin_version(conn, begin).await?;
-    if let Err(error) = healths.check(conn, version).await {
+    if let Err(error) = healths.check(conn, version, policy, now).await {
         healths.invalidate();
         let _ = execute(conn, "ROLLBACK").await;
         return Err(error);
