@@ -171,7 +171,15 @@ async fn relay_child() {
     ) else {
         return;
     };
-    let store = Arc::new(SqliteStore::open(&store).await.unwrap());
+    // Endpoint health on (its claims, its records, the writer's copy of the endpoints' health),
+    // without the circuit breaker, whose cool-downs would outlast the rounds.
+    let store = Arc::new(
+        SqliteStore::builder(&store)
+            .endpoint_policy(optout_relay::health::EndpointPolicy::default().breaker(None))
+            .open()
+            .await
+            .unwrap(),
+    );
     let loopback = DestinationPolicy::default().allow_loopback();
     let client = ReqwestClient::builder()
         .destination_policy(loopback.clone())

@@ -22,7 +22,7 @@ use crate::webhook::WebhookId;
 mod endpoints;
 
 pub use endpoints::NOTIFY_CHANNEL;
-use endpoints::{DB_NOW, kept, notify, rewrite};
+use endpoints::{DB_NOW, notify, rewrite};
 
 /// The key of the advisory lock held while the tables are created.
 const MIGRATION_LOCK: i64 = 0x6f70_746f_7574_0001;
@@ -504,7 +504,7 @@ impl DeliveryStore for PostgresStore {
         if max == 0 {
             return Ok(Vec::new());
         }
-        if kept(&self.inner.policy) {
+        if self.inner.policy.gates() {
             return endpoints::claim(
                 &self.inner.pool,
                 &self.inner.policy,
@@ -522,7 +522,7 @@ impl DeliveryStore for PostgresStore {
         claim: &ClaimToken,
         delivery: &Delivery,
     ) -> Result<Recorded, StoreError> {
-        if kept(&self.inner.policy) {
+        if self.inner.policy.gates() {
             return endpoints::record(
                 &self.inner.pool,
                 &self.inner.policy,
@@ -551,7 +551,7 @@ impl DeliveryStore for PostgresStore {
     }
 
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
-        let (earliest, now) = if kept(&self.inner.policy) {
+        let (earliest, now) = if self.inner.policy.gates() {
             let (earliest, now) = endpoints::next_due(&self.inner.pool, &self.inner.policy).await?;
             (earliest.map(millis), millis(now))
         } else {

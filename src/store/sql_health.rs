@@ -51,6 +51,11 @@ macro_rules! candidates {
 
 pub(crate) use {candidates, first_of_profile};
 
+/// ($1 endpoint, $2 its health, [`NEW_HEALTH`]): the endpoint's row, healthy, if it has none.
+pub(crate) const ENSURE_ENDPOINT: &str = "INSERT INTO optout_relay_endpoints \
+     (endpoint, state, health, blocked_until) VALUES ($1, 'healthy', $2, 0) \
+     ON CONFLICT (endpoint) DO NOTHING";
+
 /// The health of an endpoint never attempted (`EndpointHealth::default()` as stored).
 pub(crate) const NEW_HEALTH: &str = r#"{"state":{"state":"healthy"}}"#;
 

@@ -35,8 +35,8 @@ use crate::health::{
 };
 use crate::store::sql::{self, ClaimedRow, Columns, from_millis, millis};
 use crate::store::sql_health::{
-    self, ALL_HEALTH, ENDPOINT_COUNTS, IN_FLIGHT, IN_FLIGHT_BY_ENDPOINT, NEXT_LEASE_END,
-    PENDING_OF, candidates, first_of_profile,
+    self, ALL_HEALTH, ENDPOINT_COUNTS, ENSURE_ENDPOINT, IN_FLIGHT, IN_FLIGHT_BY_ENDPOINT,
+    NEXT_LEASE_END, PENDING_OF, candidates, first_of_profile,
 };
 use crate::store::{Claim, ClaimToken, Recorded, StoreError, StoreErrorKind, lease_deadline};
 
@@ -133,11 +133,6 @@ const LOCK_HEALTH: &str = "SELECT health, \
      (extract(epoch from clock_timestamp()) * 1000)::bigint \
      FROM optout_relay_endpoints WHERE endpoint = $1 FOR UPDATE";
 
-/// ($1 endpoint, $2 the health of a new endpoint): the endpoint's row, healthy, if it has none.
-const ENSURE_ENDPOINT: &str = "INSERT INTO optout_relay_endpoints \
-     (endpoint, state, health, blocked_until) VALUES ($1, 'healthy', $2, 0) \
-     ON CONFLICT (endpoint) DO NOTHING";
-
 /// Rows written by schema version 1, without their endpoint. ($1 after this webhook id, $2 how
 /// many) -> (webhook id, data).
 const WITHOUT_ENDPOINT: &str = "SELECT webhook_id, data FROM optout_relay_deliveries \
@@ -147,12 +142,6 @@ const WITHOUT_ENDPOINT: &str = "SELECT webhook_id, data FROM optout_relay_delive
 const FILL_ENDPOINTS: &str = "UPDATE optout_relay_deliveries d SET endpoint = v.endpoint \
      FROM unnest($1::text[], $2::text[]) AS v(webhook_id, endpoint) \
      WHERE d.webhook_id = v.webhook_id";
-
-/// Whether the store keeps endpoint health (or at least limits): otherwise it claims and records
-/// exactly as before endpoint health existed.
-pub(super) fn kept(policy: &EndpointPolicy) -> bool {
-    policy.gates()
-}
 
 /// [`sql::RECORD`], only while the endpoint ($8) is healthy (or has no row), returning the
 /// database's time. (Its binds, $8 endpoint) -> now; no row when the claim was lost or the

@@ -360,14 +360,11 @@ pub(super) async fn replay(
     rewrite(conn, &delivery).await?;
     // Its endpoint's row, if a file written without one lacks it (the claims of endpoint
     // health read the rows).
-    sqlx::query(
-        "INSERT INTO optout_relay_endpoints (endpoint, state, health, blocked_until) \
-         VALUES ($1, 'healthy', $2, 0) ON CONFLICT (endpoint) DO NOTHING",
-    )
-    .bind(delivery.endpoint().as_str())
-    .bind(crate::store::sql_health::NEW_HEALTH)
-    .execute(&mut *conn)
-    .await
-    .map_err(sql::error)?;
+    sqlx::query(crate::store::sql_health::ENSURE_ENDPOINT)
+        .bind(delivery.endpoint().as_str())
+        .bind(crate::store::sql_health::NEW_HEALTH)
+        .execute(&mut *conn)
+        .await
+        .map_err(sql::error)?;
     Ok(true)
 }
