@@ -1170,3 +1170,48 @@ async fn a_replayed_delivery_whose_endpoint_has_no_row_is_claimed_by_a_store_wit
         [ids[0].as_str()]
     );
 }
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn successes_not_yet_written_count_after_another_store_wrote_the_file() {
+    let scratch = Scratch::new("waiting");
+    let path = scratch.0.join("relay.db");
+    let open = || {
+        SqliteStore::builder(&path)
+            .endpoint_policy(EndpointPolicy::default())
+            .open()
+    };
+    let (first, second) = (open().await.unwrap(), open().await.unwrap());
+    let router = router([flow("a", A, DeliveryOrder::Any)]);
+    for i in 0..30 {
+        admit(
+            &first,
+            &router,
+            &format!("e{i}"),
+            &format!("p-{i}"),
+            Timestamp::now(),
+        )
+        .await;
+    }
+    let claims = first.claim(30, LEASE).await.unwrap();
+    assert_eq!(claims.len(), 30);
+    // 20 successes: the first writes the row, the others wait in the first store's copy.
+    for claim in &claims[..20] {
+        assert_eq!(answer_claim(&first, claim, 204).await, Default::default());
+    }
+    // The other store writes the file: the first reads the rows again, its waiting successes
+    // counted in them.
+    second
+        .pause(&B.parse().unwrap())
+        .await
+        .unwrap()
+        .expect("paused");
+    // 10 failures: 10 of 30 failed, under 50 %: still healthy. (Were the waiting successes
+    // lost, 10 of 11 would open the circuit.)
+    for claim in &claims[20..] {
+        assert_eq!(answer_claim(&first, claim, 503).await.change, None);
+    }
+    let statuses = first.endpoints().await.unwrap();
+    assert_eq!(statuses[0].endpoint.as_str(), A);
+    assert_eq!(statuses[0].state.as_str(), "healthy");
+}
