@@ -21,6 +21,12 @@
 //! | [`KIND_NOT_SENT`] | `kind_not_sent` | Webhook node |
 //! | [`SIGNED_QUERY_ENCODING`] | `signed_query_encoding` | Webhook node |
 //! | [`PLAIN_HTTP`] | `plain_http` | Webhook node |
+//! | [`UNKNOWN_SECTION`] | `unknown_section` | catalog |
+//! | [`UNKNOWN_FOLDER`] | `unknown_folder` | catalog |
+//! | [`UNKNOWN_SUBSCRIPTION`] | `unknown_subscription` | catalog |
+//!
+//! The catalog lints ([`lint_catalog`]) check the flows against the Sections, Folders and
+//! Subscriptions they name.
 
 use std::fmt;
 
@@ -28,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::FlowId;
 
+pub use crate::listen::catalog_lint::lint_catalog;
 pub use crate::listen::lint::{MAX_LISTED_OVERLAPS, lint_flows};
 
 /// An entry limit other than unlimited on an opt-out listener: a Profile that opts out of one
@@ -56,9 +63,17 @@ pub const KIND_NOT_SENT: &str = "kind_not_sent";
 pub const SIGNED_QUERY_ENCODING: &str = "signed_query_encoding";
 /// The endpoint is plain `http://` to a host other than the local machine.
 pub const PLAIN_HTTP: &str = "plain_http";
+/// The catalog holds no Section with the flow's id.
+pub const UNKNOWN_SECTION: &str = "unknown_section";
+/// The listen node narrows by a Folder its Section does not hold: the flow could never match,
+/// and the [`Router`](crate::Router) refuses the flows.
+pub const UNKNOWN_FOLDER: &str = "unknown_folder";
+/// The listen node selects a Subscription its Section does not hold.
+pub const UNKNOWN_SUBSCRIPTION: &str = "unknown_subscription";
 
-/// Every lint code, flow lints first, then the Webhook node's in the order it reports them.
-pub const CODES: [&str; 12] = [
+/// Every lint code: flow lints first, then the Webhook node's in the order it reports them, then
+/// the catalog's.
+pub const CODES: [&str; 15] = [
     ENTRY_LIMIT_LOSES_OPT_OUTS,
     NARROWING_IGNORED_FOR_ABUSE,
     DOUBLE_DELIVERY,
@@ -71,6 +86,9 @@ pub const CODES: [&str; 12] = [
     KIND_NOT_SENT,
     SIGNED_QUERY_ENCODING,
     PLAIN_HTTP,
+    UNKNOWN_SECTION,
+    UNKNOWN_FOLDER,
+    UNKNOWN_SUBSCRIPTION,
 ];
 
 /// How serious a diagnostic is.

@@ -1644,8 +1644,57 @@ fn every_lint_code_is_a_public_constant_and_fires() {
     );
     #[cfg(not(feature = "signing"))]
     fired.insert(lint::SIGNED_QUERY_ENCODING); // a signing node cannot be built without it
+    // The catalog lints: a flow of an unknown Section, and one narrowing by a Folder and a
+    // Subscription its Section does not hold.
+    let catalog: Catalog = serde_json::from_str(
+        r#"[{"id": "sec-1", "folders": [{"id": "news", "subscriptions": [{"id": "123456"}]}]}]"#,
+    )
+    .unwrap();
+    let file = FlowFile::from_json(
+        r#"{"version": 1, "flows": [
+        {"id": "elsewhere", "section": "sec-9", "listen": {"kinds": ["email_unsubscribe"]},
+         "webhook": {"method": "POST", "url": "https://e.example/c"}},
+        {"id": "narrow", "section": "sec-1",
+         "listen": {"kinds": ["email_unsubscribe"], "folders": ["news", "old"],
+                    "subscriptions": ["123456", "1", "2", "3", "4", "5", "6"]},
+         "webhook": {"method": "POST", "url": "https://e.example/c"}}]}"#,
+    )
+    .unwrap();
+    let catalog_lints = lint::lint_catalog(&file.flows, &catalog);
+    assert_eq!(
+        catalog_lints
+            .iter()
+            .map(|d| (d.code, d.severity, d.flow.as_str(), d.message.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            (
+                lint::UNKNOWN_SECTION,
+                Severity::Warning,
+                "elsewhere",
+                "the catalog holds no section `sec-9`: the flow takes only that Section's \
+                 opt-outs; fix \"section\" or add the Section to the catalog"
+            ),
+            (
+                lint::UNKNOWN_FOLDER,
+                Severity::Error,
+                "narrow",
+                "the listen node narrows by 1 folder section `sec-1` does not hold (`old`): the \
+                 flow could never match and the router refuses the flows; fix \"listen.folders\" \
+                 or add it to the catalog"
+            ),
+            (
+                lint::UNKNOWN_SUBSCRIPTION,
+                Severity::Warning,
+                "narrow",
+                "the listen node selects 6 subscriptions section `sec-1` does not hold (`1`, `2`, \
+                 `3`, `4`, `5` and 1 more): no opt-out of them can arrive; fix \
+                 \"listen.subscriptions\" or add them to the catalog"
+            ),
+        ]
+    );
+    fired.extend(catalog_lints.iter().map(|d| d.code));
     let codes: BTreeSet<&str> = lint::CODES.into_iter().collect();
-    assert_eq!(codes.len(), 12, "every constant is a different code");
+    assert_eq!(codes.len(), 15, "every constant is a different code");
     assert_eq!(fired, codes);
     assert_eq!(
         [
@@ -1661,6 +1710,9 @@ fn every_lint_code_is_a_public_constant_and_fires() {
             lint::KIND_NOT_SENT,
             lint::SIGNED_QUERY_ENCODING,
             lint::PLAIN_HTTP,
+            lint::UNKNOWN_SECTION,
+            lint::UNKNOWN_FOLDER,
+            lint::UNKNOWN_SUBSCRIPTION,
         ],
         [
             "entry_limit_loses_opt_outs",
@@ -1675,6 +1727,9 @@ fn every_lint_code_is_a_public_constant_and_fires() {
             "kind_not_sent",
             "signed_query_encoding",
             "plain_http",
+            "unknown_section",
+            "unknown_folder",
+            "unknown_subscription",
         ]
     );
 }

@@ -9,6 +9,7 @@
 //!   and [`explain`](Router::explain)s a rejection.
 //! - [`lint_flows`](crate::lint::lint_flows): the article's traps as diagnostics.
 
+pub(crate) mod catalog_lint;
 pub(crate) mod entry;
 pub(crate) mod error;
 pub(crate) mod flow;
@@ -24,6 +25,7 @@ pub use entry::EntryDecision;
 pub use error::{FlowFileError, FlowFileProblem, FoundKind, ListenError, RouterError};
 pub use flow::{DeliveryOrder, FLOW_FILE_VERSION, FlowSettings};
 pub use ledger::{EntryLedger, EntryRequest, InMemoryLedger};
+pub use read::read_json;
 pub use node::ListenNodeBuilder;
 pub use router::{Match, Refusal, Routing};
 pub use window::{EntryWindow, WindowUnit};

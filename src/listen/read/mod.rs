@@ -24,6 +24,35 @@ mod variant;
 
 pub(crate) use proxy::from_str;
 
+/// Reads one of the crate's JSON documents (an [`OptOutEvent`](crate::OptOutEvent), a
+/// [`Profile`](crate::Profile), a [`Catalog`](crate::Catalog)) the way
+/// [`FlowFile::from_json`](crate::FlowFile::from_json) reads a flow file: an error names the
+/// JSON path, what is wrong and where, and never repeats a value of the text (an Email, a
+/// Mobile, a token written in the wrong place).
+///
+/// ```
+/// use optout_relay::Profile;
+/// use optout_relay::listen::read_json;
+///
+/// let profile: Profile = read_json(r#"{"id": "p-1", "email": "ada@example.com"}"#)?;
+/// assert_eq!(profile.id.as_str(), "p-1");
+///
+/// let error = read_json::<Profile>(r#"{"id": "p-1", "email": "ada@@example.com"}"#).unwrap_err();
+/// assert_eq!(error.path, "email");
+/// assert!(!error.to_string().contains("ada"), "{error}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+///
+/// A [`FlowFileError`](crate::listen::FlowFileError), as for a flow file (its `Version` and
+/// `DuplicateFlowId` problems are a flow file's only).
+pub fn read_json<T: serde::de::DeserializeOwned>(
+    text: &str,
+) -> Result<T, crate::listen::FlowFileError> {
+    from_str(text)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;

@@ -1,0 +1,105 @@
+//! Reading the files a command is given: flows, catalog, event, Profile. Every error names the
+//! file, the JSON path and what to fix, and repeats no value of the file.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use optout_relay::listen::{FlowFileError, read_json};
+use optout_relay::{Catalog, FlowFile, OptOutEvent, Profile, Router};
+
+use crate::Failure;
+
+/// What a file holds, for the error that names it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Holds {
+    Flows,
+    Catalog,
+    Event,
+    Profile,
+}
+
+impl fmt::Display for Holds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Flows => "a flow file ({\"version\": 1, \"flows\": [...]})",
+            Self::Catalog => "a catalog (a JSON array of Sections)",
+            Self::Event => "an opt-out event (a JSON object)",
+            Self::Profile => "a Profile (a JSON object)",
+        })
+    }
+}
+
+/// A file that could not be read or is not what it should hold.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum InputError {
+    /// The file could not be read.
+    #[error("{}: cannot read it: {error}", file.display())]
+    Read {
+        file: PathBuf,
+        error: std::io::Error,
+    },
+    /// The file is not valid: the JSON path, the problem and where.
+    #[error("{}: {error}\n  the file should hold {holds}", file.display())]
+    Json {
+        file: PathBuf,
+        holds: Holds,
+        error: FlowFileError,
+    },
+    /// The flows cannot be routed with this catalog.
+    #[error("{}: {error}", file.display())]
+    Router {
+        file: PathBuf,
+        error: optout_relay::listen::RouterError,
+    },
+}
+
+fn read(file: &Path) -> Result<String, Failure> {
+    std::fs::read_to_string(file).map_err(|error| {
+        Failure::Input(InputError::Read {
+            file: file.to_owned(),
+            error,
+        })
+    })
+}
+
+fn json<T: serde::de::DeserializeOwned>(file: &Path, holds: Holds) -> Result<T, Failure> {
+    read_json(&read(file)?).map_err(|error| {
+        Failure::Input(InputError::Json {
+            file: file.to_owned(),
+            holds,
+            error,
+        })
+    })
+}
+
+pub(crate) fn flows(file: &Path) -> Result<FlowFile, Failure> {
+    FlowFile::from_json(&read(file)?).map_err(|error| {
+        Failure::Input(InputError::Json {
+            file: file.to_owned(),
+            holds: Holds::Flows,
+            error,
+        })
+    })
+}
+
+pub(crate) fn catalog(file: Option<&Path>) -> Result<Catalog, Failure> {
+    file.map_or(Ok(Catalog::default()), |file| json(file, Holds::Catalog))
+}
+
+pub(crate) fn event(file: &Path) -> Result<OptOutEvent, Failure> {
+    json(file, Holds::Event)
+}
+
+pub(crate) fn profile(file: &Path) -> Result<Profile, Failure> {
+    json(file, Holds::Profile)
+}
+
+/// The router of `flows` with `catalog`.
+pub(crate) fn router(file: &Path, flows: FlowFile, catalog: &Catalog) -> Result<Router, Failure> {
+    Router::new(flows.flows, catalog).map_err(|error| {
+        Failure::Input(InputError::Router {
+            file: file.to_owned(),
+            error,
+        })
+    })
+}

@@ -1,0 +1,164 @@
+//! `optout-relay`: the operator's command line. Checks a flow file, previews and test-sends the
+//! request a flow makes for an event, and inspects and repairs a delivery store.
+//!
+//! Install with `cargo install --path . --features cli`; `optout-relay --help` lists the
+//! commands, and the README shows each at work.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+mod flows;
+mod input;
+mod out;
+mod send;
+mod store;
+
+use out::{Format, Out};
+
+const EXIT_CODES: &str = "\
+Exit status:
+  0  done (and nothing to report)
+  1  the check failed: lint errors (or warnings with --deny-warnings), a test send that was
+     not accepted, a replay of an id that is not a dead letter
+  2  bad usage or input: an unknown option, an unreadable file, an invalid value
+  3  the store or the network failed";
+
+/// The operator's command line for optout-relay: check flows, preview and test-send their
+/// requests, inspect the delivery store and replay dead letters.
+#[derive(Debug, Parser)]
+#[command(name = "optout-relay", version, after_help = EXIT_CODES)]
+struct Cli {
+    /// `text` for people (aligned tables; colour only on a terminal, never with NO_COLOR set),
+    /// `json` for scripts (one document on standard output).
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Every lint of a flow file: code, severity, flow, and how to fix it.
+    Lint(flows::LintArgs),
+    /// Which flows an event enters and why (or why not), and each flow's exact request as a
+    /// curl command (personal data and secrets masked unless --unmasked).
+    Preview(flows::PreviewArgs),
+    /// Sends one flow's request for an event through the real transport, and shows the
+    /// response and what the retry policy would do with it.
+    Send(send::SendArgs),
+    /// How many deliveries the store holds in each state, and each endpoint's state.
+    Status(StoreArgs),
+    /// Pending deliveries, a page at a time.
+    Pending(store::ListArgs),
+    /// Dead-lettered deliveries with the reason, a page at a time.
+    Dead(store::ListArgs),
+    /// Makes dead letters pending again, due now, with the retry policy's whole allowance.
+    Replay(store::ReplayArgs),
+    /// Stops sending to an endpoint: its deliveries are held (neither retried nor given up).
+    Pause(store::EndpointArgs),
+    /// Makes an endpoint healthy again and its held deliveries due now, in admission order.
+    Resume(store::EndpointArgs),
+    /// Deletes delivered and dead-lettered deliveries that ended long enough ago (they hold
+    /// personal data); entries are kept.
+    Purge(store::PurgeArgs),
+}
+
+/// The store a command works on.
+#[derive(Debug, Args)]
+pub(crate) struct StoreArgs {
+    /// The delivery store: `sqlite:PATH` (an existing file) or `postgres://USER@HOST/DB`
+    /// (`postgresql://` too).
+    #[arg(long, env = "OPTOUT_RELAY_STORE", hide_env_values = true, value_name = "STORE")]
+    pub(crate) store: store::StoreUrl,
+}
+
+/// Why a command failed, and so its exit status.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Failure {
+    /// The check the command made failed; what it found is already printed (exit 1).
+    #[error("{0}")]
+    Check(String),
+    /// A file or value given is not valid (exit 2).
+    #[error(transparent)]
+    Input(#[from] input::InputError),
+    /// A value given on the command line is not valid (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The store failed (exit 3).
+    #[error("the store failed: {0}")]
+    Store(#[from] optout_relay::store::StoreError),
+    /// Something else the command needs failed (exit 3).
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl Failure {
+    fn code(&self) -> u8 {
+        match self {
+            Self::Check(_) => 1,
+            Self::Input(_) | Self::Usage(_) => 2,
+            Self::Store(_) | Self::Runtime(_) => 3,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Check(_) => "check",
+            Self::Input(_) => "input",
+            Self::Usage(_) => "usage",
+            Self::Store(_) => "store",
+            Self::Runtime(_) => "runtime",
+        }
+    }
+}
+
+/// A path given on the command line.
+pub(crate) type FilePath = PathBuf;
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let out = Out::new(cli.format);
+    match cli.command {
+        Command::Lint(args) => flows::lint(&args, out),
+        Command::Preview(args) => flows::preview(&args, out),
+        Command::Send(args) => block_on(send::send(args, out)),
+        Command::Status(args) => block_on(store::status(args, out)),
+        Command::Pending(args) => block_on(store::list(args, out, false)),
+        Command::Dead(args) => block_on(store::list(args, out, true)),
+        Command::Replay(args) => block_on(store::replay(args, out)),
+        Command::Pause(args) => block_on(store::pause(args, out, false)),
+        Command::Resume(args) => block_on(store::pause(args, out, true)),
+        Command::Purge(args) => block_on(store::purge(args, out)),
+    }
+}
+
+fn block_on<F: Future<Output = Result<(), Failure>>>(work: F) -> Result<(), Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?
+        .block_on(work)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.format == Format::Json;
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            if let Failure::Check(_) = failure {
+                // What the check found is on standard output already; say why the status is 1.
+                eprintln!("{failure}");
+            } else if json {
+                let error = serde_json::json!({
+                    "error": {"kind": failure.kind(), "message": failure.to_string()}
+                });
+                eprintln!("{error}");
+            } else {
+                eprintln!("error: {failure}");
+            }
+            ExitCode::from(failure.code())
+        }
+    }
+}
