@@ -70,8 +70,10 @@ enum Command {
 pub(crate) struct StoreArgs {
     /// The delivery store: `sqlite:PATH` (an existing file) or `postgres://USER@HOST/DB`
     /// (`postgresql://` too).
+    // Read as text and checked by the command, so that no error repeats it (a URL may hold a
+    // password, and clap's own errors quote the value).
     #[arg(long, env = "OPTOUT_RELAY_STORE", hide_env_values = true, value_name = "STORE")]
-    pub(crate) store: store::StoreUrl,
+    pub(crate) store: String,
 }
 
 /// Why a command failed, and so its exit status.

@@ -176,3 +176,8 @@ impl Progress {
         }
     }
 }
+
+/// A time for people: UTC to the second (`2026-11-26T09:30:05Z`); JSON keeps the exact time.
+pub(crate) fn when(time: jiff::Timestamp) -> String {
+    time.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}

@@ -15,7 +15,7 @@ use optout_relay::{
 };
 
 use crate::flows::{EventArgs, Loaded, describe_event, known_flow, load};
-use crate::out::{Colour, Out};
+use crate::out::{Colour, Out, when};
 use crate::Failure;
 
 /// How much of the response body is shown.
@@ -189,7 +189,8 @@ fn decide(step: &Step, retry: &RetryPolicy) -> (String, bool) {
         Step::Delivered => ("delivered: the receiver accepted it".to_owned(), true),
         Step::RetryAt { at } => (
             format!(
-                "retry at {at} (attempt 2 of {}); a worker would try again then",
+                "retry at {} (attempt 2 of {}); a worker would try again then",
+                when(*at),
                 retry.max_attempts()
             ),
             false,

@@ -16,7 +16,7 @@ use optout_relay::{Delivery, DeliveryStore, FlowId, PostgresStore, SqliteStore};
 
 use crate::StoreArgs;
 use crate::flows::plural;
-use crate::out::{Out, Progress, state_colour};
+use crate::out::{Out, Progress, state_colour, when};
 use crate::Failure;
 
 /// Where the store is: `sqlite:PATH` or a PostgreSQL URL.
@@ -63,8 +63,17 @@ impl fmt::Display for StoreUrl {
     }
 }
 
-/// Opens the store; a SQLite file must exist (a typo must not create an empty store).
-async fn open(url: &StoreUrl) -> Result<Box<dyn DeliveryStore>, Failure> {
+/// Opens the store `text` names; a SQLite file must exist (a typo must not create an empty
+/// store).
+async fn open(text: &str) -> Result<(StoreUrl, Box<dyn DeliveryStore>), Failure> {
+    let url: StoreUrl = text
+        .parse()
+        .map_err(|e| Failure::Usage(format!("--store: {e}")))?;
+    let store = open_url(&url).await?;
+    Ok((url, store))
+}
+
+async fn open_url(url: &StoreUrl) -> Result<Box<dyn DeliveryStore>, Failure> {
     match url {
         StoreUrl::Sqlite(path) => {
             if !path.is_file() {
@@ -165,10 +174,10 @@ fn parse_age(text: &str) -> Result<SignedDuration, String> {
 }
 
 pub(crate) async fn status(args: StoreArgs, mut out: Out) -> Result<(), Failure> {
-    let store = open(&args.store).await?;
+    let (url, store) = open(&args.store).await?;
     let counts = store.counts().await?;
     let endpoints = store.endpoints().await?;
-    out.line(format!("store {}", args.store));
+    out.line(format!("store {url}"));
     out.line("");
     let rows = vec![
         vec!["pending".to_owned(), counts.pending.to_string()],
@@ -214,7 +223,7 @@ pub(crate) async fn status(args: StoreArgs, mut out: Out) -> Result<(), Failure>
         })
         .collect();
     out.finish(&json!({
-        "store": args.store.to_string(),
+        "store": url.to_string(),
         "counts": counts,
         "endpoints": endpoints,
     }));
@@ -224,14 +233,14 @@ pub(crate) async fn status(args: StoreArgs, mut out: Out) -> Result<(), Failure>
 /// An endpoint state's detail: when its circuit closes, or since when and why it is paused.
 fn detail(state: &EndpointState) -> String {
     match state {
-        EndpointState::Degraded { until } => format!("circuit open until {until}"),
-        EndpointState::Paused { reason, since } => format!("since {since}: {reason}"),
+        EndpointState::Degraded { until } => format!("circuit open until {}", when(*until)),
+        EndpointState::Paused { reason, since } => format!("since {}: {reason}", when(*since)),
         _ => "-".to_owned(),
     }
 }
 
 pub(crate) async fn list(args: ListArgs, mut out: Out, dead: bool) -> Result<(), Failure> {
-    let store = open(&args.store.store).await?;
+    let (_, store) = open(&args.store.store).await?;
     let state = if dead {
         StateFilter::DeadLettered
     } else {
@@ -290,11 +299,11 @@ fn row(delivery: &Delivery, dead: bool) -> Vec<String> {
     ];
     match (delivery.state(), dead) {
         (DeliveryState::DeadLettered { at, reason }, true) => {
-            cells.push(at.to_string());
+            cells.push(when(*at));
             cells.push(reason.to_string());
         }
         (DeliveryState::Pending { next_attempt_at }, false) => {
-            cells.push(next_attempt_at.to_string());
+            cells.push(when(*next_attempt_at));
         }
         (_, true) => cells.extend(["-".to_owned(), "-".to_owned()]),
         (_, false) => cells.push("-".to_owned()),
@@ -322,7 +331,7 @@ fn item(delivery: &Delivery) -> serde_json::Value {
 }
 
 pub(crate) async fn replay(args: ReplayArgs, mut out: Out) -> Result<(), Failure> {
-    let store = open(&args.store.store).await?;
+    let (_, store) = open(&args.store.store).await?;
     let mut replayed = Vec::new();
     let mut missing = Vec::new();
     if args.all {
@@ -382,7 +391,7 @@ pub(crate) async fn replay(args: ReplayArgs, mut out: Out) -> Result<(), Failure
 }
 
 pub(crate) async fn pause(args: EndpointArgs, mut out: Out, resume: bool) -> Result<(), Failure> {
-    let store = open(&args.store.store).await?;
+    let (_, store) = open(&args.store.store).await?;
     let endpoint = &args.endpoint;
     let known = store.endpoints().await?;
     if !known.iter().any(|e| &e.endpoint == endpoint) {
@@ -428,13 +437,13 @@ pub(crate) async fn pause(args: EndpointArgs, mut out: Out, resume: bool) -> Res
 }
 
 pub(crate) async fn purge(args: PurgeArgs, mut out: Out) -> Result<(), Failure> {
-    let store = open(&args.store.store).await?;
+    let (_, store) = open(&args.store.store).await?;
     let before = Timestamp::now()
         .checked_sub(args.older_than)
         .map_err(|e| Failure::Usage(format!("--older-than: {e}")))?;
     let purged = store.purge(before).await?;
     let noun = if purged == 1 { "delivery" } else { "deliveries" };
-    out.line(format!("purged {purged} {noun} that ended before {before}"));
+    out.line(format!("purged {purged} {noun} that ended before {}", when(before)));
     out.finish(&json!({ "purged": purged, "before": before }));
     Ok(())
 }

@@ -1,0 +1,982 @@
+//! The `optout-relay` binary, run as an operator runs it: exact output, exit codes, and a replay
+//! that makes a dead-lettered delivery arrive at a receiver on 127.0.0.1.
+
+#![cfg(feature = "cli")]
+
+mod support;
+#[path = "support/stores.rs"]
+mod stores;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::Duration;
+
+use optout_relay::delivery::Outcomes;
+use optout_relay::webhook::ParamSource;
+use optout_relay::*;
+use stores::Scratch;
+use support::{Answer, TestServer};
+
+const BIN: &str = env!("CARGO_BIN_EXE_optout-relay");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// What one run printed and its exit status.
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run_in(dir: &Path, args: &[&str]) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("OPTOUT_RELAY_STORE")
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("run optout-relay");
+    Run {
+        code: status.code().expect("an exit status"),
+        stdout: String::from_utf8(stdout).expect("UTF-8 output"),
+        stderr: String::from_utf8(stderr).expect("UTF-8 errors"),
+    }
+}
+
+/// Runs the binary from the crate's root (so that `examples/...` paths are as in the README).
+fn run(args: &[&str]) -> Run {
+    run_in(Path::new(ROOT), args)
+}
+
+/// Runs the binary on a blocking thread, for tests whose loopback server runs on the runtime.
+async fn run_async(args: Vec<String>) -> Run {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&args)
+    })
+    .await
+    .unwrap()
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// lint
+
+const TRAPS_LINT: &str = "\
+warning[entry_limit_loses_opt_outs] flow crm-first-unsubscribe
+  entry limit is at most 1 entry: a Profile that opts out of one Subscription and later of another is forwarded only once, and the later opt-out is lost; set settings.entry_limit to \"unlimited\" (a re-delivered copy of one event never enters twice anyway)
+note[inactive_flow] flow old-spam-complaints
+  the flow is inactive and takes no opt-out; set \"active\": true or remove it
+warning[plain_http] flow old-spam-complaints
+  the endpoint uses plain http to `crm.example.com`: personal data and credentials cross the network unencrypted; use https
+warning[double_delivery] flow crm-first-unsubscribe
+  flow `crm-newsletter-unsubscribes` can take the same Email - Unsubscribe event and sends it to the same endpoint https://crm.example.com/optout: the receiver gets it twice under two webhook ids; merge the flows or make their listen nodes disjoint
+warning[double_delivery] flow crm-newsletter-unsubscribes
+  flow `crm-first-unsubscribe` can take the same Email - Unsubscribe event and sends it to the same endpoint https://crm.example.com/optout: the receiver gets it twice under two webhook ids; merge the flows or make their listen nodes disjoint
+";
+
+const UNKNOWN_SUBSCRIPTION: &str = "\
+warning[unknown_subscription] flow crm-newsletter-unsubscribes
+  the listen node selects 1 subscription section `sec-1` does not hold (`777777`): no opt-out of it can arrive; fix \"listen.subscriptions\" or add it to the catalog
+";
+
+#[test]
+fn lint_prints_every_finding_with_code_severity_flow_and_fix() {
+    let run = run(&["lint", "examples/flows/traps.json"]);
+    assert_eq!(
+        run.stdout,
+        format!("{TRAPS_LINT}\nexamples/flows/traps.json: 4 warnings, 1 note in 3 flows\n")
+    );
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""));
+
+    // With the catalog, the Subscription the catalog does not hold is found too.
+    let run = self::run(&[
+        "lint",
+        "examples/flows/traps.json",
+        "--catalog",
+        "examples/host/catalog.json",
+    ]);
+    assert_eq!(
+        run.stdout,
+        format!(
+            "{TRAPS_LINT}{UNKNOWN_SUBSCRIPTION}\nexamples/flows/traps.json: 5 warnings, 1 note in 3 flows\n"
+        )
+    );
+    assert_eq!(run.code, 0);
+}
+
+#[test]
+fn lint_exits_1_on_warnings_only_when_asked_and_on_errors_always() {
+    let run = run(&["lint", "examples/flows/traps.json", "--deny-warnings"]);
+    assert_eq!(run.code, 1);
+    assert_eq!(run.stderr, "lint failed: 4 warnings (--deny-warnings)\n");
+    assert!(run.stdout.starts_with(TRAPS_LINT), "{}", run.stdout);
+
+    let clean = self::run(&["lint", "examples/flows/relay.json", "--deny-warnings"]);
+    assert_eq!(
+        (clean.code, clean.stdout.as_str(), clean.stderr.as_str()),
+        (0, "examples/flows/relay.json: no findings in 3 flows\n", "")
+    );
+
+    // A Folder the catalog does not hold is an error: the router would refuse the flows.
+    let scratch = Scratch::new("cli-lint-error");
+    std::fs::write(
+        scratch.0.join("flows.json"),
+        r#"{"version": 1, "flows": [{"id": "news-only", "section": "sec-1",
+            "listen": {"kinds": ["email_unsubscribe"], "folders": ["archive"]},
+            "webhook": {"method": "POST", "url": "https://crm.example.com/optout",
+                        "params": [{"name": "email", "source": "email"},
+                                   {"name": "subscription", "source": "subscription_id"}]}}]}"#,
+    )
+    .unwrap();
+    let catalog = format!("{ROOT}/examples/host/catalog.json");
+    let run = run_in(
+        &scratch.0,
+        &["lint", "flows.json", "--catalog", catalog.as_str()],
+    );
+    assert_eq!(
+        run.stdout,
+        "error[unknown_folder] flow news-only\n  the listen node narrows by 1 folder section \
+         `sec-1` does not hold (`archive`): the flow could never match and the router refuses \
+         the flows; fix \"listen.folders\" or add it to the catalog\n\nflows.json: 1 error in 1 flow\n"
+    );
+    assert_eq!((run.code, run.stderr.as_str()), (1, "lint failed: 1 error\n"));
+}
+
+#[test]
+fn lint_in_json_gives_every_diagnostic_and_the_verdict() {
+    let run = run(&[
+        "lint",
+        "examples/flows/traps.json",
+        "--catalog",
+        "examples/host/catalog.json",
+        "--deny-warnings",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(run.code, 1);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let codes: Vec<(&str, &str, &str)> = report["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["severity"].as_str().unwrap(),
+                d["code"].as_str().unwrap(),
+                d["flow"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            (
+                "warning",
+                "entry_limit_loses_opt_outs",
+                "crm-first-unsubscribe"
+            ),
+            ("note", "inactive_flow", "old-spam-complaints"),
+            ("warning", "plain_http", "old-spam-complaints"),
+            ("warning", "double_delivery", "crm-first-unsubscribe"),
+            ("warning", "double_delivery", "crm-newsletter-unsubscribes"),
+            (
+                "warning",
+                "unknown_subscription",
+                "crm-newsletter-unsubscribes"
+            ),
+        ]
+    );
+    assert_eq!(
+        (
+            &report["file"],
+            &report["flows"],
+            &report["errors"],
+            &report["warnings"],
+            &report["notes"],
+            &report["passed"]
+        ),
+        (
+            &serde_json::json!("examples/flows/traps.json"),
+            &serde_json::json!(3),
+            &serde_json::json!(0),
+            &serde_json::json!(5),
+            &serde_json::json!(1),
+            &serde_json::json!(false)
+        )
+    );
+}
+
+#[test]
+fn a_broken_file_is_named_with_its_json_path_and_no_value_from_it() {
+    let scratch = Scratch::new("cli-bad-input");
+    // A token written where a kind belongs, on line 3.
+    std::fs::write(
+        scratch.0.join("flows.json"),
+        "{\"version\": 1, \"flows\": [{\"id\": \"crm\", \"section\": \"sec-1\",\n\
+         \"listen\": {\"kinds\":\n[\"sk_live_SECRETTOKEN\"]},\n\
+         \"webhook\": {\"method\": \"POST\", \"url\": \"https://crm.example.com/optout\"}}]}",
+    )
+    .unwrap();
+    let run = run_in(&scratch.0, &["lint", "flows.json"]);
+    assert_eq!(run.code, 2);
+    assert_eq!(run.stdout, "");
+    assert_eq!(
+        run.stderr,
+        "error: flows.json: flows[0].listen.kinds[0]: unknown variant, expected one of \
+         `Email - Unsubscribe`, `email_unsubscribe`, `Email - Abuse`, `email_abuse`, \
+         `SMS - Unsubscribe`, `sms_unsubscribe` (line 3, column 22)\n  the file should hold a \
+         flow file ({\"version\": 1, \"flows\": [...]})\n"
+    );
+
+    // An Email in the wrong shape, in a Profile: the path, never the value.
+    std::fs::write(
+        scratch.0.join("profile.json"),
+        r#"{"id": "p-1", "email": {"address": "ada.lovelace@example.com"}}"#,
+    )
+    .unwrap();
+    let flows = format!("{ROOT}/examples/flows/relay.json");
+    let event = format!("{ROOT}/examples/host/event.json");
+    let preview = |profile: &str| {
+        run_in(
+            &scratch.0,
+            &[
+                "preview",
+                flows.as_str(),
+                "--event",
+                event.as_str(),
+                "--profile",
+                profile,
+                "--flow",
+                "crm-unsubscribes",
+            ],
+        )
+    };
+    let run = preview("profile.json");
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        run.stderr,
+        "error: profile.json: email: invalid type: an object, expected a string (line 1, column \
+         24)\n  the file should hold a Profile (a JSON object)\n"
+    );
+
+    // An Email that is not an address is kept (the platform holds such values): the flow that
+    // needs it cannot build its request, and the preview says why without the value.
+    std::fs::write(
+        scratch.0.join("bad-email.json"),
+        r#"{"id": "p-1", "email": "ada.lovelace@@example.com"}"#,
+    )
+    .unwrap();
+    let run = preview("bad-email.json");
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""));
+    assert_eq!(
+        run.stdout,
+        format!(
+            "{PREVIEW_EVENT}\n\ncrm-unsubscribes: does not enter: its request cannot be built\n  \
+             why: Email - Unsubscribe in section sec-1 through communication, any subscription, \
+             any activity\n  error: parameter `email` (source email) has no value: the Profile's \
+             Email is not an address: its local part holds whitespace or one of `( ) < > [ ] : ; \
+             @ \\ , \"` outside quotes; mark the parameter optional to leave it out instead\n"
+        )
+    );
+
+    // A file that is not there, and one of JSON that is something else.
+    let run = run_in(&scratch.0, &["lint", "missing.json"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.starts_with("error: missing.json: cannot read it: "),
+        "{}",
+        run.stderr
+    );
+    let run = run_in(
+        &scratch.0,
+        &[
+            "preview",
+            flows.as_str(),
+            "--event",
+            "profile.json",
+            "--profile",
+            "profile.json",
+        ],
+    );
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        run.stderr,
+        "error: profile.json: .: unknown field, expected one of `id`, `profile`, `section`, \
+         `kind`, `subscription`, `activity`, `occurred_at`, `origin` (line 1, column 21)\n  \
+         the file should hold an opt-out event (a JSON object)\n"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// preview
+
+const PREVIEW_EVENT: &str = "event evt-1: Email - Unsubscribe of profile p-1 in section sec-1, \
+                             subscription 123456, through communication, at 2026-11-26T09:30:00Z";
+
+#[test]
+fn preview_shows_which_flows_the_event_enters_and_the_masked_request() {
+    let run = run(&[
+        "preview",
+        "examples/flows/relay.json",
+        "--event",
+        "examples/host/event.json",
+        "--profile",
+        "examples/host/profile.json",
+        "--at",
+        "2026-11-26T09:30:05Z",
+    ]);
+    assert_eq!(
+        run.stdout,
+        format!(
+            "{PREVIEW_EVENT}
+
+crm-unsubscribes: enters
+  why: Email - Unsubscribe in section sec-1 through communication, any subscription, any activity
+  curl --request POST 'https://crm.example.com/optout?email=a***%40e***.com&subscription=123456' \\
+    --header 'webhook-id: msg_f602f46a34bde42fbf025123344f856d'
+
+crm-spam-complaints: does not enter
+  why not: the flow does not take Email - Unsubscribe
+
+sms-gateway-stop: does not enter
+  why not: the flow does not take Email - Unsubscribe
+"
+        )
+    );
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""));
+    assert!(!run.stdout.contains("ada"));
+}
+
+#[test]
+fn preview_unmasked_gives_the_exact_request_and_signs_it_at_the_time_given() {
+    let scratch = Scratch::new("cli-preview-sms");
+    std::fs::write(
+        scratch.0.join("event.json"),
+        r#"{"id": "evt-2", "profile": "p-2", "section": "sec-1", "kind": "sms_unsubscribe",
+            "subscription": "123456", "occurred_at": "2026-11-26T09:31:00Z",
+            "origin": "communication"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        scratch.0.join("profile.json"),
+        r#"{"id": "p-2", "email": "grace@example.com", "mobile": "+46701234567"}"#,
+    )
+    .unwrap();
+    let flows = format!("{ROOT}/examples/flows/relay.json");
+    let preview = |extra: &[&str]| {
+        let mut list = vec![
+            "preview",
+            flows.as_str(),
+            "--event",
+            "event.json",
+            "--profile",
+            "profile.json",
+            "--flow",
+            "sms-gateway-stop",
+            "--at",
+            "2026-11-26T09:31:05Z",
+        ];
+        list.extend_from_slice(extra);
+        run_in(&scratch.0, &list)
+    };
+    let head = "event evt-2: SMS - Unsubscribe of profile p-2 in section sec-1, subscription \
+                123456, through communication, at 2026-11-26T09:31:00Z
+
+sms-gateway-stop: enters
+  why: SMS - Unsubscribe in section sec-1 through communication, any subscription, any activity
+  curl --request POST 'https://sms-gateway.example.com/webhooks/stop' \\
+    --header 'content-type: application/json' \\
+    --header 'webhook-id: msg_dfc894e999ee10eebe52b465f864968b' \\
+    --header 'webhook-timestamp: 1795685465' \\
+";
+    let masked = preview(&[]);
+    let unmasked = preview(&["--unmasked"]);
+    // The signature is over the real body, in both (it reveals nothing).
+    let signature = "    --header 'webhook-signature: v1,";
+    let body = |mobile: &str| {
+        format!(
+            "    --data-binary '{{\"type\":\"opt_out.sms_unsubscribe\",\"timestamp\":\
+             \"2026-11-26T09:31:00Z\",\"data\":{{\"mobile\":\"{mobile}\",\"subscription\":\
+             \"123456\",\"occurred_at\":\"2026-11-26T09:31:00Z\"}}}}'\n"
+        )
+    };
+    for (run, mobile) in [(&masked, "+46*******67"), (&unmasked, "+46701234567")] {
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(run.stdout.starts_with(head), "{}", run.stdout);
+        let rest = &run.stdout[head.len()..];
+        let (signature_line, last) = rest.split_once('\n').unwrap();
+        assert!(signature_line.starts_with(signature), "{signature_line}");
+        assert_eq!(last, body(mobile));
+    }
+    // The same signature: computed over the exact body, masked or not.
+    assert_eq!(
+        masked.stdout.lines().nth(8),
+        unmasked.stdout.lines().nth(8)
+    );
+
+    // An unknown flow is named, with the file's flows.
+    let run = run_in(
+        &scratch.0,
+        &[
+            "preview",
+            flows.as_str(),
+            "--event",
+            "event.json",
+            "--profile",
+            "profile.json",
+            "--flow",
+            "nope",
+        ],
+    );
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: {flows}: no flow has the id `nope`; the file's flows are: \
+             `crm-unsubscribes`, `crm-spam-complaints`, `sms-gateway-stop`\n"
+        )
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// send
+
+/// A flow file whose one flow sends the email in the query string to `url`.
+fn write_flows(dir: &Path, url: &str) -> PathBuf {
+    let path = dir.join("flows.json");
+    std::fs::write(
+        &path,
+        serde_json::json!({"version": 1, "flows": [{
+            "id": "crm", "section": "sec-1",
+            "listen": {"kinds": ["email_unsubscribe"]},
+            "webhook": {"method": "POST", "url": url, "encoding": "query",
+                        "params": [{"name": "email", "source": "email"},
+                                   {"name": "subscription", "source": "subscription_id"}]}
+        }]})
+        .to_string(),
+    )
+    .unwrap();
+    path
+}
+
+fn send_args(flows: &Path, extra: &[&str]) -> Vec<String> {
+    let mut list = args(&[
+        "send",
+        flows.to_str().unwrap(),
+        "--event",
+        "examples/host/event.json",
+        "--profile",
+        "examples/host/profile.json",
+        "--flow",
+        "crm",
+        "--at",
+        "2026-11-26T09:30:05Z",
+    ]);
+    list.extend(args(extra));
+    list
+}
+
+/// The output with the varying parts (the duration, the `date` header) replaced.
+fn steady(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            if line.starts_with("  date: ") {
+                "  date: DATE".to_owned()
+            } else if let Some(rest) = line.strip_prefix("no response after ") {
+                let (_, tail) = rest.split_once(" ms: ").unwrap();
+                format!("no response after N ms: {tail}")
+            } else if let Some((head, tail)) = line.split_once(" in ") {
+                if tail.ends_with(" ms") {
+                    format!("{head} in N ms")
+                } else {
+                    line.to_owned()
+                }
+            } else {
+                line.to_owned()
+            }
+        })
+        .map(|line| line + "\n")
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_delivers_to_a_loopback_receiver_only_when_allowed_and_masks_an_echo() {
+    let server = TestServer::start(
+        [],
+        Answer::Status(
+            200,
+            vec![("content-type".into(), "text/plain".into())],
+            b"unsubscribed ada@example.com\n".to_vec(),
+        ),
+    )
+    .await;
+    let scratch = Scratch::new("cli-send");
+    let flows = write_flows(&scratch.0, &server.url("/optout"));
+
+    // Refused by the destination policy: not one request reaches the server.
+    let refused = run_async(send_args(&flows, &[])).await;
+    assert_eq!(server.received().len(), 0);
+    assert_eq!(refused.code, 1);
+    assert_eq!(refused.stderr, "the receiver did not accept the request\n");
+    let request_line = format!(
+        "sent POST http://{}/optout?email=a***%40e***.com&subscription=123456",
+        server.addr
+    );
+    assert_eq!(
+        steady(&refused.stdout),
+        format!(
+            "{PREVIEW_EVENT}\nflow crm, webhook id msg_46a47ecd72329acaecc6c01c46207852\n\
+             {request_line}\nno response after N ms: blocked error: blocked by the destination \
+             policy: the destination is a loopback address\nretry policy: dead letter: blocked error, \
+             not retryable; a worker would give up on it\n"
+        )
+    );
+
+    // Allowed: one request, exactly the flow's, and the echo of the email is masked.
+    let sent = run_async(send_args(&flows, &["--allow-loopback"])).await;
+    assert_eq!((sent.code, sent.stderr.as_str()), (0, ""));
+    let received = server.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].method, "POST");
+    assert_eq!(
+        received[0].target,
+        "/optout?email=ada%40example.com&subscription=123456"
+    );
+    assert_eq!(
+        received[0].header("webhook-id"),
+        Some("msg_46a47ecd72329acaecc6c01c46207852")
+    );
+    assert_eq!(
+        steady(&sent.stdout),
+        format!(
+            "{PREVIEW_EVENT}\nflow crm, webhook id msg_46a47ecd72329acaecc6c01c46207852\n\
+             {request_line}\nresponse 200 OK in N ms\n  content-length: 29\n  \
+             content-type: text/plain\nbody (29 bytes):\n  unsubscribed a***@e***.com\n\
+             retry policy: delivered: the receiver accepted it\n"
+        )
+    );
+    assert!(!sent.stdout.contains("ada@"), "{}", sent.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_says_what_the_retry_policy_would_do_with_the_answer() {
+    let server = TestServer::start(
+        [
+            Answer::with_header(503, "retry-after", "120"),
+            Answer::status(400),
+        ],
+        Answer::status(410),
+    )
+    .await;
+    let scratch = Scratch::new("cli-send-policy");
+    let flows = write_flows(&scratch.0, &server.url("/optout"));
+    let decision = |run: &Run| {
+        run.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("retry policy: "))
+            .unwrap()
+            .to_owned()
+    };
+
+    let busy = run_async(send_args(&flows, &["--allow-loopback", "--format", "json"])).await;
+    assert_eq!(busy.code, 1);
+    let report: serde_json::Value = serde_json::from_str(&busy.stdout).unwrap();
+    assert_eq!(report["response"]["status"], 503);
+    assert_eq!(report["step"]["step"], "retry_at");
+    // Retry-After: 120 seconds after the attempt ended, which is at most a few ms after it
+    // started.
+    let at: Timestamp = report["step"]["at"].as_str().unwrap().parse().unwrap();
+    let delay = at.duration_since(Timestamp::now());
+    assert!(
+        delay > jiff::SignedDuration::from_secs(110) && delay <= jiff::SignedDuration::from_secs(120),
+        "{delay:?}"
+    );
+
+    let rejected = run_async(send_args(&flows, &["--allow-loopback"])).await;
+    assert_eq!(rejected.code, 1);
+    assert_eq!(
+        decision(&rejected),
+        "dead letter: rejected with status 400; a worker would give up on it"
+    );
+    let gone = run_async(send_args(&flows, &["--allow-loopback"])).await;
+    assert_eq!(
+        decision(&gone),
+        "dead letter: 410 Gone: the endpoint should be disabled; a worker would give up on it"
+    );
+    assert_eq!(server.received().len(), 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// the store commands
+
+fn crm_flow(url: &str) -> Flow {
+    Flow::new(
+        FlowId::new("crm").unwrap(),
+        SectionId::new("sec-1").unwrap(),
+        ListenNode::new([EventKind::EmailUnsubscribe]).unwrap(),
+        WebhookNode::builder(url)
+            .param("email", ParamSource::Email)
+            .param("subscription", ParamSource::SubscriptionId)
+            .build()
+            .unwrap(),
+    )
+}
+
+fn opt_out(i: usize) -> (OptOutEvent, Profile) {
+    let profile = format!("p-{i}");
+    let event = OptOutEvent::email_unsubscribe(
+        EventId::new(format!("evt-{i}")).unwrap(),
+        ProfileId::new(&profile).unwrap(),
+        SectionId::new("sec-1").unwrap(),
+        SubscriptionId::new("123456").unwrap(),
+        "2026-11-26T09:30:00Z".parse().unwrap(),
+    );
+    let profile = Profile::new(ProfileId::new(&profile).unwrap())
+        .with_email(Email::new(format!("{profile}@example.com")).unwrap());
+    (event, profile)
+}
+
+fn loopback_client() -> ReqwestClient {
+    ReqwestClient::builder()
+        .destination_policy(DestinationPolicy::default().allow_loopback())
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+async fn next(outcomes: &mut Outcomes) -> Outcome {
+    tokio::time::timeout(Duration::from_secs(20), outcomes.recv())
+        .await
+        .expect("an outcome within 20 s")
+        .expect("the worker runs")
+}
+
+/// Submits opt-outs `0..count` through a worker over the SQLite store at `db` and returns the
+/// deliveries as the worker ended them.
+async fn relay(db: &Path, url: &str, events: std::ops::Range<usize>) -> Vec<Delivery> {
+    let store = Arc::new(SqliteStore::open(db).await.unwrap());
+    let router = Router::new([crm_flow(url)], &Catalog::default()).unwrap();
+    let (worker, mut outcomes) =
+        Worker::builder(router, loopback_client(), Arc::clone(&store)).start();
+    let mut ended = Vec::new();
+    for i in events {
+        let (event, profile) = opt_out(i);
+        let submitted = worker.submit(&event, &profile).await.unwrap();
+        assert_eq!(submitted.entered().count(), 1);
+        match next(&mut outcomes).await {
+            Outcome::Delivered(d) | Outcome::DeadLettered(d) => ended.push(d),
+            other => panic!("{other:?}"),
+        }
+    }
+    let _ = worker.shutdown().await;
+    ended
+}
+
+/// Delivers what is due in the store at `db` (a worker started on it), `count` deliveries.
+async fn drain(db: &Path, url: &str, count: usize) -> Vec<Outcome> {
+    let store = Arc::new(SqliteStore::open(db).await.unwrap());
+    let router = Router::new([crm_flow(url)], &Catalog::default()).unwrap();
+    let (worker, mut outcomes) =
+        Worker::builder(router, loopback_client(), Arc::clone(&store)).start();
+    let mut seen = Vec::new();
+    for _ in 0..count {
+        seen.push(next(&mut outcomes).await);
+    }
+    let _ = worker.shutdown().await;
+    seen
+}
+
+fn when(time: Timestamp) -> String {
+    time.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_dead_letter_arrives_at_the_receiver() {
+    // The receiver refuses the first request (400: dead-lettered at once), then accepts.
+    let server = TestServer::start([Answer::status(400)], Answer::status(204)).await;
+    let scratch = Scratch::new("cli-replay");
+    let db = scratch.0.join("relay.db");
+    let url = server.url("/optout");
+    let ended = relay(&db, &url, 0..1).await;
+    let dead = &ended[0];
+    let delivery::DeliveryState::DeadLettered { at, .. } = dead.state().clone() else {
+        panic!("{:?}", dead.state());
+    };
+    let id = dead.webhook_id().as_str().to_owned();
+    let store = format!("sqlite:{}", db.display());
+    let endpoint = format!("http://{}/optout", server.addr);
+    let w = endpoint.len();
+
+    let status = run_async(args(&["status", "--store", &store])).await;
+    assert_eq!(
+        status.stdout,
+        format!(
+            "store {store}
+
+state          deliveries
+pending                 0
+  in flight             0
+delivered               0
+dead-lettered           1
+entries                 1
+
+{:<w$}  state    pending  in flight  detail
+{endpoint}  healthy        0          0  -
+",
+            "endpoint"
+        )
+    );
+    assert_eq!((status.code, status.stderr.as_str()), (0, ""));
+
+    let listed = run_async(args(&["dead", "--store", &store])).await;
+    assert_eq!(
+        listed.stdout,
+        format!(
+            "webhook id                            flow  event  {:<w$}  attempts  dead since            reason
+{id}  crm   evt-0  {endpoint}         1  {}  rejected with status 400
+",
+            "endpoint",
+            when(at)
+        )
+    );
+    let pending = run_async(args(&["pending", "--store", &store])).await;
+    assert_eq!(pending.stdout, "no pending deliveries\n");
+
+    // Replay it: pending again, due now; a worker then delivers it.
+    let replayed = run_async(args(&["replay", "--store", &store, &id])).await;
+    assert_eq!(
+        (replayed.code, replayed.stdout.as_str()),
+        (0, format!("replayed {id}\n").as_str())
+    );
+    let again = run_async(args(&["replay", "--store", &store, &id])).await;
+    assert_eq!(again.code, 1);
+    assert_eq!(again.stdout, format!("{id}: not a dead letter in this store\n"));
+    assert_eq!(
+        again.stderr,
+        "1 webhook id not replayed: not a dead letter in this store\n"
+    );
+    let pending = run_async(args(&["pending", "--store", &store, "--format", "json"])).await;
+    let page: serde_json::Value = serde_json::from_str(&pending.stdout).unwrap();
+    assert_eq!(page["deliveries"][0]["webhook_id"], id.as_str());
+    assert_eq!(page["deliveries"][0]["last_status"], 400);
+    assert_eq!(page["next_after"], serde_json::Value::Null);
+
+    let outcomes = drain(&db, &url, 1).await;
+    assert!(
+        matches!(&outcomes[0], Outcome::Delivered(d) if d.webhook_id().as_str() == id),
+        "{outcomes:?}"
+    );
+    let received = server.received();
+    assert_eq!(received.len(), 2, "the first attempt and the replayed one");
+    assert_eq!(received[0], received[1], "the same request, byte for byte");
+    assert_eq!(
+        received[1].target,
+        "/optout?email=p-0%40example.com&subscription=123456"
+    );
+    let status = run_async(args(&["status", "--store", &store, "--format", "json"])).await;
+    let report: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(
+        report["counts"],
+        serde_json::json!({"pending": 0, "leased": 0, "delivered": 1, "dead_lettered": 0, "entries": 1})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_all_pages_through_every_dead_letter_with_progress() {
+    let server = TestServer::start([], Answer::status(422)).await;
+    let scratch = Scratch::new("cli-replay-all");
+    let db = scratch.0.join("relay.db");
+    let ended = relay(&db, &server.url("/optout"), 0..5).await;
+    assert_eq!(ended.len(), 5);
+    let store = format!("sqlite:{}", db.display());
+
+    // Paged: two at a time, the next page named.
+    let first = run_async(args(&["dead", "--store", &store, "--limit", "2"])).await;
+    let mut ids: Vec<String> = ended.iter().map(|d| d.webhook_id().as_str().to_owned()).collect();
+    ids.sort();
+    assert_eq!(first.stdout.lines().count(), 5, "{}", first.stdout);
+    assert!(first.stdout.ends_with(&format!(
+        "\nmore: optout-relay dead --after {} (with the same --store)\n",
+        ids[1]
+    )));
+    let second = run_async(args(&[
+        "dead", "--store", &store, "--limit", "2", "--after", &ids[1], "--format", "json",
+    ]))
+    .await;
+    let page: serde_json::Value = serde_json::from_str(&second.stdout).unwrap();
+    let listed: Vec<&str> = page["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["webhook_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [ids[2].as_str(), ids[3].as_str()]);
+    assert_eq!(page["next_after"], ids[3].as_str());
+
+    let all = run_async(args(&[
+        "replay",
+        "--store",
+        &store,
+        "--all",
+        "--flow",
+        "crm",
+        "--progress-every",
+        "2",
+    ]))
+    .await;
+    assert_eq!(all.code, 0, "{}", all.stderr);
+    assert_eq!(
+        all.stdout,
+        "replayed 5 dead letters; each is due now with the retry policy's whole allowance\n"
+    );
+    assert_eq!(all.stderr, "replayed 2 so far\nreplayed 4 so far\n");
+    let status = run_async(args(&["status", "--store", &store, "--format", "json"])).await;
+    let report: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(report["counts"]["pending"], 5);
+    assert_eq!(report["counts"]["dead_lettered"], 0);
+
+    // Another flow's dead letters are left alone.
+    let none = run_async(args(&["replay", "--store", &store, "--all", "--flow", "other"])).await;
+    assert_eq!(
+        none.stdout,
+        "replayed 0 dead letters; each is due now with the retry policy's whole allowance\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_holds_an_endpoint_resume_releases_it_and_purge_deletes_old_deliveries() {
+    let server = TestServer::start([], Answer::status(204)).await;
+    let scratch = Scratch::new("cli-pause");
+    let db = scratch.0.join("relay.db");
+    let url = server.url("/optout");
+    relay(&db, &url, 0..2).await;
+    let store = format!("sqlite:{}", db.display());
+    let endpoint = format!("http://{}/optout", server.addr);
+
+    let paused = run_async(args(&["pause", "--store", &store, &endpoint])).await;
+    assert_eq!(
+        (paused.code, paused.stdout.as_str()),
+        (
+            0,
+            format!(
+                "paused {endpoint} (was healthy): nothing more is sent to it and its deliveries \
+                 are held until `optout-relay resume`\n"
+            )
+            .as_str()
+        )
+    );
+    let twice = run_async(args(&["pause", "--store", &store, &endpoint])).await;
+    assert_eq!(
+        twice.stdout,
+        format!("{endpoint} was already paused by an operator\n")
+    );
+    let status = run_async(args(&["status", "--store", &store, "--format", "json"])).await;
+    let report: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(report["endpoints"][0]["endpoint"], endpoint.as_str());
+    assert_eq!(report["endpoints"][0]["state"], "paused");
+    assert!(
+        report["endpoints"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .ends_with(": paused by an operator"),
+        "{}",
+        report["endpoints"][0]["detail"]
+    );
+
+    let resumed = run_async(args(&["resume", "--store", &store, &endpoint, "--format", "json"])).await;
+    assert_eq!(resumed.code, 0);
+    let change: serde_json::Value = serde_json::from_str(&resumed.stdout).unwrap();
+    assert_eq!(
+        change,
+        serde_json::json!({"endpoint": endpoint, "result": "resumed", "from": "paused", "to": "healthy"})
+    );
+
+    // An endpoint the store does not hold is refused, not paused.
+    let unknown = run_async(args(&["pause", "--store", &store, "https://crm.example.com/optout"])).await;
+    assert_eq!(unknown.code, 2);
+    assert_eq!(
+        unknown.stderr,
+        "error: the store holds no endpoint https://crm.example.com/optout; `optout-relay status` \
+         lists those it holds\n"
+    );
+
+    // Purge: nothing ended 30 days ago; both deliveries ended more than a second ago.
+    let none = run_async(args(&["purge", "--store", &store, "--older-than", "30d"])).await;
+    assert!(
+        none.stdout.starts_with("purged 0 deliveries that ended before "),
+        "{}",
+        none.stdout
+    );
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let purged = run_async(args(&[
+        "purge", "--store", &store, "--older-than", "1s", "--format", "json",
+    ]))
+    .await;
+    let report: serde_json::Value = serde_json::from_str(&purged.stdout).unwrap();
+    assert_eq!(report["purged"], 2);
+    let bad = run_async(args(&["purge", "--store", &store, "--older-than", "30 days"])).await;
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr.contains(
+            "an age is a whole number and a unit (s, m, h, d or w), such as 30d"
+        ),
+        "{}",
+        bad.stderr
+    );
+}
+
+#[test]
+fn a_store_that_cannot_be_opened_is_named_without_its_password() {
+    let scratch = Scratch::new("cli-no-store");
+    // No file: not created, refused.
+    let run = run_in(&scratch.0, &["status", "--store", "sqlite:nowhere.db"]);
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        run.stderr,
+        "error: sqlite:nowhere.db: no such file; give the path of the relay's SQLite store\n"
+    );
+    assert!(!scratch.0.join("nowhere.db").exists());
+
+    // Not a store URL: the value is not repeated.
+    let run = run_in(&scratch.0, &["status", "--store", "mysql://u:hunter2@db/x"]);
+    assert_eq!(run.code, 2);
+    assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("a store is `sqlite:PATH` or `postgres://USER@HOST/DB`"),
+        "{}",
+        run.stderr
+    );
+
+    // A PostgreSQL server that hangs up at once (a listener this test holds): exit 3, and the
+    // password is masked.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hang_up = std::thread::spawn(move || {
+        for stream in listener.incoming().take(8) {
+            drop(stream);
+        }
+    });
+    let url = format!("postgres://relay:hunter2@127.0.0.1:{port}/relay?connect_timeout=5");
+    let run = run_in(&scratch.0, &["status", "--store", &url, "--format", "json"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
+    let error: serde_json::Value = serde_json::from_str(&run.stderr).unwrap();
+    assert_eq!(error["error"]["kind"], "runtime");
+    assert!(
+        error["error"]["message"].as_str().unwrap().starts_with(&format!(
+            "postgres://relay:***@127.0.0.1:{port}/relay?connect_timeout=5: cannot open the store: "
+        )),
+        "{error}"
+    );
+    drop(hang_up);
+}
