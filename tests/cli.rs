@@ -3,6 +3,8 @@
 
 #![cfg(feature = "cli")]
 
+#[path = "support/pg.rs"]
+mod pg;
 mod support;
 #[path = "support/stores.rs"]
 mod stores;
@@ -660,13 +662,15 @@ async fn next(outcomes: &mut Outcomes) -> Outcome {
         .expect("the worker runs")
 }
 
-/// Submits opt-outs `0..count` through a worker over the SQLite store at `db` and returns the
-/// deliveries as the worker ended them.
-async fn relay(db: &Path, url: &str, events: std::ops::Range<usize>) -> Vec<Delivery> {
-    let store = Arc::new(SqliteStore::open(db).await.unwrap());
+/// Submits opt-outs `events` through a worker over `store` and returns the deliveries as the
+/// worker ended them.
+async fn relay_in(
+    store: Arc<dyn DeliveryStore>,
+    url: &str,
+    events: std::ops::Range<usize>,
+) -> Vec<Delivery> {
     let router = Router::new([crm_flow(url)], &Catalog::default()).unwrap();
-    let (worker, mut outcomes) =
-        Worker::builder(router, loopback_client(), Arc::clone(&store)).start();
+    let (worker, mut outcomes) = Worker::builder(router, loopback_client(), store).start();
     let mut ended = Vec::new();
     for i in events {
         let (event, profile) = opt_out(i);
@@ -681,18 +685,26 @@ async fn relay(db: &Path, url: &str, events: std::ops::Range<usize>) -> Vec<Deli
     ended
 }
 
-/// Delivers what is due in the store at `db` (a worker started on it), `count` deliveries.
-async fn drain(db: &Path, url: &str, count: usize) -> Vec<Outcome> {
-    let store = Arc::new(SqliteStore::open(db).await.unwrap());
+/// [`relay_in`] the SQLite store at `db`.
+async fn relay(db: &Path, url: &str, events: std::ops::Range<usize>) -> Vec<Delivery> {
+    relay_in(Arc::new(SqliteStore::open(db).await.unwrap()), url, events).await
+}
+
+/// The first `count` outcomes of a worker started on `store` (what is due in it).
+async fn drain_in(store: Arc<dyn DeliveryStore>, url: &str, count: usize) -> Vec<Outcome> {
     let router = Router::new([crm_flow(url)], &Catalog::default()).unwrap();
-    let (worker, mut outcomes) =
-        Worker::builder(router, loopback_client(), Arc::clone(&store)).start();
+    let (worker, mut outcomes) = Worker::builder(router, loopback_client(), store).start();
     let mut seen = Vec::new();
     for _ in 0..count {
         seen.push(next(&mut outcomes).await);
     }
     let _ = worker.shutdown().await;
     seen
+}
+
+/// [`drain_in`] the SQLite store at `db`.
+async fn drain(db: &Path, url: &str, count: usize) -> Vec<Outcome> {
+    drain_in(Arc::new(SqliteStore::open(db).await.unwrap()), url, count).await
 }
 
 fn when(time: Timestamp) -> String {
@@ -905,8 +917,9 @@ async fn pause_holds_an_endpoint_resume_releases_it_and_purge_deletes_old_delive
     assert_eq!(unknown.code, 2);
     assert_eq!(
         unknown.stderr,
-        "error: the store holds no endpoint https://crm.example.com/optout; `optout-relay status` \
-         lists those it holds\n"
+        "error: the store holds nothing pending and no health for https://crm.example.com/optout \
+         (`optout-relay status` lists the endpoints it holds); check the endpoint, or give \
+         --force to pause it all the same\n"
     );
 
     // Purge: nothing ended 30 days ago; both deliveries ended more than a second ago.
@@ -979,4 +992,58 @@ fn a_store_that_cannot_be_opened_is_named_without_its_password() {
         "{error}"
     );
     drop(hang_up);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_commands_work_on_postgresql_too() {
+    let db = pg::database().await;
+    let server = TestServer::start([Answer::status(400)], Answer::status(204)).await;
+    let url = server.url("/optout");
+    let store: Arc<dyn DeliveryStore> = Arc::new(PostgresStore::open(&db.url).await.unwrap());
+    let ended = relay_in(Arc::clone(&store), &url, 0..1).await;
+    let id = ended[0].webhook_id().as_str().to_owned();
+
+    let status = run_async(args(&["status", "--store", &db.url, "--format", "json"])).await;
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    let report: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(
+        report["counts"],
+        serde_json::json!({"pending": 0, "leased": 0, "delivered": 0, "dead_lettered": 1, "entries": 1})
+    );
+    // Without endpoint health, PostgreSQL keeps no row for an endpoint with nothing pending.
+    assert_eq!(report["endpoints"], serde_json::json!([]));
+    let endpoint = format!("http://{}/optout", server.addr);
+    let unknown = run_async(args(&["pause", "--store", &db.url, &endpoint])).await;
+    assert_eq!(unknown.code, 2);
+    assert!(!unknown.stderr.contains(&db.url), "{}", unknown.stderr);
+    let paused = run_async(args(&["pause", "--store", &db.url, &endpoint, "--force"])).await;
+    assert_eq!(paused.code, 0, "{}", paused.stderr);
+    let status = run_async(args(&["status", "--store", &db.url, "--format", "json"])).await;
+    let report: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(report["endpoints"][0]["endpoint"], endpoint.as_str());
+    assert_eq!(report["endpoints"][0]["state"], "paused");
+    let resumed = run_async(args(&["resume", "--store", &db.url, &endpoint])).await;
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+
+    let dead = run_async(args(&["dead", "--store", &db.url, "--format", "json"])).await;
+    let page: serde_json::Value = serde_json::from_str(&dead.stdout).unwrap();
+    assert_eq!(page["deliveries"][0]["webhook_id"], id.as_str());
+    assert_eq!(page["deliveries"][0]["state"]["state"], "dead_lettered");
+    assert_eq!(
+        page["deliveries"][0]["state"]["reason"],
+        serde_json::json!({"reason": "rejected", "status": 400})
+    );
+
+    let replayed = run_async(args(&["replay", "--store", &db.url, &id])).await;
+    assert_eq!(
+        (replayed.code, replayed.stdout.as_str()),
+        (0, format!("replayed {id}\n").as_str())
+    );
+    let outcomes = drain_in(Arc::clone(&store), &url, 1).await;
+    assert!(
+        matches!(&outcomes[0], Outcome::Delivered(d) if d.webhook_id().as_str() == id),
+        "{outcomes:?}"
+    );
+    assert_eq!(server.received().len(), 2);
+    assert_eq!(store.counts().await.unwrap().delivered, 1);
 }

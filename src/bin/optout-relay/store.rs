@@ -137,6 +137,11 @@ pub(crate) struct EndpointArgs {
     /// The endpoint, as `status` lists it: scheme://host[:port]/path.
     #[arg(value_name = "ENDPOINT")]
     endpoint: Endpoint,
+    /// Also an endpoint the store holds nothing pending and no health for (such as one with
+    /// dead letters only, before they are replayed); without it, such an endpoint is refused,
+    /// since it may be a typo.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -394,9 +399,12 @@ pub(crate) async fn pause(args: EndpointArgs, mut out: Out, resume: bool) -> Res
     let (_, store) = open(&args.store.store).await?;
     let endpoint = &args.endpoint;
     let known = store.endpoints().await?;
-    if !known.iter().any(|e| &e.endpoint == endpoint) {
+    if !args.force && !known.iter().any(|e| &e.endpoint == endpoint) {
         return Err(Failure::Usage(format!(
-            "the store holds no endpoint {endpoint}; `optout-relay status` lists those it holds"
+            "the store holds nothing pending and no health for {endpoint} (`optout-relay \
+             status` lists the endpoints it holds); check the endpoint, or give --force to \
+             {} it all the same",
+            if resume { "resume" } else { "pause" }
         )));
     }
     let change = if resume {
