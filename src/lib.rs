@@ -73,6 +73,11 @@
 //! - [`receive`]: the receiving side (verify a Standard Webhooks signature, parse a notice);
 //! - `testing` (feature `test-util`): a recording, scripted `HttpClient` for hosts' tests.
 //!
+//! Operators get a binary besides (feature `cli`: `cargo install --path . --features cli`):
+//! `optout-relay lint`, `preview` and `send` check a flow file, show the exact (masked) request a
+//! flow makes for an event and send one test request; `status`, `pending`, `dead`, `replay`,
+//! `pause`, `resume` and `purge` inspect and repair a SQLite or PostgreSQL delivery store.
+//!
 //! Everything left of the transport is pure: no clock, no randomness, no network; time and
 //! random numbers are passed in, so every decision is testable to the millisecond. The worker
 //! and the reqwest transport are the thin impure shell around it.

@@ -5,9 +5,9 @@
 
 #[path = "support/pg.rs"]
 mod pg;
-mod support;
 #[path = "support/stores.rs"]
 mod stores;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -150,7 +150,10 @@ fn lint_exits_1_on_warnings_only_when_asked_and_on_errors_always() {
          `sec-1` does not hold (`archive`): the flow could never match and the router refuses \
          the flows; fix \"listen.folders\" or add it to the catalog\n\nflows.json: 1 error in 1 flow\n"
     );
-    assert_eq!((run.code, run.stderr.as_str()), (1, "lint failed: 1 error\n"));
+    assert_eq!(
+        (run.code, run.stderr.as_str()),
+        (1, "lint failed: 1 error\n")
+    );
 }
 
 #[test]
@@ -294,7 +297,8 @@ fn a_broken_file_is_named_with_its_json_path_and_no_value_from_it() {
     let run = run_in(&scratch.0, &["lint", "missing.json"]);
     assert_eq!(run.code, 2);
     assert!(
-        run.stderr.starts_with("error: missing.json: cannot read it: "),
+        run.stderr
+            .starts_with("error: missing.json: cannot read it: "),
         "{}",
         run.stderr
     );
@@ -420,10 +424,7 @@ sms-gateway-stop: enters
         assert_eq!(last, body(mobile));
     }
     // The same signature: computed over the exact body, masked or not.
-    assert_eq!(
-        masked.stdout.lines().nth(8),
-        unmasked.stdout.lines().nth(8)
-    );
+    assert_eq!(masked.stdout.lines().nth(8), unmasked.stdout.lines().nth(8));
 
     // An unknown flow is named, with the file's flows.
     let run = run_in(
@@ -567,6 +568,18 @@ async fn send_delivers_to_a_loopback_receiver_only_when_allowed_and_masks_an_ech
         )
     );
     assert!(!sent.stdout.contains("ada@"), "{}", sent.stdout);
+
+    // --allow: a range of the policy's own choosing. Another range leaves loopback refused.
+    let other = run_async(send_args(&flows, &["--allow", "10.0.0.0/8"])).await;
+    assert_eq!(other.code, 1);
+    assert_eq!(server.received().len(), 1, "no request under another range");
+    let range = run_async(send_args(&flows, &["--allow", "127.0.0.1/32"])).await;
+    assert_eq!((range.code, range.stderr.as_str()), (0, ""));
+    assert_eq!(server.received().len(), 2);
+    let bad = run_async(send_args(&flows, &["--allow", "10.0.0.0/33"])).await;
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.starts_with("error: --allow: "), "{}", bad.stderr);
+    assert_eq!(server.received().len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -599,7 +612,8 @@ async fn send_says_what_the_retry_policy_would_do_with_the_answer() {
     let at: Timestamp = report["step"]["at"].as_str().unwrap().parse().unwrap();
     let delay = at.duration_since(Timestamp::now());
     assert!(
-        delay > jiff::SignedDuration::from_secs(110) && delay <= jiff::SignedDuration::from_secs(120),
+        delay > jiff::SignedDuration::from_secs(110)
+            && delay <= jiff::SignedDuration::from_secs(120),
         "{delay:?}"
     );
 
@@ -760,8 +774,26 @@ entries                 1
             when(at)
         )
     );
+    let listed_json = run_async(args(&["dead", "--store", &store, "--format", "json"])).await;
+    for text in [&listed.stdout, &listed_json.stdout] {
+        assert!(!text.contains("p-0@") && !text.contains("p-0%40"), "{text}");
+    }
     let pending = run_async(args(&["pending", "--store", &store])).await;
     assert_eq!(pending.stdout, "no pending deliveries\n");
+    // The store from the environment, as a shell profile sets it.
+    let from_env = tokio::task::spawn_blocking({
+        let store = store.clone();
+        move || {
+            Command::new(BIN)
+                .args(["dead", "--format", "json"])
+                .env("OPTOUT_RELAY_STORE", &store)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(String::from_utf8(from_env.stdout).unwrap(), listed_json.stdout);
 
     // Replay it: pending again, due now; a worker then delivers it.
     let replayed = run_async(args(&["replay", "--store", &store, &id])).await;
@@ -771,7 +803,10 @@ entries                 1
     );
     let again = run_async(args(&["replay", "--store", &store, &id])).await;
     assert_eq!(again.code, 1);
-    assert_eq!(again.stdout, format!("{id}: not a dead letter in this store\n"));
+    assert_eq!(
+        again.stdout,
+        format!("{id}: not a dead letter in this store\n")
+    );
     assert_eq!(
         again.stderr,
         "1 webhook id not replayed: not a dead letter in this store\n"
@@ -813,7 +848,10 @@ async fn replay_all_pages_through_every_dead_letter_with_progress() {
 
     // Paged: two at a time, the next page named.
     let first = run_async(args(&["dead", "--store", &store, "--limit", "2"])).await;
-    let mut ids: Vec<String> = ended.iter().map(|d| d.webhook_id().as_str().to_owned()).collect();
+    let mut ids: Vec<String> = ended
+        .iter()
+        .map(|d| d.webhook_id().as_str().to_owned())
+        .collect();
     ids.sort();
     assert_eq!(first.stdout.lines().count(), 5, "{}", first.stdout);
     assert!(first.stdout.ends_with(&format!(
@@ -843,6 +881,8 @@ async fn replay_all_pages_through_every_dead_letter_with_progress() {
         "crm",
         "--progress-every",
         "2",
+        "--page",
+        "2",
     ]))
     .await;
     assert_eq!(all.code, 0, "{}", all.stderr);
@@ -857,7 +897,10 @@ async fn replay_all_pages_through_every_dead_letter_with_progress() {
     assert_eq!(report["counts"]["dead_lettered"], 0);
 
     // Another flow's dead letters are left alone.
-    let none = run_async(args(&["replay", "--store", &store, "--all", "--flow", "other"])).await;
+    let none = run_async(args(&[
+        "replay", "--store", &store, "--all", "--flow", "other",
+    ]))
+    .await;
     assert_eq!(
         none.stdout,
         "replayed 0 dead letters; each is due now with the retry policy's whole allowance\n"
@@ -904,7 +947,10 @@ async fn pause_holds_an_endpoint_resume_releases_it_and_purge_deletes_old_delive
         report["endpoints"][0]["detail"]
     );
 
-    let resumed = run_async(args(&["resume", "--store", &store, &endpoint, "--format", "json"])).await;
+    let resumed = run_async(args(&[
+        "resume", "--store", &store, &endpoint, "--format", "json",
+    ]))
+    .await;
     assert_eq!(resumed.code, 0);
     let change: serde_json::Value = serde_json::from_str(&resumed.stdout).unwrap();
     assert_eq!(
@@ -913,7 +959,13 @@ async fn pause_holds_an_endpoint_resume_releases_it_and_purge_deletes_old_delive
     );
 
     // An endpoint the store does not hold is refused, not paused.
-    let unknown = run_async(args(&["pause", "--store", &store, "https://crm.example.com/optout"])).await;
+    let unknown = run_async(args(&[
+        "pause",
+        "--store",
+        &store,
+        "https://crm.example.com/optout",
+    ]))
+    .await;
     assert_eq!(unknown.code, 2);
     assert_eq!(
         unknown.stderr,
@@ -925,23 +977,36 @@ async fn pause_holds_an_endpoint_resume_releases_it_and_purge_deletes_old_delive
     // Purge: nothing ended 30 days ago; both deliveries ended more than a second ago.
     let none = run_async(args(&["purge", "--store", &store, "--older-than", "30d"])).await;
     assert!(
-        none.stdout.starts_with("purged 0 deliveries that ended before "),
+        none.stdout
+            .starts_with("purged 0 deliveries that ended before "),
         "{}",
         none.stdout
     );
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     let purged = run_async(args(&[
-        "purge", "--store", &store, "--older-than", "1s", "--format", "json",
+        "purge",
+        "--store",
+        &store,
+        "--older-than",
+        "1s",
+        "--format",
+        "json",
     ]))
     .await;
     let report: serde_json::Value = serde_json::from_str(&purged.stdout).unwrap();
     assert_eq!(report["purged"], 2);
-    let bad = run_async(args(&["purge", "--store", &store, "--older-than", "30 days"])).await;
+    let bad = run_async(args(&[
+        "purge",
+        "--store",
+        &store,
+        "--older-than",
+        "30 days",
+    ]))
+    .await;
     assert_eq!(bad.code, 2);
     assert!(
-        bad.stderr.contains(
-            "an age is a whole number and a unit (s, m, h, d or w), such as 30d"
-        ),
+        bad.stderr
+            .contains("an age is a whole number and a unit (s, m, h, d or w), such as 30d"),
         "{}",
         bad.stderr
     );
@@ -1046,4 +1111,53 @@ async fn the_store_commands_work_on_postgresql_too() {
     );
     assert_eq!(server.received().len(), 2);
     assert_eq!(store.counts().await.unwrap().delivered, 1);
+}
+
+/// Runs the binary under a pseudo-terminal (`script` from util-linux), as a person at a
+/// terminal would, and returns what the terminal showed.
+fn on_terminal(command: &str, no_color: bool) -> String {
+    let mut script = Command::new("script");
+    script
+        .args(["--quiet", "--return", "--command", command, "/dev/null"])
+        .current_dir(ROOT)
+        .env_remove("NO_COLOR");
+    if no_color {
+        script.env("NO_COLOR", "1");
+    }
+    let output = script.output().unwrap_or_else(|e| {
+        panic!(
+            "cannot run `script` to give the binary a terminal ({e}); to fix: install util-linux \
+             (Debian: apt-get install bsdutils)"
+        )
+    });
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .replace("\r\n", "\n")
+}
+
+#[test]
+fn colour_only_on_a_terminal_and_never_with_no_color() {
+    let command = format!("{BIN} lint examples/flows/traps.json");
+    let coloured = on_terminal(&command, false);
+    assert!(
+        coloured.starts_with(
+            "\x1b[33mwarning\x1b[0m[entry_limit_loses_opt_outs] flow crm-first-unsubscribe\n"
+        ),
+        "{coloured:?}"
+    );
+    assert!(
+        coloured.contains("\x1b[36mnote\x1b[0m[inactive_flow] flow old-spam-complaints\n"),
+        "{coloured:?}"
+    );
+    // The same text without the escapes is what a pipe gets.
+    let piped = run(&["lint", "examples/flows/traps.json"]).stdout;
+    let stripped = coloured
+        .replace("\x1b[33m", "")
+        .replace("\x1b[36m", "")
+        .replace("\x1b[0m", "");
+    assert_eq!(stripped, piped);
+    assert!(!piped.contains('\x1b'));
+    // NO_COLOR on a terminal: plain text.
+    assert_eq!(on_terminal(&command, true), piped);
 }

@@ -25,8 +25,8 @@ pub use entry::EntryDecision;
 pub use error::{FlowFileError, FlowFileProblem, FoundKind, ListenError, RouterError};
 pub use flow::{DeliveryOrder, FLOW_FILE_VERSION, FlowSettings};
 pub use ledger::{EntryLedger, EntryRequest, InMemoryLedger};
-pub use read::read_json;
 pub use node::ListenNodeBuilder;
+pub use read::read_json;
 pub use router::{Match, Refusal, Routing};
 pub use window::{EntryWindow, WindowUnit};
 

@@ -4,9 +4,9 @@ use clap::Args;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
+use optout_relay::EntryLimit;
 use optout_relay::explain::Explanation;
 use optout_relay::lint::{self, Diagnostic, Severity};
-use optout_relay::EntryLimit;
 use optout_relay::{FlowId, OptOutEvent, Profile, Router};
 
 use crate::out::{Out, severity_colour};

@@ -55,30 +55,30 @@ pub(crate) enum InputError {
 
 fn read(file: &Path) -> Result<String, Failure> {
     std::fs::read_to_string(file).map_err(|error| {
-        Failure::Input(InputError::Read {
+        Failure::Input(Box::new(InputError::Read {
             file: file.to_owned(),
             error,
-        })
+        }))
     })
 }
 
 fn json<T: serde::de::DeserializeOwned>(file: &Path, holds: Holds) -> Result<T, Failure> {
     read_json(&read(file)?).map_err(|error| {
-        Failure::Input(InputError::Json {
+        Failure::Input(Box::new(InputError::Json {
             file: file.to_owned(),
             holds,
             error,
-        })
+        }))
     })
 }
 
 pub(crate) fn flows(file: &Path) -> Result<FlowFile, Failure> {
     FlowFile::from_json(&read(file)?).map_err(|error| {
-        Failure::Input(InputError::Json {
+        Failure::Input(Box::new(InputError::Json {
             file: file.to_owned(),
             holds: Holds::Flows,
             error,
-        })
+        }))
     })
 }
 
@@ -97,9 +97,9 @@ pub(crate) fn profile(file: &Path) -> Result<Profile, Failure> {
 /// The router of `flows` with `catalog`.
 pub(crate) fn router(file: &Path, flows: FlowFile, catalog: &Catalog) -> Result<Router, Failure> {
     Router::new(flows.flows, catalog).map_err(|error| {
-        Failure::Input(InputError::Router {
+        Failure::Input(Box::new(InputError::Router {
             file: file.to_owned(),
             error,
-        })
+        }))
     })
 }

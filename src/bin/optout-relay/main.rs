@@ -23,7 +23,7 @@ Exit status:
   1  the check failed: lint errors (or warnings with --deny-warnings), a test send that was
      not accepted, a replay of an id that is not a dead letter
   2  bad usage or input: an unknown option, an unreadable file, an invalid value
-  3  the store or the network failed";
+  3  the store failed, or the transport or runtime could not be set up";
 
 /// The operator's command line for optout-relay: check flows, preview and test-send their
 /// requests, inspect the delivery store and replay dead letters.
@@ -72,7 +72,12 @@ pub(crate) struct StoreArgs {
     /// (`postgresql://` too).
     // Read as text and checked by the command, so that no error repeats it (a URL may hold a
     // password, and clap's own errors quote the value).
-    #[arg(long, env = "OPTOUT_RELAY_STORE", hide_env_values = true, value_name = "STORE")]
+    #[arg(
+        long,
+        env = "OPTOUT_RELAY_STORE",
+        hide_env_values = true,
+        value_name = "STORE"
+    )]
     pub(crate) store: String,
 }
 
@@ -84,7 +89,7 @@ pub(crate) enum Failure {
     Check(String),
     /// A file or value given is not valid (exit 2).
     #[error(transparent)]
-    Input(#[from] input::InputError),
+    Input(Box<input::InputError>),
     /// A value given on the command line is not valid (exit 2).
     #[error("{0}")]
     Usage(String),

@@ -14,9 +14,9 @@ use optout_relay::{
     Delivery, DestinationPolicy, FlowId, HttpClient, Profile, ReqwestClient, RetryPolicy,
 };
 
+use crate::Failure;
 use crate::flows::{EventArgs, Loaded, describe_event, known_flow, load};
 use crate::out::{Colour, Out, when};
-use crate::Failure;
 
 /// How much of the response body is shown.
 const BODY_SHOWN: usize = 1024;
@@ -130,7 +130,10 @@ pub(crate) async fn send(args: SendArgs, mut out: Out) -> Result<(), Failure> {
         Ok(response) => {
             let status = response.status();
             let reason = status.canonical_reason().unwrap_or("");
-            out.line(format!("response {} {reason} in {took} ms", status.as_u16()));
+            out.line(format!(
+                "response {} {reason} in {took} ms",
+                status.as_u16()
+            ));
             let mut headers = Vec::new();
             for (name, value) in response.headers() {
                 let value = scrub(&String::from_utf8_lossy(value.as_bytes()), profile, masked);
@@ -168,7 +171,11 @@ pub(crate) async fn send(args: SendArgs, mut out: Out) -> Result<(), Failure> {
         }
     }
     let (decision, accepted) = decide(&step, &retry);
-    let colour = if accepted { Colour::Green } else { Colour::Yellow };
+    let colour = if accepted {
+        Colour::Green
+    } else {
+        Colour::Yellow
+    };
     let painted = out.paint(&decision, colour);
     out.line(format!("retry policy: {painted}"));
     report["step"] = json!(step);
@@ -230,11 +237,34 @@ fn scrub(text: &str, profile: &Profile, masked: bool) -> String {
         all.push((escaped, mask));
     }
     // Longest first, so that a value inside another is not replaced in part.
-    all.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    all.sort_by_key(|(value, _)| std::cmp::Reverse(value.len()));
     for (value, mask) in all {
         if value.chars().count() >= 3 {
             scrubbed = scrubbed.replace(&value, &mask);
         }
     }
     scrubbed
+}
+
+#[cfg(test)]
+mod tests {
+    use optout_relay::Profile;
+
+    use super::scrub;
+
+    #[test]
+    fn a_receivers_echo_of_the_profiles_values_is_masked() {
+        let profile: Profile = serde_json::from_str(
+            r#"{"id": "p-1", "email": "ada+news@example.com", "mobile": "+46 70 123 45 67",
+                "attributes": {"customer_no": "C-99817"}}"#,
+        )
+        .unwrap();
+        let echo = "ok ada+news@example.com ada%2Bnews%40example.com +46701234567 \
+                    +46 70 123 45 67 C-99817";
+        assert_eq!(
+            scrub(echo, &profile, true),
+            "ok a***@e***.com a***@e***.com +46*******67 +46*******67 [masked]"
+        );
+        assert_eq!(scrub(echo, &profile, false), echo);
+    }
 }

@@ -14,10 +14,10 @@ use optout_relay::store::{ListQuery, StateFilter};
 use optout_relay::webhook::WebhookId;
 use optout_relay::{Delivery, DeliveryStore, FlowId, PostgresStore, SqliteStore};
 
+use crate::Failure;
 use crate::StoreArgs;
 use crate::flows::plural;
 use crate::out::{Out, Progress, state_colour, when};
-use crate::Failure;
 
 /// Where the store is: `sqlite:PATH` or a PostgreSQL URL.
 #[derive(Debug, Clone)]
@@ -116,7 +116,11 @@ pub(crate) struct ReplayArgs {
     #[command(flatten)]
     store: StoreArgs,
     /// The dead letters' webhook ids.
-    #[arg(value_name = "WEBHOOK_ID", required_unless_present = "all", conflicts_with = "all")]
+    #[arg(
+        value_name = "WEBHOOK_ID",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
     ids: Vec<WebhookId>,
     /// Every dead letter (of --flow, when given).
     #[arg(long)]
@@ -128,6 +132,10 @@ pub(crate) struct ReplayArgs {
     /// shows a running count instead).
     #[arg(long, value_name = "N", default_value_t = 1000, hide = true)]
     progress_every: u64,
+    /// With --all: how many dead letters each page lists.
+    #[arg(long, value_name = "N", default_value_t = 500, hide = true,
+          value_parser = clap::value_parser!(u16).range(1..=10000))]
+    page: u16,
 }
 
 #[derive(Debug, Args)]
@@ -157,7 +165,9 @@ pub(crate) struct PurgeArgs {
 /// `30d`, `12h`, `90m`, `45s`, `2w`.
 fn parse_age(text: &str) -> Result<SignedDuration, String> {
     let expected = "an age is a whole number and a unit (s, m, h, d or w), such as 30d";
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let number: i64 = number.parse().map_err(|_| expected.to_owned())?;
     let seconds = match unit {
@@ -212,7 +222,13 @@ pub(crate) async fn status(args: StoreArgs, mut out: Out) -> Result<(), Failure>
             &["endpoint", "state", "pending", "in flight", "detail"],
             &[false, false, true, true, false],
             &rows,
-            |column, cell| if column == 1 { state_colour(cell) } else { None },
+            |column, cell| {
+                if column == 1 {
+                    state_colour(cell)
+                } else {
+                    None
+                }
+            },
         );
     }
     let endpoints: Vec<_> = endpoints
@@ -273,9 +289,24 @@ pub(crate) async fn list(args: ListArgs, mut out: Out, dead: bool) -> Result<(),
         });
     } else {
         let header: &[&str] = if dead {
-            &["webhook id", "flow", "event", "endpoint", "attempts", "dead since", "reason"]
+            &[
+                "webhook id",
+                "flow",
+                "event",
+                "endpoint",
+                "attempts",
+                "dead since",
+                "reason",
+            ]
         } else {
-            &["webhook id", "flow", "event", "endpoint", "attempts", "next attempt"]
+            &[
+                "webhook id",
+                "flow",
+                "event",
+                "endpoint",
+                "attempts",
+                "next attempt",
+            ]
         };
         let rows: Vec<Vec<String>> = page.iter().map(|d| row(d, dead)).collect();
         let mut right = vec![false; header.len()];
@@ -343,7 +374,8 @@ pub(crate) async fn replay(args: ReplayArgs, mut out: Out) -> Result<(), Failure
         let mut progress = Progress::new("replayed", args.progress_every);
         let mut after: Option<String> = None;
         loop {
-            let mut query = ListQuery::new(StateFilter::DeadLettered).limit(500);
+            let page_size = usize::from(args.page);
+            let mut query = ListQuery::new(StateFilter::DeadLettered).limit(page_size);
             if let Some(flow) = &args.flow {
                 query = query.flow(flow.clone());
             }
@@ -358,7 +390,7 @@ pub(crate) async fn replay(args: ReplayArgs, mut out: Out) -> Result<(), Failure
                 }
             }
             match page.last() {
-                Some(last) if page.len() == 500 => {
+                Some(last) if page.len() == page_size => {
                     after = Some(last.webhook_id().as_str().to_owned());
                 }
                 _ => break,
@@ -450,8 +482,15 @@ pub(crate) async fn purge(args: PurgeArgs, mut out: Out) -> Result<(), Failure> 
         .checked_sub(args.older_than)
         .map_err(|e| Failure::Usage(format!("--older-than: {e}")))?;
     let purged = store.purge(before).await?;
-    let noun = if purged == 1 { "delivery" } else { "deliveries" };
-    out.line(format!("purged {purged} {noun} that ended before {}", when(before)));
+    let noun = if purged == 1 {
+        "delivery"
+    } else {
+        "deliveries"
+    };
+    out.line(format!(
+        "purged {purged} {noun} that ended before {}",
+        when(before)
+    ));
     out.finish(&json!({ "purged": purged, "before": before }));
     Ok(())
 }
