@@ -378,7 +378,7 @@ fn preview_unmasked_gives_the_exact_request_and_signs_it_at_the_time_given() {
     )
     .unwrap();
     let flows = format!("{ROOT}/examples/flows/relay.json");
-    let preview = |extra: &[&str]| {
+    let preview = |flow: &str, extra: &[&str]| {
         let mut list = vec![
             "preview",
             flows.as_str(),
@@ -387,13 +387,12 @@ fn preview_unmasked_gives_the_exact_request_and_signs_it_at_the_time_given() {
             "--profile",
             "profile.json",
             "--flow",
-            "sms-gateway-stop",
-            "--at",
-            "2026-11-26T09:31:05Z",
+            flow,
         ];
         list.extend_from_slice(extra);
         run_in(&scratch.0, &list)
     };
+    let at = ["--at", "2026-11-26T09:31:05Z"];
     let head = "event evt-2: SMS - Unsubscribe of profile p-2 in section sec-1, subscription \
                 123456, through communication, at 2026-11-26T09:31:00Z
 
@@ -404,8 +403,8 @@ sms-gateway-stop: enters
     --header 'webhook-id: msg_dfc894e999ee10eebe52b465f864968b' \\
     --header 'webhook-timestamp: 1795685465' \\
 ";
-    let masked = preview(&[]);
-    let unmasked = preview(&["--unmasked"]);
+    let masked = preview("sms-gateway-stop", &at);
+    let unmasked = preview("sms-gateway-stop", &[&at[..], &["--unmasked"]].concat());
     // The signature is over the real body, in both (it reveals nothing).
     let signature = "    --header 'webhook-signature: v1,";
     let body = |mobile: &str| {
@@ -427,19 +426,7 @@ sms-gateway-stop: enters
     assert_eq!(masked.stdout.lines().nth(8), unmasked.stdout.lines().nth(8));
 
     // An unknown flow is named, with the file's flows.
-    let run = run_in(
-        &scratch.0,
-        &[
-            "preview",
-            flows.as_str(),
-            "--event",
-            "event.json",
-            "--profile",
-            "profile.json",
-            "--flow",
-            "nope",
-        ],
-    );
+    let run = preview("nope", &[]);
     assert_eq!(run.code, 2);
     assert_eq!(
         run.stderr,
@@ -793,7 +780,10 @@ entries                 1
     })
     .await
     .unwrap();
-    assert_eq!(String::from_utf8(from_env.stdout).unwrap(), listed_json.stdout);
+    assert_eq!(
+        String::from_utf8(from_env.stdout).unwrap(),
+        listed_json.stdout
+    );
 
     // Replay it: pending again, due now; a worker then delivers it.
     let replayed = run_async(args(&["replay", "--store", &store, &id])).await;

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use optout_relay::EntryLimit;
 use optout_relay::explain::Explanation;
 use optout_relay::lint::{self, Diagnostic, Severity};
+use optout_relay::webhook::{Preview, RequestBuildError, WebhookRequest};
 use optout_relay::{FlowId, OptOutEvent, Profile, Router};
 
 use crate::out::{Out, severity_colour};
@@ -78,6 +79,27 @@ pub(crate) fn load(args: &EventArgs) -> Result<Loaded, Failure> {
         profile: input::profile(&args.profile)?,
         at: args.at.unwrap_or_else(Timestamp::now),
     })
+}
+
+impl Loaded {
+    /// The request `flow` makes for the event about the Profile at the time given; `None` when
+    /// the event does not match the flow.
+    pub(crate) fn build(&self, flow: &FlowId) -> Option<Result<WebhookRequest, RequestBuildError>> {
+        self.router
+            .matches(&self.event)
+            .into_iter()
+            .find(|m| &m.flow.id == flow)
+            .map(|m| m.build_request(&self.profile, self.at))
+    }
+}
+
+/// `request`'s dry-run preview, masked unless `unmasked`.
+pub(crate) fn preview_of(request: &WebhookRequest, unmasked: bool) -> Preview<'_> {
+    if unmasked {
+        request.preview_unmasked()
+    } else {
+        request.preview()
+    }
 }
 
 /// The flow `id` of `router`, or a usage error naming the file.
@@ -160,12 +182,7 @@ pub(crate) fn lint(args: &LintArgs, mut out: Out) -> Result<(), Failure> {
 
 pub(crate) fn preview(args: &PreviewArgs, mut out: Out) -> Result<(), Failure> {
     let loaded = load(&args.input)?;
-    let Loaded {
-        router,
-        event,
-        profile,
-        at,
-    } = &loaded;
+    let (router, event) = (&loaded.router, &loaded.event);
     let flows: Vec<&optout_relay::Flow> = match &args.flow {
         Some(id) => vec![known_flow(router, id, &args.input.flows)?],
         None => router.flows().iter().collect(),
@@ -188,12 +205,7 @@ pub(crate) fn preview(args: &PreviewArgs, mut out: Out) -> Result<(), Failure> {
             }
             Explanation::Matches(why) => {
                 entry["why"] = json!(why);
-                let built = router
-                    .matches(event)
-                    .into_iter()
-                    .find(|m| m.flow.id == flow.id)
-                    .map(|m| m.build_request(profile, *at));
-                match built {
+                match loaded.build(&flow.id) {
                     Some(Ok(request)) => {
                         out.line(format!("{}: enters", flow.id));
                         out.line(format!("  why: {why}"));
@@ -203,11 +215,7 @@ pub(crate) fn preview(args: &PreviewArgs, mut out: Out) -> Result<(), Failure> {
                             ));
                             entry["entry_limit"] = json!(limit.to_string());
                         }
-                        let preview = if masked {
-                            request.preview()
-                        } else {
-                            request.preview_unmasked()
-                        };
+                        let preview = preview_of(&request, args.input.unmasked);
                         let curl = preview.curl();
                         for line in curl.lines() {
                             out.line(format!("  {line}"));

@@ -15,7 +15,7 @@ use optout_relay::{
 };
 
 use crate::Failure;
-use crate::flows::{EventArgs, Loaded, describe_event, known_flow, load};
+use crate::flows::{EventArgs, Loaded, describe_event, known_flow, load, preview_of};
 use crate::out::{Colour, Out, when};
 
 /// How much of the response body is shown.
@@ -49,25 +49,19 @@ pub(crate) async fn send(args: SendArgs, mut out: Out) -> Result<(), Failure> {
         at,
     } = &loaded;
     let flow = known_flow(router, &args.flow, &args.input.flows)?;
-    match router.explain(&flow.id, event) {
-        Some(Explanation::Matches(_)) => {}
-        Some(Explanation::Rejected(rejection)) => {
-            return Err(Failure::Usage(format!(
-                "event {} does not enter flow `{}`: {rejection}; nothing was sent",
-                event.id(),
-                flow.id
-            )));
-        }
-        None => {
-            return Err(Failure::Usage(format!("no flow `{}`", flow.id)));
-        }
+    let unmatched = |why: String| {
+        Failure::Usage(format!(
+            "event {} does not enter flow `{}`: {why}; nothing was sent",
+            event.id(),
+            flow.id
+        ))
+    };
+    if let Some(Explanation::Rejected(rejection)) = router.explain(&flow.id, event) {
+        return Err(unmatched(rejection.to_string()));
     }
-    let built = router
-        .matches(event)
-        .into_iter()
-        .find(|m| m.flow.id == flow.id)
-        .ok_or_else(|| Failure::Usage(format!("event {} matches no flow", event.id())))?
-        .build_request(profile, *at)
+    let built = loaded
+        .build(&flow.id)
+        .ok_or_else(|| unmatched("it does not match".to_owned()))?
         .map_err(|e| {
             Failure::Usage(format!(
                 "flow `{}`: the request cannot be built: {e}; nothing was sent",
@@ -75,11 +69,7 @@ pub(crate) async fn send(args: SendArgs, mut out: Out) -> Result<(), Failure> {
             ))
         })?;
     let masked = !args.input.unmasked;
-    let preview = if masked {
-        built.preview()
-    } else {
-        built.preview_unmasked()
-    };
+    let preview = preview_of(&built, args.input.unmasked);
     let shown_request = preview.summary();
     let request_line = shown_request.lines().next().unwrap_or_default().to_owned();
 
