@@ -168,6 +168,11 @@ fn lint_in_json_gives_every_diagnostic_and_the_verdict() {
         "json",
     ]);
     assert_eq!(run.code, 1);
+    let error: serde_json::Value = serde_json::from_str(&run.stderr).unwrap();
+    assert_eq!(
+        error,
+        serde_json::json!({"error": {"kind": "check", "message": "lint failed: 5 warnings (--deny-warnings)"}})
+    );
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     let codes: Vec<(&str, &str, &str)> = report["diagnostics"]
         .as_array()
@@ -294,6 +299,25 @@ fn a_broken_file_is_named_with_its_json_path_and_no_value_from_it() {
     );
 
     // A file that is not there, and one of JSON that is something else.
+    let run = run_in(&scratch.0, &["lint", "missing.json", "--format", "json"]);
+    assert_eq!((run.code, run.stdout.as_str()), (2, ""));
+    let error: serde_json::Value = serde_json::from_str(&run.stderr).unwrap();
+    assert_eq!(error["error"]["kind"], "input");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("missing.json: cannot read it: "),
+        "{error}"
+    );
+    // An option clap does not know, in JSON too.
+    let run = run_in(&scratch.0, &["lint", "x.json", "--colour", "--format=json"]);
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&run.stderr).unwrap(),
+        serde_json::json!({"error": {"kind": "usage", "message":
+            "unexpected option `--colour`; see `optout-relay --help`, or `optout-relay COMMAND --help`"}})
+    );
     let run = run_in(&scratch.0, &["lint", "missing.json"]);
     assert_eq!(run.code, 2);
     assert!(
@@ -360,6 +384,52 @@ sms-gateway-stop: does not enter
     );
     assert_eq!((run.code, run.stderr.as_str()), (0, ""));
     assert!(!run.stdout.contains("ada"));
+
+    let json = self::run(&[
+        "preview",
+        "examples/flows/relay.json",
+        "--event",
+        "examples/host/event.json",
+        "--profile",
+        "examples/host/profile.json",
+        "--at",
+        "2026-11-26T09:30:05Z",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(json.code, 0);
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(
+        (&report["event"], &report["masked"]),
+        (&serde_json::json!("evt-1"), &serde_json::json!(true))
+    );
+    let flows = report["flows"].as_array().unwrap();
+    assert_eq!(
+        flows
+            .iter()
+            .map(|f| (f["flow"].as_str().unwrap(), f["enters"].as_bool().unwrap()))
+            .collect::<Vec<_>>(),
+        [
+            ("crm-unsubscribes", true),
+            ("crm-spam-complaints", false),
+            ("sms-gateway-stop", false)
+        ]
+    );
+    assert_eq!(
+        flows[0]["why"],
+        serde_json::json!({"section": "sec-1", "kind": "email_unsubscribe", "origin": "communication",
+            "subscription": {"by": "any"}, "activity": {"by": "any"}})
+    );
+    assert_eq!(
+        flows[0]["curl"],
+        "curl --request POST 'https://crm.example.com/optout?email=a***%40e***.com&subscription=123456' \\\n  \
+         --header 'webhook-id: msg_f602f46a34bde42fbf025123344f856d'"
+    );
+    assert_eq!(
+        flows[1]["rejected"],
+        serde_json::json!({"rejected_by": "kind", "kind": "email_unsubscribe"})
+    );
+    assert!(!json.stdout.contains("ada"));
 }
 
 #[test]
@@ -714,8 +784,10 @@ fn when(time: Timestamp) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_dead_letter_arrives_at_the_receiver() {
-    // The receiver refuses the first request (400: dead-lettered at once), then accepts.
-    let server = TestServer::start([Answer::status(400)], Answer::status(204)).await;
+    // The receiver refuses the first request (400: dead-lettered at once, with a body that
+    // echoes the Email), then accepts.
+    let refusal = Answer::Status(400, Vec::new(), b"no list for p-0@example.com".to_vec());
+    let server = TestServer::start([refusal], Answer::status(204)).await;
     let scratch = Scratch::new("cli-replay");
     let db = scratch.0.join("relay.db");
     let url = server.url("/optout");
@@ -751,6 +823,7 @@ entries                 1
     assert_eq!((status.code, status.stderr.as_str()), (0, ""));
 
     let listed = run_async(args(&["dead", "--store", &store])).await;
+    assert_eq!((listed.code, listed.stderr.as_str()), (0, ""));
     assert_eq!(
         listed.stdout,
         format!(
@@ -766,7 +839,10 @@ entries                 1
         assert!(!text.contains("p-0@") && !text.contains("p-0%40"), "{text}");
     }
     let pending = run_async(args(&["pending", "--store", &store])).await;
-    assert_eq!(pending.stdout, "no pending deliveries\n");
+    assert_eq!(
+        (pending.code, pending.stdout.as_str()),
+        (0, "no pending deliveries\n")
+    );
     // The store from the environment, as a shell profile sets it.
     let from_env = tokio::task::spawn_blocking({
         let store = store.clone();
@@ -791,6 +867,20 @@ entries                 1
         (replayed.code, replayed.stdout.as_str()),
         (0, format!("replayed {id}\n").as_str())
     );
+    let again_json = run_async(args(&[
+        "replay", "--store", &store, &id, "--format", "json",
+    ]))
+    .await;
+    assert_eq!(again_json.code, 1);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&again_json.stdout).unwrap(),
+        serde_json::json!({"replayed": 0, "webhook_ids": [], "not_dead_letters": [id]})
+    );
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&again_json.stderr).unwrap(),
+        serde_json::json!({"error": {"kind": "check",
+            "message": "1 webhook id not replayed: not a dead letter in this store"}})
+    );
     let again = run_async(args(&["replay", "--store", &store, &id])).await;
     assert_eq!(again.code, 1);
     assert_eq!(
@@ -806,6 +896,26 @@ entries                 1
     assert_eq!(page["deliveries"][0]["webhook_id"], id.as_str());
     assert_eq!(page["deliveries"][0]["last_status"], 400);
     assert_eq!(page["next_after"], serde_json::Value::Null);
+    let due: Timestamp = page["deliveries"][0]["state"]["next_attempt_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let pending = run_async(args(&["pending", "--store", &store])).await;
+    assert_eq!(
+        (pending.code, pending.stdout.as_str()),
+        (
+            0,
+            format!(
+                "webhook id                            flow  event  {:<w$}  attempts  next attempt
+{id}  crm   evt-0  {endpoint}         1  {}
+",
+                "endpoint",
+                when(due)
+            )
+            .as_str()
+        )
+    );
 
     let outcomes = drain(&db, &url, 1).await;
     assert!(
@@ -892,8 +1002,11 @@ async fn replay_all_pages_through_every_dead_letter_with_progress() {
     ]))
     .await;
     assert_eq!(
-        none.stdout,
-        "replayed 0 dead letters; each is due now with the retry policy's whole allowance\n"
+        (none.code, none.stdout.as_str()),
+        (
+            0,
+            "replayed 0 dead letters; each is due now with the retry policy's whole allowance\n"
+        )
     );
 }
 
@@ -921,8 +1034,11 @@ async fn pause_holds_an_endpoint_resume_releases_it_and_purge_deletes_old_delive
     );
     let twice = run_async(args(&["pause", "--store", &store, &endpoint])).await;
     assert_eq!(
-        twice.stdout,
-        format!("{endpoint} was already paused by an operator\n")
+        (twice.code, twice.stdout.as_str()),
+        (
+            0,
+            format!("{endpoint} was already paused by an operator\n").as_str()
+        )
     );
     let status = run_async(args(&["status", "--store", &store, "--format", "json"])).await;
     let report: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
@@ -947,6 +1063,26 @@ async fn pause_holds_an_endpoint_resume_releases_it_and_purge_deletes_old_delive
         change,
         serde_json::json!({"endpoint": endpoint, "result": "resumed", "from": "paused", "to": "healthy"})
     );
+    let again = run_async(args(&["resume", "--store", &store, &endpoint])).await;
+    assert_eq!(
+        (again.code, again.stdout.as_str()),
+        (0, format!("{endpoint} is healthy already\n").as_str())
+    );
+    let paused_json = run_async(args(&[
+        "pause", "--store", &store, &endpoint, "--format", "json",
+    ]))
+    .await;
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&paused_json.stdout).unwrap(),
+        serde_json::json!({"endpoint": endpoint, "result": "paused", "from": "healthy", "to": "paused"})
+    );
+    let resumed = run_async(args(&["resume", "--store", &store, &endpoint])).await;
+    assert_eq!(
+        resumed.stdout,
+        format!(
+            "resumed {endpoint} (was paused): its held deliveries are due now, in admission order\n"
+        )
+    );
 
     // An endpoint the store does not hold is refused, not paused.
     let unknown = run_async(args(&[
@@ -964,13 +1100,36 @@ async fn pause_holds_an_endpoint_resume_releases_it_and_purge_deletes_old_delive
          --force to pause it all the same\n"
     );
 
-    // Purge: nothing ended 30 days ago; both deliveries ended more than a second ago.
-    let none = run_async(args(&["purge", "--store", &store, "--older-than", "30d"])).await;
+    let unknown = run_async(args(&[
+        "resume",
+        "--store",
+        &store,
+        "https://crm.example.com/optout",
+    ]))
+    .await;
+    assert_eq!(unknown.code, 2);
     assert!(
-        none.stdout
-            .starts_with("purged 0 deliveries that ended before "),
+        unknown
+            .stderr
+            .ends_with("give --force to resume it all the same\n"),
         "{}",
-        none.stdout
+        unknown.stderr
+    );
+
+    // Purge: nothing ended 30 days ago; both deliveries ended more than a second ago.
+    let before = Timestamp::now();
+    let none = run_async(args(&["purge", "--store", &store, "--older-than", "30d"])).await;
+    let after = Timestamp::now();
+    assert_eq!(none.code, 0);
+    let cutoff = none
+        .stdout
+        .strip_prefix("purged 0 deliveries that ended before ")
+        .and_then(|rest| rest.strip_suffix('\n'))
+        .unwrap_or_else(|| panic!("{}", none.stdout));
+    let month = jiff::SignedDuration::from_hours(30 * 24);
+    assert!(
+        [when(before - month), when(after - month)].contains(&cutoff.to_owned()),
+        "{cutoff}"
     );
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     let purged = run_async(args(&[
@@ -984,7 +1143,18 @@ async fn pause_holds_an_endpoint_resume_releases_it_and_purge_deletes_old_delive
     ]))
     .await;
     let report: serde_json::Value = serde_json::from_str(&purged.stdout).unwrap();
-    assert_eq!(report["purged"], 2);
+    assert_eq!((purged.code, &report["purged"]), (0, &serde_json::json!(2)));
+    // The entries (ids only) are kept: a re-delivered copy of either event still enters nothing.
+    let status = run_async(args(&["status", "--store", &store, "--format", "json"])).await;
+    let report: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(
+        report["counts"],
+        serde_json::json!({"pending": 0, "leased": 0, "delivered": 0, "dead_lettered": 0, "entries": 2})
+    );
+    for age in ["12h", "2w"] {
+        let run = run_async(args(&["purge", "--store", &store, "--older-than", age])).await;
+        assert_eq!(run.code, 0, "{age}: {}", run.stderr);
+    }
     let bad = run_async(args(&[
         "purge",
         "--store",
@@ -1026,27 +1196,104 @@ fn a_store_that_cannot_be_opened_is_named_without_its_password() {
     );
 
     // A PostgreSQL server that hangs up at once (a listener this test holds): exit 3, and the
-    // password is masked.
+    // password is masked, written before the `@` or in the query.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let hang_up = std::thread::spawn(move || {
-        for stream in listener.incoming().take(8) {
+        for stream in listener.incoming().take(16) {
             drop(stream);
         }
     });
-    let url = format!("postgres://relay:hunter2@127.0.0.1:{port}/relay?connect_timeout=5");
-    let run = run_in(&scratch.0, &["status", "--store", &url, "--format", "json"]);
-    assert_eq!(run.code, 3, "{}", run.stderr);
-    assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
-    let error: serde_json::Value = serde_json::from_str(&run.stderr).unwrap();
-    assert_eq!(error["error"]["kind"], "runtime");
-    assert!(
-        error["error"]["message"].as_str().unwrap().starts_with(&format!(
-            "postgres://relay:***@127.0.0.1:{port}/relay?connect_timeout=5: cannot open the store: "
-        )),
-        "{error}"
-    );
+    for (url, shown) in [
+        (
+            format!("postgres://relay:hunter2@127.0.0.1:{port}/relay?connect_timeout=5"),
+            format!("postgres://relay:***@127.0.0.1:{port}/relay?connect_timeout=5"),
+        ),
+        (
+            format!("postgresql://relay@127.0.0.1:{port}/relay?password=hunter2&sslmode=disable"),
+            format!("postgresql://relay@127.0.0.1:{port}/relay?password=***&sslmode=disable"),
+        ),
+    ] {
+        let run = run_in(&scratch.0, &["status", "--store", &url, "--format", "json"]);
+        assert_eq!(run.code, 3, "{}", run.stderr);
+        assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
+        let error: serde_json::Value = serde_json::from_str(&run.stderr).unwrap();
+        assert_eq!(error["error"]["kind"], "runtime");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("{shown}: cannot connect: ")),
+            "{message}"
+        );
+    }
     drop(hang_up);
+
+    // clap would quote an unexpected argument or an invalid value whole: a store URL pasted in
+    // the wrong place, an endpoint with an Email in its query, a URL taken for a webhook id.
+    let db = scratch.0.join("relay.db");
+    std::fs::write(&db, b"").unwrap();
+    for (args, expected) in [
+        (
+            vec!["status", "postgres://relay:hunter2@db/relay"],
+            "error: unexpected argument (not repeated here: it may hold a secret); see \
+             `optout-relay --help`, or `optout-relay COMMAND --help`\n",
+        ),
+        (
+            vec![
+                "pause",
+                "--store",
+                "sqlite:relay.db",
+                "crm.example.com/optout?email=ada@example.com",
+            ],
+            "error: ENDPOINT: an endpoint is an absolute URL such as https://crm.example.com/optout\n",
+        ),
+        (
+            vec![
+                "replay",
+                "--store",
+                "sqlite:relay.db",
+                "postgres://relay:hunter2@db/relay",
+            ],
+            "error: sqlite:relay.db: holds no optout-relay store (no table \
+             optout_relay_deliveries); give the store the relay writes to\n",
+        ),
+        (
+            vec!["status", "--format", "xml"],
+            "error: invalid value for `--format <FORMAT>`: expected one of text, json\n",
+        ),
+    ] {
+        let run = run_in(&scratch.0, &args);
+        assert_eq!((run.code, run.stderr.as_str()), (2, expected), "{args:?}");
+        assert!(!run.stderr.contains("hunter2") && !run.stderr.contains("ada@"));
+    }
+    // Neither an empty file nor another application's SQLite database is made a store.
+    assert_eq!(std::fs::metadata(&db).unwrap().len(), 0);
+    let other = scratch.0.join("other.db");
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(async {
+            use sqlx::Connection as _;
+            let options = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&other)
+                .create_if_missing(true);
+            let mut conn = sqlx::SqliteConnection::connect_with(&options)
+                .await
+                .unwrap();
+            sqlx::query("CREATE TABLE contacts (email TEXT)")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+        });
+    let before = std::fs::read(&other).unwrap();
+    let run = run_in(&scratch.0, &["dead", "--store", "sqlite:other.db"]);
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        run.stderr,
+        "error: sqlite:other.db: holds no optout-relay store (no table optout_relay_deliveries); \
+         give the store the relay writes to\n"
+    );
+    assert_eq!(std::fs::read(&other).unwrap(), before, "not written to");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1070,7 +1317,6 @@ async fn the_store_commands_work_on_postgresql_too() {
     let endpoint = format!("http://{}/optout", server.addr);
     let unknown = run_async(args(&["pause", "--store", &db.url, &endpoint])).await;
     assert_eq!(unknown.code, 2);
-    assert!(!unknown.stderr.contains(&db.url), "{}", unknown.stderr);
     let paused = run_async(args(&["pause", "--store", &db.url, &endpoint, "--force"])).await;
     assert_eq!(paused.code, 0, "{}", paused.stderr);
     let status = run_async(args(&["status", "--store", &db.url, "--format", "json"])).await;

@@ -148,24 +148,120 @@ fn block_on<F: Future<Output = Result<(), Failure>>>(work: F) -> Result<(), Fail
         .block_on(work)
 }
 
+/// Whether the raw arguments ask for JSON (for errors found before they could be parsed).
+fn wants_json(args: &[std::ffi::OsString]) -> bool {
+    args.windows(2)
+        .any(|pair| pair[0] == "--format" && pair[1] == "json")
+        || args.iter().any(|a| a == "--format=json")
+}
+
+/// clap's error in words that never repeat a value given: clap quotes an unexpected argument or
+/// an invalid value whole, and that may be a store URL with its password or a URL with an
+/// Email in its query.
+fn usage_message(error: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let context = |kind| match error.get(kind) {
+        Some(ContextValue::String(text)) => Some(text.clone()),
+        Some(ContextValue::Strings(list)) => Some(list.join(", ")),
+        _ => None,
+    };
+    let arg = context(ContextKind::InvalidArg).unwrap_or_else(|| "an argument".to_owned());
+    let hint = "see `optout-relay --help`, or `optout-relay COMMAND --help`";
+    match error.kind() {
+        ErrorKind::UnknownArgument if arg.starts_with('-') => {
+            let name = arg.split('=').next().unwrap_or_default();
+            format!("unexpected option `{name}`; {hint}")
+        }
+        ErrorKind::UnknownArgument => {
+            format!("unexpected argument (not repeated here: it may hold a secret); {hint}")
+        }
+        ErrorKind::InvalidSubcommand => format!("unknown command; {hint}"),
+        ErrorKind::InvalidValue => match context(ContextKind::ValidValue) {
+            Some(valid) => format!("invalid value for `{arg}`: expected one of {valid}"),
+            None => format!("invalid value for `{arg}`; {hint}"),
+        },
+        ErrorKind::ValueValidation => match std::error::Error::source(error) {
+            Some(reason) => format!("invalid value for `{arg}`: {reason}"),
+            None => format!("invalid value for `{arg}`; {hint}"),
+        },
+        // These name arguments only, never a value given.
+        ErrorKind::MissingRequiredArgument
+        | ErrorKind::MissingSubcommand
+        | ErrorKind::ArgumentConflict
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let text = error.render().to_string();
+            let first = text.lines().next().unwrap_or_default();
+            format!("{}; {hint}", first.trim_start_matches("error: "))
+        }
+        _ => format!("the command line cannot be read; {hint}"),
+    }
+}
+
+/// Writes `failure` to standard error, as JSON when asked.
+fn report(failure: &Failure, json: bool) {
+    if json {
+        let error = serde_json::json!({
+            "error": {"kind": failure.kind(), "message": failure.to_string()}
+        });
+        eprintln!("{error}");
+    } else if let Failure::Check(_) = failure {
+        // What the check found is on standard output already; this says why the status is 1.
+        eprintln!("{failure}");
+    } else {
+        eprintln!("error: {failure}");
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                error.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            ) {
+                let _ = error.print();
+                return ExitCode::SUCCESS;
+            }
+            let failure = Failure::Usage(usage_message(&error));
+            report(&failure, wants_json(&args));
+            return ExitCode::from(failure.code());
+        }
+    };
     let json = cli.format == Format::Json;
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            if let Failure::Check(_) = failure {
-                // What the check found is on standard output already; say why the status is 1.
-                eprintln!("{failure}");
-            } else if json {
-                let error = serde_json::json!({
-                    "error": {"kind": failure.kind(), "message": failure.to_string()}
-                });
-                eprintln!("{error}");
-            } else {
-                eprintln!("error: {failure}");
-            }
+            report(&failure, json);
             ExitCode::from(failure.code())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Failure;
+
+    #[test]
+    fn each_failure_has_its_exit_status() {
+        let store = optout_relay::store::StoreError::new(
+            optout_relay::store::StoreErrorKind::Unavailable,
+            "down",
+        );
+        let codes: Vec<(&str, u8)> = [
+            Failure::Check("lint failed".into()),
+            Failure::Usage("bad".into()),
+            Failure::Store(store),
+            Failure::Runtime("no transport".into()),
+        ]
+        .iter()
+        .map(|f| (f.kind(), f.code()))
+        .collect();
+        assert_eq!(
+            codes,
+            [("check", 1), ("usage", 2), ("store", 3), ("runtime", 3)]
+        );
     }
 }

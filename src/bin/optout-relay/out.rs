@@ -21,13 +21,13 @@ pub(crate) enum Colour {
     Bold,
 }
 
-/// Where text goes: standard output, coloured only when it is a terminal and `NO_COLOR` is not
-/// set (<https://no-color.org>).
+/// Where text goes: standard output, line by line as it comes (so that what a long command did
+/// shows even if it fails later), coloured only when it is a terminal and `NO_COLOR` is not set
+/// (<https://no-color.org>). With JSON, only the document [`finish`](Self::finish) is given.
 #[derive(Debug)]
 pub(crate) struct Out {
     pub(crate) format: Format,
     colour: bool,
-    text: String,
 }
 
 impl Out {
@@ -35,11 +35,7 @@ impl Out {
         let colour = format == Format::Text
             && std::io::stdout().is_terminal()
             && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-        Self {
-            format,
-            colour,
-            text: String::new(),
-        }
+        Self { format, colour }
     }
 
     /// `text` in `colour` when colour is on.
@@ -57,10 +53,15 @@ impl Out {
         format!("\x1b[{code}m{text}\x1b[0m")
     }
 
-    /// Adds a line of text.
+    /// Writes a line of text (nothing with JSON). A closed pipe (`| head`) is not an error
+    /// worth a message.
     pub(crate) fn line(&mut self, line: impl AsRef<str>) {
-        self.text.push_str(line.as_ref());
-        self.text.push('\n');
+        if self.format == Format::Text {
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout
+                .write_all(line.as_ref().as_bytes())
+                .and_then(|()| stdout.write_all(b"\n"));
+        }
     }
 
     /// Adds a table: a header row and rows, each column as wide as its widest cell, numbers
@@ -106,17 +107,15 @@ impl Out {
         }
     }
 
-    /// Writes what was added (text), or `value` (JSON), to standard output.
+    /// Ends the output: with JSON, writes `value` as the one document on standard output.
     pub(crate) fn finish(self, value: &serde_json::Value) {
         let mut stdout = std::io::stdout().lock();
-        let written = match self.format {
-            Format::Text => stdout.write_all(self.text.as_bytes()),
-            Format::Json => serde_json::to_writer_pretty(&mut stdout, value)
+        if self.format == Format::Json {
+            let _ = serde_json::to_writer_pretty(&mut stdout, value)
                 .map_err(std::io::Error::from)
-                .and_then(|()| stdout.write_all(b"\n")),
-        };
-        // A closed pipe (`| head`) is not an error worth a message.
-        let _ = written.and_then(|()| stdout.flush());
+                .and_then(|()| stdout.write_all(b"\n"));
+        }
+        let _ = stdout.flush();
     }
 }
 

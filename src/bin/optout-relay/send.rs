@@ -10,6 +10,7 @@ use serde_json::json;
 use optout_relay::delivery::Step;
 use optout_relay::explain::Explanation;
 use optout_relay::transport::Cidr;
+use optout_relay::webhook::Auth;
 use optout_relay::{
     Delivery, DestinationPolicy, FlowId, HttpClient, Profile, ReqwestClient, RetryPolicy,
 };
@@ -18,7 +19,7 @@ use crate::Failure;
 use crate::flows::{EventArgs, Loaded, describe_event, known_flow, load, preview_of};
 use crate::out::{Colour, Out, when};
 
-/// How much of the response body is shown.
+/// How many characters of the response body are shown.
 const BODY_SHOWN: usize = 1024;
 
 #[derive(Debug, Args)]
@@ -46,7 +47,7 @@ pub(crate) async fn send(args: SendArgs, mut out: Out) -> Result<(), Failure> {
         router,
         event,
         profile,
-        at,
+        ..
     } = &loaded;
     let flow = known_flow(router, &args.flow, &args.input.flows)?;
     let unmatched = |why: String| {
@@ -89,14 +90,24 @@ pub(crate) async fn send(args: SendArgs, mut out: Out) -> Result<(), Failure> {
 
     let webhook_id = built.webhook_id().clone();
     let request = built.into_request();
+    let scrubber = Scrubber::new(profile, flow.webhook.auth(), &request);
+    let clean = |text: &str| {
+        if masked {
+            scrubber.clean(text)
+        } else {
+            text.to_owned()
+        }
+    };
+    let started = Timestamp::now();
+    // Created when it is sent (`--at` is only the time the request is built and signed at), so
+    // that the retry policy's maximum age counts from now, as for a delivery a worker sends.
     let mut delivery = Delivery::new(
         webhook_id.clone(),
         flow.id.clone(),
         event.id().clone(),
         request.clone(),
-        *at,
+        started,
     );
-    let started = Timestamp::now();
     let result = client.send(request).await;
     let ended = Timestamp::now();
     let retry = RetryPolicy::default();
@@ -126,18 +137,19 @@ pub(crate) async fn send(args: SendArgs, mut out: Out) -> Result<(), Failure> {
             ));
             let mut headers = Vec::new();
             for (name, value) in response.headers() {
-                let value = scrub(&String::from_utf8_lossy(value.as_bytes()), profile, masked);
+                let value = clean(&String::from_utf8_lossy(value.as_bytes()));
                 out.line(format!("  {name}: {value}"));
                 headers.push(json!([name.as_str(), value]));
             }
             let body = response.body();
-            let shown = &body[..body.len().min(BODY_SHOWN)];
-            let text = scrub(&String::from_utf8_lossy(shown), profile, masked);
+            // Cleaned whole, then cut: a value across the cut is hidden too.
+            let cleaned = clean(&String::from_utf8_lossy(body));
+            let text: String = cleaned.chars().take(BODY_SHOWN).collect();
             if body.is_empty() {
                 out.line("  (no body)");
             } else {
-                let cut = if shown.len() < body.len() {
-                    format!(", the first {}", shown.len())
+                let cut = if text.len() < cleaned.len() {
+                    format!(", the first {BODY_SHOWN} characters shown")
                 } else {
                     String::new()
                 };
@@ -200,61 +212,129 @@ fn decide(step: &Step, retry: &RetryPolicy) -> (String, bool) {
     }
 }
 
-/// `text` with the Profile's personal values (Email, Mobile, text attributes), as they are and
-/// percent-encoded, replaced by their masked forms: a receiver may echo what it was sent.
-fn scrub(text: &str, profile: &Profile, masked: bool) -> String {
-    if !masked {
-        return text.to_owned();
-    }
-    let mut values: Vec<(String, String)> = Vec::new();
-    if let Some(email) = &profile.email {
-        values.push((email.as_str().to_owned(), email.masked()));
-    }
-    if let Some(mobile) = &profile.mobile {
-        values.push((mobile.as_str().to_owned(), mobile.masked()));
-        values.push((mobile.as_given().trim().to_owned(), mobile.masked()));
-    }
-    for value in profile.attributes.values() {
-        values.push((value.to_text().into_owned(), "[masked]".to_owned()));
-    }
-    let mut scrubbed = text.to_owned();
-    let mut all: Vec<(String, String)> = Vec::new();
-    for (value, mask) in values {
-        let encoded: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
-        let escaped = encoded.replace('+', "%20");
-        all.push((value, mask.clone()));
-        all.push((encoded, mask.clone()));
-        all.push((escaped, mask));
-    }
-    // Longest first, so that a value inside another is not replaced in part.
-    all.sort_by_key(|(value, _)| std::cmp::Reverse(value.len()));
-    for (value, mask) in all {
-        if value.chars().count() >= 3 {
-            scrubbed = scrubbed.replace(&value, &mask);
+/// What a masked `send` hides in a receiver's answer: a receiver may echo what it was sent
+/// (an httpbin-style echo, an error that quotes the request). The Profile's Email, Mobile and
+/// text attributes, as they are and percent-encoded, and the flow's credentials, each found
+/// whatever its letters' case.
+struct Scrubber {
+    /// (the value in ASCII lower case, what replaces it), longest first.
+    values: Vec<(String, String)>,
+}
+
+impl Scrubber {
+    fn new(profile: &Profile, auth: &Auth, request: &http::Request<Vec<u8>>) -> Self {
+        let mut personal: Vec<(String, String)> = Vec::new();
+        if let Some(email) = &profile.email {
+            personal.push((email.as_str().to_owned(), email.masked()));
         }
+        if let Some(mobile) = &profile.mobile {
+            for form in [mobile.as_str(), mobile.as_given().trim()] {
+                personal.push((form.to_owned(), mobile.masked()));
+            }
+            let digits: String = mobile
+                .as_str()
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect();
+            if digits.len() >= 6 {
+                personal.push((digits, mobile.masked()));
+            }
+        }
+        for value in profile.attributes.values() {
+            personal.push((value.to_text().into_owned(), "[masked]".to_owned()));
+        }
+        let redacted = "[redacted]".to_owned();
+        match auth {
+            Auth::Bearer { token } => personal.push((token.expose().to_owned(), redacted.clone())),
+            Auth::Basic { password, .. } => {
+                personal.push((password.expose().to_owned(), redacted.clone()));
+                let header = request.headers().get(http::header::AUTHORIZATION);
+                if let Some(basic) = header.and_then(|v| v.to_str().ok()) {
+                    let credentials = basic.trim_start_matches("Basic ").to_owned();
+                    personal.push((credentials, redacted.clone()));
+                }
+            }
+            Auth::Header { value, .. } => personal.push((value.expose().to_owned(), redacted)),
+            _ => {}
+        }
+        let mut values = Vec::new();
+        for (value, mask) in personal {
+            let encoded: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
+            let escaped = encoded.replace('+', "%20");
+            for form in [value, encoded, escaped] {
+                // Too short to be told from other text.
+                if form.chars().count() >= 3 {
+                    values.push((form.to_ascii_lowercase(), mask.clone()));
+                }
+            }
+        }
+        // Longest first, so that a value inside another is not replaced in part.
+        values.sort_by_key(|(value, _)| std::cmp::Reverse(value.len()));
+        Self { values }
     }
-    scrubbed
+
+    /// `text` with every value replaced.
+    fn clean(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        for (value, mask) in &self.values {
+            // ASCII lower case keeps every byte where it was, so the positions found in the
+            // lowered text are those of the text.
+            let lower = text.to_ascii_lowercase();
+            let mut cleaned = String::with_capacity(text.len());
+            let mut last = 0;
+            for (at, _) in lower.match_indices(value.as_str()) {
+                cleaned.push_str(&text[last..at]);
+                cleaned.push_str(mask);
+                last = at + value.len();
+            }
+            cleaned.push_str(&text[last..]);
+            text = cleaned;
+        }
+        text
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use optout_relay::Profile;
+    use optout_relay::webhook::{Auth, Secret};
 
-    use super::scrub;
+    use super::Scrubber;
 
     #[test]
-    fn a_receivers_echo_of_the_profiles_values_is_masked() {
+    fn a_receivers_echo_of_the_profiles_values_and_the_credentials_is_masked() {
         let profile: Profile = serde_json::from_str(
-            r#"{"id": "p-1", "email": "ada+news@example.com", "mobile": "+46 70 123 45 67",
+            r#"{"id": "p-1", "email": "Ada+News@Example.com", "mobile": "+46 70 123 45 67",
                 "attributes": {"customer_no": "C-99817"}}"#,
         )
         .unwrap();
-        let echo = "ok ada+news@example.com ada%2Bnews%40example.com +46701234567 \
-                    +46 70 123 45 67 C-99817";
+        let auth = Auth::Bearer {
+            token: Secret::new("tok_live_4f9a77"),
+        };
+        let request = http::Request::new(Vec::new());
+        let scrubber = Scrubber::new(&profile, &auth, &request);
+        let echo = "ok Ada+News@Example.com ada+news@example.com ada%2Bnews%40example.com \
+                    ADA%2bNEWS%40EXAMPLE.COM +46701234567 46701234567 +46 70 123 45 67 C-99817 \
+                    authorization: Bearer tok_live_4f9a77";
         assert_eq!(
-            scrub(echo, &profile, true),
-            "ok a***@e***.com a***@e***.com +46*******67 +46*******67 [masked]"
+            scrubber.clean(echo),
+            "ok A***@E***.com A***@E***.com A***@E***.com A***@E***.com +46*******67 \
+             +46*******67 +46*******67 [masked] authorization: Bearer [redacted]"
         );
-        assert_eq!(scrub(echo, &profile, false), echo);
+
+        let basic = Auth::Basic {
+            username: "relay".into(),
+            password: Secret::new("hunter22"),
+        };
+        let mut request = http::Request::new(Vec::new());
+        request.headers_mut().insert(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_static("Basic cmVsYXk6aHVudGVyMjI="),
+        );
+        let scrubber = Scrubber::new(&Profile::new("p-2".parse().unwrap()), &basic, &request);
+        assert_eq!(
+            scrubber.clean("you sent Basic cmVsYXk6aHVudGVyMjI= (relay:hunter22)"),
+            "you sent Basic [redacted] (relay:[redacted])"
+        );
     }
 }

@@ -46,7 +46,8 @@ impl FromStr for StoreUrl {
 }
 
 impl fmt::Display for StoreUrl {
-    /// The store as it can be shown: a PostgreSQL URL's password is replaced by `***`.
+    /// The store as it can be shown: a PostgreSQL URL's password, before the `@` or in the
+    /// query (`password`, `sslpassword`), is replaced by `***`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
@@ -54,6 +55,17 @@ impl fmt::Display for StoreUrl {
                 Ok(mut parsed) => {
                     if parsed.password().is_some() {
                         let _ = parsed.set_password(Some("***"));
+                    }
+                    let pairs: Vec<(String, String)> = parsed
+                        .query_pairs()
+                        .map(|(key, value)| {
+                            let secret = key.to_ascii_lowercase().contains("password");
+                            let value = if secret { "***".into() } else { value };
+                            (key.into_owned(), value.into_owned())
+                        })
+                        .collect();
+                    if !pairs.is_empty() {
+                        parsed.query_pairs_mut().clear().extend_pairs(pairs);
                     }
                     f.write_str(parsed.as_str())
                 }
@@ -73,14 +85,59 @@ async fn open(text: &str) -> Result<(StoreUrl, Box<dyn DeliveryStore>), Failure>
     Ok((url, store))
 }
 
-async fn open_url(url: &StoreUrl) -> Result<Box<dyn DeliveryStore>, Failure> {
-    match url {
+/// Whether the database at `url` holds the relay's tables, checked without writing to it: a
+/// store command pointed at another database by mistake must not create tables there.
+async fn check_relay_tables(url: &StoreUrl) -> Result<(), Failure> {
+    use sqlx::Connection as _;
+    const DELIVERIES: &str = "optout_relay_deliveries";
+    let not_a_store = || {
+        Failure::Usage(format!(
+            "{url}: holds no optout-relay store (no table {DELIVERIES}); give the store the relay \
+             writes to"
+        ))
+    };
+    let found = match url {
         StoreUrl::Sqlite(path) => {
             if !path.is_file() {
                 return Err(Failure::Usage(format!(
                     "{url}: no such file; give the path of the relay's SQLite store"
                 )));
             }
+            let options = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(path)
+                .read_only(true);
+            let mut conn = sqlx::SqliteConnection::connect_with(&options)
+                .await
+                .map_err(|e| Failure::Usage(format!("{url}: not a SQLite database: {e}")))?;
+            let found: Result<bool, sqlx::Error> = sqlx::query_scalar(
+                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = $1",
+            )
+            .bind(DELIVERIES)
+            .fetch_one(&mut conn)
+            .await;
+            let _ = conn.close().await;
+            found.map_err(|e| Failure::Usage(format!("{url}: not a SQLite database: {e}")))?
+        }
+        StoreUrl::Postgres(text) => {
+            let mut conn = sqlx::PgConnection::connect(text)
+                .await
+                .map_err(|e| Failure::Runtime(format!("{url}: cannot connect: {e}")))?;
+            let found: Result<bool, sqlx::Error> =
+                sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+                    .bind(DELIVERIES)
+                    .fetch_one(&mut conn)
+                    .await;
+            let _ = conn.close().await;
+            found.map_err(|e| Failure::Runtime(format!("{url}: cannot read the tables: {e}")))?
+        }
+    };
+    if found { Ok(()) } else { Err(not_a_store()) }
+}
+
+async fn open_url(url: &StoreUrl) -> Result<Box<dyn DeliveryStore>, Failure> {
+    check_relay_tables(url).await?;
+    match url {
+        StoreUrl::Sqlite(path) => {
             Ok(Box::new(SqliteStore::open(path).await.map_err(|e| {
                 Failure::Runtime(format!("{url}: cannot open the store: {e}"))
             })?))
@@ -116,12 +173,13 @@ pub(crate) struct ReplayArgs {
     #[command(flatten)]
     store: StoreArgs,
     /// The dead letters' webhook ids.
+    // Read as text and parsed by the command, so that an error never repeats what was given.
     #[arg(
         value_name = "WEBHOOK_ID",
         required_unless_present = "all",
         conflicts_with = "all"
     )]
-    ids: Vec<WebhookId>,
+    ids: Vec<String>,
     /// Every dead letter (of --flow, when given).
     #[arg(long)]
     all: bool,
@@ -143,8 +201,10 @@ pub(crate) struct EndpointArgs {
     #[command(flatten)]
     store: StoreArgs,
     /// The endpoint, as `status` lists it: scheme://host[:port]/path.
+    // Read as text and parsed by the command, so that an error never repeats it (a URL may
+    // carry an Email in its query).
     #[arg(value_name = "ENDPOINT")]
-    endpoint: Endpoint,
+    endpoint: String,
     /// Also an endpoint the store holds nothing pending and no health for (such as one with
     /// dead letters only, before they are replayed); without it, such an endpoint is refused,
     /// since it may be a typo.
@@ -366,57 +426,55 @@ fn item(delivery: &Delivery) -> serde_json::Value {
     })
 }
 
+/// A webhook id as it may be shown: one of the crate's (`msg_` and hex) or any short id of
+/// letters, digits, `_`, `-` and `.`; anything else (a pasted URL, a token) is named by its
+/// place on the command line only.
+fn shown_id(id: &str, position: usize) -> String {
+    let plain = id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if plain && (1..=64).contains(&id.len()) {
+        id.to_owned()
+    } else {
+        format!("the webhook id given #{}", position + 1)
+    }
+}
+
+/// What `replay` did, as the JSON document gives it.
+fn replay_report(replayed: &[String], missing: &[String]) -> serde_json::Value {
+    json!({
+        "replayed": replayed.len(),
+        "webhook_ids": replayed,
+        "not_dead_letters": missing,
+    })
+}
+
 pub(crate) async fn replay(args: ReplayArgs, mut out: Out) -> Result<(), Failure> {
     let (_, store) = open(&args.store.store).await?;
-    let mut replayed = Vec::new();
-    let mut missing = Vec::new();
+    let mut replayed: Vec<String> = Vec::new();
+    let mut missing: Vec<String> = Vec::new();
+    let done = if args.all {
+        replay_all(&args, &*store, &mut replayed).await
+    } else {
+        replay_ids(&args.ids, &*store, &mut out, &mut replayed, &mut missing).await
+    };
+    if let Err(failure) = done {
+        // What was replayed before the store failed is said, so that nothing is replayed twice
+        // by mistake or thought replayed when it was not.
+        out.line(format!(
+            "the store failed after {} was replayed",
+            plural(replayed.len(), "dead letter")
+        ));
+        out.finish(&replay_report(&replayed, &missing));
+        return Err(failure);
+    }
     if args.all {
-        let mut progress = Progress::new("replayed", args.progress_every);
-        let mut after: Option<String> = None;
-        loop {
-            let page_size = usize::from(args.page);
-            let mut query = ListQuery::new(StateFilter::DeadLettered).limit(page_size);
-            if let Some(flow) = &args.flow {
-                query = query.flow(flow.clone());
-            }
-            if let Some(after) = &after {
-                query = query.after(after.clone());
-            }
-            let page = store.list(&query).await?;
-            for delivery in &page {
-                if store.replay(delivery.webhook_id()).await? {
-                    replayed.push(delivery.webhook_id().as_str().to_owned());
-                    progress.step();
-                }
-            }
-            match page.last() {
-                Some(last) if page.len() == page_size => {
-                    after = Some(last.webhook_id().as_str().to_owned());
-                }
-                _ => break,
-            }
-        }
-        progress.finish();
         out.line(format!(
             "replayed {}; each is due now with the retry policy's whole allowance",
             plural(replayed.len(), "dead letter")
         ));
-    } else {
-        for id in &args.ids {
-            if store.replay(id).await? {
-                out.line(format!("replayed {id}"));
-                replayed.push(id.as_str().to_owned());
-            } else {
-                out.line(format!("{id}: not a dead letter in this store"));
-                missing.push(id.as_str().to_owned());
-            }
-        }
     }
-    out.finish(&json!({
-        "replayed": replayed.len(),
-        "webhook_ids": replayed,
-        "not_dead_letters": missing,
-    }));
+    out.finish(&replay_report(&replayed, &missing));
     if missing.is_empty() {
         Ok(())
     } else {
@@ -427,9 +485,81 @@ pub(crate) async fn replay(args: ReplayArgs, mut out: Out) -> Result<(), Failure
     }
 }
 
+/// Replays the ids given, one line each as it goes.
+async fn replay_ids(
+    ids: &[String],
+    store: &dyn DeliveryStore,
+    out: &mut Out,
+    replayed: &mut Vec<String>,
+    missing: &mut Vec<String>,
+) -> Result<(), Failure> {
+    let mut parsed = Vec::with_capacity(ids.len());
+    for (position, text) in ids.iter().enumerate() {
+        let id: WebhookId = text.parse().map_err(|e| {
+            Failure::Usage(format!(
+                "{} is not a webhook id: {e}",
+                shown_id(text, position)
+            ))
+        })?;
+        parsed.push((position, id));
+    }
+    for (position, id) in parsed {
+        let shown = shown_id(id.as_str(), position);
+        if store.replay(&id).await? {
+            out.line(format!("replayed {shown}"));
+            replayed.push(shown);
+        } else {
+            out.line(format!("{shown}: not a dead letter in this store"));
+            missing.push(shown);
+        }
+    }
+    Ok(())
+}
+
+/// Replays every dead letter (of `--flow`), a page at a time, with progress on standard error.
+async fn replay_all(
+    args: &ReplayArgs,
+    store: &dyn DeliveryStore,
+    replayed: &mut Vec<String>,
+) -> Result<(), Failure> {
+    let mut progress = Progress::new("replayed", args.progress_every);
+    let page_size = usize::from(args.page);
+    let mut after: Option<String> = None;
+    loop {
+        let mut query = ListQuery::new(StateFilter::DeadLettered).limit(page_size);
+        if let Some(flow) = &args.flow {
+            query = query.flow(flow.clone());
+        }
+        if let Some(after) = &after {
+            query = query.after(after.clone());
+        }
+        let page = store.list(&query).await?;
+        for delivery in &page {
+            // One that a worker or another operator took back meanwhile is not a dead letter
+            // any more, and is left alone.
+            if store.replay(delivery.webhook_id()).await? {
+                replayed.push(delivery.webhook_id().as_str().to_owned());
+                progress.step();
+            }
+        }
+        match page.last() {
+            Some(last) if page.len() == page_size => {
+                after = Some(last.webhook_id().as_str().to_owned());
+            }
+            _ => break,
+        }
+    }
+    progress.finish();
+    Ok(())
+}
+
 pub(crate) async fn pause(args: EndpointArgs, mut out: Out, resume: bool) -> Result<(), Failure> {
+    let endpoint: Endpoint = args
+        .endpoint
+        .parse()
+        .map_err(|e| Failure::Usage(format!("ENDPOINT: {e}")))?;
+    let endpoint = &endpoint;
     let (_, store) = open(&args.store.store).await?;
-    let endpoint = &args.endpoint;
     let known = store.endpoints().await?;
     if !args.force && !known.iter().any(|e| &e.endpoint == endpoint) {
         return Err(Failure::Usage(format!(
@@ -493,4 +623,41 @@ pub(crate) async fn purge(args: PurgeArgs, mut out: Out) -> Result<(), Failure> 
     ));
     out.finish(&json!({ "purged": purged, "before": before }));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::SignedDuration;
+
+    use super::parse_age;
+
+    #[test]
+    fn ages_are_a_whole_number_and_a_unit() {
+        let day = 86_400;
+        for (text, seconds) in [
+            ("45s", 45),
+            ("90m", 90 * 60),
+            ("12h", 12 * 3600),
+            ("30d", 30 * day),
+            ("2w", 14 * day),
+        ] {
+            assert_eq!(
+                parse_age(text),
+                Ok(SignedDuration::from_secs(seconds)),
+                "{text}"
+            );
+        }
+        let unreadable = "an age is a whole number and a unit (s, m, h, d or w), such as 30d";
+        for text in ["30 days", "30", "d", "1y", "-1d", "1.5h", ""] {
+            assert_eq!(parse_age(text), Err(unreadable.to_owned()), "{text}");
+        }
+        assert_eq!(
+            parse_age("0d"),
+            Err("the age must be more than zero".to_owned())
+        );
+        assert_eq!(
+            parse_age("36501d"),
+            Err("the age is at most 100 years".to_owned())
+        );
+    }
 }

@@ -37,8 +37,10 @@ pub(crate) use proxy::from_str;
 /// let profile: Profile = read_json(r#"{"id": "p-1", "email": "ada@example.com"}"#)?;
 /// assert_eq!(profile.id.as_str(), "p-1");
 ///
-/// let error = read_json::<Profile>(r#"{"id": "p-1", "email": "ada@@example.com"}"#).unwrap_err();
+/// let text = r#"{"id": "p-1", "email": {"address": "ada@example.com"}}"#;
+/// let error = read_json::<Profile>(text).unwrap_err();
 /// assert_eq!(error.path, "email");
+/// assert_eq!(error.to_string(), "email: invalid type: an object, expected a string (line 1, column 24)");
 /// assert!(!error.to_string().contains("ada"), "{error}");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
