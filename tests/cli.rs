@@ -3,6 +3,8 @@
 
 #![cfg(feature = "cli")]
 
+#[path = "support/fixtures.rs"]
+mod fixtures;
 #[path = "support/pg.rs"]
 mod pg;
 #[path = "support/stores.rs"]
@@ -63,6 +65,11 @@ async fn run_async(args: Vec<String>) -> Run {
     })
     .await
     .unwrap()
+}
+
+/// The one JSON document of a `--format json` run's output (or error).
+fn json_of(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not one JSON document ({e}): {text}"))
 }
 
 fn args(list: &[&str]) -> Vec<String> {
@@ -168,12 +175,12 @@ fn lint_in_json_gives_every_diagnostic_and_the_verdict() {
         "json",
     ]);
     assert_eq!(run.code, 1);
-    let error: serde_json::Value = serde_json::from_str(&run.stderr).unwrap();
+    let error = json_of(&run.stderr);
     assert_eq!(
         error,
         serde_json::json!({"error": {"kind": "check", "message": "lint failed: 5 warnings (--deny-warnings)"}})
     );
-    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let report = json_of(&run.stdout);
     let codes: Vec<(&str, &str, &str)> = report["diagnostics"]
         .as_array()
         .unwrap()
@@ -301,7 +308,7 @@ fn a_broken_file_is_named_with_its_json_path_and_no_value_from_it() {
     // A file that is not there, and one of JSON that is something else.
     let run = run_in(&scratch.0, &["lint", "missing.json", "--format", "json"]);
     assert_eq!((run.code, run.stdout.as_str()), (2, ""));
-    let error: serde_json::Value = serde_json::from_str(&run.stderr).unwrap();
+    let error = json_of(&run.stderr);
     assert_eq!(error["error"]["kind"], "input");
     assert!(
         error["error"]["message"]
@@ -314,7 +321,7 @@ fn a_broken_file_is_named_with_its_json_path_and_no_value_from_it() {
     let run = run_in(&scratch.0, &["lint", "x.json", "--colour", "--format=json"]);
     assert_eq!(run.code, 2);
     assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&run.stderr).unwrap(),
+        json_of(&run.stderr),
         serde_json::json!({"error": {"kind": "usage", "message":
             "unexpected option `--colour`; see `optout-relay --help`, or `optout-relay COMMAND --help`"}})
     );
@@ -398,7 +405,7 @@ sms-gateway-stop: does not enter
         "json",
     ]);
     assert_eq!(json.code, 0);
-    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let report = json_of(&json.stdout);
     assert_eq!(
         (&report["event"], &report["masked"]),
         (&serde_json::json!("evt-1"), &serde_json::json!(true))
@@ -661,7 +668,7 @@ async fn send_says_what_the_retry_policy_would_do_with_the_answer() {
 
     let busy = run_async(send_args(&flows, &["--allow-loopback", "--format", "json"])).await;
     assert_eq!(busy.code, 1);
-    let report: serde_json::Value = serde_json::from_str(&busy.stdout).unwrap();
+    let report = json_of(&busy.stdout);
     assert_eq!(report["response"]["status"], 503);
     assert_eq!(report["step"]["step"], "retry_at");
     // Retry-After: 120 seconds after the attempt ended, which is at most a few ms after it
@@ -704,18 +711,13 @@ fn crm_flow(url: &str) -> Flow {
     )
 }
 
+/// Opt-out `i`: Email - Unsubscribe `evt-{i}` of Profile `p-{i}` (`p-{i}@example.com`).
 fn opt_out(i: usize) -> (OptOutEvent, Profile) {
     let profile = format!("p-{i}");
-    let event = OptOutEvent::email_unsubscribe(
-        EventId::new(format!("evt-{i}")).unwrap(),
-        ProfileId::new(&profile).unwrap(),
-        SectionId::new("sec-1").unwrap(),
-        SubscriptionId::new("123456").unwrap(),
-        "2026-11-26T09:30:00Z".parse().unwrap(),
-    );
-    let profile = Profile::new(ProfileId::new(&profile).unwrap())
-        .with_email(Email::new(format!("{profile}@example.com")).unwrap());
-    (event, profile)
+    (
+        fixtures::event(&format!("evt-{i}"), &profile),
+        fixtures::profile(&profile),
+    )
 }
 
 fn loopback_client() -> ReqwestClient {
@@ -873,11 +875,11 @@ entries                 1
     .await;
     assert_eq!(again_json.code, 1);
     assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&again_json.stdout).unwrap(),
+        json_of(&again_json.stdout),
         serde_json::json!({"replayed": 0, "webhook_ids": [], "not_dead_letters": [id]})
     );
     assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&again_json.stderr).unwrap(),
+        json_of(&again_json.stderr),
         serde_json::json!({"error": {"kind": "check",
             "message": "1 webhook id not replayed: not a dead letter in this store"}})
     );
@@ -892,7 +894,7 @@ entries                 1
         "1 webhook id not replayed: not a dead letter in this store\n"
     );
     let pending = run_async(args(&["pending", "--store", &store, "--format", "json"])).await;
-    let page: serde_json::Value = serde_json::from_str(&pending.stdout).unwrap();
+    let page = json_of(&pending.stdout);
     assert_eq!(page["deliveries"][0]["webhook_id"], id.as_str());
     assert_eq!(page["deliveries"][0]["last_status"], 400);
     assert_eq!(page["next_after"], serde_json::Value::Null);
@@ -917,6 +919,22 @@ entries                 1
         )
     );
 
+    // Paused, its endpoint holds it: `pending` says so instead of a due time.
+    let paused = run_async(args(&["pause", "--store", &store, &endpoint])).await;
+    assert_eq!(paused.code, 0, "{}", paused.stderr);
+    let held = run_async(args(&["pending", "--store", &store])).await;
+    assert_eq!(
+        held.stdout,
+        format!(
+            "webhook id                            flow  event  {:<w$}  attempts  next attempt
+{id}  crm   evt-0  {endpoint}         1  held: its endpoint is paused
+",
+            "endpoint"
+        )
+    );
+    let resumed = run_async(args(&["resume", "--store", &store, &endpoint])).await;
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+
     let outcomes = drain(&db, &url, 1).await;
     assert!(
         matches!(&outcomes[0], Outcome::Delivered(d) if d.webhook_id().as_str() == id),
@@ -930,7 +948,7 @@ entries                 1
         "/optout?email=p-0%40example.com&subscription=123456"
     );
     let status = run_async(args(&["status", "--store", &store, "--format", "json"])).await;
-    let report: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let report = json_of(&status.stdout);
     assert_eq!(
         report["counts"],
         serde_json::json!({"pending": 0, "leased": 0, "delivered": 1, "dead_lettered": 0, "entries": 1})
@@ -962,7 +980,7 @@ async fn replay_all_pages_through_every_dead_letter_with_progress() {
         "dead", "--store", &store, "--limit", "2", "--after", &ids[1], "--format", "json",
     ]))
     .await;
-    let page: serde_json::Value = serde_json::from_str(&second.stdout).unwrap();
+    let page = json_of(&second.stdout);
     let listed: Vec<&str> = page["deliveries"]
         .as_array()
         .unwrap()
@@ -992,7 +1010,7 @@ async fn replay_all_pages_through_every_dead_letter_with_progress() {
     );
     assert_eq!(all.stderr, "replayed 2 so far\nreplayed 4 so far\n");
     let status = run_async(args(&["status", "--store", &store, "--format", "json"])).await;
-    let report: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let report = json_of(&status.stdout);
     assert_eq!(report["counts"]["pending"], 5);
     assert_eq!(report["counts"]["dead_lettered"], 0);
 
@@ -1041,7 +1059,7 @@ async fn pause_holds_an_endpoint_resume_releases_it_and_purge_deletes_old_delive
         )
     );
     let status = run_async(args(&["status", "--store", &store, "--format", "json"])).await;
-    let report: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let report = json_of(&status.stdout);
     assert_eq!(report["endpoints"][0]["endpoint"], endpoint.as_str());
     assert_eq!(report["endpoints"][0]["state"], "paused");
     assert!(
@@ -1058,7 +1076,7 @@ async fn pause_holds_an_endpoint_resume_releases_it_and_purge_deletes_old_delive
     ]))
     .await;
     assert_eq!(resumed.code, 0);
-    let change: serde_json::Value = serde_json::from_str(&resumed.stdout).unwrap();
+    let change = json_of(&resumed.stdout);
     assert_eq!(
         change,
         serde_json::json!({"endpoint": endpoint, "result": "resumed", "from": "paused", "to": "healthy"})
@@ -1073,7 +1091,7 @@ async fn pause_holds_an_endpoint_resume_releases_it_and_purge_deletes_old_delive
     ]))
     .await;
     assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&paused_json.stdout).unwrap(),
+        json_of(&paused_json.stdout),
         serde_json::json!({"endpoint": endpoint, "result": "paused", "from": "healthy", "to": "paused"})
     );
     let resumed = run_async(args(&["resume", "--store", &store, &endpoint])).await;
@@ -1142,11 +1160,11 @@ async fn pause_holds_an_endpoint_resume_releases_it_and_purge_deletes_old_delive
         "json",
     ]))
     .await;
-    let report: serde_json::Value = serde_json::from_str(&purged.stdout).unwrap();
+    let report = json_of(&purged.stdout);
     assert_eq!((purged.code, &report["purged"]), (0, &serde_json::json!(2)));
     // The entries (ids only) are kept: a re-delivered copy of either event still enters nothing.
     let status = run_async(args(&["status", "--store", &store, "--format", "json"])).await;
-    let report: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let report = json_of(&status.stdout);
     assert_eq!(
         report["counts"],
         serde_json::json!({"pending": 0, "leased": 0, "delivered": 0, "dead_lettered": 0, "entries": 2})
@@ -1217,7 +1235,7 @@ fn a_store_that_cannot_be_opened_is_named_without_its_password() {
         let run = run_in(&scratch.0, &["status", "--store", &url, "--format", "json"]);
         assert_eq!(run.code, 3, "{}", run.stderr);
         assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
-        let error: serde_json::Value = serde_json::from_str(&run.stderr).unwrap();
+        let error = json_of(&run.stderr);
         assert_eq!(error["error"]["kind"], "runtime");
         let message = error["error"]["message"].as_str().unwrap();
         assert!(
@@ -1307,7 +1325,7 @@ async fn the_store_commands_work_on_postgresql_too() {
 
     let status = run_async(args(&["status", "--store", &db.url, "--format", "json"])).await;
     assert_eq!(status.code, 0, "{}", status.stderr);
-    let report: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let report = json_of(&status.stdout);
     assert_eq!(
         report["counts"],
         serde_json::json!({"pending": 0, "leased": 0, "delivered": 0, "dead_lettered": 1, "entries": 1})
@@ -1320,14 +1338,14 @@ async fn the_store_commands_work_on_postgresql_too() {
     let paused = run_async(args(&["pause", "--store", &db.url, &endpoint, "--force"])).await;
     assert_eq!(paused.code, 0, "{}", paused.stderr);
     let status = run_async(args(&["status", "--store", &db.url, "--format", "json"])).await;
-    let report: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let report = json_of(&status.stdout);
     assert_eq!(report["endpoints"][0]["endpoint"], endpoint.as_str());
     assert_eq!(report["endpoints"][0]["state"], "paused");
     let resumed = run_async(args(&["resume", "--store", &db.url, &endpoint])).await;
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
 
     let dead = run_async(args(&["dead", "--store", &db.url, "--format", "json"])).await;
-    let page: serde_json::Value = serde_json::from_str(&dead.stdout).unwrap();
+    let page = json_of(&dead.stdout);
     assert_eq!(page["deliveries"][0]["webhook_id"], id.as_str());
     assert_eq!(page["deliveries"][0]["state"]["state"], "dead_lettered");
     assert_eq!(

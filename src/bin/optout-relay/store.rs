@@ -368,7 +368,23 @@ pub(crate) async fn list(args: ListArgs, mut out: Out, dead: bool) -> Result<(),
                 "next attempt",
             ]
         };
-        let rows: Vec<Vec<String>> = page.iter().map(|d| row(d, dead)).collect();
+        // A pending delivery of an endpoint that is paused is held: its due time means nothing
+        // until the endpoint is resumed.
+        let paused: Vec<Endpoint> = if dead {
+            Vec::new()
+        } else {
+            store
+                .endpoints()
+                .await?
+                .into_iter()
+                .filter(|e| matches!(e.state, EndpointState::Paused { .. }))
+                .map(|e| e.endpoint)
+                .collect()
+        };
+        let rows: Vec<Vec<String>> = page
+            .iter()
+            .map(|d| row(d, dead, paused.contains(&d.endpoint())))
+            .collect();
         let mut right = vec![false; header.len()];
         right[4] = true;
         out.table(header, &right, &rows, |_, _| None);
@@ -384,8 +400,9 @@ pub(crate) async fn list(args: ListArgs, mut out: Out, dead: bool) -> Result<(),
     Ok(())
 }
 
-/// One delivery as a table row (no request: it holds personal data).
-fn row(delivery: &Delivery, dead: bool) -> Vec<String> {
+/// One delivery as a table row (no request: it holds personal data); `held`: its endpoint is
+/// paused.
+fn row(delivery: &Delivery, dead: bool, held: bool) -> Vec<String> {
     let mut cells = vec![
         delivery.webhook_id().as_str().to_owned(),
         delivery.flow().to_string(),
@@ -397,6 +414,9 @@ fn row(delivery: &Delivery, dead: bool) -> Vec<String> {
         (DeliveryState::DeadLettered { at, reason }, true) => {
             cells.push(when(*at));
             cells.push(reason.to_string());
+        }
+        (DeliveryState::Pending { .. }, false) if held => {
+            cells.push("held: its endpoint is paused".to_owned());
         }
         (DeliveryState::Pending { next_attempt_at }, false) => {
             cells.push(when(*next_attempt_at));
