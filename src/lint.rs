@@ -21,6 +21,7 @@
 //! | [`KIND_NOT_SENT`] | `kind_not_sent` | Webhook node |
 //! | [`SIGNED_QUERY_ENCODING`] | `signed_query_encoding` | Webhook node |
 //! | [`PLAIN_HTTP`] | `plain_http` | Webhook node |
+//! | [`CREDENTIAL_OUTSIDE_AUTH`] | `credential_outside_auth` | Webhook node |
 //! | [`UNKNOWN_SECTION`] | `unknown_section` | catalog |
 //! | [`UNKNOWN_FOLDER`] | `unknown_folder` | catalog |
 //! | [`UNKNOWN_SUBSCRIPTION`] | `unknown_subscription` | catalog |
@@ -63,6 +64,9 @@ pub const KIND_NOT_SENT: &str = "kind_not_sent";
 pub const SIGNED_QUERY_ENCODING: &str = "signed_query_encoding";
 /// The endpoint is plain `http://` to a host other than the local machine.
 pub const PLAIN_HTTP: &str = "plain_http";
+/// A static query parameter or header whose name looks like a credential: it is stored with
+/// every delivery, where `auth` never is.
+pub const CREDENTIAL_OUTSIDE_AUTH: &str = "credential_outside_auth";
 /// The catalog holds no Section with the flow's id.
 pub const UNKNOWN_SECTION: &str = "unknown_section";
 /// The listen node narrows by a Folder its Section does not hold: the flow could never match,
@@ -73,7 +77,7 @@ pub const UNKNOWN_SUBSCRIPTION: &str = "unknown_subscription";
 
 /// Every lint code: flow lints first, then the Webhook node's in the order it reports them, then
 /// the catalog's.
-pub const CODES: [&str; 15] = [
+pub const CODES: [&str; 16] = [
     ENTRY_LIMIT_LOSES_OPT_OUTS,
     NARROWING_IGNORED_FOR_ABUSE,
     DOUBLE_DELIVERY,
@@ -86,6 +90,7 @@ pub const CODES: [&str; 15] = [
     KIND_NOT_SENT,
     SIGNED_QUERY_ENCODING,
     PLAIN_HTTP,
+    CREDENTIAL_OUTSIDE_AUTH,
     UNKNOWN_SECTION,
     UNKNOWN_FOLDER,
     UNKNOWN_SUBSCRIPTION,

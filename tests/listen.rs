@@ -1644,6 +1644,17 @@ fn every_lint_code_is_a_public_constant_and_fires() {
     );
     #[cfg(not(feature = "signing"))]
     fired.insert(lint::SIGNED_QUERY_ENCODING); // a signing node cannot be built without it
+    fired.extend(
+        node(
+            "https://e.example/t?token=abc",
+            &[profile(), subscription()],
+        )
+        .build()
+        .unwrap()
+        .lint(&id, &[EventKind::EmailUnsubscribe])
+        .iter()
+        .map(|d| d.code),
+    );
     // The catalog lints: a flow of an unknown Section, and one narrowing by a Folder and a
     // Subscription its Section does not hold.
     let catalog: Catalog = serde_json::from_str(
@@ -1694,7 +1705,7 @@ fn every_lint_code_is_a_public_constant_and_fires() {
     );
     fired.extend(catalog_lints.iter().map(|d| d.code));
     let codes: BTreeSet<&str> = lint::CODES.into_iter().collect();
-    assert_eq!(codes.len(), 15, "every constant is a different code");
+    assert_eq!(codes.len(), 16, "every constant is a different code");
     assert_eq!(fired, codes);
     assert_eq!(
         [
@@ -1710,6 +1721,7 @@ fn every_lint_code_is_a_public_constant_and_fires() {
             lint::KIND_NOT_SENT,
             lint::SIGNED_QUERY_ENCODING,
             lint::PLAIN_HTTP,
+            lint::CREDENTIAL_OUTSIDE_AUTH,
             lint::UNKNOWN_SECTION,
             lint::UNKNOWN_FOLDER,
             lint::UNKNOWN_SUBSCRIPTION,
@@ -1727,6 +1739,7 @@ fn every_lint_code_is_a_public_constant_and_fires() {
             "kind_not_sent",
             "signed_query_encoding",
             "plain_http",
+            "credential_outside_auth",
             "unknown_section",
             "unknown_folder",
             "unknown_subscription",

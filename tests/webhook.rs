@@ -1732,6 +1732,69 @@ fn masked_preview_hides_personal_data_and_secrets() {
 }
 
 #[test]
+fn masked_previews_redact_static_credentials_and_the_lint_names_them() {
+    use optout_relay::lint;
+
+    // A token in the URL's static query and an API key in a static header, where `auth` belongs.
+    let node = WebhookNode::builder(
+        "https://crm.example.com/optout?source=platform&api_key=sk_live_77f1&token=",
+    )
+    .param("email", ParamSource::Email)
+    .param("subscription", ParamSource::SubscriptionId)
+    .header("x-tenant", "acme")
+    .header("X-Auth-Token", "hdr-secret-9")
+    .build()
+    .unwrap();
+    let built = node
+        .build_request(&flow(), &profile(), &unsubscribe(), now())
+        .unwrap();
+    assert_eq!(
+        built.preview().curl(),
+        format!(
+            "curl --request POST 'https://crm.example.com/optout?source=platform&api_key=[redacted]&token=&email=a***%40e***.com&subscription=123456' \\\n  \
+             --header 'x-tenant: acme' \\\n  \
+             --header 'x-auth-token: [redacted]' \\\n  \
+             --header 'webhook-id: {ID_EVT_1}'"
+        )
+    );
+    assert!(!format!("{built:?}").contains("sk_live"));
+    // Unmasked, the exact request.
+    let unmasked = built.preview_unmasked().curl();
+    assert!(unmasked.contains("api_key=sk_live_77f1&token=&email=a%2Bb%40example.com"));
+    assert!(unmasked.contains("--header 'x-auth-token: hdr-secret-9'"));
+
+    let found: Vec<(&str, String)> = node
+        .lint(&FlowId::new("crm").unwrap(), &[EventKind::EmailUnsubscribe])
+        .into_iter()
+        .map(|d| (d.code, d.message))
+        .collect();
+    let message = |place: &str| {
+        format!(
+            "the static {place} looks like a credential: it is stored with every delivery of the \
+             flow and travels in logs and proxies with the URL; put it in `auth` (bearer, basic \
+             or header), which is never stored and always redacted"
+        )
+    };
+    assert_eq!(
+        found,
+        [
+            (
+                lint::CREDENTIAL_OUTSIDE_AUTH,
+                message("query parameter `api_key`")
+            ),
+            (
+                lint::CREDENTIAL_OUTSIDE_AUTH,
+                message("query parameter `token`")
+            ),
+            (
+                lint::CREDENTIAL_OUTSIDE_AUTH,
+                message("header `X-Auth-Token`")
+            ),
+        ]
+    );
+}
+
+#[test]
 fn unmasked_preview_is_the_exact_request() {
     let built = article_node()
         .build_request(&flow(), &profile(), &unsubscribe(), now())

@@ -6,6 +6,7 @@ use crate::lint::{self, Diagnostic, Severity};
 use crate::model::{EventKind, FlowId};
 use crate::webhook::method::WebhookEncoding;
 use crate::webhook::node::WebhookNode;
+use crate::webhook::secret::looks_like_credential;
 use crate::webhook::source::ParamSource;
 
 impl WebhookNode {
@@ -182,6 +183,29 @@ impl WebhookNode {
                     "the endpoint uses plain http to `{}`: personal data and credentials cross \
                      the network unencrypted; use https",
                     self.url.host_str().unwrap_or_default()
+                ),
+            );
+        }
+
+        let in_url = self
+            .url
+            .query_pairs()
+            .map(|(name, _)| name.into_owned())
+            .filter(|name| looks_like_credential(name))
+            .map(|name| format!("query parameter `{name}`"));
+        let in_headers = self
+            .headers
+            .iter()
+            .filter(|h| looks_like_credential(h.name()))
+            .map(|h| format!("header `{}`", h.name()));
+        for place in in_url.chain(in_headers) {
+            report(
+                lint::CREDENTIAL_OUTSIDE_AUTH,
+                Severity::Warning,
+                format!(
+                    "the static {place} looks like a credential: it is stored with every \
+                     delivery of the flow and travels in logs and proxies with the URL; put it in \
+                     `auth` (bearer, basic or header), which is never stored and always redacted"
                 ),
             );
         }

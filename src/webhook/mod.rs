@@ -125,6 +125,7 @@
 //! | `kind_not_sent` | warning | the flow takes several event kinds and nothing tells them apart (no `event_kind` parameter, not `json_envelope`) |
 //! | `signed_query_encoding` | warning | the node signs but sends its parameters in the query string, outside what the signature covers |
 //! | `plain_http` | warning | the endpoint is `http://` to a host other than `localhost`, `127.0.0.0/8` or `::1` |
+//! | `credential_outside_auth` | warning | a static query parameter of the URL or a static header has a name that looks like a credential (`token`, `api_key`, `x-auth-token`, `client_secret`...): it is stored with every delivery; `auth` is never stored. Masked previews redact its value |
 //!
 //! Each code is a constant of [`crate::lint`] (`lint::ABUSE_SENDS_SUBSCRIPTION`, ...). A body
 //! encoding with GET or DELETE is not a lint but a configuration error.

@@ -4,15 +4,18 @@ use std::fmt;
 
 use crate::webhook::encode::encode_body;
 use crate::webhook::request::WebhookRequest;
+use crate::webhook::secret::looks_like_credential;
 
 /// A dry-run view of a [`WebhookRequest`]: [`Preview::curl`] gives a copy-pasteable `curl`
 /// command, [`Preview::summary`] (and `Display`) a readable summary.
 ///
 /// From [`WebhookRequest::preview`], personal data (Email, Mobile, custom attribute values) and
-/// credentials (the `authorization` header or the API-key header) are masked: `a***@e***.com`,
-/// `+46*******67`, `[masked]`, `Bearer [redacted]`. The signature, computed over the real body,
-/// is shown as is (it reveals nothing). From [`WebhookRequest::preview_unmasked`], everything is
-/// shown and the `curl` command sends exactly the built request.
+/// credentials (the `authorization` header or the API-key header, and static query parameters
+/// and headers whose names look like credentials, such as `?token=` or `x-auth-token`) are
+/// masked: `a***@e***.com`, `+46*******67`, `[masked]`, `Bearer [redacted]`, `[redacted]`. The
+/// signature, computed over the real body, is shown as is (it reveals nothing). From
+/// [`WebhookRequest::preview_unmasked`], everything is shown and the `curl` command sends
+/// exactly the built request.
 ///
 /// Use it instead of testing against a public request bin with real personal data.
 #[derive(Debug, Clone, Copy)]
@@ -78,6 +81,14 @@ impl Preview<'_> {
             .map(|(name, value)| {
                 let value = match masked_auth {
                     Some((auth, masked)) if auth == name => (*masked).to_owned(),
+                    // A static header that looks like a credential (not the crate's own
+                    // `webhook-signature`, which reveals nothing).
+                    _ if self.masked
+                        && !name.as_str().starts_with("webhook-")
+                        && looks_like_credential(name.as_str()) =>
+                    {
+                        "[redacted]".to_owned()
+                    }
                     _ => String::from_utf8_lossy(value.as_bytes()).into_owned(),
                 };
                 (name.as_str().to_owned(), value)

@@ -10,6 +10,7 @@ use crate::webhook::encode::form;
 use crate::webhook::id::WebhookId;
 use crate::webhook::method::WebhookEncoding;
 use crate::webhook::params::{Param, Resolved};
+use crate::webhook::secret::looks_like_credential;
 
 /// A built request: the exact [`http::Request`] to send, its webhook id, and what a preview
 /// needs to show it with personal data and secrets masked.
@@ -57,17 +58,51 @@ impl WebhookRequest {
         &self.id
     }
 
-    /// The request URI, with personal data masked when `masked`.
+    /// The request URI; when `masked`, with personal data masked and the values of static
+    /// query parameters whose names look like credentials (`token`, `api_key`...) redacted.
     pub(crate) fn uri(&self, masked: bool) -> String {
         let real = self.request.uri().to_string();
-        let data = &self.preview;
-        if !masked || data.encoding != WebhookEncoding::Query || data.resolved.is_empty() {
+        if !masked {
             return real;
         }
-        let mut uri = real.get(..data.uri_prefix).unwrap_or_default().to_owned();
-        form(&data.params, &data.resolved, true, &mut uri);
+        let data = &self.preview;
+        let query_params = data.encoding == WebhookEncoding::Query && !data.resolved.is_empty();
+        let prefix = if query_params {
+            real.get(..data.uri_prefix).unwrap_or_default()
+        } else {
+            &real
+        };
+        let mut uri = redact_static_credentials(prefix);
+        if query_params {
+            form(&data.params, &data.resolved, true, &mut uri);
+        }
         uri
     }
+}
+
+/// `uri` (the endpoint URL and its static query) with the value of each query parameter whose
+/// name looks like a credential replaced by `[redacted]`; everything else byte for byte.
+fn redact_static_credentials(uri: &str) -> String {
+    let Some((base, query)) = uri.split_once('?') else {
+        return uri.to_owned();
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, value)) if !value.is_empty() => {
+                let decoded: String = url::form_urlencoded::parse(name.as_bytes())
+                    .map(|(key, _)| key.into_owned())
+                    .collect();
+                if looks_like_credential(&decoded) {
+                    format!("{name}=[redacted]")
+                } else {
+                    pair.to_owned()
+                }
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", pairs.join("&"))
 }
 
 impl fmt::Debug for WebhookRequest {

@@ -48,3 +48,60 @@ impl From<String> for Secret {
         Self::new(value)
     }
 }
+
+/// Whether a query parameter or header of this name likely holds a credential (`token`,
+/// `api_key`, `x-auth-token`, `client_secret`, `password`, `signature`...): what masked previews
+/// hide and the `credential_outside_auth` lint reports. Case, `-` and `_` do not count.
+pub(crate) fn looks_like_credential(name: &str) -> bool {
+    let name: String = name
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    name.ends_with("key")
+        || [
+            "token",
+            "secret",
+            "passw",
+            "pwd",
+            "auth",
+            "credential",
+            "signature",
+            "session",
+        ]
+        .iter()
+        .any(|part| name.contains(part))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_credential;
+
+    #[test]
+    fn credential_names_are_told_by_their_words() {
+        for name in [
+            "token",
+            "api_key",
+            "apiKey",
+            "X-API-KEY",
+            "access_token",
+            "client_secret",
+            "password",
+            "passwd",
+            "pwd",
+            "x-auth-token",
+            "Authorization",
+            "credentials",
+            "signature",
+            "sessionid",
+            "key",
+        ] {
+            assert!(looks_like_credential(name), "{name}");
+        }
+        for name in [
+            "source", "tenant", "x-tenant", "list", "email", "campaign", "keyword",
+        ] {
+            assert!(!looks_like_credential(name), "{name}");
+        }
+    }
+}
