@@ -92,11 +92,12 @@ pub(crate) async fn send(args: SendArgs, mut out: Out) -> Result<(), Failure> {
     let request = built.into_request();
     let scrubber = Scrubber::new(profile, flow.webhook.auth(), &request);
     let clean = |text: &str| {
-        if masked {
+        let text = if masked {
             scrubber.clean(text)
         } else {
             text.to_owned()
-        }
+        };
+        printable(&text)
     };
     let started = Timestamp::now();
     // Created when it is sent (`--at` is only the time the request is built and signed at), so
@@ -190,6 +191,21 @@ pub(crate) async fn send(args: SendArgs, mut out: Out) -> Result<(), Failure> {
             "the receiver did not accept the request".to_owned(),
         ))
     }
+}
+
+/// `text` with every control character but newline and tab written as an escape (`\u{1b}`): a
+/// receiver's answer must not drive the operator's terminal (colours, cursor moves, a cleared
+/// screen, a line rewritten by `\r`).
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// What the retry policy would do, in words, and whether the request was accepted.
@@ -299,7 +315,15 @@ mod tests {
     use optout_relay::Profile;
     use optout_relay::webhook::{Auth, Secret};
 
-    use super::Scrubber;
+    use super::{Scrubber, printable};
+
+    #[test]
+    fn a_receivers_answer_cannot_drive_the_terminal() {
+        assert_eq!(
+            printable("ok\x1b[2J\x1b[31mred\rover\u{7}\n\tnext"),
+            "ok\\u{1b}[2J\\u{1b}[31mred\\u{d}over\\u{7}\n\tnext"
+        );
+    }
 
     #[test]
     fn a_receivers_echo_of_the_profiles_values_and_the_credentials_is_masked() {
