@@ -1768,30 +1768,46 @@ fn masked_previews_redact_static_credentials_and_the_lint_names_them() {
         .into_iter()
         .map(|d| (d.code, d.message))
         .collect();
-    let message = |place: &str| {
-        format!(
-            "the static {place} looks like a credential: it is stored with every delivery of the \
-             flow and travels in logs and proxies with the URL; put it in `auth` (bearer, basic \
-             or header), which is never stored and always redacted"
-        )
-    };
+    // The empty `token=` holds nothing and is not reported.
+    let fix = "; put it in `auth` (bearer, basic or header), which is never stored and always \
+               redacted";
     assert_eq!(
         found,
         [
             (
                 lint::CREDENTIAL_OUTSIDE_AUTH,
-                message("query parameter `api_key`")
+                format!(
+                    "the static query parameter `api_key` looks like a credential: it is stored \
+                     with every delivery of the flow and travels with the URL into logs and \
+                     proxies{fix}"
+                )
             ),
             (
                 lint::CREDENTIAL_OUTSIDE_AUTH,
-                message("query parameter `token`")
-            ),
-            (
-                lint::CREDENTIAL_OUTSIDE_AUTH,
-                message("header `X-Auth-Token`")
+                format!(
+                    "the static header `X-Auth-Token` looks like a credential: it is stored with \
+                     every delivery of the flow{fix}"
+                )
             ),
         ]
     );
+
+    // A header of the `webhook-` family that is not the crate's own is masked too; the
+    // signature is not (it reveals nothing).
+    let node = WebhookNode::builder("https://crm.example.com/optout")
+        .param("email", ParamSource::Email)
+        .header("webhook-secret", "wh-secret-3")
+        .build()
+        .unwrap();
+    let built = node
+        .build_request(&flow(), &profile(), &unsubscribe(), now())
+        .unwrap();
+    let summary = built.preview().summary();
+    assert!(
+        summary.contains("webhook-secret: [redacted]\n"),
+        "{summary}"
+    );
+    assert!(!summary.contains("wh-secret-3"), "{summary}");
 }
 
 #[test]

@@ -187,25 +187,45 @@ impl WebhookNode {
             );
         }
 
+        // The query's names as written (percent-encoded, so never a control character), with
+        // a value: an empty one holds no credential.
         let in_url = self
             .url
-            .query_pairs()
-            .map(|(name, _)| name.into_owned())
-            .filter(|name| looks_like_credential(name))
-            .map(|name| format!("query parameter `{name}`"));
+            .query()
+            .into_iter()
+            .flat_map(|query| query.split('&'))
+            .filter_map(|pair| pair.split_once('='))
+            .filter(|(name, value)| {
+                let decoded: String = url::form_urlencoded::parse(name.as_bytes())
+                    .map(|(key, _)| key.into_owned())
+                    .collect();
+                !value.is_empty() && looks_like_credential(&decoded)
+            })
+            .map(|(name, _)| {
+                format!(
+                    "the static query parameter `{name}` looks like a credential: it is stored \
+                     with every delivery of the flow and travels with the URL into logs and \
+                     proxies"
+                )
+            });
         let in_headers = self
             .headers
             .iter()
-            .filter(|h| looks_like_credential(h.name()))
-            .map(|h| format!("header `{}`", h.name()));
-        for place in in_url.chain(in_headers) {
+            .filter(|h| !h.value().is_empty() && looks_like_credential(h.name()))
+            .map(|h| {
+                format!(
+                    "the static header `{}` looks like a credential: it is stored with every \
+                     delivery of the flow",
+                    h.name()
+                )
+            });
+        for problem in in_url.chain(in_headers) {
             report(
                 lint::CREDENTIAL_OUTSIDE_AUTH,
                 Severity::Warning,
                 format!(
-                    "the static {place} looks like a credential: it is stored with every \
-                     delivery of the flow and travels in logs and proxies with the URL; put it in \
-                     `auth` (bearer, basic or header), which is never stored and always redacted"
+                    "{problem}; put it in `auth` (bearer, basic or header), which is never \
+                     stored and always redacted"
                 ),
             );
         }

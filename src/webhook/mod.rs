@@ -48,7 +48,7 @@
 //! | `url` | `http` or `https`, at most [`MAX_URL_LEN`] bytes, no credentials, no `#fragment`, no control character or whitespace anywhere (write a space as `%20`); static query parameters are kept byte for byte and in order, and none may share a name with a parameter of `params` |
 //! | `encoding` | `query` (default), `form`, `json`, `json_envelope` |
 //! | `params` | ordered `{"name", "source", "optional"?}`, at most [`MAX_PARAMS`], names unique, non-empty, at most [`MAX_PARAM_NAME_LEN`] bytes, no control characters; sources in [`ParamSource`] |
-//! | `headers` | ordered `{"name", "value"}`, at most [`MAX_HEADERS`], values visible ASCII (no CR or LF), at most [`MAX_HEADER_VALUE_LEN`] bytes; not `host`, `content-length`, `content-type`, `transfer-encoding`, `connection`, `authorization` or `webhook-*` |
+//! | `headers` | ordered `{"name", "value"}`, at most [`MAX_HEADERS`], values visible ASCII (no CR or LF), at most [`MAX_HEADER_VALUE_LEN`] bytes; not `host`, `content-length`, `content-type`, `transfer-encoding`, `connection`, `authorization`, `webhook-id`, `webhook-timestamp` or `webhook-signature`; a name that looks like a credential is redacted in masked previews (`credential_outside_auth`) |
 //! | `auth` | absent, `"none"`, `{"bearer": {"token"}}`, `{"basic": {"username", "password"}}`, `{"header": {"name", "value"}}` |
 //! | `signing_secrets` | at most [`MAX_SIGNING_SECRETS`] `whsec_` + base64 of 24 to 64 bytes; several sign at once during key rotation |
 //!
@@ -169,7 +169,7 @@ pub use problem::{
     ParamNameProblem, ReservedHeaderHint, SigningSecretProblem, UriProblem, UrlCharacterKind,
 };
 pub use request::WebhookRequest;
-pub use secret::Secret;
+pub use secret::{Secret, looks_like_credential};
 pub use sign::{
     MAX_SECRET_BYTES, MAX_SIGNING_SECRETS, MIN_SECRET_BYTES, SECRET_PREFIX, SigningSecret,
 };

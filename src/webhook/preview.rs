@@ -84,7 +84,7 @@ impl Preview<'_> {
                     // A static header that looks like a credential (not the crate's own
                     // `webhook-signature`, which reveals nothing).
                     _ if self.masked
-                        && !name.as_str().starts_with("webhook-")
+                        && name.as_str() != "webhook-signature"
                         && looks_like_credential(name.as_str()) =>
                     {
                         "[redacted]".to_owned()

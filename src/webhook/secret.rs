@@ -49,28 +49,48 @@ impl From<String> for Secret {
     }
 }
 
-/// Whether a query parameter or header of this name likely holds a credential (`token`,
-/// `api_key`, `x-auth-token`, `client_secret`, `password`, `signature`...): what masked previews
-/// hide and the `credential_outside_auth` lint reports. Case, `-` and `_` do not count.
-pub(crate) fn looks_like_credential(name: &str) -> bool {
+/// Whether a query parameter or header of this name likely holds a credential: what masked
+/// previews redact and the lint `credential_outside_auth` reports. Case, `-` and `_` do not
+/// count. Names such as `token`, `access_token`, `client_secret`, `password`, `x-auth-token`,
+/// `authorization`, `signature`, `session_id`, `cookie`, `api_key`, and the short `sig`, `code`,
+/// `key`, `pass`, `pw`, `pwd` (Azure SAS and Functions URLs use `sig` and `code`); not names
+/// that merely end in `key` without being secret (`idempotency-key`, `partition_key`,
+/// `publishable_key`, `public_key`) nor `author`.
+///
+/// ```
+/// use optout_relay::webhook::looks_like_credential;
+///
+/// assert!(looks_like_credential("X-Auth-Token"));
+/// assert!(looks_like_credential("api_key"));
+/// assert!(!looks_like_credential("Idempotency-Key"));
+/// assert!(!looks_like_credential("source"));
+/// ```
+pub fn looks_like_credential(name: &str) -> bool {
+    const EXACT: [&str; 7] = ["sig", "code", "key", "pass", "pw", "pwd", "cookie"];
+    const PARTS: [&str; 7] = [
+        "token",
+        "secret",
+        "passw",
+        "credential",
+        "signature",
+        "session",
+        "cookie",
+    ];
+    const NOT_SECRET_KEYS: [&str; 4] = [
+        "idempotencykey",
+        "partitionkey",
+        "publishablekey",
+        "publickey",
+    ];
     let name: String = name
         .chars()
         .filter(char::is_ascii_alphanumeric)
         .map(|c| c.to_ascii_lowercase())
         .collect();
-    name.ends_with("key")
-        || [
-            "token",
-            "secret",
-            "passw",
-            "pwd",
-            "auth",
-            "credential",
-            "signature",
-            "session",
-        ]
-        .iter()
-        .any(|part| name.contains(part))
+    EXACT.contains(&name.as_str())
+        || PARTS.iter().any(|part| name.contains(part))
+        || (name.contains("auth") && (!name.contains("author") || name.contains("authoriz")))
+        || (name.ends_with("key") && !NOT_SECRET_KEYS.contains(&name.as_str()))
 }
 
 #[cfg(test)]

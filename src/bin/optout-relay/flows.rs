@@ -10,7 +10,7 @@ use optout_relay::lint::{self, Diagnostic, Severity};
 use optout_relay::webhook::{Preview, RequestBuildError, WebhookRequest};
 use optout_relay::{FlowId, OptOutEvent, Profile, Router};
 
-use crate::out::{Out, severity_colour};
+use crate::out::{Out, severity_colour, shown};
 use crate::{Failure, FilePath, input};
 
 #[derive(Debug, Args)]
@@ -48,8 +48,9 @@ pub(crate) struct EventArgs {
     pub(crate) unmasked: bool,
     /// The time the request is built at (RFC 3339, such as 2026-11-26T09:30:05Z); it is what
     /// a signature signs. Default: now.
+    // Read as text and parsed by the command, so that an error never repeats it.
     #[arg(long, value_name = "TIME")]
-    pub(crate) at: Option<Timestamp>,
+    pub(crate) at: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -77,7 +78,12 @@ pub(crate) fn load(args: &EventArgs) -> Result<Loaded, Failure> {
         router,
         event: input::event(&args.event)?,
         profile: input::profile(&args.profile)?,
-        at: args.at.unwrap_or_else(Timestamp::now),
+        at: match &args.at {
+            None => Timestamp::now(),
+            Some(text) => text.parse().map_err(|_| {
+                Failure::Usage("--at: not an RFC 3339 time such as 2026-11-26T09:30:05Z".to_owned())
+            })?,
+        },
     })
 }
 
@@ -110,8 +116,9 @@ pub(crate) fn known_flow<'a>(
 ) -> Result<&'a optout_relay::Flow, Failure> {
     router.flow(id).ok_or_else(|| {
         Failure::Usage(format!(
-            "{}: no flow has the id `{id}`; the file's flows are: {}",
+            "{}: no flow has the id {}; the file's flows are: {}",
             file.display(),
+            shown(id.as_str(), "given"),
             router
                 .flows()
                 .iter()

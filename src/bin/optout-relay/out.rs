@@ -176,6 +176,20 @@ impl Progress {
     }
 }
 
+/// How a value given on the command line is named in a message: as it is when it is short and
+/// plain (letters, digits, `_`, `-`, `.`), such as an id; otherwise by what it is (`what`), so
+/// that a pasted URL, token or Email is not repeated.
+pub(crate) fn shown(text: &str, what: &str) -> String {
+    let plain = text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if plain && (1..=64).contains(&text.len()) {
+        format!("`{text}`")
+    } else {
+        what.to_owned()
+    }
+}
+
 /// A time for people: UTC to the second (`2026-11-26T09:30:05Z`); JSON keeps the exact time.
 pub(crate) fn when(time: jiff::Timestamp) -> String {
     time.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()

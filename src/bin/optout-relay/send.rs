@@ -10,9 +10,10 @@ use serde_json::json;
 use optout_relay::delivery::Step;
 use optout_relay::explain::Explanation;
 use optout_relay::transport::Cidr;
-use optout_relay::webhook::Auth;
+use optout_relay::webhook::{Auth, looks_like_credential};
 use optout_relay::{
     Delivery, DestinationPolicy, FlowId, HttpClient, Profile, ReqwestClient, RetryPolicy,
+    WebhookNode,
 };
 
 use crate::Failure;
@@ -79,7 +80,12 @@ pub(crate) async fn send(args: SendArgs, mut out: Out) -> Result<(), Failure> {
         policy = policy.allow_loopback();
     }
     for range in &args.allow {
-        let range = Cidr::parse(range).map_err(|e| Failure::Usage(format!("--allow: {e}")))?;
+        // The error is said without the text given, as for every refused value.
+        let range = Cidr::parse(range).map_err(|_| {
+            Failure::Usage(
+                "--allow: not a CIDR range such as 10.1.2.0/24 or 2001:db8::/32".to_owned(),
+            )
+        })?;
         policy = policy.allow(range);
     }
     let client = ReqwestClient::builder()
@@ -90,7 +96,7 @@ pub(crate) async fn send(args: SendArgs, mut out: Out) -> Result<(), Failure> {
 
     let webhook_id = built.webhook_id().clone();
     let request = built.into_request();
-    let scrubber = Scrubber::new(profile, flow.webhook.auth(), &request);
+    let scrubber = Scrubber::new(profile, &flow.webhook, &request);
     let clean = |text: &str| {
         let text = if masked {
             scrubber.clean(text)
@@ -238,7 +244,7 @@ struct Scrubber {
 }
 
 impl Scrubber {
-    fn new(profile: &Profile, auth: &Auth, request: &http::Request<Vec<u8>>) -> Self {
+    fn new(profile: &Profile, node: &WebhookNode, request: &http::Request<Vec<u8>>) -> Self {
         let mut personal: Vec<(String, String)> = Vec::new();
         if let Some(email) = &profile.email {
             personal.push((email.as_str().to_owned(), email.masked()));
@@ -260,7 +266,18 @@ impl Scrubber {
             personal.push((value.to_text().into_owned(), "[masked]".to_owned()));
         }
         let redacted = "[redacted]".to_owned();
-        match auth {
+        // Static query parameters and headers named like credentials, as previews redact them.
+        for (name, value) in node.url().query_pairs() {
+            if looks_like_credential(&name) && !value.is_empty() {
+                personal.push((value.into_owned(), redacted.clone()));
+            }
+        }
+        for header in node.headers() {
+            if looks_like_credential(header.name()) && !header.value().is_empty() {
+                personal.push((header.value().to_owned(), redacted.clone()));
+            }
+        }
+        match node.auth() {
             Auth::Bearer { token } => personal.push((token.expose().to_owned(), redacted.clone())),
             Auth::Basic { password, .. } => {
                 personal.push((password.expose().to_owned(), redacted.clone()));
@@ -312,8 +329,8 @@ impl Scrubber {
 
 #[cfg(test)]
 mod tests {
-    use optout_relay::Profile;
     use optout_relay::webhook::{Auth, Secret};
+    use optout_relay::{Profile, WebhookNode};
 
     use super::{Scrubber, printable};
 
@@ -332,24 +349,29 @@ mod tests {
                 "attributes": {"customer_no": "C-99817"}}"#,
         )
         .unwrap();
-        let auth = Auth::Bearer {
-            token: Secret::new("tok_live_4f9a77"),
-        };
+        let node = WebhookNode::builder("https://crm.example.com/optout?token=q-77&source=x")
+            .header("x-api-key", "h-2219")
+            .auth(Auth::Bearer {
+                token: Secret::new("tok_live_4f9a77"),
+            })
+            .build()
+            .unwrap();
         let request = http::Request::new(Vec::new());
-        let scrubber = Scrubber::new(&profile, &auth, &request);
+        let scrubber = Scrubber::new(&profile, &node, &request);
         let echo = "ok Ada+News@Example.com ada+news@example.com ada%2Bnews%40example.com \
                     ADA%2bNEWS%40EXAMPLE.COM +46701234567 46701234567 +46 70 123 45 67 C-99817 \
-                    authorization: Bearer tok_live_4f9a77";
+                    authorization: Bearer tok_live_4f9a77 token=q-77 x-api-key: h-2219 source=x";
         assert_eq!(
             scrubber.clean(echo),
             "ok A***@E***.com A***@E***.com A***@E***.com A***@E***.com +46*******67 \
-             +46*******67 +46*******67 [masked] authorization: Bearer [redacted]"
+             +46*******67 +46*******67 [masked] authorization: Bearer [redacted] \
+             token=[redacted] x-api-key: [redacted] source=x"
         );
 
-        let basic = Auth::Basic {
-            username: "relay".into(),
-            password: Secret::new("hunter22"),
-        };
+        let basic = WebhookNode::builder("https://crm.example.com/optout")
+            .basic("relay", "hunter22")
+            .build()
+            .unwrap();
         let mut request = http::Request::new(Vec::new());
         request.headers_mut().insert(
             http::header::AUTHORIZATION,

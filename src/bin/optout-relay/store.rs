@@ -17,7 +17,7 @@ use optout_relay::{Delivery, DeliveryStore, FlowId, PostgresStore, SqliteStore};
 use crate::Failure;
 use crate::StoreArgs;
 use crate::flows::plural;
-use crate::out::{Out, Progress, state_colour, when};
+use crate::out::{Out, Progress, shown, state_colour, when};
 
 /// Where the store is: `sqlite:PATH` or a PostgreSQL URL.
 #[derive(Debug, Clone)]
@@ -335,6 +335,20 @@ pub(crate) async fn list(args: ListArgs, mut out: Out, dead: bool) -> Result<(),
         query = query.after(after.clone());
     }
     let page = store.list(&query).await?;
+    // A pending delivery of an endpoint that is paused is held: its due time means nothing
+    // until the endpoint is resumed.
+    let paused: Vec<Endpoint> = if dead || page.is_empty() {
+        Vec::new()
+    } else {
+        store
+            .endpoints()
+            .await?
+            .into_iter()
+            .filter(|e| matches!(e.state, EndpointState::Paused { .. }))
+            .map(|e| e.endpoint)
+            .collect()
+    };
+    let held = |delivery: &Delivery| paused.contains(&delivery.endpoint());
     let full = page.len() == usize::from(args.limit);
     let next = if full {
         page.last().map(|d| d.webhook_id().as_str().to_owned())
@@ -368,23 +382,7 @@ pub(crate) async fn list(args: ListArgs, mut out: Out, dead: bool) -> Result<(),
                 "next attempt",
             ]
         };
-        // A pending delivery of an endpoint that is paused is held: its due time means nothing
-        // until the endpoint is resumed.
-        let paused: Vec<Endpoint> = if dead {
-            Vec::new()
-        } else {
-            store
-                .endpoints()
-                .await?
-                .into_iter()
-                .filter(|e| matches!(e.state, EndpointState::Paused { .. }))
-                .map(|e| e.endpoint)
-                .collect()
-        };
-        let rows: Vec<Vec<String>> = page
-            .iter()
-            .map(|d| row(d, dead, paused.contains(&d.endpoint())))
-            .collect();
+        let rows: Vec<Vec<String>> = page.iter().map(|d| row(d, dead, held(d))).collect();
         let mut right = vec![false; header.len()];
         right[4] = true;
         out.table(header, &right, &rows, |_, _| None);
@@ -395,7 +393,7 @@ pub(crate) async fn list(args: ListArgs, mut out: Out, dead: bool) -> Result<(),
             "\nmore: optout-relay {command} --after {after} (with the same --store)"
         ));
     }
-    let items: Vec<_> = page.iter().map(item).collect();
+    let items: Vec<_> = page.iter().map(|d| item(d, held(d))).collect();
     out.finish(&json!({ "deliveries": items, "next_after": next }));
     Ok(())
 }
@@ -427,9 +425,10 @@ fn row(delivery: &Delivery, dead: bool, held: bool) -> Vec<String> {
     cells
 }
 
-/// One delivery for JSON: ids, endpoint, state, attempts and the last answer's status; never
-/// the request or a response body (they may hold personal data).
-fn item(delivery: &Delivery) -> serde_json::Value {
+/// One delivery for JSON: ids, endpoint, state, attempts, the last answer's status and whether
+/// it is held (its endpoint is paused); never the request or a response body (they may hold
+/// personal data).
+fn item(delivery: &Delivery, held: bool) -> serde_json::Value {
     let last_status = delivery.attempts().last().and_then(|a| match &a.outcome {
         optout_relay::delivery::AttemptOutcome::Response { status, .. } => Some(*status),
         _ => None,
@@ -443,21 +442,16 @@ fn item(delivery: &Delivery) -> serde_json::Value {
         "attempts": delivery.attempt_count(),
         "last_status": last_status,
         "state": delivery.state(),
+        "held": held,
     })
 }
 
-/// A webhook id as it may be shown: one of the crate's (`msg_` and hex) or any short id of
-/// letters, digits, `_`, `-` and `.`; anything else (a pasted URL, a token) is named by its
-/// place on the command line only.
+/// A webhook id as it may be shown (see [`shown`]): anything but a short, plain id is named by
+/// its place on the command line.
 fn shown_id(id: &str, position: usize) -> String {
-    let plain = id
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if plain && (1..=64).contains(&id.len()) {
-        id.to_owned()
-    } else {
-        format!("the webhook id given #{}", position + 1)
-    }
+    shown(id, &format!("the webhook id given #{}", position + 1))
+        .trim_matches('`')
+        .to_owned()
 }
 
 /// What `replay` did, as the JSON document gives it.
