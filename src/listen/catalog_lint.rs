@@ -67,17 +67,17 @@ pub fn lint_catalog<'a>(
             .map(|f| f.as_str())
             .collect();
         if !missing.is_empty() {
+            let them = if missing.len() == 1 { "it" } else { "them" };
             found.push(diagnostic(
                 UNKNOWN_FOLDER,
                 Severity::Error,
                 format!(
                     "the listen node narrows by {} section `{}` does not hold ({}): the flow \
                      could never match and the router refuses the flows; fix \
-                     \"listen.folders\" or add {} to the catalog",
+                     \"listen.folders\" or add {them} to the catalog",
                     count(missing.len(), "folder"),
                     flow.section,
                     listed(&missing),
-                    if missing.len() == 1 { "it" } else { "them" }
                 ),
             ));
         }

@@ -6,7 +6,7 @@ use crate::lint::{self, Diagnostic, Severity};
 use crate::model::{EventKind, FlowId};
 use crate::webhook::method::WebhookEncoding;
 use crate::webhook::node::WebhookNode;
-use crate::webhook::secret::looks_like_credential;
+use crate::webhook::secret::{credential_name, looks_like_credential};
 use crate::webhook::source::ParamSource;
 
 impl WebhookNode {
@@ -194,14 +194,8 @@ impl WebhookNode {
             .query()
             .into_iter()
             .flat_map(|query| query.split('&'))
-            .filter_map(|pair| pair.split_once('='))
-            .filter(|(name, value)| {
-                let decoded: String = url::form_urlencoded::parse(name.as_bytes())
-                    .map(|(key, _)| key.into_owned())
-                    .collect();
-                !value.is_empty() && looks_like_credential(&decoded)
-            })
-            .map(|(name, _)| {
+            .filter_map(credential_name)
+            .map(|name| {
                 format!(
                     "the static query parameter `{name}` looks like a credential: it is stored \
                      with every delivery of the flow and travels with the URL into logs and \

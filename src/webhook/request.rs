@@ -10,7 +10,7 @@ use crate::webhook::encode::form;
 use crate::webhook::id::WebhookId;
 use crate::webhook::method::WebhookEncoding;
 use crate::webhook::params::{Param, Resolved};
-use crate::webhook::secret::looks_like_credential;
+use crate::webhook::secret::credential_name;
 
 /// A built request: the exact [`http::Request`] to send, its webhook id, and what a preview
 /// needs to show it with personal data and secrets masked.
@@ -88,18 +88,9 @@ fn redact_static_credentials(uri: &str) -> String {
     };
     let pairs: Vec<String> = query
         .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((name, value)) if !value.is_empty() => {
-                let decoded: String = url::form_urlencoded::parse(name.as_bytes())
-                    .map(|(key, _)| key.into_owned())
-                    .collect();
-                if looks_like_credential(&decoded) {
-                    format!("{name}=[redacted]")
-                } else {
-                    pair.to_owned()
-                }
-            }
-            _ => pair.to_owned(),
+        .map(|pair| match credential_name(pair) {
+            Some(name) => format!("{name}=[redacted]"),
+            None => pair.to_owned(),
         })
         .collect();
     format!("{base}?{}", pairs.join("&"))

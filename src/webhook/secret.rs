@@ -93,6 +93,16 @@ pub fn looks_like_credential(name: &str) -> bool {
         || (name.ends_with("key") && !NOT_SECRET_KEYS.contains(&name.as_str()))
 }
 
+/// The name, as written, of a static query pair `name=value` (percent-encoded, as in a URL)
+/// that holds a credential: a value, and a name that [looks like one](looks_like_credential).
+pub(crate) fn credential_name(pair: &str) -> Option<&str> {
+    let (name, value) = pair.split_once('=')?;
+    let decoded: String = url::form_urlencoded::parse(name.as_bytes())
+        .map(|(key, _)| key.into_owned())
+        .collect();
+    (!value.is_empty() && looks_like_credential(&decoded)).then_some(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::looks_like_credential;

@@ -118,7 +118,7 @@ pub(crate) fn known_flow<'a>(
         Failure::Usage(format!(
             "{}: no flow has the id {}; the file's flows are: {}",
             file.display(),
-            shown(id.as_str(), "given"),
+            shown(id.as_str()).map_or("given".to_owned(), |id| format!("`{id}`")),
             router
                 .flows()
                 .iter()

@@ -176,18 +176,14 @@ impl Progress {
     }
 }
 
-/// How a value given on the command line is named in a message: as it is when it is short and
-/// plain (letters, digits, `_`, `-`, `.`), such as an id; otherwise by what it is (`what`), so
-/// that a pasted URL, token or Email is not repeated.
-pub(crate) fn shown(text: &str, what: &str) -> String {
+/// A value given on the command line that a message may repeat: a short, plain one (letters,
+/// digits, `_`, `-`, `.`), such as an id. `None` for anything else (a pasted URL, token or
+/// Email), which the message names by what it is instead.
+pub(crate) fn shown(text: &str) -> Option<&str> {
     let plain = text
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if plain && (1..=64).contains(&text.len()) {
-        format!("`{text}`")
-    } else {
-        what.to_owned()
-    }
+    (plain && (1..=64).contains(&text.len())).then_some(text)
 }
 
 /// A time for people: UTC to the second (`2026-11-26T09:30:05Z`); JSON keeps the exact time.

@@ -449,9 +449,10 @@ fn item(delivery: &Delivery, held: bool) -> serde_json::Value {
 /// A webhook id as it may be shown (see [`shown`]): anything but a short, plain id is named by
 /// its place on the command line.
 fn shown_id(id: &str, position: usize) -> String {
-    shown(id, &format!("the webhook id given #{}", position + 1))
-        .trim_matches('`')
-        .to_owned()
+    shown(id).map_or_else(
+        || format!("the webhook id given #{}", position + 1),
+        str::to_owned,
+    )
 }
 
 /// What `replay` did, as the JSON document gives it.
