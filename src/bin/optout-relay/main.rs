@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 
 mod flows;
 mod input;
+mod open;
 mod out;
 mod send;
 mod store;
@@ -176,40 +177,75 @@ fn usage_message(error: &clap::Error) -> String {
             format!("unexpected argument (not repeated here: it may hold a secret); {hint}")
         }
         ErrorKind::InvalidSubcommand => format!("unknown command; {hint}"),
+        // An option given last, with no value after it.
+        ErrorKind::InvalidValue if matches!(error.get(ContextKind::InvalidValue), Some(ContextValue::String(v)) if v.is_empty()) =>
+        {
+            format!("`{arg}` needs a value; {hint}")
+        }
         ErrorKind::InvalidValue => match context(ContextKind::ValidValue) {
-            Some(valid) => format!("invalid value for `{arg}`: expected one of {valid}"),
-            None => format!("invalid value for `{arg}`; {hint}"),
+            Some(valid) if !valid.is_empty() => {
+                format!("invalid value for `{arg}`: expected one of {valid}")
+            }
+            _ => format!("invalid value for `{arg}`; {hint}"),
         },
         ErrorKind::ValueValidation => match std::error::Error::source(error) {
             Some(reason) => format!("invalid value for `{arg}`: {reason}"),
             None => format!("invalid value for `{arg}`; {hint}"),
         },
-        // These name arguments only, never a value given.
-        ErrorKind::MissingRequiredArgument
-        | ErrorKind::MissingSubcommand
-        | ErrorKind::ArgumentConflict
-        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            let text = error.render().to_string();
-            let first = text.lines().next().unwrap_or_default();
-            format!("{}; {hint}", first.trim_start_matches("error: "))
+        // clap's context for these holds argument names (`--flow <ID>`), never a value given.
+        ErrorKind::MissingRequiredArgument => {
+            let missing = match error.get(ContextKind::InvalidArg) {
+                Some(ContextValue::Strings(list)) => list.clone(),
+                Some(ContextValue::String(one)) => vec![one.clone()],
+                _ => Vec::new(),
+            };
+            let mut names: Vec<String> = missing.iter().map(|name| format!("`{name}`")).collect();
+            if missing.iter().any(|name| name.starts_with("--store")) {
+                names.push("(or OPTOUT_RELAY_STORE set)".to_owned());
+            }
+            if names.is_empty() {
+                format!("a required argument is missing; {hint}")
+            } else {
+                format!("missing {}; {hint}", names.join(" "))
+            }
         }
-        _ => format!("the command line cannot be read; {hint}"),
+        ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            format!("a command is needed; {hint}")
+        }
+        ErrorKind::ArgumentConflict => match context(ContextKind::PriorArg) {
+            Some(prior) => format!("`{arg}` cannot be used with `{prior}`; {hint}"),
+            None => format!("`{arg}` cannot be used with the arguments given; {hint}"),
+        },
+        ErrorKind::NoEquals => format!("`{arg}` needs its value after `=`; {hint}"),
+        ErrorKind::TooManyValues => {
+            format!("`{arg}` is given more values than it takes (a flag takes none); {hint}")
+        }
+        ErrorKind::TooFewValues | ErrorKind::WrongNumberOfValues => {
+            format!("`{arg}` is given the wrong number of values; {hint}")
+        }
+        _ => match error.get(ContextKind::InvalidArg) {
+            Some(_) => format!("`{arg}` cannot be read as given; {hint}"),
+            None => format!("the command line cannot be read; {hint}"),
+        },
     }
 }
 
-/// Writes `failure` to standard error, as JSON when asked.
+/// Writes `failure` to standard error, as JSON when asked. A closed standard error (`2>&1 |
+/// head`) is not a reason to panic: the exit status still says what happened.
 fn report(failure: &Failure, json: bool) {
-    if json {
-        let error = serde_json::json!({
+    use std::io::Write as _;
+    let text = if json {
+        serde_json::json!({
             "error": {"kind": failure.kind(), "message": failure.to_string()}
-        });
-        eprintln!("{error}");
+        })
+        .to_string()
     } else if let Failure::Check(_) = failure {
         // What the check found is on standard output already; this says why the status is 1.
-        eprintln!("{failure}");
+        failure.to_string()
     } else {
-        eprintln!("error: {failure}");
-    }
+        format!("error: {failure}")
+    };
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
 fn main() -> ExitCode {
@@ -225,8 +261,14 @@ fn main() -> ExitCode {
                 let _ = error.print();
                 return ExitCode::SUCCESS;
             }
+            let json = wants_json(&args);
+            // No command at all: the help, on standard error, and the usage status.
+            if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand && !json {
+                let _ = error.print();
+                return ExitCode::from(2);
+            }
             let failure = Failure::Usage(usage_message(&error));
-            report(&failure, wants_json(&args));
+            report(&failure, json);
             return ExitCode::from(failure.code());
         }
     };

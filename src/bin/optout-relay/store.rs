@@ -1,9 +1,5 @@
 //! The store commands: `status`, `pending`, `dead`, `replay`, `pause`, `resume`, `purge`.
 
-use std::fmt;
-use std::path::PathBuf;
-use std::str::FromStr;
-
 use clap::Args;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
@@ -12,146 +8,13 @@ use optout_relay::delivery::DeliveryState;
 use optout_relay::health::{Endpoint, EndpointState};
 use optout_relay::store::{ListQuery, StateFilter};
 use optout_relay::webhook::WebhookId;
-use optout_relay::{Delivery, DeliveryStore, FlowId, PostgresStore, SqliteStore};
+use optout_relay::{Delivery, DeliveryStore, FlowId};
 
 use crate::Failure;
 use crate::StoreArgs;
 use crate::flows::plural;
+use crate::open::open;
 use crate::out::{Out, Progress, shown, state_colour, when};
-
-/// Where the store is: `sqlite:PATH` or a PostgreSQL URL.
-#[derive(Debug, Clone)]
-pub(crate) enum StoreUrl {
-    Sqlite(PathBuf),
-    Postgres(String),
-}
-
-impl FromStr for StoreUrl {
-    type Err = String;
-
-    /// The value is not repeated in the error: a PostgreSQL URL may hold a password.
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        if let Some(path) = text.strip_prefix("sqlite:") {
-            let path = path.strip_prefix("//").unwrap_or(path);
-            if path.is_empty() {
-                return Err("`sqlite:` needs the file's path, such as sqlite:relay.db".into());
-            }
-            return Ok(Self::Sqlite(PathBuf::from(path)));
-        }
-        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-            return Ok(Self::Postgres(text.to_owned()));
-        }
-        Err("a store is `sqlite:PATH` or `postgres://USER@HOST/DB`".into())
-    }
-}
-
-impl fmt::Display for StoreUrl {
-    /// The store as it can be shown: a PostgreSQL URL's password, before the `@` or in the
-    /// query (`password`, `sslpassword`), is replaced by `***`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
-            Self::Postgres(url) => match url::Url::parse(url) {
-                Ok(mut parsed) => {
-                    if parsed.password().is_some() {
-                        let _ = parsed.set_password(Some("***"));
-                    }
-                    let pairs: Vec<(String, String)> = parsed
-                        .query_pairs()
-                        .map(|(key, value)| {
-                            let secret = key.to_ascii_lowercase().contains("password");
-                            let value = if secret { "***".into() } else { value };
-                            (key.into_owned(), value.into_owned())
-                        })
-                        .collect();
-                    if !pairs.is_empty() {
-                        parsed.query_pairs_mut().clear().extend_pairs(pairs);
-                    }
-                    f.write_str(parsed.as_str())
-                }
-                Err(_) => f.write_str("postgres://[unreadable URL]"),
-            },
-        }
-    }
-}
-
-/// Opens the store `text` names; a SQLite file must exist (a typo must not create an empty
-/// store).
-async fn open(text: &str) -> Result<(StoreUrl, Box<dyn DeliveryStore>), Failure> {
-    let url: StoreUrl = text
-        .parse()
-        .map_err(|e| Failure::Usage(format!("--store: {e}")))?;
-    let store = open_url(&url).await?;
-    Ok((url, store))
-}
-
-/// Whether the database at `url` holds the relay's tables, checked without writing to it: a
-/// store command pointed at another database by mistake must not create tables there.
-async fn check_relay_tables(url: &StoreUrl) -> Result<(), Failure> {
-    use sqlx::Connection as _;
-    const DELIVERIES: &str = "optout_relay_deliveries";
-    let not_a_store = || {
-        Failure::Usage(format!(
-            "{url}: holds no optout-relay store (no table {DELIVERIES}); give the store the relay \
-             writes to"
-        ))
-    };
-    let found = match url {
-        StoreUrl::Sqlite(path) => {
-            if !path.is_file() {
-                return Err(Failure::Usage(format!(
-                    "{url}: no such file; give the path of the relay's SQLite store"
-                )));
-            }
-            let options = sqlx::sqlite::SqliteConnectOptions::new()
-                .filename(path)
-                .read_only(true);
-            let mut conn = sqlx::SqliteConnection::connect_with(&options)
-                .await
-                .map_err(|e| Failure::Usage(format!("{url}: not a SQLite database: {e}")))?;
-            let found: Result<bool, sqlx::Error> = sqlx::query_scalar(
-                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = $1",
-            )
-            .bind(DELIVERIES)
-            .fetch_one(&mut conn)
-            .await;
-            let _ = conn.close().await;
-            found.map_err(|e| Failure::Usage(format!("{url}: not a SQLite database: {e}")))?
-        }
-        StoreUrl::Postgres(text) => {
-            let mut conn = sqlx::PgConnection::connect(text)
-                .await
-                .map_err(|e| Failure::Runtime(format!("{url}: cannot connect: {e}")))?;
-            let found: Result<bool, sqlx::Error> =
-                sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
-                    .bind(DELIVERIES)
-                    .fetch_one(&mut conn)
-                    .await;
-            let _ = conn.close().await;
-            found.map_err(|e| Failure::Runtime(format!("{url}: cannot read the tables: {e}")))?
-        }
-    };
-    if found { Ok(()) } else { Err(not_a_store()) }
-}
-
-async fn open_url(url: &StoreUrl) -> Result<Box<dyn DeliveryStore>, Failure> {
-    check_relay_tables(url).await?;
-    match url {
-        StoreUrl::Sqlite(path) => {
-            Ok(Box::new(SqliteStore::open(path).await.map_err(|e| {
-                Failure::Runtime(format!("{url}: cannot open the store: {e}"))
-            })?))
-        }
-        StoreUrl::Postgres(text) => Ok(Box::new(
-            PostgresStore::builder(text.clone())
-                .max_connections(2)
-                .listen(false)
-                .open()
-                .await
-                .map_err(|e| Failure::Runtime(format!("{url}: cannot open the store: {e}")))?,
-        )),
-    }
-}
 
 #[derive(Debug, Args)]
 pub(crate) struct ListArgs {
@@ -161,12 +24,15 @@ pub(crate) struct ListArgs {
     #[arg(long, value_name = "ID")]
     flow: Option<FlowId>,
     /// The most deliveries to list (1 to 10000).
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=10000))]
+    #[arg(long, default_value_t = DEFAULT_LIMIT, value_parser = clap::value_parser!(u16).range(1..=10000))]
     limit: u16,
     /// The page after this webhook id (the last one of the previous page).
     #[arg(long, value_name = "WEBHOOK_ID")]
     after: Option<String>,
 }
+
+/// How many deliveries `pending` and `dead` list when not told.
+const DEFAULT_LIMIT: u16 = 50;
 
 #[derive(Debug, Args)]
 pub(crate) struct ReplayArgs {
@@ -388,9 +254,22 @@ pub(crate) async fn list(args: ListArgs, mut out: Out, dead: bool) -> Result<(),
         out.table(header, &right, &rows, |_, _| None);
     }
     if let Some(after) = &next {
+        // The next page of the same listing: the same flow and page size.
         let command = if dead { "dead" } else { "pending" };
+        let mut more = format!("optout-relay {command} --after {after}");
+        let mut same = vec!["--store"];
+        if let Some(flow) = &args.flow {
+            match shown(flow.as_str()) {
+                Some(flow) => more.push_str(&format!(" --flow {flow}")),
+                None => same.push("--flow"),
+            }
+        }
+        if args.limit != DEFAULT_LIMIT {
+            more.push_str(&format!(" --limit {}", args.limit));
+        }
         out.line(format!(
-            "\nmore: optout-relay {command} --after {after} (with the same --store)"
+            "\nmore: {more} (with the same {})",
+            same.join(" and ")
         ));
     }
     let items: Vec<_> = page.iter().map(|d| item(d, held(d))).collect();
@@ -455,8 +334,10 @@ fn shown_id(id: &str, position: usize) -> String {
     )
 }
 
-/// What `replay` did, as the JSON document gives it.
-fn replay_report(replayed: &[String], missing: &[String]) -> serde_json::Value {
+/// What `replay` did, as the JSON document gives it: the ids replayed (ids the store holds, as
+/// `dead` lists them), and each id given that is not a dead letter, by its place on the command
+/// line (from 1) and the id when it may be shown (see [`shown`]).
+fn replay_report(replayed: &[String], missing: &[serde_json::Value]) -> serde_json::Value {
     json!({
         "replayed": replayed.len(),
         "webhook_ids": replayed,
@@ -467,9 +348,10 @@ fn replay_report(replayed: &[String], missing: &[String]) -> serde_json::Value {
 pub(crate) async fn replay(args: ReplayArgs, mut out: Out) -> Result<(), Failure> {
     let (_, store) = open(&args.store.store).await?;
     let mut replayed: Vec<String> = Vec::new();
-    let mut missing: Vec<String> = Vec::new();
+    let mut missing: Vec<serde_json::Value> = Vec::new();
     let done = if args.all {
-        replay_all(&args, &*store, &mut replayed).await
+        let json = out.format == crate::out::Format::Json;
+        replay_all(&args, &*store, json, &mut replayed).await
     } else {
         replay_ids(&args.ids, &*store, &mut out, &mut replayed, &mut missing).await
     };
@@ -506,7 +388,7 @@ async fn replay_ids(
     store: &dyn DeliveryStore,
     out: &mut Out,
     replayed: &mut Vec<String>,
-    missing: &mut Vec<String>,
+    missing: &mut Vec<serde_json::Value>,
 ) -> Result<(), Failure> {
     let mut parsed = Vec::with_capacity(ids.len());
     for (position, text) in ids.iter().enumerate() {
@@ -519,25 +401,30 @@ async fn replay_ids(
         parsed.push((position, id));
     }
     for (position, id) in parsed {
-        let shown = shown_id(id.as_str(), position);
         if store.replay(&id).await? {
-            out.line(format!("replayed {shown}"));
-            replayed.push(shown);
+            // An id of a dead letter the store held, which `dead` lists whole.
+            out.line(format!("replayed {id}"));
+            replayed.push(id.as_str().to_owned());
         } else {
-            out.line(format!("{shown}: not a dead letter in this store"));
-            missing.push(shown);
+            out.line(format!(
+                "{}: not a dead letter in this store",
+                shown_id(id.as_str(), position)
+            ));
+            missing.push(json!({"given": position + 1, "webhook_id": shown(id.as_str())}));
         }
     }
     Ok(())
 }
 
-/// Replays every dead letter (of `--flow`), a page at a time, with progress on standard error.
+/// Replays every dead letter (of `--flow`), a page at a time, with progress on standard error
+/// (none with `json`: standard error then holds only an error, as one JSON object).
 async fn replay_all(
     args: &ReplayArgs,
     store: &dyn DeliveryStore,
+    json: bool,
     replayed: &mut Vec<String>,
 ) -> Result<(), Failure> {
-    let mut progress = Progress::new("replayed", args.progress_every);
+    let mut progress = Progress::new("replayed", args.progress_every, json);
     let page_size = usize::from(args.page);
     let mut after: Option<String> = None;
     loop {
