@@ -129,6 +129,19 @@ fn lint_exits_1_on_warnings_only_when_asked_and_on_errors_always() {
     assert_eq!(run.stderr, "lint failed: 4 warnings (--deny-warnings)\n");
     assert!(run.stdout.starts_with(TRAPS_LINT), "{}", run.stdout);
 
+    // Standard output and error closed before anything is written (`2>&1 | head -0`): the
+    // status is still 1, not a panic's 101.
+    let mut child = Command::new(BIN)
+        .args(["lint", "examples/flows/traps.json", "--deny-warnings"])
+        .current_dir(ROOT)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+
     let clean = self::run(&["lint", "examples/flows/relay.json", "--deny-warnings"]);
     assert_eq!(
         (clean.code, clean.stdout.as_str(), clean.stderr.as_str()),
@@ -305,6 +318,20 @@ fn a_broken_file_is_named_with_its_json_path_and_no_value_from_it() {
         )
     );
 
+    // A file far larger than any flow file (a log given by mistake, /dev/zero): refused once
+    // 64 MiB are read, not read to the end.
+    let huge = std::fs::File::create(scratch.0.join("huge.json")).unwrap();
+    huge.set_len((64 << 20) + 1).unwrap();
+    let run = run_in(&scratch.0, &["lint", "huge.json"]);
+    assert_eq!(
+        (run.code, run.stderr.as_str()),
+        (
+            2,
+            "error: huge.json: larger than 64 MiB; give the flow, catalog, event or Profile \
+             file itself\n"
+        )
+    );
+
     // A file that is not there, and one of JSON that is something else.
     let run = run_in(&scratch.0, &["lint", "missing.json", "--format", "json"]);
     assert_eq!((run.code, run.stdout.as_str()), (2, ""));
@@ -353,10 +380,67 @@ fn a_broken_file_is_named_with_its_json_path_and_no_value_from_it() {
     );
 }
 
+#[test]
+fn usage_errors_say_what_is_missing_and_repeat_no_value() {
+    let hint = "see `optout-relay --help`, or `optout-relay COMMAND --help`";
+    // No command: the help, on standard error, and the usage status.
+    let bare = run(&[]);
+    assert_eq!((bare.code, bare.stdout.as_str()), (2, ""));
+    assert!(
+        bare.stderr.starts_with(
+            "The operator's command line for optout-relay: check flows, preview and test-send"
+        ) && bare
+            .stderr
+            .contains("\nUsage: optout-relay [OPTIONS] <COMMAND>\n"),
+        "{}",
+        bare.stderr
+    );
+    let bare_json = run(&["--format", "json"]);
+    assert_eq!(bare_json.code, 2);
+    assert_eq!(
+        json_of(&bare_json.stderr),
+        serde_json::json!({"error": {"kind": "usage",
+            "message": format!("a command is needed; {hint}")}})
+    );
+    let flows = "examples/flows/relay.json";
+    let (event, profile) = ("examples/host/event.json", "examples/host/profile.json");
+    for (args, expected) in [
+        (
+            vec!["send", flows, "--event", event, "--profile", profile],
+            format!("missing `--flow <ID>`; {hint}"),
+        ),
+        (
+            vec!["status"],
+            format!("missing `--store <STORE>` (or OPTOUT_RELAY_STORE set); {hint}"),
+        ),
+        (
+            vec!["lint", flows, "--deny-warnings=hunter2"],
+            format!(
+                "`--deny-warnings` is given more values than it takes (a flag takes none); {hint}"
+            ),
+        ),
+        (
+            vec!["pending", "--store", "sqlite:relay.db", "--limit"],
+            format!("`--limit <LIMIT>` needs a value; {hint}"),
+        ),
+        (
+            vec!["replay", "--store", "sqlite:relay.db", "msg_1", "--all"],
+            format!("`[WEBHOOK_ID]...` cannot be used with `--all`; {hint}"),
+        ),
+    ] {
+        let run = run(&args);
+        assert_eq!(
+            (run.code, run.stdout.as_str(), run.stderr.as_str()),
+            (2, "", format!("error: {expected}\n").as_str()),
+            "{args:?}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // preview
 
-const PREVIEW_EVENT: &str = "event evt-1: Email - Unsubscribe of profile p-1 in section sec-1, \
+const PREVIEW_EVENT: &str = "event evt-1: Email - Unsubscribe of profile p*** in section sec-1, \
                              subscription 123456, through communication, at 2026-11-26T09:30:00Z";
 
 #[test]
@@ -470,8 +554,11 @@ fn preview_unmasked_gives_the_exact_request_and_signs_it_at_the_time_given() {
         run_in(&scratch.0, &list)
     };
     let at = ["--at", "2026-11-26T09:31:05Z"];
-    let head = "event evt-2: SMS - Unsubscribe of profile p-2 in section sec-1, subscription \
-                123456, through communication, at 2026-11-26T09:31:00Z
+    // The Profile id is masked too, unless --unmasked (some hosts use the Mobile as the id).
+    let head = |profile: &str| {
+        format!(
+            "event evt-2: SMS - Unsubscribe of profile {profile} in section sec-1, subscription \
+             123456, through communication, at 2026-11-26T09:31:00Z
 
 sms-gateway-stop: enters
   why: SMS - Unsubscribe in section sec-1 through communication, any subscription, any activity
@@ -479,7 +566,9 @@ sms-gateway-stop: enters
     --header 'content-type: application/json' \\
     --header 'webhook-id: msg_dfc894e999ee10eebe52b465f864968b' \\
     --header 'webhook-timestamp: 1795685465' \\
-";
+"
+        )
+    };
     let masked = preview("sms-gateway-stop", &at);
     let unmasked = preview("sms-gateway-stop", &[&at[..], &["--unmasked"]].concat());
     // The signature is over the real body, in both (it reveals nothing).
@@ -491,9 +580,13 @@ sms-gateway-stop: enters
              \"123456\",\"occurred_at\":\"2026-11-26T09:31:00Z\"}}}}'\n"
         )
     };
-    for (run, mobile) in [(&masked, "+46*******67"), (&unmasked, "+46701234567")] {
+    for (run, mobile, profile) in [
+        (&masked, "+46*******67", "p***"),
+        (&unmasked, "+46701234567", "p-2"),
+    ] {
+        let head = head(profile);
         assert_eq!(run.code, 0, "{}", run.stderr);
-        assert!(run.stdout.starts_with(head), "{}", run.stdout);
+        assert!(run.stdout.starts_with(&head), "{}", run.stdout);
         let rest = &run.stdout[head.len()..];
         let (signature_line, last) = rest.split_once('\n').unwrap();
         assert!(signature_line.starts_with(signature), "{signature_line}");
@@ -716,6 +809,98 @@ async fn send_delivers_to_a_loopback_receiver_only_when_allowed_and_masks_an_ech
         sent.stdout
     );
     assert!(!sent.stdout.contains("tk-5501") && !sent.stdout.contains("hk-7731"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_masks_what_a_receiver_echoes_in_its_headers_and_json() {
+    // A receiver that echoes the request in a header and in JSON written the way Python's
+    // json.dumps and PHP's json_encode write it (non-ASCII as \uXXXX, `/` as `\/`), sets a
+    // cookie, and sends a C1 control character (CSI) that a terminal would obey.
+    // (Go's encoding/json writes `&` as \u0026.)
+    let body = "{\"profile\": \"ada@example.com\", \"name\": \"\\u00c5sa M\\u00fcller\", \
+                \"dept\": \"R&D\\/EMEA\", \"team\": \"R\\u0026D/EMEA\", \"phone\": \"0701234567\"}";
+    let server = TestServer::start(
+        [],
+        Answer::Status(
+            200,
+            vec![
+                ("x-echo".into(), "ADA@example.com \u{9b}2J".into()),
+                ("set-cookie".into(), "session=s3cr3t-77; Path=/".into()),
+                ("www-authenticate".into(), "Bearer realm=\"crm\"".into()),
+            ],
+            body.as_bytes().to_vec(),
+        ),
+    )
+    .await;
+    let scratch = Scratch::new("cli-send-echo");
+    let flows = write_flows(&scratch.0, &server.url("/optout"));
+    let event = scratch.0.join("event.json");
+    std::fs::write(
+        &event,
+        r#"{"id": "evt-1", "profile": "ada@example.com", "section": "sec-1",
+            "kind": "email_unsubscribe", "subscription": "123456",
+            "occurred_at": "2026-11-26T09:30:00Z", "origin": "communication"}"#,
+    )
+    .unwrap();
+    let profile = scratch.0.join("profile.json");
+    std::fs::write(
+        &profile,
+        r#"{"id": "ada@example.com", "email": "ada@example.com", "mobile": "+46 70 123 45 67",
+            "attributes": {"name": "Åsa Müller", "dept": "R&D/EMEA"}}"#,
+    )
+    .unwrap();
+    let send = |extra: &[&str]| {
+        let mut list = args(&[
+            "send",
+            flows.to_str().unwrap(),
+            "--event",
+            event.to_str().unwrap(),
+            "--profile",
+            profile.to_str().unwrap(),
+            "--flow",
+            "crm",
+            "--allow-loopback",
+        ]);
+        list.extend(args(extra));
+        run_async(list)
+    };
+    let sent = send(&[]).await;
+    assert_eq!((sent.code, sent.stderr.as_str()), (0, ""));
+    assert_eq!(
+        steady(&sent.stdout),
+        format!(
+            "event evt-1: Email - Unsubscribe of profile a*** in section sec-1, subscription \
+             123456, through communication, at 2026-11-26T09:30:00Z\n\
+             flow crm, webhook id msg_46a47ecd72329acaecc6c01c46207852\n\
+             sent POST http://{}/optout?email=a***%40e***.com&subscription=123456\n\
+             response 200 OK in N ms\n  content-length: {}\n  x-echo: a***@e***.com \\u{{9b}}2J\n  \
+             set-cookie: [redacted]\n  www-authenticate: Bearer realm=\"crm\"\n\
+             body ({} bytes):\n  {{\"profile\": \"a***@e***.com\", \"name\": \"[masked]\", \
+             \"dept\": \"[masked]\", \"team\": \"[masked]\", \"phone\": \"0+46*******67\"}}\n\
+             retry policy: delivered: the receiver accepted it\n",
+            server.addr,
+            body.len(),
+            body.len()
+        )
+    );
+    assert_eq!(server.received().len(), 1);
+
+    // Unmasked, the answer is shown as it came, but for the control character.
+    let sent = send(&["--unmasked"]).await;
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    assert!(
+        sent.stdout.contains(
+            "  x-echo: ADA@example.com \\u{9b}2J\n  set-cookie: session=s3cr3t-77; Path=/\n"
+        ),
+        "{}",
+        sent.stdout
+    );
+    assert!(
+        sent.stdout.contains(&format!("  {body}\n")),
+        "{}",
+        sent.stdout
+    );
+    assert!(sent.stdout.contains("of profile ada@example.com in"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -948,7 +1133,8 @@ entries                 1
     assert_eq!(again_json.code, 1);
     assert_eq!(
         json_of(&again_json.stdout),
-        serde_json::json!({"replayed": 0, "webhook_ids": [], "not_dead_letters": [id]})
+        serde_json::json!({"replayed": 0, "webhook_ids": [],
+                           "not_dead_letters": [{"given": 1, "webhook_id": id}]})
     );
     assert_eq!(
         json_of(&again_json.stderr),
@@ -1026,6 +1212,21 @@ entries                 1
         )
     );
     assert!(!pasted.stderr.contains("hunter2"), "{}", pasted.stderr);
+    let pasted = run_async(args(&[
+        "replay",
+        "--store",
+        &store,
+        "postgres://relay:hunter2@db/relay",
+        "--format",
+        "json",
+    ]))
+    .await;
+    assert_eq!(pasted.code, 1);
+    assert_eq!(
+        json_of(&pasted.stdout),
+        serde_json::json!({"replayed": 0, "webhook_ids": [],
+                           "not_dead_letters": [{"given": 1, "webhook_id": null}]})
+    );
 
     let outcomes = drain(&db, &url, 1).await;
     assert!(
@@ -1057,17 +1258,25 @@ async fn replay_all_pages_through_every_dead_letter_with_progress() {
     let store = format!("sqlite:{}", db.display());
 
     // Paged: two at a time, the next page named.
-    let first = run_async(args(&["dead", "--store", &store, "--limit", "2"])).await;
+    let first = run_async(args(&[
+        "dead", "--store", &store, "--limit", "2", "--flow", "crm",
+    ]))
+    .await;
     let mut ids: Vec<String> = ended
         .iter()
         .map(|d| d.webhook_id().as_str().to_owned())
         .collect();
     ids.sort();
     assert_eq!(first.stdout.lines().count(), 5, "{}", first.stdout);
-    assert!(first.stdout.ends_with(&format!(
-        "\nmore: optout-relay dead --after {} (with the same --store)\n",
-        ids[1]
-    )));
+    // The next page of the same listing: the same flow and page size.
+    assert!(
+        first.stdout.ends_with(&format!(
+            "\nmore: optout-relay dead --after {} --flow crm --limit 2 (with the same --store)\n",
+            ids[1]
+        )),
+        "{}",
+        first.stdout
+    );
     let second = run_async(args(&[
         "dead", "--store", &store, "--limit", "2", "--after", &ids[1], "--format", "json",
     ]))
@@ -1105,6 +1314,34 @@ async fn replay_all_pages_through_every_dead_letter_with_progress() {
     let report = json_of(&status.stdout);
     assert_eq!(report["counts"]["pending"], 5);
     assert_eq!(report["counts"]["dead_lettered"], 0);
+
+    // Dead again (the receiver still answers 422), then replayed with JSON: the ids replayed,
+    // and no progress lines (standard error holds only an error, as one JSON object).
+    let outcomes = drain(&db, &server.url("/optout"), 5).await;
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Outcome::DeadLettered(_))),
+        "{outcomes:?}"
+    );
+    let json = run_async(args(&[
+        "replay",
+        "--store",
+        &store,
+        "--all",
+        "--progress-every",
+        "1",
+        "--page",
+        "2",
+        "--format",
+        "json",
+    ]))
+    .await;
+    assert_eq!((json.code, json.stderr.as_str()), (0, ""));
+    assert_eq!(
+        json_of(&json.stdout),
+        serde_json::json!({"replayed": 5, "webhook_ids": ids, "not_dead_letters": []})
+    );
 
     // Another flow's dead letters are left alone.
     let none = run_async(args(&[
@@ -1298,6 +1535,32 @@ fn a_store_that_cannot_be_opened_is_named_without_its_password() {
         "error: sqlite:nowhere.db: no such file; give the path of the relay's SQLite store\n"
     );
     assert!(!scratch.0.join("nowhere.db").exists());
+    // A file that is not a SQLite database: named as such, exit 2, left as it was.
+    std::fs::write(
+        scratch.0.join("notes.txt"),
+        "not a database, just text\n".repeat(64),
+    )
+    .unwrap();
+    let run = run_in(&scratch.0, &["status", "--store", "sqlite:notes.txt"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .starts_with("error: sqlite:notes.txt: not a SQLite database: "),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(scratch.0.join("notes.txt")).unwrap(),
+        "not a database, just text\n".repeat(64)
+    );
+    // A directory is named as one.
+    std::fs::create_dir(scratch.0.join("stores")).unwrap();
+    let run = run_in(&scratch.0, &["status", "--store", "sqlite:stores"]);
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        run.stderr,
+        "error: sqlite:stores: is a directory; give the path of the relay's SQLite store\n"
+    );
 
     // Not a store URL: the value is not repeated.
     let run = run_in(&scratch.0, &["status", "--store", "mysql://u:hunter2@db/x"]);

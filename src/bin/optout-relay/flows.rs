@@ -195,7 +195,7 @@ pub(crate) fn preview(args: &PreviewArgs, mut out: Out) -> Result<(), Failure> {
         None => router.flows().iter().collect(),
     };
     let masked = !args.input.unmasked;
-    out.line(describe_event(event));
+    out.line(describe_event(event, args.input.unmasked));
     let mut listed = Vec::new();
     for flow in flows {
         out.line("");
@@ -255,13 +255,19 @@ pub(crate) fn preview(args: &PreviewArgs, mut out: Out) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `event evt-1: Email - Unsubscribe of profile p-1 in section sec-1, subscription 123456, through communication, at ...`
-pub(crate) fn describe_event(event: &OptOutEvent) -> String {
+/// `event evt-1: Email - Unsubscribe of profile p*** in section sec-1, subscription 123456,
+/// through communication, at ...`. The Profile id is masked unless `unmasked`: some hosts use
+/// the Email or Mobile as the id.
+pub(crate) fn describe_event(event: &OptOutEvent, unmasked: bool) -> String {
+    let profile = if unmasked {
+        event.profile().to_string()
+    } else {
+        event.profile().masked()
+    };
     let mut text = format!(
-        "event {}: {} of profile {} in section {}",
+        "event {}: {} of profile {profile} in section {}",
         event.id(),
         event.kind(),
-        event.profile(),
         event.section()
     );
     if let Some(subscription) = event.subscription() {

@@ -38,6 +38,10 @@ pub(crate) enum InputError {
         file: PathBuf,
         error: std::io::Error,
     },
+    /// The file is larger than any file a command reads (such as a log given by mistake, or
+    /// `/dev/zero`).
+    #[error("{}: larger than {} MiB; give the flow, catalog, event or Profile file itself", file.display(), MAX_FILE >> 20)]
+    TooLarge { file: PathBuf },
     /// The file is not valid: the JSON path, the problem and where.
     #[error("{}: {error}\n  the file should hold {holds}", file.display())]
     Json {
@@ -53,13 +57,28 @@ pub(crate) enum InputError {
     },
 }
 
+/// The largest file a command reads: far above any flow file or catalog, and a bound on the
+/// memory a wrong path can take.
+const MAX_FILE: u64 = 64 << 20;
+
 fn read(file: &Path) -> Result<String, Failure> {
-    std::fs::read_to_string(file).map_err(|error| {
+    use std::io::Read as _;
+    let failed = |error| {
         Failure::Input(Box::new(InputError::Read {
             file: file.to_owned(),
             error,
         }))
-    })
+    };
+    let mut text = String::new();
+    std::fs::File::open(file)
+        .and_then(|opened| opened.take(MAX_FILE + 1).read_to_string(&mut text))
+        .map_err(failed)?;
+    if text.len() as u64 > MAX_FILE {
+        return Err(Failure::Input(Box::new(InputError::TooLarge {
+            file: file.to_owned(),
+        })));
+    }
+    Ok(text)
 }
 
 fn json<T: serde::de::DeserializeOwned>(file: &Path, holds: Holds) -> Result<T, Failure> {

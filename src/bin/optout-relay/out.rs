@@ -140,19 +140,21 @@ pub(crate) fn state_colour(state: &str) -> Option<Colour> {
 }
 
 /// Progress of a long operation on standard error: a line rewritten in place on a terminal,
-/// else a line every `every` steps.
+/// else a line every `every` steps; nothing when `silent`.
 #[derive(Debug)]
 pub(crate) struct Progress {
     terminal: bool,
+    silent: bool,
     every: u64,
     done: u64,
     what: &'static str,
 }
 
 impl Progress {
-    pub(crate) fn new(what: &'static str, every: u64) -> Self {
+    pub(crate) fn new(what: &'static str, every: u64, silent: bool) -> Self {
         Self {
             terminal: std::io::stderr().is_terminal(),
+            silent,
             every: every.max(1),
             done: 0,
             what,
@@ -161,6 +163,9 @@ impl Progress {
 
     pub(crate) fn step(&mut self) {
         self.done += 1;
+        if self.silent {
+            return;
+        }
         let mut stderr = std::io::stderr().lock();
         if self.terminal {
             let _ = write!(stderr, "\r{} {}", self.what, self.done);
@@ -170,7 +175,7 @@ impl Progress {
     }
 
     pub(crate) fn finish(self) {
-        if self.terminal && self.done > 0 {
+        if self.terminal && !self.silent && self.done > 0 {
             let _ = writeln!(std::io::stderr());
         }
     }

@@ -123,7 +123,7 @@ pub(crate) async fn send(args: SendArgs, mut out: Out) -> Result<(), Failure> {
     let step = delivery.record(result.as_ref(), started, ended, &retry, midpoint);
     let took = ended.duration_since(started).as_millis();
 
-    out.line(describe_event(event));
+    out.line(describe_event(event, args.input.unmasked));
     out.line(format!("flow {}, webhook id {webhook_id}", flow.id));
     out.line(format!("sent {request_line}"));
     let mut report = json!({
@@ -144,7 +144,11 @@ pub(crate) async fn send(args: SendArgs, mut out: Out) -> Result<(), Failure> {
             ));
             let mut headers = Vec::new();
             for (name, value) in response.headers() {
-                let value = clean(&String::from_utf8_lossy(value.as_bytes()));
+                let value = if masked && hides_header(name.as_str()) {
+                    "[redacted]".to_owned()
+                } else {
+                    clean(&String::from_utf8_lossy(value.as_bytes()))
+                };
                 out.line(format!("  {name}: {value}"));
                 headers.push(json!([name.as_str(), value]));
             }
@@ -214,6 +218,78 @@ fn printable(text: &str) -> String {
         .collect()
 }
 
+/// How a receiver's JSON encoder escapes a string, by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JsonStyle {
+    /// Python's `json.dumps`: every character outside ASCII as `\uXXXX`.
+    Python,
+    /// PHP's `json_encode`: as Python, and `/` as `\/`.
+    Php,
+    /// Go's `encoding/json`: `<`, `>` and `&` as `\u003c`, `\u003e`, `\u0026`; the rest as it is.
+    Go,
+}
+
+/// `value` as a JSON encoder of `style` writes it inside a string: `"`, `\` and control
+/// characters escaped, and what `style` escapes besides (a character beyond the Basic
+/// Multilingual Plane as a pair of `\uXXXX`).
+fn json_escaped(value: &str, style: JsonStyle) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '/' if style == JsonStyle::Php => out.push_str("\\/"),
+            c if c.is_control()
+                || (style == JsonStyle::Go && matches!(c, '<' | '>' | '&'))
+                || (style != JsonStyle::Go && !c.is_ascii()) =>
+            {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// How many leading digits of an E.164 number (without its `+`) are its country calling code,
+/// by ITU-T E.164's plan: one for 1 and 7; two for the codes assigned as two digits; three for
+/// the rest.
+fn country_code_len(digits: &str) -> usize {
+    let bytes = digits.as_bytes();
+    let (Some(&first), Some(&second)) = (bytes.first(), bytes.get(1)) else {
+        return 1;
+    };
+    let two = match first {
+        b'1' | b'7' => return 1,
+        b'2' => matches!(second, b'0' | b'7'),
+        b'3' => matches!(second, b'0'..=b'4' | b'6' | b'9'),
+        b'4' => second != b'2',
+        b'5' => matches!(second, b'1'..=b'8'),
+        b'6' => matches!(second, b'0'..=b'6'),
+        b'8' => matches!(second, b'1' | b'2' | b'4' | b'6'),
+        b'9' => matches!(second, b'0'..=b'5' | b'8'),
+        _ => false,
+    };
+    if two { 2 } else { 3 }
+}
+
+/// A response header whose value is not shown in a masked `send`: one named like a credential
+/// (`set-cookie`, a token), but for the challenges a receiver sends (`www-authenticate`), which
+/// say why a request was refused.
+fn hides_header(name: &str) -> bool {
+    let challenge = name.eq_ignore_ascii_case("www-authenticate")
+        || name.eq_ignore_ascii_case("proxy-authenticate");
+    !challenge && looks_like_credential(name)
+}
+
 /// What the retry policy would do, in words, and whether the request was accepted.
 fn decide(step: &Step, retry: &RetryPolicy) -> (String, bool) {
     match step {
@@ -235,9 +311,9 @@ fn decide(step: &Step, retry: &RetryPolicy) -> (String, bool) {
 }
 
 /// What a masked `send` hides in a receiver's answer: a receiver may echo what it was sent
-/// (an httpbin-style echo, an error that quotes the request). The Profile's Email, Mobile and
-/// text attributes, as they are and percent-encoded, and the flow's credentials, each found
-/// whatever its letters' case.
+/// (an httpbin-style echo, an error that quotes the request). The Profile's id, Email, Mobile
+/// (also its national number) and text attributes, as they are, percent-encoded and
+/// JSON-escaped, and the flow's credentials, each found whatever its letters' case.
 struct Scrubber {
     /// (the value in ASCII lower case, what replaces it), longest first.
     values: Vec<(String, String)>,
@@ -258,6 +334,15 @@ impl Scrubber {
                 .chars()
                 .filter(char::is_ascii_digit)
                 .collect();
+            // Without the country code: the national number, as a national format (`070 123
+            // 45 67` read as `0701234567`) holds it.
+            if mobile.e164().is_some() {
+                if let Some(national) = digits.get(country_code_len(&digits)..) {
+                    if national.len() >= 6 {
+                        personal.push((national.to_owned(), mobile.masked()));
+                    }
+                }
+            }
             if digits.len() >= 6 {
                 personal.push((digits, mobile.masked()));
             }
@@ -265,6 +350,9 @@ impl Scrubber {
         for value in profile.attributes.values() {
             personal.push((value.to_text().into_owned(), "[masked]".to_owned()));
         }
+        // Some hosts use the Email or Mobile as the Profile id (after them, so that an id that
+        // is the Email is masked as the Email).
+        personal.push((profile.id.as_str().to_owned(), profile.id.masked()));
         let redacted = "[redacted]".to_owned();
         // Static query parameters and headers named like credentials, as previews redact them.
         for (name, value) in node.url().query_pairs() {
@@ -294,7 +382,10 @@ impl Scrubber {
         for (value, mask) in personal {
             let encoded: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
             let escaped = encoded.replace('+', "%20");
-            for form in [value, encoded, escaped] {
+            let python = json_escaped(&value, JsonStyle::Python);
+            let php = json_escaped(&value, JsonStyle::Php);
+            let go = json_escaped(&value, JsonStyle::Go);
+            for form in [value, encoded, escaped, python, php, go] {
                 // Too short to be told from other text.
                 if form.chars().count() >= 3 {
                     values.push((form.to_ascii_lowercase(), mask.clone()));
@@ -302,7 +393,8 @@ impl Scrubber {
             }
         }
         // Longest first, so that a value inside another is not replaced in part.
-        values.sort_by_key(|(value, _)| std::cmp::Reverse(value.len()));
+        values.sort_by(|(a, _), (b, _)| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        values.dedup_by(|(a, _), (b, _)| a == b);
         Self { values }
     }
 
@@ -332,7 +424,78 @@ mod tests {
     use optout_relay::webhook::{Auth, Secret};
     use optout_relay::{Profile, WebhookNode};
 
-    use super::{Scrubber, printable};
+    use super::{JsonStyle, Scrubber, country_code_len, json_escaped, printable};
+
+    #[test]
+    fn country_codes_are_one_two_or_three_digits_by_the_e164_plan() {
+        let lengths: Vec<(&str, usize)> = [
+            "14155552671",
+            "79161234567",
+            "201001234567",
+            "27821234567",
+            "2348031234567",
+            "33612345678",
+            "353871234567",
+            "380501234567",
+            "420601123456",
+            "447700900123",
+            "46701234567",
+            "5511912345678",
+            "59899123456",
+            "61412345678",
+            "6701234567",
+            "819012345678",
+            "85291234567",
+            "8613812345678",
+            "919812345678",
+            "971501234567",
+        ]
+        .into_iter()
+        .map(|digits| (&digits[..4], country_code_len(digits)))
+        .collect();
+        assert_eq!(
+            lengths,
+            [
+                ("1415", 1),
+                ("7916", 1),
+                ("2010", 2),
+                ("2782", 2),
+                ("2348", 3),
+                ("3361", 2),
+                ("3538", 3),
+                ("3805", 3),
+                ("4206", 3),
+                ("4477", 2),
+                ("4670", 2),
+                ("5511", 2),
+                ("5989", 3),
+                ("6141", 2),
+                ("6701", 3),
+                ("8190", 2),
+                ("8529", 3),
+                ("8613", 2),
+                ("9198", 2),
+                ("9715", 3),
+            ]
+        );
+    }
+
+    #[test]
+    fn values_are_json_escaped_as_python_php_and_go_write_them() {
+        let value = "Åsa \"R&D\"/<EMEA>\\\n😀";
+        assert_eq!(
+            json_escaped(value, JsonStyle::Python),
+            "\\u00c5sa \\\"R&D\\\"/<EMEA>\\\\\\n\\ud83d\\ude00"
+        );
+        assert_eq!(
+            json_escaped(value, JsonStyle::Php),
+            "\\u00c5sa \\\"R&D\\\"\\/<EMEA>\\\\\\n\\ud83d\\ude00"
+        );
+        assert_eq!(
+            json_escaped(value, JsonStyle::Go),
+            "Åsa \\\"R\\u0026D\\\"/\\u003cEMEA\\u003e\\\\\\n😀"
+        );
+    }
 
     #[test]
     fn a_receivers_answer_cannot_drive_the_terminal() {
