@@ -599,6 +599,47 @@ fn profile_mismatch_errors_mask_profile_ids() {
     check_all("RequestBuildError::ProfileMismatch", &error);
 }
 
+/// A Profile id may be personal (here the host uses the Email as the id): sent as a parameter,
+/// it is masked in previews and in a request's `Debug`, in every encoding.
+#[test]
+fn a_profile_id_sent_as_a_parameter_is_masked_in_previews() {
+    let by_email = Profile::new(ProfileId::new(EMAIL).unwrap());
+    let event = OptOutEvent::email_unsubscribe(
+        EventId::new("evt-1").unwrap(),
+        ProfileId::new(EMAIL).unwrap(),
+        SectionId::new("sec-1").unwrap(),
+        SubscriptionId::new("123456").unwrap(),
+        "2026-11-26T09:30:00Z".parse().unwrap(),
+    );
+    for encoding in ENCODINGS {
+        let node = WebhookNode::builder("https://crm.example.com/optout")
+            .encoding(encoding)
+            .param("id", ParamSource::ProfileId)
+            .build()
+            .unwrap();
+        let request = node
+            .build_request(&flow_id(), &by_email, &event, now())
+            .unwrap();
+        let unmasked = request.preview_unmasked().curl();
+        assert!(
+            unmasked.contains(EMAIL) || unmasked.contains(EMAIL_ENCODED),
+            "{encoding}: {unmasked}"
+        );
+        let preview = request.preview();
+        check_all(&format!("Preview {encoding}"), &preview);
+        assert_clean(&format!("Preview::curl {encoding}"), &preview.curl());
+        assert_clean(&format!("Preview::summary {encoding}"), &preview.summary());
+        check_debug(&format!("WebhookRequest {encoding}"), &request);
+        assert!(
+            preview
+                .summary()
+                .contains("  id = l***  (from profile_id)\n"),
+            "{encoding}: {}",
+            preview.summary()
+        );
+    }
+}
+
 #[test]
 fn config_errors_are_clean() {
     let url = "https://crm.example.com/optout";

@@ -27,6 +27,7 @@ pub use profile::{
     AttributeName, AttributeValue, ChannelConsent, ConsentState, MAX_ATTRIBUTE_NAME_LEN,
     SectionOptOut,
 };
+pub(crate) use text::mask_prefix;
 
 // Crate-internal paths of the items the crate root exports.
 pub(crate) use catalog::{Catalog, Section};

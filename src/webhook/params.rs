@@ -167,6 +167,7 @@ impl Value {
             (ParamSource::Email, _) => Cow::Owned(Email::lenient(self.text()).masked()),
             // Masked from the text: the number is not read again.
             (ParamSource::Mobile, _) => Cow::Owned(crate::model::mask_number(&self.text())),
+            (ParamSource::ProfileId, _) => Cow::Owned(crate::model::mask_prefix(&self.text(), 1)),
             (ParamSource::Attribute(_), _) => Cow::Borrowed(MASKED),
             _ => self.text(),
         }

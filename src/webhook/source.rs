@@ -59,10 +59,14 @@ pub enum ParamSource {
 }
 
 impl ParamSource {
-    /// Whether the value is personal data (Email, Mobile, custom attributes), masked in
-    /// previews.
+    /// Whether the value is personal data, masked in previews: the Email, the Mobile, the
+    /// Profile id (some hosts use the Email or Mobile as the id; it shows as
+    /// [`ProfileId::masked`](crate::ProfileId::masked) does) and custom attributes.
     pub fn is_personal(&self) -> bool {
-        matches!(self, Self::Email | Self::Mobile | Self::Attribute(_))
+        matches!(
+            self,
+            Self::Email | Self::Mobile | Self::ProfileId | Self::Attribute(_)
+        )
     }
 
     /// Whether the value identifies the Profile to the receiver (Email, Mobile, the Profile id
