@@ -319,9 +319,9 @@ fn a_broken_file_is_named_with_its_json_path_and_no_value_from_it() {
     );
 
     // A file far larger than any flow file (a log given by mistake, /dev/zero): refused once
-    // 64 MiB are read, not read to the end.
-    let huge = std::fs::File::create(scratch.0.join("huge.json")).unwrap();
-    huge.set_len((64 << 20) + 1).unwrap();
+    // 64 MiB are read, not read to the end, whatever it holds (here text whose 64 MiB cut falls
+    // inside a character).
+    std::fs::write(scratch.0.join("huge.json"), "é".repeat((32 << 20) + 1)).unwrap();
     let run = run_in(&scratch.0, &["lint", "huge.json"]);
     assert_eq!(
         (run.code, run.stderr.as_str()),
@@ -329,6 +329,17 @@ fn a_broken_file_is_named_with_its_json_path_and_no_value_from_it() {
             2,
             "error: huge.json: larger than 64 MiB; give the flow, catalog, event or Profile \
              file itself\n"
+        )
+    );
+
+    // Bytes that are not UTF-8 text: where, not what.
+    std::fs::write(scratch.0.join("binary.json"), b"{\"a\": \xff\xfe}").unwrap();
+    let run = run_in(&scratch.0, &["lint", "binary.json"]);
+    assert_eq!(
+        (run.code, run.stderr.as_str()),
+        (
+            2,
+            "error: binary.json: not UTF-8 text (byte 6 is not); give the JSON file itself\n"
         )
     );
 
@@ -418,6 +429,21 @@ fn usage_errors_say_what_is_missing_and_repeat_no_value() {
             format!(
                 "`--deny-warnings` is given more values than it takes (a flag takes none); {hint}"
             ),
+        ),
+        (
+            vec![
+                "send",
+                flows,
+                "--event",
+                event,
+                "--profile",
+                profile,
+                "--flow",
+                "a",
+                "--flow",
+                "b",
+            ],
+            format!("`--flow <ID>` is given more than once; {hint}"),
         ),
         (
             vec!["pending", "--store", "sqlite:relay.db", "--limit"],
@@ -745,7 +771,7 @@ async fn send_delivers_to_a_loopback_receiver_only_when_allowed_and_masks_an_ech
         ),
     ] {
         let mut list = send_args(&flows, &[]);
-        // `send_args` gives `--at` already; the last one given counts for clap, so drop it.
+        // `send_args` gives `--at` already, and an option given twice is refused: drop it.
         let at = list.iter().position(|a| a == "--at").unwrap();
         list.drain(at..at + 2);
         list.extend(args(&extra));
@@ -833,7 +859,21 @@ async fn send_masks_what_a_receiver_echoes_in_its_headers_and_json() {
     )
     .await;
     let scratch = Scratch::new("cli-send-echo");
-    let flows = write_flows(&scratch.0, &server.url("/optout"));
+    // The flow sends the Profile id too, which this host sets to the Email.
+    let flows = scratch.0.join("flows.json");
+    std::fs::write(
+        &flows,
+        serde_json::json!({"version": 1, "flows": [{
+            "id": "crm", "section": "sec-1",
+            "listen": {"kinds": ["email_unsubscribe"]},
+            "webhook": {"method": "POST", "url": server.url("/optout"), "encoding": "query",
+                        "params": [{"name": "email", "source": "email"},
+                                   {"name": "subscription", "source": "subscription_id"},
+                                   {"name": "id", "source": "profile_id"}]}
+        }]})
+        .to_string(),
+    )
+    .unwrap();
     let event = scratch.0.join("event.json");
     std::fs::write(
         &event,
@@ -872,7 +912,7 @@ async fn send_masks_what_a_receiver_echoes_in_its_headers_and_json() {
             "event evt-1: Email - Unsubscribe of profile a*** in section sec-1, subscription \
              123456, through communication, at 2026-11-26T09:30:00Z\n\
              flow crm, webhook id msg_46a47ecd72329acaecc6c01c46207852\n\
-             sent POST http://{}/optout?email=a***%40e***.com&subscription=123456\n\
+             sent POST http://{}/optout?email=a***%40e***.com&subscription=123456&id=a***\n\
              response 200 OK in N ms\n  content-length: {}\n  x-echo: a***@e***.com \\u{{9b}}2J\n  \
              set-cookie: [redacted]\n  www-authenticate: Bearer realm=\"crm\"\n\
              body ({} bytes):\n  {{\"profile\": \"a***@e***.com\", \"name\": \"[masked]\", \
@@ -883,7 +923,69 @@ async fn send_masks_what_a_receiver_echoes_in_its_headers_and_json() {
             body.len()
         )
     );
-    assert_eq!(server.received().len(), 1);
+    assert_eq!(
+        server.received()[0].target,
+        "/optout?email=ada%40example.com&subscription=123456&id=ada%40example.com"
+    );
+
+    // In JSON, and in a preview (text and JSON), the Profile id is masked as well.
+    let sent = send(&["--format", "json"]).await;
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    let report = json_of(&sent.stdout);
+    assert_eq!(
+        report["request"],
+        format!(
+            "POST http://{}/optout?email=a***%40e***.com&subscription=123456&id=a***",
+            server.addr
+        )
+    );
+    let preview = |format: &str| {
+        run_in(
+            &scratch.0,
+            &[
+                "preview",
+                "flows.json",
+                "--event",
+                "event.json",
+                "--profile",
+                "profile.json",
+                "--format",
+                format,
+            ],
+        )
+    };
+    let (text, json) = (preview("text"), preview("json"));
+    assert_eq!(
+        (text.code, json.code),
+        (0, 0),
+        "{}{}",
+        text.stderr,
+        json.stderr
+    );
+    assert!(
+        text.stdout.contains(&format!(
+            "  curl --request POST '{}?email=a***%40e***.com&subscription=123456&id=a***'",
+            server.url("/optout")
+        )),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        json_of(&json.stdout)["flows"][0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("  id = a***  (from profile_id)\n"),
+        "{}",
+        json.stdout
+    );
+    for run in [&sent, &text, &json] {
+        assert!(
+            !run.stdout.contains("ada@") && !run.stdout.contains("ada%40"),
+            "{}",
+            run.stdout
+        );
+    }
+    assert_eq!(server.received().len(), 2);
 
     // Unmasked, the answer is shown as it came, but for the control character.
     let sent = send(&["--unmasked"]).await;
@@ -1037,6 +1139,18 @@ async fn drain(db: &Path, url: &str, count: usize) -> Vec<Outcome> {
     drain_in(Arc::new(SqliteStore::open(db).await.unwrap()), url, count).await
 }
 
+/// `replay ID --format json` on `store`.
+async fn replay_json(store: &str, id: &str) -> Run {
+    run_async(args(&["replay", "--store", store, id, "--format", "json"])).await
+}
+
+/// `replay`'s JSON for one id given that is not a dead letter (`webhook_id`: the id as shown,
+/// or null).
+fn not_replayed(webhook_id: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"replayed": 0, "webhook_ids": [],
+                       "not_dead_letters": [{"given": 1, "webhook_id": webhook_id}]})
+}
+
 fn when(time: Timestamp) -> String {
     time.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
@@ -1126,15 +1240,10 @@ entries                 1
         (replayed.code, replayed.stdout.as_str()),
         (0, format!("replayed {id}\n").as_str())
     );
-    let again_json = run_async(args(&[
-        "replay", "--store", &store, &id, "--format", "json",
-    ]))
-    .await;
-    assert_eq!(again_json.code, 1);
+    let again_json = replay_json(&store, &id).await;
     assert_eq!(
-        json_of(&again_json.stdout),
-        serde_json::json!({"replayed": 0, "webhook_ids": [],
-                           "not_dead_letters": [{"given": 1, "webhook_id": id}]})
+        (again_json.code, json_of(&again_json.stdout)),
+        (1, not_replayed(id.as_str().into()))
     );
     assert_eq!(
         json_of(&again_json.stderr),
@@ -1212,20 +1321,10 @@ entries                 1
         )
     );
     assert!(!pasted.stderr.contains("hunter2"), "{}", pasted.stderr);
-    let pasted = run_async(args(&[
-        "replay",
-        "--store",
-        &store,
-        "postgres://relay:hunter2@db/relay",
-        "--format",
-        "json",
-    ]))
-    .await;
-    assert_eq!(pasted.code, 1);
+    let pasted = replay_json(&store, "postgres://relay:hunter2@db/relay").await;
     assert_eq!(
-        json_of(&pasted.stdout),
-        serde_json::json!({"replayed": 0, "webhook_ids": [],
-                           "not_dead_letters": [{"given": 1, "webhook_id": null}]})
+        (pasted.code, json_of(&pasted.stdout)),
+        (1, not_replayed(serde_json::Value::Null))
     );
 
     let outcomes = drain(&db, &url, 1).await;
@@ -1553,7 +1652,16 @@ fn a_store_that_cannot_be_opened_is_named_without_its_password() {
         std::fs::read_to_string(scratch.0.join("notes.txt")).unwrap(),
         "not a database, just text\n".repeat(64)
     );
-    // A directory is named as one.
+    // Neither a device nor a directory is a store file.
+    let run = run_in(&scratch.0, &["status", "--store", "sqlite:/dev/null"]);
+    assert_eq!(
+        (run.code, run.stderr.as_str()),
+        (
+            2,
+            "error: sqlite:/dev/null: not a regular file; give the path of the relay's SQLite \
+             store\n"
+        )
+    );
     std::fs::create_dir(scratch.0.join("stores")).unwrap();
     let run = run_in(&scratch.0, &["status", "--store", "sqlite:stores"]);
     assert_eq!(run.code, 2);

@@ -42,6 +42,9 @@ pub(crate) enum InputError {
     /// `/dev/zero`).
     #[error("{}: larger than {} MiB; give the flow, catalog, event or Profile file itself", file.display(), MAX_FILE >> 20)]
     TooLarge { file: PathBuf },
+    /// The file is not UTF-8 text (JSON is).
+    #[error("{}: not UTF-8 text (byte {at} is not); give the JSON file itself", file.display())]
+    NotText { file: PathBuf, at: usize },
     /// The file is not valid: the JSON path, the problem and where.
     #[error("{}: {error}\n  the file should hold {holds}", file.display())]
     Json {
@@ -69,16 +72,22 @@ fn read(file: &Path) -> Result<String, Failure> {
             error,
         }))
     };
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     std::fs::File::open(file)
-        .and_then(|opened| opened.take(MAX_FILE + 1).read_to_string(&mut text))
+        .and_then(|opened| opened.take(MAX_FILE + 1).read_to_end(&mut bytes))
         .map_err(failed)?;
-    if text.len() as u64 > MAX_FILE {
+    // The size first: a large file is refused as large whatever it holds.
+    if bytes.len() as u64 > MAX_FILE {
         return Err(Failure::Input(Box::new(InputError::TooLarge {
             file: file.to_owned(),
         })));
     }
-    Ok(text)
+    String::from_utf8(bytes).map_err(|error| {
+        Failure::Input(Box::new(InputError::NotText {
+            file: file.to_owned(),
+            at: error.utf8_error().valid_up_to(),
+        }))
+    })
 }
 
 fn json<T: serde::de::DeserializeOwned>(file: &Path, holds: Holds) -> Result<T, Failure> {

@@ -213,6 +213,8 @@ fn usage_message(error: &clap::Error) -> String {
             format!("a command is needed; {hint}")
         }
         ErrorKind::ArgumentConflict => match context(ContextKind::PriorArg) {
+            // clap reports an option given twice as a conflict with itself.
+            Some(prior) if prior == arg => format!("`{arg}` is given more than once; {hint}"),
             Some(prior) => format!("`{arg}` cannot be used with `{prior}`; {hint}"),
             None => format!("`{arg}` cannot be used with the arguments given; {hint}"),
         },

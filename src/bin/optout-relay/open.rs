@@ -109,6 +109,8 @@ async fn check_relay_tables(url: &StoreUrl) -> Result<(), Failure> {
             if !path.is_file() {
                 let what = if path.is_dir() {
                     "is a directory"
+                } else if path.exists() {
+                    "not a regular file"
                 } else {
                     "no such file"
                 };

@@ -218,14 +218,15 @@ fn printable(text: &str) -> String {
         .collect()
 }
 
-/// How a receiver's JSON encoder escapes a string, by default.
+/// How a receiver's JSON encoder escapes a string, by default (each escapes `"`, `\` and the
+/// characters below U+0020).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum JsonStyle {
-    /// Python's `json.dumps`: every character outside ASCII as `\uXXXX`.
+    /// Python's `json.dumps`: DEL and every character outside ASCII as `\uXXXX`.
     Python,
-    /// PHP's `json_encode`: as Python, and `/` as `\/`.
+    /// PHP's `json_encode`: every character outside ASCII as `\uXXXX`, and `/` as `\/`.
     Php,
-    /// Go's `encoding/json`: `<`, `>` and `&` as `\u003c`, `\u003e`, `\u0026`; the rest as it is.
+    /// Go's `encoding/json`: `<`, `>`, `&`, U+2028 and U+2029 as `\uXXXX`; the rest as it is.
     Go,
 }
 
@@ -244,10 +245,7 @@ fn json_escaped(value: &str, style: JsonStyle) -> String {
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
             '/' if style == JsonStyle::Php => out.push_str("\\/"),
-            c if c.is_control()
-                || (style == JsonStyle::Go && matches!(c, '<' | '>' | '&'))
-                || (style != JsonStyle::Go && !c.is_ascii()) =>
-            {
+            c if escapes(style, c) => {
                 let mut units = [0u16; 2];
                 for unit in c.encode_utf16(&mut units) {
                     out.push_str(&format!("\\u{unit:04x}"));
@@ -257,6 +255,17 @@ fn json_escaped(value: &str, style: JsonStyle) -> String {
         }
     }
     out
+}
+
+/// Whether an encoder of `style` writes `c` as `\uXXXX` (those written with a short escape,
+/// such as `\n`, aside).
+fn escapes(style: JsonStyle, c: char) -> bool {
+    c < ' '
+        || match style {
+            JsonStyle::Python => c == '\u{7f}' || !c.is_ascii(),
+            JsonStyle::Php => !c.is_ascii(),
+            JsonStyle::Go => matches!(c, '<' | '>' | '&' | '\u{2028}' | '\u{2029}'),
+        }
 }
 
 /// How many leading digits of an E.164 number (without its `+`) are its country calling code,
@@ -315,13 +324,26 @@ fn decide(step: &Step, retry: &RetryPolicy) -> (String, bool) {
 /// (also its national number) and text attributes, as they are, percent-encoded and
 /// JSON-escaped, and the flow's credentials, each found whatever its letters' case.
 struct Scrubber {
-    /// (the value in ASCII lower case, what replaces it), longest first.
-    values: Vec<(String, String)>,
+    /// Longest first.
+    values: Vec<Hidden>,
+}
+
+/// One form of a value a masked `send` hides.
+#[derive(Debug, PartialEq, Eq)]
+struct Hidden {
+    /// The value in ASCII lower case.
+    value: String,
+    /// What replaces it.
+    mask: String,
+    /// Replaced only where it stands alone, not inside a longer run of letters and digits: a
+    /// Profile id such as `200` or `p-1` is also part of other words and numbers.
+    alone: bool,
 }
 
 impl Scrubber {
     fn new(profile: &Profile, node: &WebhookNode, request: &http::Request<Vec<u8>>) -> Self {
         let mut personal: Vec<(String, String)> = Vec::new();
+        let mut alone: Vec<String> = Vec::new();
         if let Some(email) = &profile.email {
             personal.push((email.as_str().to_owned(), email.masked()));
         }
@@ -353,6 +375,7 @@ impl Scrubber {
         // Some hosts use the Email or Mobile as the Profile id (after them, so that an id that
         // is the Email is masked as the Email).
         personal.push((profile.id.as_str().to_owned(), profile.id.masked()));
+        alone.push(profile.id.as_str().to_owned());
         let redacted = "[redacted]".to_owned();
         // Static query parameters and headers named like credentials, as previews redact them.
         for (name, value) in node.url().query_pairs() {
@@ -380,6 +403,7 @@ impl Scrubber {
         }
         let mut values = Vec::new();
         for (value, mask) in personal {
+            let alone = alone.contains(&value);
             let encoded: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
             let escaped = encoded.replace('+', "%20");
             let python = json_escaped(&value, JsonStyle::Python);
@@ -388,29 +412,46 @@ impl Scrubber {
             for form in [value, encoded, escaped, python, php, go] {
                 // Too short to be told from other text.
                 if form.chars().count() >= 3 {
-                    values.push((form.to_ascii_lowercase(), mask.clone()));
+                    values.push(Hidden {
+                        value: form.to_ascii_lowercase(),
+                        mask: mask.clone(),
+                        alone,
+                    });
                 }
             }
         }
-        // Longest first, so that a value inside another is not replaced in part.
-        values.sort_by(|(a, _), (b, _)| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        values.dedup_by(|(a, _), (b, _)| a == b);
+        // Longest first, so that a value inside another is not replaced in part; of equal
+        // values, the first given (an Email before a Profile id that is the Email).
+        values.sort_by(|a, b| {
+            (b.value.len().cmp(&a.value.len())).then_with(|| a.value.cmp(&b.value))
+        });
+        values.dedup_by(|later, first| later.value == first.value);
         Self { values }
     }
 
     /// `text` with every value replaced.
     fn clean(&self, text: &str) -> String {
         let mut text = text.to_owned();
-        for (value, mask) in &self.values {
+        for hidden in &self.values {
             // ASCII lower case keeps every byte where it was, so the positions found in the
             // lowered text are those of the text.
             let lower = text.to_ascii_lowercase();
             let mut cleaned = String::with_capacity(text.len());
             let mut last = 0;
-            for (at, _) in lower.match_indices(value.as_str()) {
+            for (at, _) in lower.match_indices(hidden.value.as_str()) {
+                let end = at + hidden.value.len();
+                let joined = |byte: Option<&u8>| byte.is_some_and(u8::is_ascii_alphanumeric);
+                if hidden.alone
+                    && (joined(lower.as_bytes().get(end))
+                        || at
+                            .checked_sub(1)
+                            .is_some_and(|i| joined(lower.as_bytes().get(i))))
+                {
+                    continue;
+                }
                 cleaned.push_str(&text[last..at]);
-                cleaned.push_str(mask);
-                last = at + value.len();
+                cleaned.push_str(&hidden.mask);
+                last = end;
             }
             cleaned.push_str(&text[last..]);
             text = cleaned;
@@ -495,6 +536,39 @@ mod tests {
             json_escaped(value, JsonStyle::Go),
             "Åsa \\\"R\\u0026D\\\"/\\u003cEMEA\\u003e\\\\\\n😀"
         );
+        // Control characters, DEL, a C1 control and the line separator.
+        let value = "a\u{1}\u{7f}\u{85}\u{2028}b";
+        assert_eq!(
+            json_escaped(value, JsonStyle::Python),
+            "a\\u0001\\u007f\\u0085\\u2028b"
+        );
+        assert_eq!(
+            json_escaped(value, JsonStyle::Php),
+            "a\\u0001\u{7f}\\u0085\\u2028b"
+        );
+        assert_eq!(
+            json_escaped(value, JsonStyle::Go),
+            "a\\u0001\u{7f}\u{85}\\u2028b"
+        );
+    }
+
+    #[test]
+    fn a_profile_id_is_masked_where_it_stands_alone_only() {
+        let node = WebhookNode::builder("https://crm.example.com/optout")
+            .build()
+            .unwrap();
+        let request = http::Request::new(Vec::new());
+        let scrubber = Scrubber::new(&Profile::new("200".parse().unwrap()), &node, &request);
+        assert_eq!(
+            scrubber.clean("content-length: 1200\nstatus 200, id=200; x2000 200a"),
+            "content-length: 1200\nstatus 2***, id=2***; x2000 200a"
+        );
+        // An id that is the Email is masked as the Email.
+        let profile: Profile =
+            serde_json::from_str(r#"{"id": "ada@example.com", "email": "ada@example.com"}"#)
+                .unwrap();
+        let scrubber = Scrubber::new(&profile, &node, &request);
+        assert_eq!(scrubber.clean("for ada@example.com"), "for a***@e***.com");
     }
 
     #[test]
