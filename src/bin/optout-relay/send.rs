@@ -320,9 +320,10 @@ fn decide(step: &Step, retry: &RetryPolicy) -> (String, bool) {
 }
 
 /// What a masked `send` hides in a receiver's answer: a receiver may echo what it was sent
-/// (an httpbin-style echo, an error that quotes the request). The Profile's id, Email, Mobile
-/// (also its national number) and text attributes, as they are, percent-encoded and
-/// JSON-escaped, and the flow's credentials, each found whatever its letters' case.
+/// (an httpbin-style echo, an error that quotes the request). The Profile's Email, Mobile (also
+/// its national number), text attributes and id (where it stands alone), as they are,
+/// percent-encoded and JSON-escaped, and the flow's credentials, each found whatever the case of
+/// its ASCII letters.
 struct Scrubber {
     /// Longest first.
     values: Vec<Hidden>,
@@ -423,7 +424,10 @@ impl Scrubber {
         // Longest first, so that a value inside another is not replaced in part; of equal
         // values, the first given (an Email before a Profile id that is the Email).
         values.sort_by(|a, b| {
-            (b.value.len().cmp(&a.value.len())).then_with(|| a.value.cmp(&b.value))
+            b.value
+                .len()
+                .cmp(&a.value.len())
+                .then_with(|| a.value.cmp(&b.value))
         });
         values.dedup_by(|later, first| later.value == first.value);
         Self { values }
