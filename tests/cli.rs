@@ -637,21 +637,30 @@ sms-gateway-stop: enters
 // send
 
 /// A flow file whose one flow sends the email in the query string to `url`.
-fn write_flows(dir: &Path, url: &str) -> PathBuf {
-    let path = dir.join("flows.json");
-    std::fs::write(
-        &path,
-        serde_json::json!({"version": 1, "flows": [{
-            "id": "crm", "section": "sec-1",
-            "listen": {"kinds": ["email_unsubscribe"]},
-            "webhook": {"method": "POST", "url": url, "encoding": "query",
-                        "params": [{"name": "email", "source": "email"},
-                                   {"name": "subscription", "source": "subscription_id"}]}
-        }]})
-        .to_string(),
-    )
-    .unwrap();
+/// Writes `dir/name`: one flow `crm` taking Email - Unsubscribe, with the webhook node
+/// `webhook`.
+fn write_flow(dir: &Path, name: &str, webhook: serde_json::Value) -> PathBuf {
+    let path = dir.join(name);
+    let file = serde_json::json!({"version": 1, "flows": [{
+        "id": "crm", "section": "sec-1",
+        "listen": {"kinds": ["email_unsubscribe"]},
+        "webhook": webhook
+    }]});
+    std::fs::write(&path, file.to_string()).unwrap();
     path
+}
+
+/// The Email and the Subscription id as query parameters.
+fn email_and_subscription() -> serde_json::Value {
+    serde_json::json!([{"name": "email", "source": "email"},
+                       {"name": "subscription", "source": "subscription_id"}])
+}
+
+/// `dir/flows.json`: flow `crm` sends the Email and the Subscription id to `url`.
+fn write_flows(dir: &Path, url: &str) -> PathBuf {
+    let webhook = serde_json::json!({"method": "POST", "url": url, "encoding": "query",
+                                     "params": email_and_subscription()});
+    write_flow(dir, "flows.json", webhook)
 }
 
 fn send_args(flows: &Path, extra: &[&str]) -> Vec<String> {
@@ -802,21 +811,14 @@ async fn send_delivers_to_a_loopback_receiver_only_when_allowed_and_masks_an_ech
         ),
     )
     .await;
-    let with_token = scratch.0.join("token.json");
-    std::fs::write(
-        &with_token,
-        serde_json::json!({"version": 1, "flows": [{
-            "id": "crm", "section": "sec-1",
-            "listen": {"kinds": ["email_unsubscribe"]},
-            "webhook": {"method": "POST", "url": echo.url("/optout?token=tk-5501"),
-                        "encoding": "query",
-                        "headers": [{"name": "x-api-key", "value": "hk-7731"}],
-                        "params": [{"name": "email", "source": "email"},
-                                   {"name": "subscription", "source": "subscription_id"}]}
-        }]})
-        .to_string(),
-    )
-    .unwrap();
+    let with_token = write_flow(
+        &scratch.0,
+        "token.json",
+        serde_json::json!({"method": "POST", "url": echo.url("/optout?token=tk-5501"),
+                           "encoding": "query",
+                           "headers": [{"name": "x-api-key", "value": "hk-7731"}],
+                           "params": email_and_subscription()}),
+    );
     let sent = run_async(send_args(&with_token, &["--allow-loopback"])).await;
     assert_eq!(sent.code, 0, "{}", sent.stderr);
     assert_eq!(echo.received()[0].header("x-api-key"), Some("hk-7731"));
@@ -860,20 +862,17 @@ async fn send_masks_what_a_receiver_echoes_in_its_headers_and_json() {
     .await;
     let scratch = Scratch::new("cli-send-echo");
     // The flow sends the Profile id too, which this host sets to the Email.
-    let flows = scratch.0.join("flows.json");
-    std::fs::write(
-        &flows,
-        serde_json::json!({"version": 1, "flows": [{
-            "id": "crm", "section": "sec-1",
-            "listen": {"kinds": ["email_unsubscribe"]},
-            "webhook": {"method": "POST", "url": server.url("/optout"), "encoding": "query",
-                        "params": [{"name": "email", "source": "email"},
-                                   {"name": "subscription", "source": "subscription_id"},
-                                   {"name": "id", "source": "profile_id"}]}
-        }]})
-        .to_string(),
-    )
-    .unwrap();
+    let mut params = email_and_subscription();
+    params
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "id", "source": "profile_id"}));
+    let flows = write_flow(
+        &scratch.0,
+        "flows.json",
+        serde_json::json!({"method": "POST", "url": server.url("/optout"), "encoding": "query",
+                           "params": params}),
+    );
     let event = scratch.0.join("event.json");
     std::fs::write(
         &event,

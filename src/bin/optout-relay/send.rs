@@ -527,33 +527,33 @@ mod tests {
 
     #[test]
     fn values_are_json_escaped_as_python_php_and_go_write_them() {
-        let value = "Åsa \"R&D\"/<EMEA>\\\n😀";
-        assert_eq!(
-            json_escaped(value, JsonStyle::Python),
-            "\\u00c5sa \\\"R&D\\\"/<EMEA>\\\\\\n\\ud83d\\ude00"
-        );
-        assert_eq!(
-            json_escaped(value, JsonStyle::Php),
-            "\\u00c5sa \\\"R&D\\\"\\/<EMEA>\\\\\\n\\ud83d\\ude00"
-        );
-        assert_eq!(
-            json_escaped(value, JsonStyle::Go),
-            "Åsa \\\"R\\u0026D\\\"/\\u003cEMEA\\u003e\\\\\\n😀"
-        );
-        // Control characters, DEL, a C1 control and the line separator.
-        let value = "a\u{1}\u{7f}\u{85}\u{2028}b";
-        assert_eq!(
-            json_escaped(value, JsonStyle::Python),
-            "a\\u0001\\u007f\\u0085\\u2028b"
-        );
-        assert_eq!(
-            json_escaped(value, JsonStyle::Php),
-            "a\\u0001\u{7f}\\u0085\\u2028b"
-        );
-        assert_eq!(
-            json_escaped(value, JsonStyle::Go),
-            "a\\u0001\u{7f}\u{85}\\u2028b"
-        );
+        // (the value, then as Python, PHP and Go write it)
+        for (value, written) in [
+            (
+                "Åsa \"R&D\"/<EMEA>\\\n😀",
+                [
+                    "\\u00c5sa \\\"R&D\\\"/<EMEA>\\\\\\n\\ud83d\\ude00",
+                    "\\u00c5sa \\\"R&D\\\"\\/<EMEA>\\\\\\n\\ud83d\\ude00",
+                    "Åsa \\\"R\\u0026D\\\"/\\u003cEMEA\\u003e\\\\\\n😀",
+                ],
+            ),
+            // Control characters, DEL, a C1 control and the line separator.
+            (
+                "a\u{1}\u{7f}\u{85}\u{2028}b",
+                [
+                    "a\\u0001\\u007f\\u0085\\u2028b",
+                    "a\\u0001\u{7f}\\u0085\\u2028b",
+                    "a\\u0001\u{7f}\u{85}\\u2028b",
+                ],
+            ),
+        ] {
+            let styles = [JsonStyle::Python, JsonStyle::Php, JsonStyle::Go];
+            assert_eq!(
+                styles.map(|style| json_escaped(value, style)),
+                written,
+                "{value:?}"
+            );
+        }
     }
 
     #[test]
