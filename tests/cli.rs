@@ -471,16 +471,22 @@ const PREVIEW_EVENT: &str = "event evt-1: Email - Unsubscribe of profile p*** in
 
 #[test]
 fn preview_shows_which_flows_the_event_enters_and_the_masked_request() {
-    let run = run(&[
-        "preview",
-        "examples/flows/relay.json",
-        "--event",
-        "examples/host/event.json",
-        "--profile",
-        "examples/host/profile.json",
-        "--at",
-        "2026-11-26T09:30:05Z",
-    ]);
+    // The README's preview of the example files, with `extra` arguments.
+    let preview = |extra: &[&str]| {
+        let mut list = vec![
+            "preview",
+            "examples/flows/relay.json",
+            "--event",
+            "examples/host/event.json",
+            "--profile",
+            "examples/host/profile.json",
+            "--at",
+            "2026-11-26T09:30:05Z",
+        ];
+        list.extend_from_slice(extra);
+        run(&list)
+    };
+    let run = preview(&[]);
     assert_eq!(
         run.stdout,
         format!(
@@ -502,18 +508,7 @@ sms-gateway-stop: does not enter
     assert_eq!((run.code, run.stderr.as_str()), (0, ""));
     assert!(!run.stdout.contains("ada"));
 
-    let json = self::run(&[
-        "preview",
-        "examples/flows/relay.json",
-        "--event",
-        "examples/host/event.json",
-        "--profile",
-        "examples/host/profile.json",
-        "--at",
-        "2026-11-26T09:30:05Z",
-        "--format",
-        "json",
-    ]);
+    let json = preview(&["--format", "json"]);
     assert_eq!(json.code, 0);
     let report = json_of(&json.stdout);
     assert_eq!(

@@ -10,11 +10,11 @@ use crate::webhook::secret::looks_like_credential;
 /// command, [`Preview::summary`] (and `Display`) a readable summary.
 ///
 /// From [`WebhookRequest::preview`], personal data (Email, Mobile, the Profile id, custom
-/// attribute values) and credentials (the `authorization` header or the API-key header, and static query parameters
-/// and headers whose names look like credentials, such as `?token=` or `x-auth-token`) are
-/// masked: `a***@e***.com`, `+46*******67`, `p***`, `[masked]`, `Bearer [redacted]`,
-/// `[redacted]`. The
-/// signature, computed over the real body, is shown as is (it reveals nothing). From
+/// attribute values) and credentials (the `authorization` header or the API-key header, and
+/// static query parameters and headers whose names look like credentials, such as `?token=` or
+/// `x-auth-token`) are masked: `a***@e***.com`, `+46*******67`, `p***`, `[masked]`,
+/// `Bearer [redacted]`, `[redacted]`. The signature, computed over the real body, is shown as is
+/// (it reveals nothing). From
 /// [`WebhookRequest::preview_unmasked`], everything is shown and the `curl` command sends
 /// exactly the built request.
 ///

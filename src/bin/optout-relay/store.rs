@@ -335,8 +335,8 @@ fn shown_id(id: &str, position: usize) -> String {
 }
 
 /// What `replay` did, as the JSON document gives it: the ids replayed (ids the store holds, as
-/// `dead` lists them), and each id given that is not a dead letter, by its place on the command
-/// line (from 1) and the id when it may be shown (see [`shown`]).
+/// `dead` lists them), and each id given that is not a dead letter, by its place among the ids
+/// given (from 1) and the id when it may be shown (see [`shown`]).
 fn replay_report(replayed: &[String], missing: &[serde_json::Value]) -> serde_json::Value {
     json!({
         "replayed": replayed.len(),
